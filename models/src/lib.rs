@@ -1,0 +1,47 @@
+//! # models: the numerical core
+//!
+//! Owns tensors (ndarray, f32 for training and f64 for gradient checks), layers with explicit `forward`/`backward`
+//! ([`layers`]), the softmax cross-entropy loss ([`loss`]), optimizers ([`optim`]), learning-rate schedules,
+//! model specs ([`ModelSpec`]) and the **units** a model is made of — the places where it may be cut into slices —
+//! with their accounting ([`UnitCost`]), the arithmetic of a training step ([`train`]) and safetensors checkpoints
+//! ([`checkpoint`]).
+//!
+//! Must not touch: Redis, Lambda, tasks, async, the file system beyond reading and writing checkpoint files.
+//!
+//! Determinism: every kernel computes each output element as the same sum in the same order whatever the thread
+//! count (see [`matmul`]); randomness is keyed by what it is for ([`rng`]). Together with [`train::accumulate`] this
+//! makes "split equals monolithic" hold bit for bit.
+//!
+//! ```
+//! use models::{ModelSpec, Activation, train};
+//! let model = ModelSpec::Mlp { widths: vec![4, 8, 3], activation: Activation::Relu }.build().unwrap();
+//! let params = model.init::<f32>(42);
+//! let x = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[2, 4]));
+//! let step = train::microbatch_gradients(&model, &params, x, &[0, 2], 2).unwrap();
+//! assert!((step.loss - 3f64.ln()).abs() < 0.5);
+//! assert_eq!(step.grads.len(), 2); // one gradient list per unit
+//! ```
+
+pub mod checkpoint;
+pub mod error;
+mod float;
+pub mod layers;
+pub mod loss;
+pub mod matmul;
+mod model;
+pub mod optim;
+pub mod rng;
+mod schedule;
+mod spec;
+pub mod tensor;
+pub mod train;
+mod unit;
+
+pub use error::{ModelError, Result};
+pub use float::Float;
+pub use model::{LossGrad, LossKind, Model, UnitTensors};
+pub use optim::OptimizerSpec;
+pub use schedule::Schedule;
+pub use spec::{Activation, ModelSpec};
+pub use tensor::Tensor;
+pub use unit::{Init, ParamSpec, Unit, UnitCache, UnitCost};

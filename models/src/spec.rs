@@ -1,0 +1,165 @@
+//! Model specs as they appear in the `[model]` table of a config, and how each becomes a list of units.
+
+use crate::error::{ModelError, Result};
+use crate::layers::{Conv2d, Embedding, LayerNorm, Linear, MaxPool2d, TransformerBlock};
+use crate::model::{LossKind, Model};
+use crate::unit::Unit;
+use serde::{Deserialize, Serialize};
+
+/// Element-wise activation between layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    /// GELU, tanh form (PyTorch `approximate="tanh"`).
+    Gelu,
+}
+
+/// What model to build. Tensor names follow the equivalent PyTorch module's `state_dict` (see the README).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// Multi-layer perceptron: `widths = [784, 1024, 10]` gives Linear 784→1024, activation, Linear 1024→10.
+    /// Units: one per Linear (with its activation; the last has none). Names `layers.{i}.weight|bias`.
+    Mlp {
+        widths: Vec<usize>,
+        #[serde(default = "default_activation")]
+        activation: Activation,
+    },
+    /// LeNet-5 for 1×28×28 images: conv1 (1→6, 5×5, pad 2) + ReLU + max-pool 2, conv2 (6→16, 5×5) + ReLU + max-pool 2,
+    /// fc1 400→120 + ReLU, fc2 120→84 + ReLU, fc3 84→10. Units: the two conv blocks and the three fc layers.
+    Lenet5,
+    /// Character-level GPT (nanoGPT layout, pre-LN, GELU-tanh MLP, untied `lm_head` without bias).
+    /// Units: the embedding (`transformer.wte`, `transformer.wpe`), each block (`transformer.h.{i}`),
+    /// and the final LayerNorm with the head (`transformer.ln_f`, `lm_head`).
+    Gpt {
+        vocab: usize,
+        context: usize,
+        d_model: usize,
+        n_layers: usize,
+        n_heads: usize,
+    },
+}
+
+fn default_activation() -> Activation {
+    Activation::Relu
+}
+
+fn spec_err(field: &str, reason: impl Into<String>) -> ModelError {
+    ModelError::Spec {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl ModelSpec {
+    /// Checks the spec and lays out its units.
+    pub fn build(&self) -> Result<Model> {
+        match self {
+            ModelSpec::Mlp { widths, activation } => {
+                if widths.len() < 2 {
+                    return Err(spec_err(
+                        "model.widths",
+                        "needs at least an input and an output width",
+                    ));
+                }
+                if let Some(i) = widths.iter().position(|&w| w == 0) {
+                    return Err(spec_err(
+                        "model.widths",
+                        format!("entry {i} is 0; widths must be positive"),
+                    ));
+                }
+                let last = widths.len() - 2;
+                let units = widths
+                    .windows(2)
+                    .enumerate()
+                    .map(|(i, w)| Unit::Dense {
+                        prefix: format!("layers.{i}"),
+                        linear: Linear::new(w[0], w[1], true),
+                        activation: (i < last).then_some(*activation),
+                    })
+                    .collect();
+                Model::new(
+                    self.clone(),
+                    units,
+                    vec![widths[0]],
+                    LossKind::Classification,
+                )
+            }
+            ModelSpec::Lenet5 => {
+                let units = vec![
+                    Unit::ConvPool {
+                        prefix: "conv1".into(),
+                        conv: Conv2d::new(1, 6, 5, 1, 2),
+                        activation: Activation::Relu,
+                        pool: MaxPool2d::new(2, 2),
+                    },
+                    Unit::ConvPool {
+                        prefix: "conv2".into(),
+                        conv: Conv2d::new(6, 16, 5, 1, 0),
+                        activation: Activation::Relu,
+                        pool: MaxPool2d::new(2, 2),
+                    },
+                    dense("fc1", 400, 120, Some(Activation::Relu)),
+                    dense("fc2", 120, 84, Some(Activation::Relu)),
+                    dense("fc3", 84, 10, None),
+                ];
+                Model::new(
+                    self.clone(),
+                    units,
+                    vec![1, 28, 28],
+                    LossKind::Classification,
+                )
+            }
+            ModelSpec::Gpt {
+                vocab,
+                context,
+                d_model,
+                n_layers,
+                n_heads,
+            } => {
+                for (field, v) in [
+                    ("model.vocab", vocab),
+                    ("model.context", context),
+                    ("model.d_model", d_model),
+                    ("model.n_layers", n_layers),
+                    ("model.n_heads", n_heads),
+                ] {
+                    if *v == 0 {
+                        return Err(spec_err(field, "must be positive"));
+                    }
+                }
+                if d_model % n_heads != 0 {
+                    return Err(spec_err(
+                        "model.n_heads",
+                        format!("d_model = {d_model} is not divisible by n_heads = {n_heads}"),
+                    ));
+                }
+                let mut units = vec![Unit::Embed {
+                    emb: Embedding {
+                        vocab: *vocab,
+                        context: *context,
+                        dim: *d_model,
+                    },
+                }];
+                units.extend((0..*n_layers).map(|index| Unit::Block {
+                    index,
+                    block: TransformerBlock::new(*d_model, *n_heads),
+                }));
+                units.push(Unit::Head {
+                    ln: LayerNorm::new(*d_model),
+                    head: Linear::new(*d_model, *vocab, false),
+                });
+                Model::new(self.clone(), units, vec![*context], LossKind::NextToken)
+            }
+        }
+    }
+}
+
+fn dense(prefix: &str, i: usize, o: usize, activation: Option<Activation>) -> Unit {
+    Unit::Dense {
+        prefix: prefix.into(),
+        linear: Linear::new(i, o, true),
+        activation,
+    }
+}

@@ -1,0 +1,89 @@
+//! The arithmetic of a training step, shared by the single-process path and (later) the distributed tasks:
+//! one micro-batch's gradients, their accumulation in micro-batch order, global-norm clipping and the update.
+//!
+//! The central invariant of the system rests here: the distributed update task must call [`accumulate`] on the
+//! same per-micro-batch gradients in the same order, so weights stay bit-identical for every split.
+
+use crate::error::Result;
+use crate::model::{Model, UnitTensors};
+use crate::tensor::Tensor;
+use crate::Float;
+use ndarray::Zip;
+
+/// Result of one micro-batch through the whole model.
+pub struct MicrobatchResult<T> {
+    /// This micro-batch's share of the batch-mean loss (its loss sum / batch size).
+    pub loss: f64,
+    /// Parameter gradients of that share, per unit.
+    pub grads: UnitTensors<T>,
+    /// Correct predictions (for accuracy reporting).
+    pub correct: usize,
+}
+
+/// Forward, loss and backward of one micro-batch through every unit. `batch_size` is the size of the whole batch
+/// (the loss normaliser), not of the micro-batch.
+pub fn microbatch_gradients<T: Float>(
+    model: &Model,
+    params: &[Vec<Tensor<T>>],
+    inputs: Tensor<T>,
+    targets: &[u32],
+    batch_size: usize,
+) -> Result<MicrobatchResult<T>> {
+    let all = 0..model.units().len();
+    let (logits, caches) = model.forward(all.clone(), params, inputs)?;
+    let correct = model.correct(&logits, targets);
+    let lg = model.loss(&logits, targets, batch_size)?;
+    drop(logits);
+    let (_, grads) = model.backward(all, params, &caches, lg.dlogits)?;
+    Ok(MicrobatchResult {
+        loss: lg.loss,
+        grads,
+        correct,
+    })
+}
+
+/// `acc += g`, element by element. Called once per micro-batch in micro-batch order, starting from the first
+/// micro-batch's gradients; the distributed update task calls exactly this.
+pub fn accumulate<T: Float>(acc: &mut [Vec<Tensor<T>>], g: &[Vec<Tensor<T>>]) {
+    assert_eq!(acc.len(), g.len(), "gradients of the same units");
+    for (a, b) in acc.iter_mut().zip(g) {
+        for (a, b) in a.iter_mut().zip(b) {
+            Zip::from(a).and(b).for_each(|a, &b| *a += b);
+        }
+    }
+}
+
+/// Σ g² of each unit's gradients, in element order, in f64 — one entry per unit. The global norm is the square
+/// root of these summed in unit order ([`global_norm`]), which a distributed update can do as a fan-in.
+pub fn unit_sums_of_squares<T: Float>(grads: &[Vec<Tensor<T>>]) -> Vec<f64> {
+    grads
+        .iter()
+        .map(|u| {
+            u.iter()
+                .flat_map(|t| t.iter())
+                .map(|&v| v.f64() * v.f64())
+                .sum()
+        })
+        .collect()
+}
+
+/// √(Σ over units, in unit order, of the per-unit sums of squares).
+pub fn global_norm(unit_sums: &[f64]) -> f64 {
+    unit_sums.iter().fold(0.0, |a, &s| a + s).sqrt()
+}
+
+/// PyTorch's `clip_grad_norm_` factor: `min(1, max_norm / (norm + 1e-6))`.
+pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
+    (max_norm / (norm + 1e-6)).min(1.0)
+}
+
+/// Multiplies every gradient by `factor` (skipped when it is exactly 1, so unclipped steps are untouched).
+pub fn scale<T: Float>(grads: &mut [Vec<Tensor<T>>], factor: f64) {
+    if factor == 1.0 {
+        return;
+    }
+    let f = T::of(factor);
+    for t in grads.iter_mut().flatten() {
+        t.mapv_inplace(|v| v * f);
+    }
+}
