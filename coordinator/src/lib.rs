@@ -1,23 +1,27 @@
-//! # coordinator: plans and drives runs
+//! # coordinator: configures, plans and drives runs
 //!
-//! Owns (as later issues land) profiling, the probability model of task latency and cost, the planner that picks the
-//! split, the DAG builder (static schedules per leaf) and the run driver (uploads weights, seeds leaf tasks, follows
-//! completion events, retries, checkpoints, metrics).
+//! Owns the run configuration ([`config::Config`], the TOML users write), the single-process reference run
+//! ([`fit::fit`]) with its run folder ([`run_dir::RunDir`]) and evaluation; as later issues land, profiling, the
+//! probability model of task latency and cost, the planner, the DAG builder and the distributed run driver.
 //!
-//! Must not know about: the CLI. It reaches the numerical core only through `slice-worker`.
+//! Must not know about: the command line (flags, progress bars, exit codes belong to `trainer`).
+//!
+//! ```no_run
+//! use coordinator::{config::Config, fit::{fit, Quiet}, run_dir::RunDir};
+//! let cfg: Config = toml::from_str(r#"
+//!     model = { kind = "mlp", widths = [784, 64, 10] }
+//!     train = { steps = 10, batch_size = 32, lr = 0.1 }
+//! "#).unwrap();
+//! let stop = std::sync::atomic::AtomicBool::new(false);
+//! let summary = fit(&cfg, &RunDir::new("runs/example"), &mut Quiet, &stop).unwrap();
+//! println!("test accuracy {:?}", summary.test_accuracy);
+//! ```
 
+pub mod config;
+pub mod error;
+pub mod evaluate;
+pub mod fit;
+pub mod run_dir;
+
+pub use error::RunError;
 pub use slice_worker;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reaches_the_worker() {
-        // The arrow trainer → coordinator → slice-worker → models holds at the type level.
-        let units = crate::slice_worker::models::ModelSpec::LeNet5
-            .build()
-            .expect("valid spec")
-            .units()
-            .len();
-        assert_eq!(units, 5);
-    }
-}

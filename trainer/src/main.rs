@@ -1,1 +1,183 @@
-fn main() {}
+//! `trainer`: train neural networks on stateless serverless functions.
+//!
+//! Thin binary: parses flags (stage one), loads and validates the config (stage two, [`load`]), and hands the run to
+//! `coordinator`. Only this crate uses `anyhow`, prints, and chooses exit codes.
+
+mod load;
+mod progress;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use coordinator::fit::fit;
+use coordinator::run_dir::RunDir;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "trainer",
+    version,
+    about = "Train neural networks on stateless serverless functions"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model from a TOML config and write a run folder.
+    Fit {
+        /// The config file (see the README's config reference and `examples/`).
+        config: PathBuf,
+        /// Run folder (default: runs/<config name>-<unix time>). Must not already hold a run.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a config value: `--set train.lr=0.05` (repeatable; values are TOML).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Pick the split (slices, cuts, memory per function) from the latency and cost model. [planner issue]
+    Plan { config: PathBuf },
+    /// Measure per-unit compute, store and invoke times on this machine. [planner issue]
+    Profile { config: PathBuf },
+    /// Run a grid of configs (split sizes, memory, micro-batches). [experiments issue]
+    Sweep { sweep: PathBuf },
+    /// Cost and latency report of a run or sweep folder. [experiments issue]
+    Report { dir: PathBuf },
+    /// Create or update the Lambda functions of a plan. [Lambda issue]
+    Deploy { config: PathBuf },
+    /// Evaluate a checkpoint on the held-out split. [planned]
+    Eval { config: PathBuf },
+    /// Download or verify data sets.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataAction {
+    /// Download MNIST from its usual public mirror into DIR and verify the sha256 of every file.
+    Download {
+        /// Only `mnist` is downloadable.
+        dataset: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Verify the sha256 of the MNIST files in DIR.
+    Verify {
+        dataset: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn default_out(config: &Path) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "run".into());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    PathBuf::from("runs").join(format!("{stem}-{secs}"))
+}
+
+fn set_threads(requested: usize) -> Result<usize> {
+    let n = if requested == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        requested
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .context("cannot start the compute thread pool")?;
+    models::matmul::set_threads(n);
+    Ok(n)
+}
+
+fn run_fit(config: &Path, out: Option<PathBuf>, sets: &[String], quiet: bool) -> Result<()> {
+    let cfg = load::load_config(config, sets)?;
+    let threads = set_threads(cfg.runtime.threads)?;
+    let out = out.unwrap_or_else(|| default_out(config));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+    if !quiet {
+        eprintln!(
+            "training {} → {} ({threads} threads)",
+            config.display(),
+            out.display()
+        );
+    }
+    let mut progress = progress::Progress::new(quiet);
+    let summary = fit(&cfg, &RunDir::new(&out), &mut progress, &stop)?;
+    let json = serde_json::to_string_pretty(&summary)?;
+    println!("{json}");
+    if !quiet {
+        eprintln!("run folder: {}", out.display());
+    }
+    Ok(())
+}
+
+fn not_yet(what: &str, issue: u32) -> Result<()> {
+    bail!("`trainer {what}` is not available in this build yet (tracked in issue {issue})")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Fit {
+            config,
+            out,
+            sets,
+            quiet,
+        } => run_fit(&config, out, &sets, quiet),
+        Command::Plan { .. } => not_yet("plan", 4),
+        Command::Profile { .. } => not_yet("profile", 4),
+        Command::Sweep { .. } => not_yet("sweep", 6),
+        Command::Report { .. } => not_yet("report", 6),
+        Command::Deploy { .. } => not_yet("deploy", 5),
+        Command::Eval { .. } => not_yet("eval", 6),
+        Command::Data { action } => match action {
+            DataAction::Download { dataset, dir } | DataAction::Verify { dataset, dir }
+                if dataset != "mnist" =>
+            {
+                let _ = dir;
+                bail!("unknown data set {dataset:?}: only `mnist` can be downloaded or verified")
+            }
+            DataAction::Download { dir, .. } => {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                data::download_mnist(&dir, |msg| eprintln!("{msg}"))?;
+                eprintln!("MNIST is in {} (checksums verified)", dir.display());
+                Ok(())
+            }
+            DataAction::Verify { dir, .. } => {
+                data::verify_mnist(&dir)?;
+                eprintln!("{}: all four MNIST files match their sha256", dir.display());
+                Ok(())
+            }
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Errors of a run, each naming what was wrong and where.
+
+use std::path::PathBuf;
+
+/// Why a run could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("model: {0}")]
+    Model(#[from] models::ModelError),
+    #[error("data: {0}")]
+    Data(#[from] data::DataError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("run folder {0} already holds a run (metrics.jsonl exists); choose another --out")]
+    RunExists(PathBuf),
+    #[error("the model and the data do not fit together: {0}")]
+    Mismatch(String),
+    #[error("step {step}: the loss is {loss} (not finite); lower train.lr or set train.grad_clip")]
+    NotFinite { step: u64, loss: f64 },
+    #[error(
+        "stopped by request after step {step}; the last checkpoint in the run folder is consistent"
+    )]
+    Interrupted { step: u64 },
+}
+
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

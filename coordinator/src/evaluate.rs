@@ -1,0 +1,47 @@
+//! Evaluation on the held-out split: mean loss and accuracy with the current weights.
+
+use crate::error::RunError;
+use data::Dataset;
+use models::{Model, Tensor};
+
+/// Held-out loss (mean per sample, or per token for language models) and accuracy (per sample or per token).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Evaluation {
+    pub samples: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// Evaluates the first `limit` eval examples (all when `None`) in chunks of `chunk` samples.
+pub fn evaluate(
+    model: &Model,
+    params: &[Vec<Tensor<f32>>],
+    ds: &dyn Dataset,
+    limit: Option<usize>,
+    chunk: usize,
+) -> Result<Evaluation, RunError> {
+    let n = limit.map_or(ds.eval_len(), |l| l.min(ds.eval_len()));
+    let all = 0..model.units().len();
+    let (mut loss, mut correct, mut rows) = (0.0, 0usize, 0usize);
+    let mut start = 0;
+    while start < n {
+        let end = (start + chunk).min(n);
+        let idx: Vec<usize> = (start..end).collect();
+        let batch = ds.eval_batch(&idx)?;
+        let targets: Vec<u32> = batch.targets.iter().copied().collect();
+        let (logits, _) = model.forward(all.clone(), params, batch.inputs)?;
+        loss += model.loss(&logits, &targets, n)?.loss;
+        correct += model.correct(&logits, &targets);
+        rows += targets.len();
+        start = end;
+    }
+    Ok(Evaluation {
+        samples: n,
+        loss,
+        accuracy: if rows == 0 {
+            0.0
+        } else {
+            correct as f64 / rows as f64
+        },
+    })
+}

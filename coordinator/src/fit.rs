@@ -1,0 +1,276 @@
+//! The single-process reference run: the same kernels and the same order of operations the distributed path will
+//! use — each micro-batch's gradients computed separately and summed in micro-batch order with
+//! [`models::train::accumulate`], then one update per unit — so that a split run can later be compared bit for bit.
+
+use crate::config::Config;
+use crate::error::RunError;
+use crate::evaluate::{evaluate, Evaluation};
+use crate::run_dir::RunDir;
+use data::{Dataset, Sampler, Task};
+use models::train::{
+    accumulate, clip_factor, global_norm, microbatch_gradients, scale, unit_sums_of_squares,
+};
+use models::{LossKind, Model, Tensor, UnitTensors};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    pub step: u64,
+    pub epoch: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub wall_ms: f64,
+    /// Global gradient norm before clipping (only when clipping is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grad_norm: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<Evaluation>,
+}
+
+/// Hooks for whoever shows progress (the CLI draws a bar; tests stay quiet).
+pub trait Observer {
+    fn started(&mut self, _total_steps: u64, _batch_size: usize) {}
+    fn step(&mut self, _record: &StepRecord) {}
+    fn finished(&mut self, _summary: &Summary) {}
+}
+
+/// An observer that shows nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// `summary.json`, written once when the run ends.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub steps: u64,
+    pub epochs: f64,
+    pub batch_size: usize,
+    pub microbatches: usize,
+    pub seed: u64,
+    pub params: u64,
+    pub final_train_loss: f64,
+    /// Mean training loss over the last (up to) 50 steps: less noisy than the last step alone.
+    pub final_train_loss_avg50: f64,
+    /// Classification: accuracy of the final weights on the whole test set, as a fraction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    /// Language model: mean per-token loss of the final weights on the whole validation split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_token_accuracy: Option<f64>,
+    pub wall_s: f64,
+    pub train_s: f64,
+    pub step_ms_p50: f64,
+    pub step_ms_p95: f64,
+    pub samples_per_s: f64,
+    pub threads: usize,
+}
+
+/// The checkpointed training state stored beside the optimizer tensors.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct TrainState {
+    /// Optimizer steps taken; the weights are version `step`.
+    pub step: u64,
+    pub epoch: u64,
+    pub seed: u64,
+    pub batch_size: usize,
+    pub microbatches: usize,
+    /// How the data order is derived: a permutation per epoch keyed by (seed, epoch).
+    pub data_order: String,
+}
+
+/// Checks that the model's input, output and the dataset agree, naming the keys to change.
+fn check_fit(model: &Model, ds: &dyn Dataset) -> Result<(), RunError> {
+    let sample = ds.sample_shape();
+    let input = model.input_shape();
+    let out = model.shape_at(model.units().len());
+    match (ds.task(), model.loss_kind()) {
+        (Task::Classification { classes }, LossKind::Classification) => {
+            if sample.iter().product::<usize>() != input.iter().product::<usize>() {
+                return Err(RunError::Mismatch(format!(
+                    "{} samples have shape {sample:?} but the model takes {input:?} (model.widths[0] or model.kind)",
+                    ds.name()
+                )));
+            }
+            if out.last() != Some(&classes) {
+                return Err(RunError::Mismatch(format!(
+                    "{} has {classes} classes but the model outputs {out:?} (last entry of model.widths)",
+                    ds.name()
+                )));
+            }
+        }
+        (Task::NextToken { vocab, context }, LossKind::NextToken) => {
+            if out.last() != Some(&vocab) {
+                return Err(RunError::Mismatch(format!(
+                    "{} has a vocabulary of {vocab} but model.vocab gives {:?}",
+                    ds.name(),
+                    out.last()
+                )));
+            }
+            if context > input[0] {
+                return Err(RunError::Mismatch(format!(
+                    "data.context = {context} exceeds model.context = {}",
+                    input[0]
+                )));
+            }
+        }
+        (task, _) => {
+            return Err(RunError::Mismatch(format!(
+                "{} poses {task:?}; model.kind {:?} cannot learn it",
+                ds.name(),
+                model.spec()
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Trains `cfg` in this process, writing the run folder `out`. `stop` ends the run after the current step.
+pub fn fit(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    cfg.validate()?;
+    let model = cfg.model.build()?;
+    let ds = data::open(&cfg.data)?;
+    check_fit(&model, ds.as_ref())?;
+    let t = &cfg.train;
+    let sampler = Sampler::new(t.seed, ds.train_len(), t.batch_size)?;
+    let total = t
+        .steps
+        .unwrap_or_else(|| t.epochs.unwrap_or(1) * sampler.steps_per_epoch() as u64);
+    let opt = t.optimizer_spec();
+    let schedule = t.schedule_spec();
+    let threads = models::matmul::threads();
+
+    out.create(cfg)?;
+    let mut metrics = out.metrics_writer()?;
+    let mut params: UnitTensors<f32> = model.init(t.seed);
+    let mut state: Vec<Vec<Vec<Tensor<f32>>>> = params.iter().map(|p| opt.init_state(p)).collect();
+    let n_params: u64 = model.costs().iter().map(|c| c.params).sum();
+    observer.started(total, t.batch_size);
+
+    let mut step_ms = Vec::with_capacity(total as usize);
+    let mut losses = Vec::with_capacity(total as usize);
+    let mut epoch = 0;
+    let train_start = Instant::now();
+    for step in 1..=total {
+        let t0 = Instant::now();
+        let (e, indices) = sampler.indices(step - 1);
+        epoch = e;
+        let batch = ds.train_batch(&indices)?;
+        let mut grads: Option<UnitTensors<f32>> = None;
+        let mut loss = 0.0;
+        for mb in batch.split(t.microbatches)? {
+            let targets: Vec<u32> = mb.targets.iter().copied().collect();
+            let r = microbatch_gradients(&model, &params, mb.inputs, &targets, t.batch_size)?;
+            loss += r.loss;
+            match grads.as_mut() {
+                None => grads = Some(r.grads),
+                Some(acc) => accumulate(acc, &r.grads),
+            }
+        }
+        if !loss.is_finite() {
+            return Err(RunError::NotFinite { step, loss });
+        }
+        let mut grads = grads.unwrap_or_else(|| unreachable!("at least one micro-batch"));
+        let grad_norm = t.grad_clip.map(|max| {
+            let norm = global_norm(&unit_sums_of_squares(&grads));
+            scale(&mut grads, clip_factor(norm, max));
+            norm
+        });
+        let lr = schedule.lr(t.lr, step - 1, total);
+        for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
+            opt.step(lr, step, p, g, s);
+        }
+        let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+        step_ms.push(wall_ms);
+        losses.push(loss);
+        let eval = if t.eval_every > 0 && step % t.eval_every == 0 && step != total {
+            Some(evaluate(&model, &params, ds.as_ref(), t.eval_samples, 500)?)
+        } else {
+            None
+        };
+        let record = StepRecord {
+            step,
+            epoch,
+            loss,
+            lr,
+            wall_ms,
+            grad_norm,
+            eval,
+        };
+        metrics.write(&record)?;
+        observer.step(&record);
+        let state_now = TrainState {
+            step,
+            epoch,
+            seed: t.seed,
+            batch_size: t.batch_size,
+            microbatches: t.microbatches,
+            data_order: "epoch_order(seed, epoch) over the train split; batch k of the epoch"
+                .into(),
+        };
+        if cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step != total {
+            out.checkpoint(&model, &params, &opt, &state, &state_now)?;
+        }
+        if stop.load(Ordering::Relaxed) && step != total {
+            out.checkpoint(&model, &params, &opt, &state, &state_now)?;
+            return Err(RunError::Interrupted { step });
+        }
+    }
+    let train_s = train_start.elapsed().as_secs_f64();
+    let final_state = TrainState {
+        step: total,
+        epoch,
+        seed: t.seed,
+        batch_size: t.batch_size,
+        microbatches: t.microbatches,
+        data_order: "epoch_order(seed, epoch) over the train split; batch k of the epoch".into(),
+    };
+    out.checkpoint(&model, &params, &opt, &state, &final_state)?;
+    let eval = evaluate(&model, &params, ds.as_ref(), None, 500)?;
+    let mut sorted = step_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let tail = &losses[losses.len().saturating_sub(50)..];
+    let lm = model.loss_kind() == LossKind::NextToken;
+    let summary = Summary {
+        steps: total,
+        epochs: total as f64 / sampler.steps_per_epoch() as f64,
+        batch_size: t.batch_size,
+        microbatches: t.microbatches,
+        seed: t.seed,
+        params: n_params,
+        final_train_loss: losses.last().copied().unwrap_or(f64::NAN),
+        final_train_loss_avg50: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+        test_accuracy: (!lm).then_some(eval.accuracy),
+        test_loss: (!lm).then_some(eval.loss),
+        val_loss: lm.then_some(eval.loss),
+        val_token_accuracy: lm.then_some(eval.accuracy),
+        wall_s: started.elapsed().as_secs_f64(),
+        train_s,
+        step_ms_p50: percentile(&sorted, 0.5),
+        step_ms_p95: percentile(&sorted, 0.95),
+        samples_per_s: (total as f64 * t.batch_size as f64) / train_s.max(1e-9),
+        threads,
+    };
+    out.write_json("summary.json", &summary)?;
+    observer.finished(&summary);
+    Ok(summary)
+}

@@ -1,0 +1,105 @@
+//! The run folder: what a run leaves behind, each file written whole or not at all.
+//!
+//! ```text
+//! config.resolved.toml   the config with every default written out (seed, data folder, ...)
+//! metrics.jsonl          one JSON line per step, flushed every step
+//! summary.json           written once, when the run ends
+//! model.safetensors      the weights only, PyTorch state_dict names; bytes depend on the weights alone
+//! optimizer.safetensors  optimizer state `{param}.{slot}` + the training state (step, epoch, seed, data order)
+//! ```
+
+use crate::config::Config;
+use crate::error::{io, RunError};
+use crate::fit::TrainState;
+use models::checkpoint::{optimizer_to_bytes, params_to_bytes, write_atomic};
+use models::{Model, OptimizerSpec, Tensor};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// A run folder on disk.
+pub struct RunDir {
+    path: PathBuf,
+}
+
+/// Appends JSON lines to `metrics.jsonl`, flushing after each.
+pub struct MetricsWriter {
+    path: PathBuf,
+    file: BufWriter<File>,
+}
+
+impl MetricsWriter {
+    pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), RunError> {
+        let line = serde_json::to_string(record)
+            .unwrap_or_else(|e| unreachable!("plain struct serialises: {e}"));
+        writeln!(self.file, "{line}")
+            .and_then(|_| self.file.flush())
+            .map_err(io(&self.path))
+    }
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        RunDir { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the folder (refusing one that already holds a run) and writes `config.resolved.toml`.
+    pub fn create(&self, cfg: &Config) -> Result<(), RunError> {
+        if self.path.join("metrics.jsonl").exists() {
+            return Err(RunError::RunExists(self.path.clone()));
+        }
+        std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
+        let mut resolved = cfg.clone();
+        resolved.data = cfg.data.resolved();
+        let text = toml::to_string_pretty(&resolved)
+            .unwrap_or_else(|e| unreachable!("a config that was parsed serialises again: {e}"));
+        let header = "# The configuration this run used, every default written out. Rerun with:\n\
+                      #   trainer fit config.resolved.toml --out NEW_FOLDER\n";
+        self.write_bytes("config.resolved.toml", format!("{header}{text}").as_bytes())
+    }
+
+    pub fn metrics_writer(&self) -> Result<MetricsWriter, RunError> {
+        let path = self.path.join("metrics.jsonl");
+        let file = File::create(&path).map_err(io(&path))?;
+        Ok(MetricsWriter {
+            path,
+            file: BufWriter::new(file),
+        })
+    }
+
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), RunError> {
+        let path = self.path.join(name);
+        write_atomic(&path, bytes).map_err(RunError::from)
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RunError> {
+        let text = serde_json::to_string_pretty(value)
+            .unwrap_or_else(|e| unreachable!("plain struct: {e}"));
+        self.write_bytes(name, format!("{text}\n").as_bytes())
+    }
+
+    /// Writes `model.safetensors` and `optimizer.safetensors` (each atomically).
+    pub fn checkpoint(
+        &self,
+        model: &Model,
+        params: &[Vec<Tensor<f32>>],
+        opt: &OptimizerSpec,
+        state: &[Vec<Vec<Tensor<f32>>>],
+        train: &TrainState,
+    ) -> Result<(), RunError> {
+        let all = 0..model.units().len();
+        self.write_bytes(
+            "model.safetensors",
+            &params_to_bytes(model, all.clone(), params)?,
+        )?;
+        let train =
+            serde_json::to_string(train).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
+        let bytes = optimizer_to_bytes(model, all, opt.slots(), state, train)?;
+        self.write_bytes("optimizer.safetensors", &bytes)
+    }
+}
