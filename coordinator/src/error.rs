@@ -5,11 +5,11 @@ use std::path::PathBuf;
 /// Why a run could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("config: {0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("model: {0}")]
+    #[error(transparent)]
     Model(#[from] models::ModelError),
-    #[error("data: {0}")]
+    #[error(transparent)]
     Data(#[from] data::DataError),
     #[error("{path}: {source}")]
     Io {

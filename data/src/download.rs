@@ -136,7 +136,7 @@ pub fn verify_mnist(dir: &Path) -> Result<()> {
         } else {
             return Err(DataError::MissingFile {
                 path: gz,
-                hint: "data::download_mnist(dir, ..) fetches it".into(),
+                hint: "`trainer data download mnist --dir DIR` fetches it".into(),
             });
         };
         let actual = sha256_file(&path)?;

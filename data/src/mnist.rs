@@ -60,7 +60,7 @@ impl MnistKind {
     fn hint(self) -> &'static str {
         match self {
             MnistKind::Mnist => {
-                "data::download_mnist(dir, ..) fetches the four MNIST files and checks their sha256"
+                "`trainer data download mnist --dir DIR` fetches the four MNIST files and checks their sha256"
             }
             MnistKind::FashionMnist => {
                 "`apt-get install dataset-fashion-mnist` provides it under \

@@ -198,7 +198,7 @@ fn a_missing_file_is_named() {
     std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap();
     let err = open(&dir).unwrap_err();
     assert!(
-        matches!(&err, DataError::MissingFile { path, hint } if *path == dir.join("t10k-labels-idx1-ubyte.gz") && hint.contains("download_mnist")),
+        matches!(&err, DataError::MissingFile { path, hint } if *path == dir.join("t10k-labels-idx1-ubyte.gz") && hint.contains("trainer data download mnist")),
         "{err:?}"
     );
 }

@@ -1,0 +1,148 @@
+//! Cutting a model into slices changes nothing: forward slice by slice, the loss on the last, backward slice by
+//! slice, then per-micro-batch gradients summed in order with `train::accumulate` and one optimizer step per unit —
+//! bit-identical to the whole-model path, for random models, random cuts and micro-batch counts.
+
+use models::train::{accumulate, microbatch_gradients};
+use models::{Activation, Model, ModelSpec, OptimizerSpec, Tensor, UnitTensors};
+use ndarray::{Axis, IxDyn};
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+
+/// The gradients of one micro-batch computed the way slice tasks will: each slice on its own, handing
+/// activations forward and gradients back.
+fn sliced_gradients(
+    model: &Model,
+    params: &[Vec<Tensor<f32>>],
+    cuts: &[usize],
+    x: Tensor<f32>,
+    targets: &[u32],
+    batch: usize,
+) -> (f64, UnitTensors<f32>) {
+    let n = model.units().len();
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(n);
+    let ranges: Vec<_> = bounds.windows(2).map(|w| w[0]..w[1]).collect();
+    let mut caches = Vec::new();
+    let mut h = x;
+    for r in &ranges {
+        let (y, c) = model.forward(r.clone(), &params[r.clone()], h).unwrap();
+        caches.push(c);
+        h = y;
+    }
+    let lg = model.loss(&h, targets, batch).unwrap();
+    let mut grads: Vec<UnitTensors<f32>> = vec![Vec::new(); ranges.len()];
+    let mut g = Some(lg.dlogits);
+    for (i, r) in ranges.iter().enumerate().rev() {
+        let dy = g
+            .take()
+            .expect("every slice after the first hands back an input gradient");
+        let (dx, pg) = model
+            .backward(r.clone(), &params[r.clone()], &caches[i], dy)
+            .unwrap();
+        grads[i] = pg;
+        g = dx;
+    }
+    assert!(g.is_none(), "the first slice needs no input gradient");
+    (lg.loss, grads.into_iter().flatten().collect())
+}
+
+fn bits(t: &UnitTensors<f32>) -> Vec<u32> {
+    t.iter()
+        .flatten()
+        .flat_map(|a| a.iter().map(|v| v.to_bits()))
+        .collect()
+}
+
+fn check(spec: ModelSpec, cut_seed: u64, microbatches: usize, batch: usize) {
+    let model = spec.build().unwrap();
+    let n = model.units().len();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cut_seed);
+    let mut cuts: Vec<usize> = (1..n).filter(|_| rng.random_bool(0.5)).collect();
+    cuts.dedup();
+    let mut shape = vec![batch];
+    shape.extend_from_slice(model.input_shape());
+    let (x, targets): (Tensor<f32>, Vec<u32>) = match &spec {
+        ModelSpec::Gpt { vocab, context, .. } => (
+            Tensor::from_shape_fn(IxDyn(&shape), |_| rng.random_range(0..*vocab) as f32),
+            (0..batch * context)
+                .map(|_| rng.random_range(0..*vocab as u32))
+                .collect(),
+        ),
+        _ => {
+            let k = *model.shape_at(n).last().unwrap() as u32;
+            (
+                Tensor::from_shape_fn(IxDyn(&shape), |_| rng.random_range(-1.0..1.0)),
+                (0..batch).map(|_| rng.random_range(0..k)).collect(),
+            )
+        }
+    };
+    let opt = OptimizerSpec::Adamw {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
+    let mut whole = model.init::<f32>(5);
+    let mut split = whole.clone();
+    let mut s_whole: Vec<_> = whole.iter().map(|p| opt.init_state(p)).collect();
+    let mut s_split = s_whole.clone();
+    let per = batch / microbatches;
+    let tokens_per = targets.len() / batch;
+    for step in 1..=2u64 {
+        let (mut acc_w, mut acc_s): (Option<UnitTensors<f32>>, Option<UnitTensors<f32>>) =
+            (None, None);
+        for m in 0..microbatches {
+            let xm = x
+                .slice_axis(Axis(0), (m * per..(m + 1) * per).into())
+                .to_owned();
+            let tm = &targets[m * per * tokens_per..(m + 1) * per * tokens_per];
+            let w = microbatch_gradients(&model, &whole, xm.clone(), tm, batch).unwrap();
+            let (loss, g) = sliced_gradients(&model, &split, &cuts, xm, tm, batch);
+            assert_eq!(w.loss.to_bits(), loss.to_bits());
+            for (acc, g) in [(&mut acc_w, w.grads), (&mut acc_s, g)] {
+                match acc.as_mut() {
+                    None => *acc = Some(g),
+                    Some(a) => accumulate(a, &g),
+                }
+            }
+        }
+        let (gw, gs) = (acc_w.unwrap(), acc_s.unwrap());
+        assert_eq!(
+            bits(&gw),
+            bits(&gs),
+            "gradients differ with cuts {cuts:?}, M = {microbatches}"
+        );
+        for u in 0..n {
+            opt.step(1e-2, step, &mut whole[u], &gw[u], &mut s_whole[u]);
+            opt.step(1e-2, step, &mut split[u], &gs[u], &mut s_split[u]);
+        }
+    }
+    assert_eq!(
+        bits(&whole),
+        bits(&split),
+        "weights differ with cuts {cuts:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    #[test]
+    fn split_equals_monolithic_mlp(widths in proptest::collection::vec(1usize..9, 3..6), cut_seed in 0u64..1000,
+                                   m in prop_oneof![Just(1usize), Just(2), Just(4)]) {
+        check(ModelSpec::Mlp { widths, activation: Activation::Gelu }, cut_seed, m, 8);
+    }
+
+    #[test]
+    fn split_equals_monolithic_gpt(layers in 1usize..4, cut_seed in 0u64..1000, m in prop_oneof![Just(1usize), Just(2)]) {
+        check(ModelSpec::Gpt { vocab: 11, context: 5, d_model: 8, n_layers: layers, n_heads: 2 }, cut_seed, m, 4);
+    }
+}
+
+#[test]
+fn split_equals_monolithic_lenet5() {
+    for (seed, m) in [(1, 1), (2, 2), (3, 4)] {
+        check(ModelSpec::Lenet5, seed, m, 4);
+    }
+}

@@ -1,0 +1,284 @@
+//! `trainer` as a user runs it: a real process, real files, real data where the test names it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trainer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .output()
+        .expect("the trainer binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const SYNTHETIC_MLP: &str = r#"
+[model]
+kind = "mlp"
+widths = [784, 32, 10]
+
+[data]
+kind = "synthetic"
+
+[train]
+steps = 12
+batch_size = 16
+microbatches = 4
+optimizer = "sgd"
+lr = 0.05
+momentum = 0.9
+seed = 3
+eval_every = 6
+eval_samples = 64
+
+[checkpoint]
+every = 5
+"#;
+
+fn fit(dir: &Path, config: &Path, out: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let out = dir.join(out);
+    let mut args = vec![
+        "fit",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    (trainer(&args), out)
+}
+
+#[test]
+fn fit_writes_a_complete_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let (o, out) = fit(dir.path(), &cfg, "run", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "config.resolved.toml",
+        "metrics.jsonl",
+        "summary.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12);
+    assert_eq!(lines[0]["step"], 1);
+    for key in ["loss", "lr", "wall_ms"] {
+        assert!(lines[11][key].is_number(), "metrics line lacks {key}");
+    }
+    assert!(lines[5]["eval"]["accuracy"].is_number(), "step 6 evaluates");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "steps",
+        "final_train_loss",
+        "test_accuracy",
+        "wall_s",
+        "step_ms_p50",
+        "step_ms_p95",
+    ] {
+        assert!(!summary[key].is_null(), "summary lacks {key}");
+    }
+    // The resolved config reproduces the run: same seed, every default written out.
+    let resolved = std::fs::read_to_string(out.join("config.resolved.toml")).unwrap();
+    assert!(
+        resolved.contains("seed = 3") && resolved.contains("microbatches = 4"),
+        "{resolved}"
+    );
+    // The checkpoint holds exactly the model's tensors under state_dict names.
+    let model = models::ModelSpec::Mlp {
+        widths: vec![784, 32, 10],
+        activation: models::Activation::Relu,
+    }
+    .build()
+    .unwrap();
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let params = models::checkpoint::params_from_bytes::<f32>(
+        &model,
+        0..2,
+        &bytes,
+        "model.safetensors",
+        true,
+    )
+    .unwrap();
+    assert_eq!(params[0][0].shape(), &[32, 784]);
+}
+
+#[test]
+fn runs_are_bit_identical_across_repeats_and_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let (a, out_a) = fit(dir.path(), &cfg, "a", &["--set", "runtime.threads=1"]);
+    let (b, out_b) = fit(dir.path(), &cfg, "b", &["--set", "runtime.threads=2"]);
+    let (c, out_c) = fit(dir.path(), &cfg, "c", &["--set", "runtime.threads=2"]);
+    assert!(
+        a.status.success() && b.status.success() && c.status.success(),
+        "{}",
+        stderr(&a)
+    );
+    let read = |p: &Path| std::fs::read(p.join("model.safetensors")).unwrap();
+    assert_eq!(
+        read(&out_a),
+        read(&out_b),
+        "1 thread and 2 threads give different weights"
+    );
+    assert_eq!(
+        read(&out_b),
+        read(&out_c),
+        "two identical runs give different weights"
+    );
+    let opt = |p: &Path| std::fs::read(p.join("optimizer.safetensors")).unwrap();
+    assert_eq!(opt(&out_a), opt(&out_b));
+}
+
+#[test]
+fn gpt_trains_on_synthetic_tokens_and_lenet_on_mnist() {
+    let dir = tempfile::tempdir().unwrap();
+    let gpt = write(
+        dir.path(),
+        "gpt.toml",
+        r#"
+model = { kind = "gpt", vocab = 16, context = 16, d_model = 32, n_layers = 2, n_heads = 4 }
+data = { kind = "synthetic", context = 16, synthetic = { task = "tokens" } }
+train = { steps = 30, batch_size = 8, microbatches = 2, optimizer = "adamw", lr = 3e-3, grad_clip = 1.0, eval_samples = 32 }
+"#,
+    );
+    let (o, out) = fit(dir.path(), &gpt, "gpt", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        s["val_loss"].as_f64().unwrap() < first["loss"].as_f64().unwrap(),
+        "GPT did not learn: {s}"
+    );
+
+    let lenet = write(
+        dir.path(),
+        "lenet.toml",
+        r#"
+model = { kind = "lenet5" }
+data = { kind = "mnist" }
+train = { steps = 60, batch_size = 32, lr = 0.05, momentum = 0.9 }
+"#,
+    );
+    let (o, out) = fit(dir.path(), &lenet, "lenet", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        s["test_accuracy"].as_f64().unwrap() > 0.5,
+        "LeNet-5 after 60 steps: {s}"
+    );
+}
+
+#[test]
+fn bad_configs_fail_with_the_key_named_and_leave_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("unknown key", "[train]\nlrr = 1\n", &["lrr"]),
+        (
+            "wrong type",
+            "model = { kind = \"mlp\", widths = \"big\" }\n",
+            &["widths"],
+        ),
+        ("micro-batches", "", &["microbatches", "divisible"]),
+        ("negative lr", "", &["train.lr"]),
+        ("unknown model", "", &["kind"]),
+        (
+            "missing data dir",
+            "",
+            &["no-such-dir", "data download mnist"],
+        ),
+        ("slices", "", &["plan.slices"]),
+    ];
+    let base = "model = { kind = \"mlp\", widths = [784, 8, 10] }\n\
+                train = { steps = 2, batch_size = 8, lr = 0.1 }\n";
+    for (i, (what, text, needles)) in cases.iter().enumerate() {
+        let (cfg_text, sets): (String, Vec<&str>) = match *what {
+            "unknown key" => (
+                format!("model = {{ kind = \"mlp\", widths = [784, 10] }}\n{text}"),
+                vec![],
+            ),
+            "wrong type" => (
+                format!("{text}train = {{ steps = 1, batch_size = 2, lr = 0.1 }}\n"),
+                vec![],
+            ),
+            "micro-batches" => (base.into(), vec!["--set", "train.microbatches=3"]),
+            "negative lr" => (base.into(), vec!["--set", "train.lr=-1"]),
+            "unknown model" => (base.into(), vec!["--set", "model.kind=resnet"]),
+            "missing data dir" => (
+                base.into(),
+                vec!["--set", "data.kind=mnist", "--set", "data.dir=no-such-dir"],
+            ),
+            "slices" => (base.into(), vec!["--set", "plan.slices=0"]),
+            _ => unreachable!(),
+        };
+        let cfg = write(dir.path(), &format!("bad{i}.toml"), &cfg_text);
+        let (o, out) = fit(dir.path(), &cfg, &format!("run{i}"), &sets);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{what}: should fail");
+        for n in *needles {
+            assert!(
+                err.contains(n),
+                "{what}: error does not mention {n:?}: {err}"
+            );
+        }
+        assert!(!err.contains("panicked"), "{what}: panicked: {err}");
+        assert!(
+            !out.join("metrics.jsonl").exists(),
+            "{what}: left a half-written run"
+        );
+    }
+}
+
+#[test]
+fn an_existing_run_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let (o, out) = fit(dir.path(), &cfg, "run", &[]);
+    assert!(o.status.success());
+    let before = std::fs::read(out.join("model.safetensors")).unwrap();
+    let (o, _) = fit(dir.path(), &cfg, "run", &["--set", "train.lr=0.5"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already holds a run"), "{}", stderr(&o));
+    assert_eq!(
+        before,
+        std::fs::read(out.join("model.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let o = trainer(&["--help"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for cmd in [
+        "fit", "plan", "profile", "sweep", "report", "deploy", "eval", "data",
+    ] {
+        assert!(text.contains(cmd), "--help lacks {cmd}");
+    }
+    let o = trainer(&["plan", "x.toml"]);
+    assert!(!o.status.success() && stderr(&o).contains("issue 4"));
+}
