@@ -1,1 +1,81 @@
-fn main() {}
+//! One training step of an MLP 784-1024-1024-1024-10, batch 128, plain SGD (lr 0.01), f32 — the same step as
+//! `experiments/bench_mlp_step/ref_numpy.py` and `ref_jax.py`, timed the same way (warm-up, then median of reps).
+//!
+//! `cargo bench -p models --bench mlp_step -- --threads N` prints one JSON line like the reference scripts.
+//! The thread count is fixed per process (one rayon pool), so the comparison script runs it once per count;
+//! `taskset` pins it to N cores as the Python scripts pin themselves.
+
+use models::train::microbatch_gradients;
+use models::{Activation, ModelSpec, OptimizerSpec, Tensor};
+use ndarray::IxDyn;
+use rand::{RngExt, SeedableRng};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let threads = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .or_else(|| {
+            std::env::var("BENCH_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(1usize);
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("thread pool");
+    models::matmul::set_threads(threads);
+
+    let model = ModelSpec::Mlp {
+        widths: vec![784, 1024, 1024, 1024, 10],
+        activation: Activation::Relu,
+    }
+    .build()
+    .expect("valid spec");
+    let mut params = model.init::<f32>(0);
+    let opt = OptimizerSpec::Sgd {
+        momentum: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    let mut state: Vec<_> = params.iter().map(|p| opt.init_state(p)).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x = Tensor::<f32>::from_shape_fn(IxDyn(&[128, 784]), |_| rng.random_range(0.0..1.0));
+    let y: Vec<u32> = (0..128).map(|_| rng.random_range(0..10)).collect();
+
+    let mut step = |t: u64| {
+        let r = microbatch_gradients(&model, &params, x.clone(), &y, 128).expect("step");
+        for ((p, g), s) in params.iter_mut().zip(&r.grads).zip(state.iter_mut()) {
+            opt.step(0.01, t, p, g, s);
+        }
+        r.loss
+    };
+    let first = step(1);
+    for t in 0..5 {
+        step(2 + t);
+    }
+    let mut ms = Vec::with_capacity(reps);
+    let mut last = 0.0;
+    for t in 0..reps {
+        let t0 = Instant::now();
+        last = step(7 + t as u64);
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+    eprintln!("# loss {first:.4} -> {last:.4}");
+    println!(
+        "{{\"impl\": \"rust\", \"threads\": {threads}, \"step_ms_median\": {:.3}, \"step_ms_p10\": {:.3}, \"step_ms_p90\": {:.3}, \"reps\": {reps}}}",
+        q(0.5),
+        q(0.1),
+        q(0.9)
+    );
+}

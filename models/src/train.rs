@@ -5,6 +5,7 @@
 //! same per-micro-batch gradients in the same order, so weights stay bit-identical for every split.
 
 use crate::error::Result;
+use crate::matmul::wide;
 use crate::model::{Model, UnitTensors};
 use crate::tensor::Tensor;
 use crate::Float;
@@ -48,7 +49,13 @@ pub fn accumulate<T: Float>(acc: &mut [Vec<Tensor<T>>], g: &[Vec<Tensor<T>>]) {
     assert_eq!(acc.len(), g.len(), "gradients of the same units");
     for (a, b) in acc.iter_mut().zip(g) {
         for (a, b) in a.iter_mut().zip(b) {
-            Zip::from(a).and(b).for_each(|a, &b| *a += b);
+            let n = a.len();
+            let zip = Zip::from(a).and(b);
+            if wide(n) {
+                zip.par_for_each(|a, &b| *a += b)
+            } else {
+                zip.for_each(|a, &b| *a += b)
+            }
         }
     }
 }

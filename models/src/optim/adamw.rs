@@ -1,5 +1,6 @@
 //! `torch.optim.AdamW` (single-tensor path), one tensor at a time.
 
+use crate::matmul::wide;
 use crate::tensor::Tensor;
 use crate::Float;
 use ndarray::Zip;
@@ -29,11 +30,18 @@ pub fn adamw_step<T: Float>(
     // 1 − β in f64, then rounded (as PyTorch passes `1 - beta2` as a Python float): in f32, 1 − f32(0.999) is off
     // from 0.001 by 1.3e-5 relative, which would bias `v` by that much.
     let (one_b1, one_b2) = (T::of(1.0 - beta1), T::of(1.0 - beta2));
-    Zip::from(p).and(g).and(m).and(v).for_each(|p, &g, m, v| {
+    let f = |p: &mut T, &g: &T, m: &mut T, v: &mut T| {
         *p *= decay;
         *m = b1 * *m + one_b1 * g;
         *v = b2 * *v + one_b2 * g * g;
         let denom = v.sqrt() / bc2_sqrt + eps;
         *p -= step_size * (*m / denom);
-    });
+    };
+    let n = p.len();
+    let zip = Zip::from(p).and(g).and(m).and(v);
+    if wide(n) {
+        zip.par_for_each(f)
+    } else {
+        zip.for_each(f)
+    }
 }

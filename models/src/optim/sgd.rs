@@ -1,5 +1,6 @@
 //! `torch.optim.SGD` (dampening 0), one tensor at a time.
 
+use crate::matmul::wide;
 use crate::tensor::Tensor;
 use crate::Float;
 use ndarray::Zip;
@@ -18,16 +19,33 @@ pub fn sgd_step<T: Float>(
     step: u64,
 ) {
     let (lr, mu, wd) = (T::of(lr), T::of(momentum), T::of(weight_decay));
+    let n = p.len();
     match buf {
-        Some(buf) if momentum != 0.0 => Zip::from(p).and(g).and(buf).for_each(|p, &g, b| {
-            let d = if wd != T::zero() { g + wd * *p } else { g };
-            *b = if step <= 1 { d } else { mu * *b + d };
-            let upd = if nesterov { d + mu * *b } else { *b };
-            *p -= lr * upd;
-        }),
-        _ => Zip::from(p).and(g).for_each(|p, &g| {
-            let d = if wd != T::zero() { g + wd * *p } else { g };
-            *p -= lr * d;
-        }),
+        Some(buf) if momentum != 0.0 => {
+            let f = |p: &mut T, &g: &T, b: &mut T| {
+                let d = if wd != T::zero() { g + wd * *p } else { g };
+                *b = if step <= 1 { d } else { mu * *b + d };
+                let upd = if nesterov { d + mu * *b } else { *b };
+                *p -= lr * upd;
+            };
+            let zip = Zip::from(p).and(g).and(buf);
+            if wide(n) {
+                zip.par_for_each(f)
+            } else {
+                zip.for_each(f)
+            }
+        }
+        _ => {
+            let f = |p: &mut T, &g: &T| {
+                let d = if wd != T::zero() { g + wd * *p } else { g };
+                *p -= lr * d;
+            };
+            let zip = Zip::from(p).and(g);
+            if wide(n) {
+                zip.par_for_each(f)
+            } else {
+                zip.for_each(f)
+            }
+        }
     }
 }
