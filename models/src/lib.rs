@@ -30,6 +30,7 @@ pub mod loss;
 pub mod matmul;
 mod model;
 pub mod optim;
+mod parallel;
 pub mod rng;
 mod schedule;
 mod spec;

@@ -24,12 +24,6 @@ pub fn threads() -> usize {
     THREADS.load(Ordering::Relaxed)
 }
 
-/// Whether an element-wise loop over `len` elements should use every compute thread. Each element is computed on its
-/// own, so splitting the work cannot change any bit.
-pub(crate) fn wide(len: usize) -> bool {
-    threads() > 1 && len >= 1 << 15
-}
-
 fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     let t = threads();
     if t > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK {

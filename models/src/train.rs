@@ -5,8 +5,8 @@
 //! same per-micro-batch gradients in the same order, so weights stay bit-identical for every split.
 
 use crate::error::Result;
-use crate::matmul::wide;
 use crate::model::{Model, UnitTensors};
+use crate::parallel::wide;
 use crate::tensor::Tensor;
 use crate::Float;
 use ndarray::Zip;

@@ -1,7 +1,8 @@
 //! Element-wise activations.
 
+use crate::parallel::{map1, map2};
 use crate::Float;
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 
 /// `y = max(x, 0)`. Backward uses the output as the mask (y > 0 ⇔ x > 0), so only `y` is kept.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -9,14 +10,12 @@ pub struct Relu;
 
 impl Relu {
     pub fn forward<T: Float>(&self, x: ArrayViewD<T>) -> ArrayD<T> {
-        x.mapv(|v| if v > T::zero() { v } else { T::zero() })
+        map1(x, |v| if v > T::zero() { v } else { T::zero() })
     }
 
     /// `dx = dy · 1[y > 0]`.
     pub fn backward<T: Float>(&self, y: ArrayViewD<T>, dy: ArrayViewD<T>) -> ArrayD<T> {
-        Zip::from(&y)
-            .and(&dy)
-            .map_collect(|&y, &g| if y > T::zero() { g } else { T::zero() })
+        map2(y, dy, |y, g| if y > T::zero() { g } else { T::zero() })
     }
 }
 
@@ -31,13 +30,15 @@ const GELU_C: f64 = 0.044_715;
 impl Gelu {
     pub fn forward<T: Float>(&self, x: ArrayViewD<T>) -> ArrayD<T> {
         let (k, c, half) = (T::of(SQRT_2_OVER_PI), T::of(GELU_C), T::of(0.5));
-        x.mapv(|v| half * v * (T::one() + (k * (v + c * v * v * v)).tanh()))
+        map1(x, move |v| {
+            half * v * (T::one() + (k * (v + c * v * v * v)).tanh())
+        })
     }
 
     /// `dy · d/dx gelu(x)` where d/dx = ½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3c·x²), u = √(2/π)(x + c·x³).
     pub fn backward<T: Float>(&self, x: ArrayViewD<T>, dy: ArrayViewD<T>) -> ArrayD<T> {
         let (k, c, half, three) = (T::of(SQRT_2_OVER_PI), T::of(GELU_C), T::of(0.5), T::of(3.0));
-        Zip::from(&x).and(&dy).map_collect(|&v, &g| {
+        map2(x, dy, move |v, g| {
             let t = (k * (v + c * v * v * v)).tanh();
             let d = half * (T::one() + t)
                 + half * v * (T::one() - t * t) * k * (T::one() + three * c * v * v);

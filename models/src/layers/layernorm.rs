@@ -1,7 +1,8 @@
 //! Layer normalisation over the last axis, PyTorch `nn.LayerNorm(D)` conventions (biased variance, eps inside the root).
 
+use crate::parallel::wide;
 use crate::Float;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Zip};
 
 /// `y = (x − mean) / √(var + eps) · weight + bias`, statistics per row.
 ///
@@ -40,21 +41,28 @@ impl LayerNorm {
         let eps = T::of(self.eps);
         let mut xhat = x.to_owned();
         let mut rstd = Array1::zeros(x.nrows());
-        for (mut row, r) in xhat.axis_iter_mut(Axis(0)).zip(rstd.iter_mut()) {
+        let mut y = Array2::zeros(x.raw_dim());
+        // Rows are independent: each is normalised by its own serial sums, so spreading rows over threads
+        // cannot change a bit.
+        let row_fn = |mut row: ArrayViewMut1<T>, r: &mut T, mut out: ArrayViewMut1<T>| {
             let mean = row.iter().fold(T::zero(), |a, &v| a + v) / d;
             row.mapv_inplace(|v| v - mean);
             let var = row.iter().fold(T::zero(), |a, &v| a + v * v) / d;
             let s = T::one() / (var + eps).sqrt();
             row.mapv_inplace(|v| v * s);
             *r = s;
-        }
-        let mut y = xhat.clone();
-        Zip::from(y.rows_mut()).for_each(|mut row| {
-            Zip::from(&mut row)
+            Zip::from(&mut out)
+                .and(&row)
                 .and(&weight)
                 .and(&bias)
-                .for_each(|v, &w, &b| *v = *v * w + b);
-        });
+                .for_each(|o, &v, &w, &b| *o = v * w + b);
+        };
+        let zip = Zip::from(xhat.rows_mut()).and(&mut rstd).and(y.rows_mut());
+        if wide(x.len()) {
+            zip.par_for_each(row_fn)
+        } else {
+            zip.for_each(row_fn)
+        }
         (y, LayerNormCache { xhat, rstd })
     }
 
@@ -68,14 +76,8 @@ impl LayerNorm {
         let d = T::of(self.dim as f64);
         let mut dweight = Array1::zeros(self.dim);
         let mut dbias = Array1::zeros(self.dim);
-        let mut dx = Array2::zeros(dy.raw_dim());
-        for (((g, xh), &s), mut out) in dy
-            .rows()
-            .into_iter()
-            .zip(cache.xhat.rows())
-            .zip(cache.rstd.iter())
-            .zip(dx.rows_mut())
-        {
+        // Parameter gradients are sums over rows: serial, in row order.
+        for (g, xh) in dy.rows().into_iter().zip(cache.xhat.rows()) {
             Zip::from(&mut dweight)
                 .and(&mut dbias)
                 .and(&g)
@@ -84,6 +86,10 @@ impl LayerNorm {
                     *dw += g * x;
                     *db += g;
                 });
+        }
+        // The input gradient of each row depends on that row only.
+        let mut dx = Array2::zeros(dy.raw_dim());
+        let row_fn = |mut out: ArrayViewMut1<T>, g: ArrayView1<T>, xh: ArrayView1<T>, &s: &T| {
             let mut mean_g = T::zero();
             let mut mean_gx = T::zero();
             Zip::from(&g).and(&weight).and(&xh).for_each(|&g, &w, &x| {
@@ -99,6 +105,15 @@ impl LayerNorm {
                 .for_each(|o, &g, &w, &x| {
                     *o = s * (g * w - mean_g - x * mean_gx);
                 });
+        };
+        let zip = Zip::from(dx.rows_mut())
+            .and(dy.rows())
+            .and(cache.xhat.rows())
+            .and(&cache.rstd);
+        if wide(dy.len()) {
+            zip.par_for_each(row_fn)
+        } else {
+            zip.for_each(row_fn)
         }
         LayerNormGrads { dx, dweight, dbias }
     }

@@ -1,6 +1,6 @@
 //! `torch.optim.SGD` (dampening 0), one tensor at a time.
 
-use crate::matmul::wide;
+use crate::parallel::wide;
 use crate::tensor::Tensor;
 use crate::Float;
 use ndarray::Zip;
