@@ -45,3 +45,29 @@ pub fn evaluate(
         },
     })
 }
+
+/// Evaluates the weights of a run folder (its `config.resolved.toml` and `model.safetensors`, or another
+/// checkpoint of the same model) on the whole held-out split.
+pub fn evaluate_run(
+    run: &std::path::Path,
+    checkpoint: Option<&std::path::Path>,
+) -> Result<Evaluation, RunError> {
+    let cfg_path = run.join("config.resolved.toml");
+    let text = std::fs::read_to_string(&cfg_path).map_err(crate::error::io(&cfg_path))?;
+    let cfg: crate::config::Config = toml::from_str(&text).map_err(|e| {
+        RunError::Config(crate::config::ConfigError {
+            field: cfg_path.display().to_string(),
+            reason: e.to_string(),
+        })
+    })?;
+    let model = cfg.model.build()?;
+    let ds = data::open(&cfg.data)?;
+    let weights = checkpoint
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| run.join("model.safetensors"));
+    let bytes = models::checkpoint::read_file(&weights)?;
+    let name = weights.display().to_string();
+    let params =
+        models::checkpoint::params_from_bytes(&model, 0..model.units().len(), &bytes, &name, true)?;
+    evaluate(&model, &params, ds.as_ref(), None, 500)
+}

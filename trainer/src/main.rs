@@ -52,8 +52,14 @@ enum Command {
     Report { dir: PathBuf },
     /// Create or update the Lambda functions of a plan. [Lambda issue]
     Deploy { config: PathBuf },
-    /// Evaluate a checkpoint on the held-out split. [planned]
-    Eval { config: PathBuf },
+    /// Evaluate a run folder's weights on the whole held-out split (test set or validation text).
+    Eval {
+        /// A run folder written by `trainer fit`.
+        run: PathBuf,
+        /// Another checkpoint of the same model (default: RUN/model.safetensors).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// Download or verify data sets.
     Data {
         #[command(subcommand)]
@@ -148,7 +154,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sweep { .. } => not_yet("sweep", 6),
         Command::Report { .. } => not_yet("report", 6),
         Command::Deploy { .. } => not_yet("deploy", 5),
-        Command::Eval { .. } => not_yet("eval", 6),
+        Command::Eval { run, checkpoint } => {
+            set_threads(0)?;
+            let e = coordinator::evaluate::evaluate_run(&run, checkpoint.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&e)?);
+            Ok(())
+        }
         Command::Data { action } => match action {
             DataAction::Download { dataset, dir } | DataAction::Verify { dataset, dir }
                 if dataset != "mnist" =>

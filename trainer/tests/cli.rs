@@ -101,6 +101,12 @@ fn fit_writes_a_complete_run_folder() {
         "{resolved}"
     );
     // The checkpoint holds exactly the model's tensors under state_dict names.
+    // `trainer eval` reproduces the final evaluation from the run folder alone.
+    let o = trainer(&["eval", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(eval["accuracy"], summary["test_accuracy"]);
+    assert_eq!(eval["loss"], summary["test_loss"]);
     let model = models::ModelSpec::Mlp {
         widths: vec![784, 32, 10],
         activation: models::Activation::Relu,
