@@ -29,7 +29,7 @@ pub fn evaluate(
         let idx: Vec<usize> = (start..end).collect();
         let batch = ds.eval_batch(&idx)?;
         let targets: Vec<u32> = batch.targets.iter().copied().collect();
-        let (logits, _) = model.forward(all.clone(), params, batch.inputs)?;
+        let logits = model.infer(all.clone(), params, batch.inputs)?;
         loss += model.loss(&logits, &targets, n)?.loss;
         correct += model.correct(&logits, &targets);
         rows += targets.len();

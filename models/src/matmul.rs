@@ -2,8 +2,11 @@
 //!
 //! Backend: the pure-Rust `gemm` crate, chosen by measurement (see `experiments/bench_mlp_step/`): it reaches close to
 //! this CPU's FMA peak with AVX2/AVX-512 kernels and takes arbitrary strides, so transposed operands cost nothing.
-//! It parallelises over blocks of the *output* only, never over the shared dimension `k`, so every output element is
-//! the same sum in the same order whatever the thread count — a test pins this (`matmul_is_thread_count_invariant`).
+//! It walks the shared dimension `k` in cache-sized chunks one after another (the chunk size depends on the shapes and
+//! the cache, not on the thread count) and spreads only the *output* blocks of each chunk over threads, so every output
+//! element is the same sum in the same order whatever the thread count — a test pins this
+//! (`matmul_is_thread_count_invariant`). The kernel is picked at run time from the CPU's features (AVX2, AVX-512), so
+//! bit-identity holds between machines with the same instruction set, not across instruction sets.
 
 use crate::Float;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};

@@ -136,6 +136,27 @@ impl Model {
         Ok((h, caches))
     }
 
+    /// Forward through units `range` for inference: each unit's cache is dropped as soon as the next unit has run,
+    /// so memory stays at one activation instead of everything backward would need.
+    pub fn infer<T: Float>(
+        &self,
+        range: Range<usize>,
+        params: &[Vec<Tensor<T>>],
+        x: Tensor<T>,
+    ) -> Result<Tensor<T>> {
+        self.check_range(&range)?;
+        assert_eq!(
+            params.len(),
+            range.len(),
+            "one parameter list per unit of the range"
+        );
+        let mut h = x;
+        for (u, p) in self.units[range].iter().zip(params) {
+            h = u.forward(p, h)?.0;
+        }
+        Ok(h)
+    }
+
     /// Backward through units `range` in reverse. Returns the gradient for the unit before the range (none when the
     /// range starts at unit 0: nothing upstream needs it) and the parameter gradients per unit.
     pub fn backward<T: Float>(

@@ -10,15 +10,19 @@ impl Flatten {
     pub fn forward<T: Float>(&self, x: ArrayViewD<T>) -> Array2<T> {
         let n = x.shape().first().copied().unwrap_or(1);
         let rest: usize = x.shape().iter().skip(1).product();
-        let data = x.as_standard_layout().iter().copied().collect::<Vec<_>>();
-        Array2::from_shape_vec((n, rest), data)
+        let x = x.as_standard_layout().into_owned();
+        x.into_shape_with_order((n, rest))
             .unwrap_or_else(|_| unreachable!("element count preserved"))
     }
 
-    /// Reshapes `dy` [N, C·H·W] back to the input shape.
+    /// Reshapes `dy` [N, C·H·W] back to the input shape (no copy when `dy` is in standard layout).
     pub fn backward<T: Float>(&self, input_shape: &[usize], dy: Array2<T>) -> ArrayD<T> {
-        let data = dy.as_standard_layout().iter().copied().collect::<Vec<_>>();
-        ArrayD::from_shape_vec(IxDyn(input_shape), data)
+        let dy = if dy.is_standard_layout() {
+            dy
+        } else {
+            dy.as_standard_layout().into_owned()
+        };
+        dy.into_shape_with_order(IxDyn(input_shape))
             .unwrap_or_else(|_| unreachable!("element count preserved"))
     }
 }
