@@ -1,21 +1,29 @@
 //! Matrix products: the one place the core calls a GEMM.
 //!
-//! Backend: the pure-Rust `gemm` crate, chosen by measurement (see `experiments/bench_mlp_step/`): it reaches close to
-//! this CPU's FMA peak with AVX2/AVX-512 kernels and takes arbitrary strides, so transposed operands cost nothing.
-//! It walks the shared dimension `k` in cache-sized chunks one after another (the chunk size depends on the shapes and
-//! the cache, not on the thread count) and spreads only the *output* blocks of each chunk over threads, so every output
-//! element is the same sum in the same order whatever the thread count — a test pins this
-//! (`matmul_is_thread_count_invariant`). The kernel is picked at run time from the CPU's features (AVX2, AVX-512), so
-//! bit-identity holds between machines with the same instruction set, not across instruction sets.
+//! Backend: the pure-Rust `gemm` crate, chosen by measurement (`cargo bench -p models --bench gemm_backends`: 0.64× the
+//! time of ndarray's default `matrixmultiply` on the products of an MLP step): AVX2/AVX-512 kernels picked at run time,
+//! arbitrary strides, so transposed operands cost nothing.
+//!
+//! Threads: we split the *output* into column (or row) blocks ourselves and run one single-threaded `gemm` call per
+//! block (measured: `gemm`'s own rayon mode gave no speed-up on two cores for these shapes). `gemm` walks the shared
+//! dimension `k` in chunks whose size depends only on `k` and the cache as long as both output sides are at least 128
+//! wide, so every output element is the same sum in the same order whatever the thread count — tests pin this
+//! (`matmul_is_thread_count_invariant` here, `tests/thread_invariance.rs`). The kernel follows the CPU's instruction
+//! set, so bit-identity holds between machines with the same instruction set, not across instruction sets.
 
 use crate::Float;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
 /// Below this many multiply-adds a product runs on one thread: the fork/join costs more than it saves.
 const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+/// Blocks narrower than this on either output side could make `gemm` take its small-matrix path, which chunks `k`
+/// differently (and so would change the bits); splits keep both sides at least this wide.
+const MIN_SPLIT_SIDE: usize = 128;
 
 /// Sets how many threads a large product may use (1 = single-threaded). Results do not depend on it.
 pub fn set_threads(n: usize) {
@@ -27,37 +35,14 @@ pub fn threads() -> usize {
     THREADS.load(Ordering::Relaxed)
 }
 
-fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    let t = threads();
-    if t > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK {
-        gemm::Parallelism::Rayon(t)
-    } else {
-        gemm::Parallelism::None
-    }
-}
-
-/// `c = a · b` into an existing output (overwritten, never read).
-///
-/// Shapes: `a` [m, k], `b` [k, n], `c` [m, n]; any strides (a transposed view is free).
-pub fn matmul_into<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>) {
+/// One single-threaded `gemm` call: `c = a · b`, shapes already checked.
+fn gemm_serial<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>) {
     let (m, k) = a.dim();
-    let (k2, n) = b.dim();
-    assert_eq!(
-        k, k2,
-        "matmul: inner dimensions differ ({m}x{k} · {k2}x{n})"
-    );
-    assert_eq!(c.dim(), (m, n), "matmul: output has the wrong shape");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c.fill(T::zero());
-        return;
-    }
+    let n = b.ncols();
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
     let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
-    // SAFETY: the pointers and strides come from live ndarray views whose shapes were checked above to be
+    // SAFETY: the pointers and strides come from live ndarray views whose shapes the caller checked to be
     // [m,k], [k,n] and [m,n]; `c` is a unique mutable view, so the output aliases neither input.
     unsafe {
         gemm::gemm(
@@ -79,9 +64,78 @@ pub fn matmul_into<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: Array
             false,
             false,
             false,
-            parallelism(m, n, k),
+            gemm::Parallelism::None,
         );
     }
+}
+
+/// Runs the product as `parts` column (or row) blocks on the rayon pool; false when the output is too small to split
+/// without changing the bits.
+fn gemm_split<T: Float>(
+    c: ArrayViewMut2<T>,
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    parts: usize,
+) -> bool {
+    let (m, n) = c.dim();
+    let by_columns = n >= parts * MIN_SPLIT_SIDE && m >= MIN_SPLIT_SIDE;
+    let by_rows = m >= parts * MIN_SPLIT_SIDE && n >= MIN_SPLIT_SIDE;
+    if !(by_columns || by_rows) {
+        return false;
+    }
+    let (axis, len) = if by_columns {
+        (Axis(1), n)
+    } else {
+        (Axis(0), m)
+    };
+    // Block edges on multiples of 16 keep every block's micro-tiles aligned as in the unsplit product.
+    let step = len.div_ceil(parts).div_ceil(16) * 16;
+    let mut jobs = Vec::with_capacity(parts);
+    let mut rest = c;
+    let mut start = 0;
+    while start < len {
+        let width = step.min(len - start);
+        let (block, tail) = rest.split_at(axis, width);
+        let (a_part, b_part) = if by_columns {
+            (a, b.slice_axis(Axis(1), (start..start + width).into()))
+        } else {
+            (a.slice_axis(Axis(0), (start..start + width).into()), b)
+        };
+        jobs.push((block, a_part, b_part));
+        rest = tail;
+        start += width;
+    }
+    jobs.into_par_iter()
+        .for_each(|(c, a, b)| gemm_serial(c, a, b));
+    true
+}
+
+/// `c = a · b` into an existing output (overwritten, never read).
+///
+/// Shapes: `a` [m, k], `b` [k, n], `c` [m, n]; any strides (a transposed view is free).
+pub fn matmul_into<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    assert_eq!(
+        k, k2,
+        "matmul: inner dimensions differ ({m}x{k} · {k2}x{n})"
+    );
+    assert_eq!(c.dim(), (m, n), "matmul: output has the wrong shape");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(T::zero());
+        return;
+    }
+    let t = threads();
+    if t > 1
+        && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK
+        && gemm_split(c.view_mut(), a, b, t)
+    {
+        return;
+    }
+    gemm_serial(c, a, b);
 }
 
 /// `a · b` as a new array. Shapes: `a` [m, k], `b` [k, n] → [m, n].
@@ -125,18 +179,32 @@ mod tests {
 
     #[test]
     fn matmul_is_thread_count_invariant() {
-        // Big enough to take the parallel path; the bits must not change with the thread count.
-        let a = filled(256, 300, 0.3).mapv(|v| v as f32);
-        let b = filled(300, 200, 0.4).mapv(|v| v as f32);
-        set_threads(1);
-        let one = matmul(a.view(), b.view());
-        set_threads(2);
-        let two = matmul(a.view(), b.view());
-        set_threads(1);
-        let same = one
-            .iter()
-            .zip(two.iter())
-            .all(|(x, y)| x.to_bits() == y.to_bits());
-        assert!(same, "GEMM result depends on the thread count");
+        // Shapes that split by rows, by columns, unevenly, and with k long enough to be chunked; the bits must not
+        // change with the thread count.
+        for (m, k, n) in [
+            (256, 300, 200),
+            (128, 784, 1024),
+            (1024, 128, 784),
+            (300, 1100, 260),
+            (130, 2000, 520),
+        ] {
+            let a = filled(m, k, 0.3).mapv(|v| v as f32);
+            let b = filled(k, n, 0.4).mapv(|v| v as f32);
+            set_threads(1);
+            let one = matmul(a.view(), b.view());
+            for t in [2, 3] {
+                set_threads(t);
+                let many = matmul(a.view(), b.t().t());
+                let same = one
+                    .iter()
+                    .zip(many.iter())
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "{m}x{k}x{n}: GEMM result differs between 1 and {t} threads"
+                );
+            }
+            set_threads(1);
+        }
     }
 }
