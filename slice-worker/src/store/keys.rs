@@ -1,0 +1,81 @@
+//! Key layout: everything a run writes lives under `run:{id}:`, so runs on one Redis never meet and a run's
+//! leftovers can be found and deleted by prefix.
+
+/// Builds the keys of one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys of run `run_id` (letters, digits, `-`, `_` only, so a prefix cannot match another run's keys).
+    pub fn new(run_id: &str) -> Option<Keys> {
+        let ok = !run_id.is_empty()
+            && run_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        ok.then(|| Keys {
+            prefix: format!("run:{run_id}:"),
+        })
+    }
+
+    /// The namespace every key of the run starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Weights of slice `slice` at version `version` (= after `version` updates).
+    pub fn weights(&self, slice: usize, version: u64) -> String {
+        format!("{}w:{slice}:{version}", self.prefix)
+    }
+
+    /// Optimizer state of slice `slice` at version `version`.
+    pub fn optimizer(&self, slice: usize, version: u64) -> String {
+        format!("{}o:{slice}:{version}", self.prefix)
+    }
+
+    /// Activation leaving slice `slice` in step `step` for micro-batch `mb`.
+    pub fn activation(&self, step: u64, slice: usize, mb: usize) -> String {
+        format!("{}a:{step}:{slice}:{mb}", self.prefix)
+    }
+
+    /// Gradient entering slice `slice` from above in step `step`, micro-batch `mb`.
+    pub fn gradient(&self, step: u64, slice: usize, mb: usize) -> String {
+        format!("{}g:{step}:{slice}:{mb}", self.prefix)
+    }
+
+    /// Dependency set of a fan-in task, named by the task it starts.
+    pub fn dependencies(&self, task: &str) -> String {
+        format!("{}deps:{task}", self.prefix)
+    }
+
+    /// Claim of a task's execution.
+    pub fn claim(&self, task: &str) -> String {
+        format!("{}claim:{task}", self.prefix)
+    }
+
+    /// The completion-event stream.
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_stay_inside_the_run_namespace() {
+        let k = Keys::new("r1").unwrap();
+        for key in [
+            k.weights(0, 3),
+            k.optimizer(1, 0),
+            k.activation(2, 0, 1),
+            k.gradient(2, 1, 0),
+            k.events(),
+        ] {
+            assert!(key.starts_with("run:r1:"), "{key}");
+        }
+        assert!(Keys::new("a:b").is_none() && Keys::new("").is_none() && Keys::new("r*").is_none());
+    }
+}

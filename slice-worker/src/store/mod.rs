@@ -1,0 +1,112 @@
+//! The `Store`: where tasks leave and find everything heavy — weights by version, activations, gradients, optimizer
+//! state, dependency sets, claims and the completion-event stream.
+//!
+//! Two implementations behind one trait: [`RedisStore`] (the real one) and [`MemoryStore`] (the embedded default, for
+//! a first run with nothing installed). The same conformance tests run against both (`tests/store_conformance.rs`).
+//! Values are opaque bytes (tensors travel as safetensors bytes); every key lives under a run's namespace
+//! ([`keys`]) and every write carries a TTL as a safety net.
+
+mod keys;
+mod memory;
+mod redis_store;
+mod url;
+
+pub use keys::Keys;
+pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
+pub use url::redact_url;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::time::Duration;
+
+/// What can go wrong talking to a store. Messages show the store's URL with any password redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or the connection failed mid-command.
+    #[error("store {url}: {reason}")]
+    Connection { url: String, reason: String },
+    /// The store answered with an error.
+    #[error("store {url}: command {command} failed: {reason}")]
+    Command {
+        url: String,
+        command: &'static str,
+        reason: String,
+    },
+    /// A URL that cannot be used.
+    #[error("store URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// One completion event as read back from the stream: its id and its fields in the order written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub id: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// The operations tasks and the run driver need. Every method is one round trip (or one pipeline).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Where the store lives, password redacted: for logs and errors.
+    fn describe(&self) -> String;
+
+    /// Writes a value with a time-to-live.
+    async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()>;
+
+    /// Writes several values in one pipeline.
+    async fn put_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> StoreResult<()>;
+
+    /// Reads a value; `None` if absent or expired.
+    async fn get(&self, key: &str) -> StoreResult<Option<Bytes>>;
+
+    /// Reads several values in one round trip, in the order asked.
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Bytes>>>;
+
+    /// Whether a key exists.
+    async fn exists(&self, key: &str) -> StoreResult<bool>;
+
+    /// Sets `key` only if it does not exist (`SET NX`): true for exactly one caller.
+    async fn claim(&self, key: &str, owner: &str, ttl: Duration) -> StoreResult<bool>;
+
+    /// Adds `member` to the dependency set `set` and, atomically, returns true for exactly one call: the one after
+    /// which the set holds at least `needed` members (it also marks `set` as fired). Adding a member twice (a
+    /// retried or duplicated task) counts it once, so a fan-in fires exactly once whatever the deliveries.
+    async fn complete_dependency(
+        &self,
+        set: &str,
+        member: &str,
+        needed: usize,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+
+    /// Deletes keys; returns how many existed.
+    async fn delete(&self, keys: &[String]) -> StoreResult<u64>;
+
+    /// Deletes every key that starts with `prefix` (a run's namespace); returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> StoreResult<u64>;
+
+    /// Every key that starts with `prefix`, sorted (for cleanup checks and tests).
+    async fn keys_with_prefix(&self, prefix: &str) -> StoreResult<Vec<String>>;
+
+    /// Appends an event to a stream (`XADD`); returns its id. Streams, unlike pub/sub, keep events for a reader
+    /// that reconnects.
+    async fn append_event(
+        &self,
+        stream: &str,
+        fields: &[(&str, String)],
+        ttl: Duration,
+    ) -> StoreResult<String>;
+
+    /// Events after id `after` (`"0"` for all), at most `max`, waiting up to `block` for the first one.
+    async fn read_events(
+        &self,
+        stream: &str,
+        after: &str,
+        max: usize,
+        block: Duration,
+    ) -> StoreResult<Vec<StreamEntry>>;
+}

@@ -1,0 +1,368 @@
+//! The Redis store: one multiplexed connection for commands (pipelined where a call moves several values), one for
+//! blocking stream reads (a blocking `XREAD` would stall everything queued behind it), a Lua script for the
+//! exactly-once fan-in, `SET NX` for claims. `rediss://` (TLS) and AUTH come through the URL; a password may also come
+//! from `REDIS_PASSWORD`. Errors and `describe()` never show the password.
+
+use super::url::redact_url;
+use super::{Store, StoreError, StoreResult, StreamEntry};
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+use std::time::Duration;
+
+/// `KEYS[1]` dependency set, `KEYS[2]` its fired flag; `ARGV` member, members needed, TTL in ms.
+/// Adding a member twice counts it once; only the call that completes the set wins the `SET NX` on the flag.
+const FAN_IN: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then
+    return 1
+  end
+end
+return 0
+";
+
+/// How long connecting may take before the store counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A store on a Redis server (`runtime.store = "redis://…"` or `"rediss://…"`).
+pub struct RedisStore {
+    url: String,
+    conn: MultiplexedConnection,
+    reader: MultiplexedConnection,
+    fan_in: redis::Script,
+}
+
+/// Puts `REDIS_PASSWORD` into a URL that carries no password of its own.
+fn with_env_password(url: &str) -> String {
+    let Ok(pw) = std::env::var("REDIS_PASSWORD") else {
+        return url.to_string();
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') || pw.is_empty() {
+        return url.to_string();
+    }
+    let encoded: String = pw
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{scheme}://:{encoded}@{rest}")
+}
+
+impl RedisStore {
+    /// Connects, failing within a few seconds with the (redacted) URL named if the server cannot be reached.
+    pub async fn connect(url: &str) -> StoreResult<RedisStore> {
+        let shown = redact_url(url);
+        let full = with_env_password(url);
+        let client = redis::Client::open(full.as_str()).map_err(|e| StoreError::BadUrl {
+            url: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        let unreachable = |reason: String| StoreError::Connection {
+            url: shown.clone(),
+            reason,
+        };
+        let open = || async {
+            match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+                .await
+            {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(unreachable(format!("cannot connect: {e}"))),
+                Err(_) => Err(unreachable(format!(
+                    "no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))),
+            }
+        };
+        let conn = open().await?;
+        let reader = open().await?;
+        let store = RedisStore {
+            url: shown,
+            conn,
+            reader,
+            fan_in: redis::Script::new(FAN_IN),
+        };
+        let _: String = store.run("PING", redis::cmd("PING")).await?;
+        Ok(store)
+    }
+
+    /// The server's `maxmemory-policy`; anything but `noeviction` may evict live keys that carry TTLs.
+    pub async fn maxmemory_policy(&self) -> StoreResult<String> {
+        let v: Vec<String> = self
+            .run(
+                "CONFIG GET",
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("maxmemory-policy")
+                    .clone(),
+            )
+            .await?;
+        Ok(v.get(1).cloned().unwrap_or_default())
+    }
+
+    fn err(&self, command: &'static str, e: redis::RedisError) -> StoreError {
+        let reason = redact_message(&e.to_string());
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+        {
+            StoreError::Connection {
+                url: self.url.clone(),
+                reason: format!("{command}: {reason}"),
+            }
+        } else {
+            StoreError::Command {
+                url: self.url.clone(),
+                command,
+                reason,
+            }
+        }
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        name: &'static str,
+        cmd: redis::Cmd,
+    ) -> StoreResult<T> {
+        let mut c = self.conn.clone();
+        cmd.query_async(&mut c).await.map_err(|e| self.err(name, e))
+    }
+}
+
+/// Redis error texts can echo a URL; keep any password out of them.
+fn redact_message(msg: &str) -> String {
+    msg.split_whitespace()
+        .map(|w| {
+            if w.contains("://") {
+                redact_url(w)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ms(ttl: Duration) -> u64 {
+    ttl.as_millis().clamp(1, u64::MAX as u128) as u64
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()> {
+        self.run(
+            "SET",
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(ms(ttl))
+                .clone(),
+        )
+        .await
+    }
+
+    async fn put_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (k, v) in &items {
+            pipe.cmd("SET")
+                .arg(k)
+                .arg(v.as_ref())
+                .arg("PX")
+                .arg(ms(ttl))
+                .ignore();
+        }
+        let mut c = self.conn.clone();
+        pipe.query_async::<()>(&mut c)
+            .await
+            .map_err(|e| self.err("SET (pipeline)", e))
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
+        let v: Option<Vec<u8>> = self.run("GET", redis::cmd("GET").arg(key).clone()).await?;
+        Ok(v.map(Bytes::from))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v: Vec<Option<Vec<u8>>> = self
+            .run("MGET", redis::cmd("MGET").arg(keys).clone())
+            .await?;
+        Ok(v.into_iter().map(|o| o.map(Bytes::from)).collect())
+    }
+
+    async fn exists(&self, key: &str) -> StoreResult<bool> {
+        let n: u64 = self
+            .run("EXISTS", redis::cmd("EXISTS").arg(key).clone())
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn claim(&self, key: &str, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        let r: Option<String> = self
+            .run(
+                "SET NX",
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(owner)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms(ttl))
+                    .clone(),
+            )
+            .await?;
+        Ok(r.is_some())
+    }
+
+    async fn complete_dependency(
+        &self,
+        set: &str,
+        member: &str,
+        needed: usize,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut c = self.conn.clone();
+        let fired: i64 = self
+            .fan_in
+            .key(set)
+            .key(format!("{set}:fired"))
+            .arg(member)
+            .arg(needed)
+            .arg(ms(ttl))
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.err("EVALSHA fan-in", e))?;
+        Ok(fired == 1)
+    }
+
+    async fn delete(&self, keys: &[String]) -> StoreResult<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.run("UNLINK", redis::cmd("UNLINK").arg(keys).clone())
+            .await
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> StoreResult<u64> {
+        let keys = self.keys_with_prefix(prefix).await?;
+        let mut n = 0;
+        for chunk in keys.chunks(1000) {
+            n += self.delete(chunk).await?;
+        }
+        Ok(n)
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> StoreResult<Vec<String>> {
+        // Namespaces hold only [A-Za-z0-9_:-], so the prefix needs no glob escaping beyond the trailing `*`.
+        let pattern = format!("{prefix}*");
+        let mut cursor = 0u64;
+        let mut out = Vec::new();
+        loop {
+            let (next, mut batch): (u64, Vec<String>) = self
+                .run(
+                    "SCAN",
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .clone(),
+                )
+                .await?;
+            out.append(&mut batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn append_event(
+        &self,
+        stream: &str,
+        fields: &[(&str, String)],
+        ttl: Duration,
+    ) -> StoreResult<String> {
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(stream).arg("*");
+        for (k, v) in fields {
+            xadd.arg(*k).arg(v);
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(xadd)
+            .cmd("PEXPIRE")
+            .arg(stream)
+            .arg(ms(ttl))
+            .ignore();
+        let mut c = self.conn.clone();
+        let (id,): (String,) = pipe
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.err("XADD", e))?;
+        Ok(id)
+    }
+
+    async fn read_events(
+        &self,
+        stream: &str,
+        after: &str,
+        max: usize,
+        block: Duration,
+    ) -> StoreResult<Vec<StreamEntry>> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(max.max(1));
+        if !block.is_zero() {
+            cmd.arg("BLOCK").arg(ms(block));
+        }
+        cmd.arg("STREAMS").arg(stream).arg(after);
+        let mut c = self.reader.clone();
+        let reply: Option<redis::streams::StreamReadReply> = cmd
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.err("XREAD", e))?;
+        let mut out = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            for entry in key.ids {
+                let mut fields: Vec<(String, String)> = entry
+                    .map
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            redis::from_redis_value_ref::<String>(v).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                fields.sort();
+                out.push(StreamEntry {
+                    id: entry.id,
+                    fields,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
