@@ -7,7 +7,11 @@
 //! Must not know about: the planner or the CLI. It keeps no state between tasks except an explicit warm-container
 //! cache of weights keyed by version.
 
+pub mod executor;
+pub mod invoker;
+pub mod plan;
 pub mod store;
+pub mod task;
 
 pub use data;
 pub use models;

@@ -39,9 +39,30 @@ impl Keys {
         format!("{}a:{step}:{slice}:{mb}", self.prefix)
     }
 
-    /// Gradient entering slice `slice` from above in step `step`, micro-batch `mb`.
+    /// Gradient of the loss with respect to the output of slice `slice` (written by the backward of the slice
+    /// above) in step `step`, micro-batch `mb`.
     pub fn gradient(&self, step: u64, slice: usize, mb: usize) -> String {
         format!("{}g:{step}:{slice}:{mb}", self.prefix)
+    }
+
+    /// The run plan (JSON).
+    pub fn plan(&self) -> String {
+        format!("{}plan", self.prefix)
+    }
+
+    /// Inputs of micro-batch `mb` of step `step`.
+    pub fn inputs(&self, step: u64, mb: usize) -> String {
+        format!("{}x:{step}:{mb}", self.prefix)
+    }
+
+    /// Targets of micro-batch `mb` of step `step`.
+    pub fn targets(&self, step: u64, mb: usize) -> String {
+        format!("{}y:{step}:{mb}", self.prefix)
+    }
+
+    /// Parameter gradients of slice `slice` from micro-batch `mb` of step `step`.
+    pub fn param_grads(&self, step: u64, slice: usize, mb: usize) -> String {
+        format!("{}pg:{step}:{slice}:{mb}", self.prefix)
     }
 
     /// Dependency set of a fan-in task, named by the task it starts.

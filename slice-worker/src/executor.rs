@@ -1,0 +1,416 @@
+//! The executor: runs one task of one slice, writes its outputs, records its completion in the dependency sets of
+//! its successors, and returns the successors whose inputs are now complete (the WuKong rule: whoever completes a
+//! fan-in starts it, exactly once).
+//!
+//! Backward recomputes its slice's forward from the slice input (the *recompute* option, the only one so far): a
+//! forward task stores just its output, and the recomputed caches are bit-identical because every kernel is
+//! deterministic. The last slice's forward *becomes* its backward in the same invocation (the loss head lives
+//! there), so logits never travel.
+
+use crate::plan::RunPlan;
+use crate::store::{Keys, Store, StoreError};
+use crate::task::{TaskId, TaskPayload};
+use bytes::Bytes;
+use models::checkpoint::{
+    optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
+    tensors_from_bytes, tensors_to_bytes,
+};
+use models::train::accumulate;
+use models::{Model, ModelError, Tensor, UnitTensors};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Why a task failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{task}: {source}")]
+    Model { task: String, source: ModelError },
+    #[error("{task}: input {key} is missing from the store")]
+    Missing { task: String, key: String },
+    #[error("run {0:?} is unknown here (no plan in the store): refusing the task")]
+    UnknownRun(String),
+    #[error("run {run}: bad plan: {reason}")]
+    BadPlan { run: String, reason: String },
+}
+
+/// What a finished task reports.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Tasks this one completed the inputs of: the caller starts them.
+    pub successors: Vec<TaskId>,
+    /// The micro-batch's share of the batch loss (last slice only).
+    pub loss: Option<f64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+struct RunCtx {
+    plan: RunPlan,
+    model: Model,
+    keys: Keys,
+}
+
+/// One function instance. Keeps nothing between tasks but the parsed plan of each run it has seen (a warm
+/// container's cache; the plan never changes during a run).
+pub struct Worker {
+    store: Arc<dyn Store>,
+    runs: Mutex<HashMap<String, Arc<RunCtx>>>,
+}
+
+/// How many inputs `F(t, s, m)` waits for: the previous slice's output (or, for slice 0, the driver's data marker)
+/// and, after the first step, the update of its own slice.
+pub fn forward_dependencies(step: u64) -> usize {
+    if step == 1 {
+        1
+    } else {
+        2
+    }
+}
+
+fn tensor_bytes(t: &Tensor<f32>) -> Result<Bytes, ModelError> {
+    Ok(Bytes::from(tensors_to_bytes(
+        &[("t".to_string(), t)],
+        None,
+    )?))
+}
+
+fn tensor_from(bytes: &[u8], key: &str) -> Result<Tensor<f32>, ModelError> {
+    let (mut map, _) = tensors_from_bytes::<f32>(bytes, key)?;
+    map.remove("t").ok_or_else(|| ModelError::Checkpoint {
+        source_name: key.into(),
+        tensor: "t".into(),
+        reason: "missing".into(),
+    })
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>) -> Worker {
+        Worker {
+            store,
+            runs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn run_ctx(&self, run: &str) -> Result<Arc<RunCtx>, TaskError> {
+        if let Some(ctx) = self.runs.lock().unwrap_or_else(|e| e.into_inner()).get(run) {
+            return Ok(ctx.clone());
+        }
+        let keys = Keys::new(run).ok_or_else(|| TaskError::UnknownRun(run.into()))?;
+        let bytes = self
+            .store
+            .get(&keys.plan())
+            .await?
+            .ok_or_else(|| TaskError::UnknownRun(run.into()))?;
+        let plan: RunPlan = serde_json::from_slice(&bytes).map_err(|e| TaskError::BadPlan {
+            run: run.into(),
+            reason: e.to_string(),
+        })?;
+        let model = plan.model.build().map_err(|e| TaskError::BadPlan {
+            run: run.into(),
+            reason: e.to_string(),
+        })?;
+        let ctx = Arc::new(RunCtx { plan, model, keys });
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.into(), ctx.clone());
+        Ok(ctx)
+    }
+
+    async fn fetch(&self, task: &TaskId, key: &str, out: &mut Outcome) -> Result<Bytes, TaskError> {
+        let v = self
+            .store
+            .get(key)
+            .await?
+            .ok_or_else(|| TaskError::Missing {
+                task: task.to_string(),
+                key: key.into(),
+            })?;
+        out.bytes_in += v.len() as u64;
+        Ok(v)
+    }
+
+    async fn put(
+        &self,
+        key: String,
+        value: Bytes,
+        ttl: Duration,
+        out: &mut Outcome,
+    ) -> Result<(), TaskError> {
+        out.bytes_out += value.len() as u64;
+        Ok(self.store.put(&key, value, ttl).await?)
+    }
+
+    /// Runs one task.
+    pub async fn execute(&self, payload: &TaskPayload) -> Result<Outcome, TaskError> {
+        let ctx = self.run_ctx(&payload.run).await?;
+        let mut out = Outcome::default();
+        match payload.task {
+            TaskId::F { step, slice, mb } if slice == ctx.plan.last_slice() => {
+                self.backward(&ctx, step, slice, mb, &mut out).await?;
+            }
+            TaskId::F { step, slice, mb } => self.forward(&ctx, step, slice, mb, &mut out).await?,
+            TaskId::B { step, slice, mb } => self.backward(&ctx, step, slice, mb, &mut out).await?,
+            TaskId::U { step, slice } => self.update(&ctx, step, slice, &mut out).await?,
+        }
+        Ok(out)
+    }
+
+    fn model_err(task: TaskId) -> impl FnOnce(ModelError) -> TaskError {
+        move |source| TaskError::Model {
+            task: task.to_string(),
+            source,
+        }
+    }
+
+    async fn slice_params(
+        &self,
+        ctx: &RunCtx,
+        task: TaskId,
+        slice: usize,
+        version: u64,
+        out: &mut Outcome,
+    ) -> Result<UnitTensors<f32>, TaskError> {
+        let key = ctx.keys.weights(slice, version);
+        let bytes = self.fetch(&task, &key, out).await?;
+        params_from_bytes(&ctx.model, ctx.plan.slice_range(slice), &bytes, &key, true)
+            .map_err(Self::model_err(task))
+    }
+
+    async fn slice_input(
+        &self,
+        ctx: &RunCtx,
+        task: TaskId,
+        step: u64,
+        slice: usize,
+        mb: usize,
+        out: &mut Outcome,
+    ) -> Result<Tensor<f32>, TaskError> {
+        let key = if slice == 0 {
+            ctx.keys.inputs(step, mb)
+        } else {
+            ctx.keys.activation(step, slice - 1, mb)
+        };
+        let bytes = self.fetch(&task, &key, out).await?;
+        tensor_from(&bytes, &key).map_err(Self::model_err(task))
+    }
+
+    async fn forward(
+        &self,
+        ctx: &RunCtx,
+        step: u64,
+        slice: usize,
+        mb: usize,
+        out: &mut Outcome,
+    ) -> Result<(), TaskError> {
+        let task = TaskId::F { step, slice, mb };
+        let ttl = Duration::from_secs(ctx.plan.ttl_s);
+        let params = self.slice_params(ctx, task, slice, step - 1, out).await?;
+        let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
+        let y = ctx
+            .model
+            .infer(ctx.plan.slice_range(slice), &params, x)
+            .map_err(Self::model_err(task))?;
+        let bytes = tensor_bytes(&y).map_err(Self::model_err(task))?;
+        self.put(ctx.keys.activation(step, slice, mb), bytes, ttl, out)
+            .await?;
+        let next = TaskId::F {
+            step,
+            slice: slice + 1,
+            mb,
+        };
+        let deps = ctx.keys.dependencies(&next.to_string());
+        if self
+            .store
+            .complete_dependency(&deps, &task.to_string(), forward_dependencies(step), ttl)
+            .await?
+        {
+            out.successors.push(next);
+        }
+        Ok(())
+    }
+
+    async fn backward(
+        &self,
+        ctx: &RunCtx,
+        step: u64,
+        slice: usize,
+        mb: usize,
+        out: &mut Outcome,
+    ) -> Result<(), TaskError> {
+        let task = TaskId::B { step, slice, mb };
+        let ttl = Duration::from_secs(ctx.plan.ttl_s);
+        let range = ctx.plan.slice_range(slice);
+        let params = self.slice_params(ctx, task, slice, step - 1, out).await?;
+        let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
+        let (y, caches) = ctx
+            .model
+            .forward(range.clone(), &params, x)
+            .map_err(Self::model_err(task))?;
+        let dy = if slice == ctx.plan.last_slice() {
+            let key = ctx.keys.targets(step, mb);
+            let bytes = self.fetch(&task, &key, out).await?;
+            let targets: Vec<u32> = tensor_from(&bytes, &key)
+                .map_err(Self::model_err(task))?
+                .iter()
+                .map(|&v| v as u32)
+                .collect();
+            let lg = ctx
+                .model
+                .loss(&y, &targets, ctx.plan.batch_size)
+                .map_err(Self::model_err(task))?;
+            out.loss = Some(lg.loss);
+            lg.dlogits
+        } else {
+            let key = ctx.keys.gradient(step, slice, mb);
+            let bytes = self.fetch(&task, &key, out).await?;
+            tensor_from(&bytes, &key).map_err(Self::model_err(task))?
+        };
+        drop(y);
+        let (dx, grads) = ctx
+            .model
+            .backward(range.clone(), &params, &caches, dy)
+            .map_err(Self::model_err(task))?;
+        let pg = params_to_bytes(&ctx.model, range, &grads).map_err(Self::model_err(task))?;
+        self.put(
+            ctx.keys.param_grads(step, slice, mb),
+            Bytes::from(pg),
+            ttl,
+            out,
+        )
+        .await?;
+        if let Some(dx) = dx.filter(|_| slice > 0) {
+            let bytes = tensor_bytes(&dx).map_err(Self::model_err(task))?;
+            self.put(ctx.keys.gradient(step, slice - 1, mb), bytes, ttl, out)
+                .await?;
+            out.successors.push(TaskId::B {
+                step,
+                slice: slice - 1,
+                mb,
+            });
+        }
+        let update = TaskId::U { step, slice };
+        let deps = ctx.keys.dependencies(&update.to_string());
+        if self
+            .store
+            .complete_dependency(&deps, &task.to_string(), ctx.plan.microbatches, ttl)
+            .await?
+        {
+            out.successors.push(update);
+        }
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        ctx: &RunCtx,
+        step: u64,
+        slice: usize,
+        out: &mut Outcome,
+    ) -> Result<(), TaskError> {
+        let task = TaskId::U { step, slice };
+        let ttl = Duration::from_secs(ctx.plan.ttl_s);
+        let range = ctx.plan.slice_range(slice);
+        let plan = &ctx.plan;
+        let slots = plan.optimizer.slots();
+        // Weights are versioned: if version `step` exists, this update already ran (a retry or a duplicate delivery)
+        // and must not apply the optimizer twice; it only re-records its completions, which count once.
+        if !self.store.exists(&ctx.keys.weights(slice, step)).await? {
+            let keys: Vec<String> = (0..plan.microbatches)
+                .map(|m| ctx.keys.param_grads(step, slice, m))
+                .collect();
+            let mut acc: Option<UnitTensors<f32>> = None;
+            for (key, bytes) in keys.iter().zip(self.store.get_many(&keys).await?) {
+                let bytes = bytes.ok_or_else(|| TaskError::Missing {
+                    task: task.to_string(),
+                    key: key.clone(),
+                })?;
+                out.bytes_in += bytes.len() as u64;
+                let g = params_from_bytes(&ctx.model, range.clone(), &bytes, key, true)
+                    .map_err(Self::model_err(task))?;
+                match acc.as_mut() {
+                    None => acc = Some(g),
+                    Some(a) => accumulate(a, &g),
+                }
+            }
+            let grads = acc.unwrap_or_else(|| unreachable!("at least one micro-batch"));
+            let mut params = self.slice_params(ctx, task, slice, step - 1, out).await?;
+            let okey = ctx.keys.optimizer(slice, step - 1);
+            let obytes = self.fetch(&task, &okey, out).await?;
+            let (mut state, _) =
+                optimizer_from_bytes::<f32>(&ctx.model, range.clone(), slots, &obytes, &okey)
+                    .map_err(Self::model_err(task))?;
+            let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
+            for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
+                plan.optimizer.step(lr, step, p, g, s);
+            }
+            let w = params_to_bytes(&ctx.model, range.clone(), &params)
+                .map_err(Self::model_err(task))?;
+            let o = optimizer_to_bytes(
+                &ctx.model,
+                range,
+                slots,
+                &state,
+                format!("{{\"step\":{step}}}"),
+            )
+            .map_err(Self::model_err(task))?;
+            out.bytes_out += (w.len() + o.len()) as u64;
+            // Optimizer state first: whoever sees weights version `step` may rely on state version `step`.
+            self.store
+                .put(&ctx.keys.optimizer(slice, step), Bytes::from(o), ttl)
+                .await?;
+            self.store
+                .put(&ctx.keys.weights(slice, step), Bytes::from(w), ttl)
+                .await?;
+            self.clean_step(ctx, step, slice).await?;
+        }
+        if step < plan.steps {
+            for mb in 0..plan.microbatches {
+                let next = TaskId::F {
+                    step: step + 1,
+                    slice,
+                    mb,
+                };
+                let deps = ctx.keys.dependencies(&next.to_string());
+                if self
+                    .store
+                    .complete_dependency(
+                        &deps,
+                        &task.to_string(),
+                        forward_dependencies(step + 1),
+                        ttl,
+                    )
+                    .await?
+                {
+                    out.successors.push(next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What step `step` of slice `slice` no longer needs once its update is done.
+    async fn clean_step(&self, ctx: &RunCtx, step: u64, slice: usize) -> Result<(), TaskError> {
+        let k = &ctx.keys;
+        let mut dead = vec![k.weights(slice, step - 1), k.optimizer(slice, step - 1)];
+        for mb in 0..ctx.plan.microbatches {
+            dead.push(k.param_grads(step, slice, mb));
+            dead.push(k.gradient(step, slice, mb));
+            dead.push(if slice == 0 {
+                k.inputs(step, mb)
+            } else {
+                k.activation(step, slice - 1, mb)
+            });
+            if slice == ctx.plan.last_slice() {
+                dead.push(k.targets(step, mb));
+            }
+        }
+        // Dependency sets and their fired flags stay (a few bytes each, until the run's cleanup or their TTL): deleting
+        // them would let a late duplicate delivery start a successor a second time.
+        self.store.delete(&dead).await?;
+        Ok(())
+    }
+}

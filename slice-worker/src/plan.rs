@@ -1,0 +1,63 @@
+//! The run plan every task reads from the store: model, cuts, micro-batches, optimizer and schedule.
+
+use models::{ModelSpec, OptimizerSpec, Schedule};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// Written once by the run driver under `run:{id}:plan`; workers cache it per run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub run_id: String,
+    pub model: ModelSpec,
+    /// Half-open unit ranges, contiguous, covering every unit.
+    pub slices: Vec<(usize, usize)>,
+    pub microbatches: usize,
+    pub batch_size: usize,
+    pub steps: u64,
+    pub optimizer: OptimizerSpec,
+    pub schedule: Schedule,
+    pub lr: f64,
+    /// Safety-net TTL of every key, seconds.
+    pub ttl_s: u64,
+}
+
+impl RunPlan {
+    pub fn slice_range(&self, s: usize) -> Range<usize> {
+        let (a, b) = self.slices[s];
+        a..b
+    }
+
+    pub fn last_slice(&self) -> usize {
+        self.slices.len() - 1
+    }
+
+    /// Slices from cut points (unit indices where a new slice starts) over `units` units.
+    pub fn slices_from_cuts(cuts: &[usize], units: usize) -> Result<Vec<(usize, usize)>, String> {
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(units);
+        if bounds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "cuts {cuts:?} must be strictly increasing inside 1..{units}"
+            ));
+        }
+        Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
+    }
+
+    /// `n` slices with units spread as evenly as possible (earlier slices take the remainder).
+    pub fn even_slices(n: usize, units: usize) -> Result<Vec<(usize, usize)>, String> {
+        if n == 0 || n > units {
+            return Err(format!("{n} slices asked for a model of {units} units"));
+        }
+        let (base, extra) = (units / n, units % n);
+        let mut start = 0;
+        Ok((0..n)
+            .map(|i| {
+                let len = base + usize::from(i < extra);
+                let r = (start, start + len);
+                start += len;
+                r
+            })
+            .collect())
+    }
+}
