@@ -113,14 +113,22 @@ pub struct TrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanConfig {
-    /// Number of slices. Only 1 (monolithic) until the distributed runtime lands.
+    /// Number of slices: 1 trains in this process; more cut the model into that many contiguous slices of units
+    /// (spread evenly unless `cuts` says where) trained by stateless tasks through the store.
     #[serde(default = "one")]
     pub slices: usize,
+    /// Unit indices where a new slice starts (e.g. `[1, 3]` on a 5-unit model: slices 0..1, 1..3, 3..5).
+    /// Overrides `slices`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuts: Option<Vec<usize>>,
 }
 
 impl Default for PlanConfig {
     fn default() -> Self {
-        PlanConfig { slices: 1 }
+        PlanConfig {
+            slices: 1,
+            cuts: None,
+        }
     }
 }
 
@@ -131,9 +139,13 @@ pub struct RuntimeConfig {
     /// `"local"`: tasks run in this process (the embedded default).
     #[serde(default = "local")]
     pub invoker: String,
-    /// `"memory"`: tensors stay in process (the embedded default).
+    /// `"memory"` (the embedded default: tensors stay in process) or a Redis URL (`redis://host:6379`,
+    /// `rediss://user:password@host:6380` for TLS + AUTH; a password may also come from `REDIS_PASSWORD`).
     #[serde(default = "memory")]
     pub store: String,
+    /// Split runs: how many tasks may run at once (default 4).
+    #[serde(default = "four")]
+    pub concurrency: usize,
     /// Compute threads (0 = one per core). Results do not depend on it.
     #[serde(default)]
     pub threads: usize,
@@ -144,6 +156,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             invoker: local(),
             store: memory(),
+            concurrency: four(),
             threads: 0,
         }
     }
@@ -160,6 +173,9 @@ pub struct CheckpointConfig {
 
 fn one() -> usize {
     1
+}
+fn four() -> usize {
+    4
 }
 fn beta1() -> f64 {
     0.9
@@ -309,14 +325,15 @@ impl Config {
         if self.plan.slices == 0 {
             return Err(bad("plan.slices", "must be at least 1"));
         }
-        if self.plan.slices != 1 {
+        let split = self.plan.slices > 1 || self.plan.cuts.is_some();
+        if split && self.train.grad_clip.is_some() {
             return Err(bad(
-                "plan.slices",
-                format!(
-                    "{} slices asked for; this build trains monolithically (slices = 1) only",
-                    self.plan.slices
-                ),
+                "train.grad_clip",
+                "not supported in split runs yet (plan.slices > 1 or plan.cuts)",
             ));
+        }
+        if self.runtime.concurrency == 0 {
+            return Err(bad("runtime.concurrency", "must be at least 1"));
         }
         if self.runtime.invoker != "local" {
             return Err(bad(
@@ -327,13 +344,18 @@ impl Config {
                 ),
             ));
         }
-        if self.runtime.store != "memory" {
+        let st = &self.runtime.store;
+        if st != "memory" && !st.starts_with("redis://") && !st.starts_with("rediss://") {
+            let shown = slice_worker::store::redact_url(st);
             return Err(bad(
                 "runtime.store",
-                format!(
-                    "unknown store {:?}; available: \"memory\"",
-                    self.runtime.store
-                ),
+                format!("unknown store {shown:?}; use \"memory\" or a redis:// or rediss:// URL"),
+            ));
+        }
+        if st != "memory" && !split {
+            return Err(bad(
+                "runtime.store",
+                "a Redis store needs a split run (plan.slices > 1 or plan.cuts)",
             ));
         }
         Ok(())

@@ -22,6 +22,10 @@ pub enum RunError {
     Mismatch(String),
     #[error("step {step}: the loss is {loss} (not finite); lower train.lr or set train.grad_clip")]
     NotFinite { step: u64, loss: f64 },
+    #[error("store: {0}")]
+    Store(String),
+    #[error("task {task} failed: {reason}")]
+    Task { task: String, reason: String },
     #[error(
         "stopped by request after step {step}; the last checkpoint in the run folder is consistent"
     )]

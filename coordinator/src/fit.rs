@@ -33,6 +33,8 @@ pub struct StepRecord {
 /// Hooks for whoever shows progress (the CLI draws a bar; tests stay quiet).
 pub trait Observer {
     fn started(&mut self, _total_steps: u64, _batch_size: usize) {}
+    /// Something the user should know that does not stop the run.
+    fn warn(&mut self, _message: &str) {}
     fn step(&mut self, _record: &StepRecord) {}
     fn finished(&mut self, _summary: &Summary) {}
 }
@@ -85,7 +87,7 @@ pub struct TrainState {
 }
 
 /// Checks that the model's input, output and the dataset agree, naming the keys to change.
-fn check_fit(model: &Model, ds: &dyn Dataset) -> Result<(), RunError> {
+pub(crate) fn check_fit(model: &Model, ds: &dyn Dataset) -> Result<(), RunError> {
     let sample = ds.sample_shape();
     let input = model.input_shape();
     let out = model.shape_at(model.units().len());
@@ -138,6 +140,51 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// What a finished run measured, for its summary.
+pub(crate) struct RunFigures {
+    pub total: u64,
+    pub steps_per_epoch: usize,
+    pub losses: Vec<f64>,
+    pub step_ms: Vec<f64>,
+    pub started: Instant,
+    pub train_s: f64,
+    pub threads: usize,
+}
+
+/// `summary.json` of a finished run (monolithic or split).
+pub(crate) fn summarize(
+    cfg: &Config,
+    model: &Model,
+    run: &RunFigures,
+    eval: &Evaluation,
+) -> Summary {
+    let t = &cfg.train;
+    let mut sorted = run.step_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let tail = &run.losses[run.losses.len().saturating_sub(50)..];
+    let lm = model.loss_kind() == LossKind::NextToken;
+    Summary {
+        steps: run.total,
+        epochs: run.total as f64 / run.steps_per_epoch as f64,
+        batch_size: t.batch_size,
+        microbatches: t.microbatches,
+        seed: t.seed,
+        params: model.costs().iter().map(|c| c.params).sum(),
+        final_train_loss: run.losses.last().copied().unwrap_or(f64::NAN),
+        final_train_loss_avg50: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+        test_accuracy: (!lm).then_some(eval.accuracy),
+        test_loss: (!lm).then_some(eval.loss),
+        val_loss: lm.then_some(eval.loss),
+        val_token_accuracy: lm.then_some(eval.accuracy),
+        wall_s: run.started.elapsed().as_secs_f64(),
+        train_s: run.train_s,
+        step_ms_p50: percentile(&sorted, 0.5),
+        step_ms_p95: percentile(&sorted, 0.95),
+        samples_per_s: (run.total as f64 * t.batch_size as f64) / run.train_s.max(1e-9),
+        threads: run.threads,
+    }
+}
+
 /// Trains `cfg` in this process, writing the run folder `out`. `stop` ends the run after the current step.
 pub fn fit(
     cfg: &Config,
@@ -145,6 +192,9 @@ pub fn fit(
     observer: &mut dyn Observer,
     stop: &AtomicBool,
 ) -> Result<Summary, RunError> {
+    if cfg.plan.slices > 1 || cfg.plan.cuts.is_some() {
+        return crate::split::fit_split(cfg, out, observer, stop);
+    }
     let started = Instant::now();
     cfg.validate()?;
     let model = cfg.model.build()?;
@@ -163,7 +213,6 @@ pub fn fit(
     let mut metrics = out.metrics_writer()?;
     let mut params: UnitTensors<f32> = model.init(t.seed);
     let mut state: Vec<Vec<Vec<Tensor<f32>>>> = params.iter().map(|p| opt.init_state(p)).collect();
-    let n_params: u64 = model.costs().iter().map(|c| c.params).sum();
     observer.started(total, t.batch_size);
 
     let mut step_ms = Vec::with_capacity(total as usize);
@@ -246,30 +295,16 @@ pub fn fit(
     };
     out.checkpoint(&model, &params, &opt, &state, &final_state)?;
     let eval = evaluate(&model, &params, ds.as_ref(), None, 500)?;
-    let mut sorted = step_ms.clone();
-    sorted.sort_by(f64::total_cmp);
-    let tail = &losses[losses.len().saturating_sub(50)..];
-    let lm = model.loss_kind() == LossKind::NextToken;
-    let summary = Summary {
-        steps: total,
-        epochs: total as f64 / sampler.steps_per_epoch() as f64,
-        batch_size: t.batch_size,
-        microbatches: t.microbatches,
-        seed: t.seed,
-        params: n_params,
-        final_train_loss: losses.last().copied().unwrap_or(f64::NAN),
-        final_train_loss_avg50: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
-        test_accuracy: (!lm).then_some(eval.accuracy),
-        test_loss: (!lm).then_some(eval.loss),
-        val_loss: lm.then_some(eval.loss),
-        val_token_accuracy: lm.then_some(eval.accuracy),
-        wall_s: started.elapsed().as_secs_f64(),
+    let run = RunFigures {
+        total,
+        steps_per_epoch: sampler.steps_per_epoch(),
+        losses,
+        step_ms,
+        started,
         train_s,
-        step_ms_p50: percentile(&sorted, 0.5),
-        step_ms_p95: percentile(&sorted, 0.95),
-        samples_per_s: (total as f64 * t.batch_size as f64) / train_s.max(1e-9),
         threads,
     };
+    let summary = summarize(cfg, &model, &run, &eval);
     out.write_json("summary.json", &summary)?;
     observer.finished(&summary);
     Ok(summary)

@@ -22,6 +22,7 @@ pub mod error;
 pub mod evaluate;
 pub mod fit;
 pub mod run_dir;
+pub mod split;
 
 pub use error::RunError;
 pub use slice_worker;

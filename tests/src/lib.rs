@@ -1,5 +1,6 @@
 //! # e2e-tests
 //!
-//! End-to-end tests across crates live in `tests/tests/`: the coordinator driving the numerical core on real data
-//! today; real `redis-server` processes and the local invoker once the distributed runtime lands.
-//! This crate has no library code of its own and must not grow any: shared test helpers belong beside the tests.
+//! End-to-end tests across crates live in `tests/tests/`. This library holds only their support code: a real
+//! `redis-server` started on a free loopback port ([`redis_server::RedisServer`]). No product code belongs here.
+
+pub mod redis_server;

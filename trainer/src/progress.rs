@@ -42,6 +42,13 @@ impl Observer for Progress {
         }
     }
 
+    fn warn(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
+        }
+    }
+
     fn step(&mut self, r: &StepRecord) {
         let elapsed = self.started.elapsed().as_secs_f64();
         let sps = r.step as f64 * self.batch as f64 / elapsed.max(1e-9);
