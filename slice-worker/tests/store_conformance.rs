@@ -1,12 +1,10 @@
 //! The same behaviour from both stores: the in-memory one and a real `redis-server`.
 
-mod support;
-
 use bytes::Bytes;
+use e2e_tests::redis_server::RedisServer;
 use slice_worker::store::{Keys, MemoryStore, RedisStore, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
-use support::RedisServer;
 
 const TTL: Duration = Duration::from_secs(60);
 
