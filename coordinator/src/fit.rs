@@ -140,6 +140,37 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The model, the data set, the step-to-batch sampler and the number of steps of a validated config.
+pub(crate) fn open_training(
+    cfg: &Config,
+) -> Result<(Model, Box<dyn Dataset>, Sampler, u64), RunError> {
+    let model = cfg.model.build()?;
+    let ds = data::open(&cfg.data)?;
+    check_fit(&model, ds.as_ref())?;
+    let t = &cfg.train;
+    let sampler = Sampler::new(t.seed, ds.train_len(), t.batch_size)?;
+    let total = t
+        .steps
+        .unwrap_or_else(|| t.epochs.unwrap_or(1) * sampler.steps_per_epoch() as u64);
+    Ok((model, ds, sampler, total))
+}
+
+impl TrainState {
+    /// The training state after `step` steps of `cfg`, in epoch `epoch`.
+    pub fn new(cfg: &Config, step: u64, epoch: u64) -> TrainState {
+        let t = &cfg.train;
+        TrainState {
+            step,
+            epoch,
+            seed: t.seed,
+            batch_size: t.batch_size,
+            microbatches: t.microbatches,
+            data_order: "epoch_order(seed, epoch) over the train split; batch k of the epoch"
+                .into(),
+        }
+    }
+}
+
 /// What a finished run measured, for its summary.
 pub(crate) struct RunFigures {
     pub total: u64,
@@ -197,14 +228,8 @@ pub fn fit(
     }
     let started = Instant::now();
     cfg.validate()?;
-    let model = cfg.model.build()?;
-    let ds = data::open(&cfg.data)?;
-    check_fit(&model, ds.as_ref())?;
+    let (model, ds, sampler, total) = open_training(cfg)?;
     let t = &cfg.train;
-    let sampler = Sampler::new(t.seed, ds.train_len(), t.batch_size)?;
-    let total = t
-        .steps
-        .unwrap_or_else(|| t.epochs.unwrap_or(1) * sampler.steps_per_epoch() as u64);
     let opt = t.optimizer_spec();
     let schedule = t.schedule_spec();
     let threads = models::matmul::threads();
@@ -267,15 +292,7 @@ pub fn fit(
         };
         metrics.write(&record)?;
         observer.step(&record);
-        let state_now = TrainState {
-            step,
-            epoch,
-            seed: t.seed,
-            batch_size: t.batch_size,
-            microbatches: t.microbatches,
-            data_order: "epoch_order(seed, epoch) over the train split; batch k of the epoch"
-                .into(),
-        };
+        let state_now = TrainState::new(cfg, step, epoch);
         if cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step != total {
             out.checkpoint(&model, &params, &opt, &state, &state_now)?;
         }
@@ -285,14 +302,7 @@ pub fn fit(
         }
     }
     let train_s = train_start.elapsed().as_secs_f64();
-    let final_state = TrainState {
-        step: total,
-        epoch,
-        seed: t.seed,
-        batch_size: t.batch_size,
-        microbatches: t.microbatches,
-        data_order: "epoch_order(seed, epoch) over the train split; batch k of the epoch".into(),
-    };
+    let final_state = TrainState::new(cfg, total, epoch);
     out.checkpoint(&model, &params, &opt, &state, &final_state)?;
     let eval = evaluate(&model, &params, ds.as_ref(), None, 500)?;
     let run = RunFigures {

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::error::RunError;
 use crate::evaluate::evaluate;
-use crate::fit::{check_fit, summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
+use crate::fit::{open_training, summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
 use crate::run_dir::RunDir;
 use bytes::Bytes;
 use data::{Dataset, Sampler};
@@ -160,7 +160,7 @@ async fn drive(
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
     cfg.validate()?;
-    let model = cfg.model.build()?;
+    let (model, ds, sampler, total) = open_training(cfg)?;
     let units = model.units().len();
     let slices = match &cfg.plan.cuts {
         Some(cuts) => RunPlan::slices_from_cuts(cuts, units),
@@ -172,13 +172,7 @@ async fn drive(
             reason,
         })
     })?;
-    let ds = data::open(&cfg.data)?;
-    check_fit(&model, ds.as_ref())?;
     let t = &cfg.train;
-    let sampler = Sampler::new(t.seed, ds.train_len(), t.batch_size)?;
-    let total = t
-        .steps
-        .unwrap_or_else(|| t.epochs.unwrap_or(1) * sampler.steps_per_epoch() as u64);
     let store: Arc<dyn Store> = if cfg.runtime.store == "memory" {
         Arc::new(MemoryStore::new())
     } else {
@@ -369,15 +363,7 @@ async fn run_steps(
     }
     let train_s = train_start.elapsed().as_secs_f64();
     let (params, state) = d.pull(plan.steps).await?;
-    let t = &d.cfg.train;
-    let train_state = TrainState {
-        step: plan.steps,
-        epoch: d.sampler.epoch(plan.steps - 1),
-        seed: t.seed,
-        batch_size: t.batch_size,
-        microbatches: t.microbatches,
-        data_order: "epoch_order(seed, epoch) over the train split; batch k of the epoch".into(),
-    };
+    let train_state = TrainState::new(d.cfg, plan.steps, d.sampler.epoch(plan.steps - 1));
     out.checkpoint(&d.model, &params, opt, &state, &train_state)?;
     let eval = evaluate(&d.model, &params, d.ds.as_ref(), None, 500)?;
     let run = RunFigures {
