@@ -10,7 +10,7 @@ use crate::run_dir::RunDir;
 use bytes::Bytes;
 use data::{Dataset, Sampler};
 use models::checkpoint::{
-    optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes, tensors_to_bytes,
+    optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
 };
 use models::{Model, Tensor};
 use slice_worker::executor::forward_dependencies;
@@ -18,6 +18,7 @@ use slice_worker::invoker::LocalInvoker;
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, MemoryStore, RedisStore, Store, StoreError};
 use slice_worker::task::{TaskId, TaskPayload};
+use slice_worker::wire::{encode_targets, encode_tensor};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,13 +31,6 @@ impl From<StoreError> for RunError {
     fn from(e: StoreError) -> Self {
         RunError::Store(e.to_string())
     }
-}
-
-fn tensor_bytes(t: &Tensor<f32>) -> Result<Bytes, RunError> {
-    Ok(Bytes::from(tensors_to_bytes(
-        &[("t".to_string(), t)],
-        None,
-    )?))
 }
 
 /// Parses `"U(3,1)"` / `"B(3,1,0)"` into its kind and numbers.
@@ -72,9 +66,8 @@ impl Driver<'_> {
         let batch = self.ds.train_batch(&indices)?;
         let mut items = Vec::new();
         for (m, mb) in batch.split(self.plan.microbatches)?.into_iter().enumerate() {
-            items.push((self.keys.inputs(step, m), tensor_bytes(&mb.inputs)?));
-            let targets = mb.targets.mapv(|v| v as f32);
-            items.push((self.keys.targets(step, m), tensor_bytes(&targets)?));
+            items.push((self.keys.inputs(step, m), encode_tensor(&mb.inputs)?));
+            items.push((self.keys.targets(step, m), encode_targets(&mb.targets)?));
         }
         self.store.put_many(items, self.ttl).await?;
         for m in 0..self.plan.microbatches {

@@ -10,10 +10,10 @@
 use crate::plan::RunPlan;
 use crate::store::{Keys, Store, StoreError};
 use crate::task::{TaskId, TaskPayload};
+use crate::wire::{decode_targets, decode_tensor, encode_tensor};
 use bytes::Bytes;
 use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
-    tensors_from_bytes, tensors_to_bytes,
 };
 use models::train::accumulate;
 use models::{Model, ModelError, Tensor, UnitTensors};
@@ -68,22 +68,6 @@ pub fn forward_dependencies(step: u64) -> usize {
     } else {
         2
     }
-}
-
-fn tensor_bytes(t: &Tensor<f32>) -> Result<Bytes, ModelError> {
-    Ok(Bytes::from(tensors_to_bytes(
-        &[("t".to_string(), t)],
-        None,
-    )?))
-}
-
-fn tensor_from(bytes: &[u8], key: &str) -> Result<Tensor<f32>, ModelError> {
-    let (mut map, _) = tensors_from_bytes::<f32>(bytes, key)?;
-    map.remove("t").ok_or_else(|| ModelError::Checkpoint {
-        source_name: key.into(),
-        tensor: "t".into(),
-        reason: "missing".into(),
-    })
 }
 
 impl Worker {
@@ -195,7 +179,7 @@ impl Worker {
             ctx.keys.activation(step, slice - 1, mb)
         };
         let bytes = self.fetch(&task, &key, out).await?;
-        tensor_from(&bytes, &key).map_err(Self::model_err(task))
+        decode_tensor(&bytes, &key).map_err(Self::model_err(task))
     }
 
     async fn forward(
@@ -214,7 +198,7 @@ impl Worker {
             .model
             .infer(ctx.plan.slice_range(slice), &params, x)
             .map_err(Self::model_err(task))?;
-        let bytes = tensor_bytes(&y).map_err(Self::model_err(task))?;
+        let bytes = encode_tensor(&y).map_err(Self::model_err(task))?;
         self.put(ctx.keys.activation(step, slice, mb), bytes, ttl, out)
             .await?;
         let next = TaskId::F {
@@ -253,11 +237,7 @@ impl Worker {
         let dy = if slice == ctx.plan.last_slice() {
             let key = ctx.keys.targets(step, mb);
             let bytes = self.fetch(&task, &key, out).await?;
-            let targets: Vec<u32> = tensor_from(&bytes, &key)
-                .map_err(Self::model_err(task))?
-                .iter()
-                .map(|&v| v as u32)
-                .collect();
+            let targets = decode_targets(&bytes, &key).map_err(Self::model_err(task))?;
             let lg = ctx
                 .model
                 .loss(&y, &targets, ctx.plan.batch_size)
@@ -267,7 +247,7 @@ impl Worker {
         } else {
             let key = ctx.keys.gradient(step, slice, mb);
             let bytes = self.fetch(&task, &key, out).await?;
-            tensor_from(&bytes, &key).map_err(Self::model_err(task))?
+            decode_tensor(&bytes, &key).map_err(Self::model_err(task))?
         };
         drop(y);
         let (dx, grads) = ctx
@@ -283,7 +263,7 @@ impl Worker {
         )
         .await?;
         if let Some(dx) = dx.filter(|_| slice > 0) {
-            let bytes = tensor_bytes(&dx).map_err(Self::model_err(task))?;
+            let bytes = encode_tensor(&dx).map_err(Self::model_err(task))?;
             self.put(ctx.keys.gradient(step, slice - 1, mb), bytes, ttl, out)
                 .await?;
             out.successors.push(TaskId::B {

@@ -12,6 +12,7 @@ pub mod invoker;
 pub mod plan;
 pub mod store;
 pub mod task;
+pub mod wire;
 
 pub use data;
 pub use models;
