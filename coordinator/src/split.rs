@@ -13,7 +13,7 @@ use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
 };
 use models::{Model, Tensor};
-use slice_worker::executor::forward_dependencies;
+use slice_worker::executor::{forward_dependencies, record_completion};
 use slice_worker::invoker::LocalInvoker;
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, MemoryStore, RedisStore, Store, StoreError};
@@ -76,11 +76,16 @@ impl Driver<'_> {
                 slice: 0,
                 mb: m,
             };
-            let deps = self.keys.dependencies(&leaf.to_string());
-            if self
-                .store
-                .complete_dependency(&deps, "data", forward_dependencies(step), self.ttl)
-                .await?
+            let needed = forward_dependencies(step);
+            if record_completion(
+                self.store.as_ref(),
+                &self.keys,
+                "data",
+                leaf,
+                needed,
+                self.ttl,
+            )
+            .await?
             {
                 self.invoker.invoke(TaskPayload {
                     run: self.plan.run_id.clone(),

@@ -53,6 +53,13 @@ struct RunCtx {
     keys: Keys,
 }
 
+impl RunCtx {
+    /// The safety-net TTL of every key the run writes.
+    fn ttl(&self) -> Duration {
+        Duration::from_secs(self.plan.ttl_s)
+    }
+}
+
 /// One function instance. Keeps nothing between tasks but the parsed plan of each run it has seen (a warm
 /// container's cache; the plan never changes during a run).
 pub struct Worker {
@@ -70,7 +77,47 @@ pub fn forward_dependencies(step: u64) -> usize {
     }
 }
 
+/// Records `done` in the dependency set of `next` (which waits for `needed` inputs) and returns whether this call
+/// completed the set — then the caller starts `next`, and no other caller ever will.
+pub async fn record_completion(
+    store: &dyn Store,
+    keys: &Keys,
+    done: &str,
+    next: TaskId,
+    needed: usize,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    store
+        .complete_dependency(&keys.dependencies(&next.to_string()), done, needed, ttl)
+        .await
+}
+
 impl Worker {
+    /// Records `done` towards `next` and queues `next` as a successor if that completed its inputs.
+    async fn complete(
+        &self,
+        ctx: &RunCtx,
+        done: TaskId,
+        next: TaskId,
+        needed: usize,
+        out: &mut Outcome,
+    ) -> Result<(), TaskError> {
+        let ttl = ctx.ttl();
+        if record_completion(
+            self.store.as_ref(),
+            &ctx.keys,
+            &done.to_string(),
+            next,
+            needed,
+            ttl,
+        )
+        .await?
+        {
+            out.successors.push(next);
+        }
+        Ok(())
+    }
+
     pub fn new(store: Arc<dyn Store>) -> Worker {
         Worker {
             store,
@@ -191,7 +238,7 @@ impl Worker {
         out: &mut Outcome,
     ) -> Result<(), TaskError> {
         let task = TaskId::F { step, slice, mb };
-        let ttl = Duration::from_secs(ctx.plan.ttl_s);
+        let ttl = ctx.ttl();
         let params = self.slice_params(ctx, task, slice, step - 1, out).await?;
         let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
         let y = ctx
@@ -206,14 +253,8 @@ impl Worker {
             slice: slice + 1,
             mb,
         };
-        let deps = ctx.keys.dependencies(&next.to_string());
-        if self
-            .store
-            .complete_dependency(&deps, &task.to_string(), forward_dependencies(step), ttl)
-            .await?
-        {
-            out.successors.push(next);
-        }
+        self.complete(ctx, task, next, forward_dependencies(step), out)
+            .await?;
         Ok(())
     }
 
@@ -226,7 +267,7 @@ impl Worker {
         out: &mut Outcome,
     ) -> Result<(), TaskError> {
         let task = TaskId::B { step, slice, mb };
-        let ttl = Duration::from_secs(ctx.plan.ttl_s);
+        let ttl = ctx.ttl();
         let range = ctx.plan.slice_range(slice);
         let params = self.slice_params(ctx, task, slice, step - 1, out).await?;
         let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
@@ -272,15 +313,14 @@ impl Worker {
                 mb,
             });
         }
-        let update = TaskId::U { step, slice };
-        let deps = ctx.keys.dependencies(&update.to_string());
-        if self
-            .store
-            .complete_dependency(&deps, &task.to_string(), ctx.plan.microbatches, ttl)
-            .await?
-        {
-            out.successors.push(update);
-        }
+        self.complete(
+            ctx,
+            task,
+            TaskId::U { step, slice },
+            ctx.plan.microbatches,
+            out,
+        )
+        .await?;
         Ok(())
     }
 
@@ -292,7 +332,7 @@ impl Worker {
         out: &mut Outcome,
     ) -> Result<(), TaskError> {
         let task = TaskId::U { step, slice };
-        let ttl = Duration::from_secs(ctx.plan.ttl_s);
+        let ttl = ctx.ttl();
         let range = ctx.plan.slice_range(slice);
         let plan = &ctx.plan;
         let slots = plan.optimizer.slots();
@@ -338,13 +378,13 @@ impl Worker {
             )
             .map_err(Self::model_err(task))?;
             out.bytes_out += (w.len() + o.len()) as u64;
-            // Optimizer state first: whoever sees weights version `step` may rely on state version `step`.
-            self.store
-                .put(&ctx.keys.optimizer(slice, step), Bytes::from(o), ttl)
-                .await?;
-            self.store
-                .put(&ctx.keys.weights(slice, step), Bytes::from(w), ttl)
-                .await?;
+            // One pipeline, optimizer state first: whoever sees weights version `step` (the "already done" mark
+            // above) may rely on state version `step`. Pipelined commands run in order.
+            let versioned = vec![
+                (ctx.keys.optimizer(slice, step), Bytes::from(o)),
+                (ctx.keys.weights(slice, step), Bytes::from(w)),
+            ];
+            self.store.put_many(versioned, ttl).await?;
             self.clean_step(ctx, step, slice).await?;
         }
         if step < plan.steps {
@@ -354,19 +394,8 @@ impl Worker {
                     slice,
                     mb,
                 };
-                let deps = ctx.keys.dependencies(&next.to_string());
-                if self
-                    .store
-                    .complete_dependency(
-                        &deps,
-                        &task.to_string(),
-                        forward_dependencies(step + 1),
-                        ttl,
-                    )
-                    .await?
-                {
-                    out.successors.push(next);
-                }
+                self.complete(ctx, task, next, forward_dependencies(step + 1), out)
+                    .await?;
             }
         }
         Ok(())
