@@ -2,11 +2,14 @@
 //! slice, then per-micro-batch gradients summed in order with `train::accumulate` and one optimizer step per unit —
 //! bit-identical to the whole-model path, for random models, random cuts and micro-batch counts.
 
+mod random_batch;
+
 use models::train::{accumulate, microbatch_gradients};
 use models::{Activation, Model, ModelSpec, OptimizerSpec, Tensor, UnitTensors};
-use ndarray::{Axis, IxDyn};
+use ndarray::Axis;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
+use random_batch::random_batch;
 
 /// The gradients of one micro-batch computed the way slice tasks will: each slice on its own, handing
 /// activations forward and gradients back.
@@ -60,23 +63,7 @@ fn check(spec: ModelSpec, cut_seed: u64, microbatches: usize, batch: usize) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cut_seed);
     let mut cuts: Vec<usize> = (1..n).filter(|_| rng.random_bool(0.5)).collect();
     cuts.dedup();
-    let mut shape = vec![batch];
-    shape.extend_from_slice(model.input_shape());
-    let (x, targets): (Tensor<f32>, Vec<u32>) = match &spec {
-        ModelSpec::Gpt { vocab, context, .. } => (
-            Tensor::from_shape_fn(IxDyn(&shape), |_| rng.random_range(0..*vocab) as f32),
-            (0..batch * context)
-                .map(|_| rng.random_range(0..*vocab as u32))
-                .collect(),
-        ),
-        _ => {
-            let k = *model.shape_at(n).last().unwrap() as u32;
-            (
-                Tensor::from_shape_fn(IxDyn(&shape), |_| rng.random_range(-1.0..1.0)),
-                (0..batch).map(|_| rng.random_range(0..k)).collect(),
-            )
-        }
-    };
+    let (x, targets) = random_batch(&model, batch, &mut rng);
     let opt = OptimizerSpec::Adamw {
         beta1: 0.9,
         beta2: 0.999,

@@ -3,33 +3,18 @@
 //! Sizes are chosen so every parallel path actually runs (tensors above the `wide` threshold, GEMMs above the
 //! parallel-work threshold). One test per binary: the thread setting is process-wide.
 
+mod random_batch;
+
 use models::train::{accumulate, microbatch_gradients};
-use models::{Activation, ModelSpec, OptimizerSpec, Tensor};
-use ndarray::IxDyn;
-use rand::{RngExt, SeedableRng};
+use models::{Activation, ModelSpec, OptimizerSpec};
+use rand::SeedableRng;
+use random_batch::random_batch;
 
 fn two_steps(spec: &ModelSpec, threads: usize, batch: usize) -> Vec<u32> {
     models::matmul::set_threads(threads);
     let model = spec.build().unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    let mut shape = vec![batch];
-    shape.extend_from_slice(model.input_shape());
-    let n = model.units().len();
-    let (x, y): (Tensor<f32>, Vec<u32>) = match spec {
-        ModelSpec::Gpt { vocab, context, .. } => (
-            Tensor::from_shape_fn(IxDyn(&shape), |_| rng.random_range(0..*vocab) as f32),
-            (0..batch * context)
-                .map(|_| rng.random_range(0..*vocab as u32))
-                .collect(),
-        ),
-        _ => {
-            let k = *model.shape_at(n).last().unwrap() as u32;
-            (
-                Tensor::from_shape_fn(IxDyn(&shape), |_| rng.random_range(-1.0..1.0)),
-                (0..batch).map(|_| rng.random_range(0..k)).collect(),
-            )
-        }
-    };
+    let (x, y) = random_batch(&model, batch, &mut rng);
     let opt = OptimizerSpec::Adamw {
         beta1: 0.9,
         beta2: 0.999,
@@ -60,7 +45,7 @@ fn two_steps(spec: &ModelSpec, threads: usize, batch: usize) -> Vec<u32> {
         .unwrap();
         let mut g = a.grads;
         accumulate(&mut g, &b.grads);
-        for u in 0..n {
+        for u in 0..model.units().len() {
             opt.step(1e-3, step, &mut p[u], &g[u], &mut s[u]);
         }
     }
