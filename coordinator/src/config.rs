@@ -123,6 +123,13 @@ pub struct PlanConfig {
     pub cuts: Option<Vec<usize>>,
 }
 
+impl PlanConfig {
+    /// Whether the run is cut into slices trained by tasks (rather than trained in this process).
+    pub fn is_split(&self) -> bool {
+        self.slices > 1 || self.cuts.is_some()
+    }
+}
+
 impl Default for PlanConfig {
     fn default() -> Self {
         PlanConfig {
@@ -325,7 +332,7 @@ impl Config {
         if self.plan.slices == 0 {
             return Err(bad("plan.slices", "must be at least 1"));
         }
-        let split = self.plan.slices > 1 || self.plan.cuts.is_some();
+        let split = self.plan.is_split();
         if split && self.train.grad_clip.is_some() {
             return Err(bad(
                 "train.grad_clip",

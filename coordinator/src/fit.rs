@@ -1,6 +1,6 @@
-//! The single-process reference run: the same kernels and the same order of operations the distributed path will
-//! use — each micro-batch's gradients computed separately and summed in micro-batch order with
-//! [`models::train::accumulate`], then one update per unit — so that a split run can later be compared bit for bit.
+//! The single-process reference run: the same kernels and the same order of operations as the split path
+//! ([`crate::split`]) — each micro-batch's gradients computed separately and summed in micro-batch order with
+//! [`models::train::add_in_order`], then one update per unit — so that a split run ends with the same bits.
 
 use crate::config::Config;
 use crate::error::RunError;
@@ -8,7 +8,7 @@ use crate::evaluate::{evaluate, Evaluation};
 use crate::run_dir::RunDir;
 use data::{Dataset, Sampler, Task};
 use models::train::{
-    accumulate, clip_factor, global_norm, microbatch_gradients, scale, unit_sums_of_squares,
+    add_in_order, clip_factor, global_norm, microbatch_gradients, scale, unit_sums_of_squares,
 };
 use models::{LossKind, Model, Tensor, UnitTensors};
 use serde::Serialize;
@@ -223,7 +223,7 @@ pub fn fit(
     observer: &mut dyn Observer,
     stop: &AtomicBool,
 ) -> Result<Summary, RunError> {
-    if cfg.plan.slices > 1 || cfg.plan.cuts.is_some() {
+    if cfg.plan.is_split() {
         return crate::split::fit_split(cfg, out, observer, stop);
     }
     let started = Instant::now();
@@ -255,10 +255,7 @@ pub fn fit(
             let targets: Vec<u32> = mb.targets.iter().copied().collect();
             let r = microbatch_gradients(&model, &params, mb.inputs, &targets, t.batch_size)?;
             loss += r.loss;
-            match grads.as_mut() {
-                None => grads = Some(r.grads),
-                Some(acc) => accumulate(acc, &r.grads),
-            }
+            add_in_order(&mut grads, r.grads);
         }
         if !loss.is_finite() {
             return Err(RunError::NotFinite { step, loss });
@@ -292,12 +289,19 @@ pub fn fit(
         };
         metrics.write(&record)?;
         observer.step(&record);
-        let state_now = TrainState::new(cfg, step, epoch);
-        if cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step != total {
-            out.checkpoint(&model, &params, &opt, &state, &state_now)?;
+        let stopping = stop.load(Ordering::Relaxed) && step != total;
+        let periodic =
+            cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0 && step != total;
+        if periodic || stopping {
+            out.checkpoint(
+                &model,
+                &params,
+                &opt,
+                &state,
+                &TrainState::new(cfg, step, epoch),
+            )?;
         }
-        if stop.load(Ordering::Relaxed) && step != total {
-            out.checkpoint(&model, &params, &opt, &state, &state_now)?;
+        if stopping {
             return Err(RunError::Interrupted { step });
         }
     }

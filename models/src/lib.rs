@@ -9,7 +9,7 @@
 //! Must not touch: Redis, Lambda, tasks, async, the file system beyond reading and writing checkpoint files.
 //!
 //! Determinism: every kernel computes each output element as the same sum in the same order whatever the thread
-//! count (see [`matmul`]); randomness is keyed by what it is for ([`rng`]). Together with [`train::accumulate`] this
+//! count (see [`matmul`]); randomness is keyed by what it is for ([`rng`]). Together with [`train::add_in_order`] this
 //! makes "split equals monolithic" hold bit for bit.
 //!
 //! ```

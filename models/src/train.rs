@@ -1,8 +1,9 @@
-//! The arithmetic of a training step, shared by the single-process path and (later) the distributed tasks:
+//! The arithmetic of a training step, shared by the single-process path and the distributed update tasks:
 //! one micro-batch's gradients, their accumulation in micro-batch order, global-norm clipping and the update.
 //!
-//! The central invariant of the system rests here: the distributed update task must call [`accumulate`] on the
-//! same per-micro-batch gradients in the same order, so weights stay bit-identical for every split.
+//! The central invariant of the system rests here: the single-process step and the distributed update task both sum
+//! the per-micro-batch gradients with [`add_in_order`], in micro-batch order, so weights stay bit-identical for
+//! every split.
 
 use crate::error::Result;
 use crate::model::{Model, UnitTensors};
@@ -57,6 +58,16 @@ pub fn accumulate<T: Float>(acc: &mut [Vec<Tensor<T>>], g: &[Vec<Tensor<T>>]) {
                 zip.for_each(|a, &b| *a += b)
             }
         }
+    }
+}
+
+/// Adds one micro-batch's gradients to the running sum: the first becomes the sum, each later one is added with
+/// [`accumulate`]. Fed micro-batches in order, this is *the* sum both the single-process step and the update task
+/// compute.
+pub fn add_in_order<T: Float>(sum: &mut Option<UnitTensors<T>>, grads: UnitTensors<T>) {
+    match sum.as_mut() {
+        None => *sum = Some(grads),
+        Some(acc) => accumulate(acc, &grads),
     }
 }
 

@@ -1,10 +1,10 @@
 //! Cutting a model into slices changes nothing: forward slice by slice, the loss on the last, backward slice by
-//! slice, then per-micro-batch gradients summed in order with `train::accumulate` and one optimizer step per unit —
+//! slice, then per-micro-batch gradients summed in order with `train::add_in_order` and one optimizer step per unit —
 //! bit-identical to the whole-model path, for random models, random cuts and micro-batch counts.
 
 mod random_batch;
 
-use models::train::{accumulate, microbatch_gradients};
+use models::train::{add_in_order, microbatch_gradients};
 use models::{Activation, Model, ModelSpec, OptimizerSpec, Tensor, UnitTensors};
 use ndarray::Axis;
 use proptest::prelude::*;
@@ -87,12 +87,8 @@ fn check(spec: ModelSpec, cut_seed: u64, microbatches: usize, batch: usize) {
             let w = microbatch_gradients(&model, &whole, xm.clone(), tm, batch).unwrap();
             let (loss, g) = sliced_gradients(&model, &split, &cuts, xm, tm, batch);
             assert_eq!(w.loss.to_bits(), loss.to_bits());
-            for (acc, g) in [(&mut acc_w, w.grads), (&mut acc_s, g)] {
-                match acc.as_mut() {
-                    None => *acc = Some(g),
-                    Some(a) => accumulate(a, &g),
-                }
-            }
+            add_in_order(&mut acc_w, w.grads);
+            add_in_order(&mut acc_s, g);
         }
         let (gw, gs) = (acc_w.unwrap(), acc_s.unwrap());
         assert_eq!(

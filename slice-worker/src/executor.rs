@@ -15,7 +15,7 @@ use bytes::Bytes;
 use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
 };
-use models::train::accumulate;
+use models::train::add_in_order;
 use models::{Model, ModelError, Tensor, UnitTensors};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -351,10 +351,7 @@ impl Worker {
                 out.bytes_in += bytes.len() as u64;
                 let g = params_from_bytes(&ctx.model, range.clone(), &bytes, key, true)
                     .map_err(Self::model_err(task))?;
-                match acc.as_mut() {
-                    None => acc = Some(g),
-                    Some(a) => accumulate(a, &g),
-                }
+                add_in_order(&mut acc, g);
             }
             let grads = acc.unwrap_or_else(|| unreachable!("at least one micro-batch"));
             let mut params = self.slice_params(ctx, task, slice, step - 1, out).await?;
