@@ -110,16 +110,17 @@ impl Driver<'_> {
                 self.keys.weights(s, version),
                 self.keys.optimizer(s, version),
             );
-            let w = self
+            let mut both = self
                 .store
-                .get(&wk)
+                .get_many(&[wk.clone(), ok.clone()])
                 .await?
-                .ok_or_else(|| RunError::Store(format!("{wk} missing at the end")))?;
-            let o = self
-                .store
-                .get(&ok)
-                .await?
-                .ok_or_else(|| RunError::Store(format!("{ok} missing at the end")))?;
+                .into_iter();
+            let mut take = |key: &str| {
+                both.next()
+                    .flatten()
+                    .ok_or_else(|| RunError::Store(format!("{key} missing at the end of the run")))
+            };
+            let (w, o) = (take(&wk)?, take(&ok)?);
             params.extend(params_from_bytes(
                 &self.model,
                 range.clone(),
@@ -165,8 +166,13 @@ async fn drive(
         None => RunPlan::even_slices(cfg.plan.slices, units),
     }
     .map_err(|reason| {
+        let field = if cfg.plan.cuts.is_some() {
+            "plan.cuts"
+        } else {
+            "plan.slices"
+        };
         RunError::Config(crate::config::ConfigError {
-            field: "plan".into(),
+            field: field.into(),
             reason,
         })
     })?;
