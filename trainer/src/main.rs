@@ -72,18 +72,23 @@ enum Command {
     },
 }
 
+/// Data sets the `data` subcommands know (clap rejects any other name and lists these).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DataSet {
+    Mnist,
+}
+
 #[derive(Subcommand)]
 enum DataAction {
     /// Download MNIST from its usual public mirror into DIR and verify the sha256 of every file.
     Download {
-        /// Only `mnist` is downloadable.
-        dataset: String,
+        dataset: DataSet,
         #[arg(long)]
         dir: PathBuf,
     },
     /// Verify the sha256 of the MNIST files in DIR.
     Verify {
-        dataset: String,
+        dataset: DataSet,
         #[arg(long)]
         dir: PathBuf,
     },
@@ -166,20 +171,20 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data { action } => match action {
-            DataAction::Download { dataset, dir } | DataAction::Verify { dataset, dir }
-                if dataset != "mnist" =>
-            {
-                let _ = dir;
-                bail!("unknown data set {dataset:?}: only `mnist` can be downloaded or verified")
-            }
-            DataAction::Download { dir, .. } => {
+            DataAction::Download {
+                dataset: DataSet::Mnist,
+                dir,
+            } => {
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
                 data::download_mnist(&dir, |msg| eprintln!("{msg}"))?;
                 eprintln!("MNIST is in {} (checksums verified)", dir.display());
                 Ok(())
             }
-            DataAction::Verify { dir, .. } => {
+            DataAction::Verify {
+                dataset: DataSet::Mnist,
+                dir,
+            } => {
                 data::verify_mnist(&dir)?;
                 eprintln!("{}: all four MNIST files match their sha256", dir.display());
                 Ok(())
