@@ -29,41 +29,15 @@ Output: exactly one JSON line on stdout:
 Diagnostics go to stderr.
 """
 
-import argparse
-import json
 import os
 import sys
-import time
 
-BATCH = 128
-WIDTHS = [784, 1024, 1024, 1024, 10]
-LR = 0.01
-SEED = 0
-
-
-def parse_args():
-    ap = argparse.ArgumentParser(description="JAX MLP SGD-step benchmark")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="number of threads/cores (default: $BENCH_THREADS or all allowed CPUs)")
-    ap.add_argument("--warmup", type=int, default=5, help="warm-up steps (>= 5, first one compiles)")
-    ap.add_argument("--reps", type=int, default=30, help="timed steps (>= 30)")
-    a = ap.parse_args()
-    if a.threads is None:
-        env = os.environ.get("BENCH_THREADS")
-        a.threads = int(env) if env else len(os.sched_getaffinity(0))
-    a.warmup = max(a.warmup, 5)
-    a.reps = max(a.reps, 30)
-    return a
+from bench_common import LR, parse_args, pin_cpus, problem, report, time_steps
 
 
 def limit_threads(n):
     """Must run before jax/jaxlib is imported."""
-    if "jax" in sys.modules or "jaxlib" in sys.modules:
-        raise RuntimeError("jax imported before the thread limits were set")
-    allowed = sorted(os.sched_getaffinity(0))
-    if n < 1 or n > len(allowed):
-        raise SystemExit(f"--threads {n}: must be in 1..{len(allowed)} (allowed CPUs {allowed})")
-    os.sched_setaffinity(0, allowed[:n])
+    pin_cpus(n, ["jax", "jaxlib"])
     flags = os.environ.get("XLA_FLAGS", "")
     flags += f" --xla_cpu_multi_thread_eigen={'false' if n == 1 else 'true'}"
     os.environ["XLA_FLAGS"] = flags.strip()
@@ -75,21 +49,15 @@ def limit_threads(n):
 
 
 def main():
-    args = parse_args()
+    args = parse_args("JAX MLP SGD-step benchmark", "warm-up steps (>= 5, first one compiles)")
     limit_threads(args.threads)
     import numpy as np  # noqa: E402
     import jax  # noqa: E402
     import jax.numpy as jnp  # noqa: E402
 
-    rng = np.random.default_rng(SEED)
-    params = []
-    for fan_in, fan_out in zip(WIDTHS[:-1], WIDTHS[1:]):
-        bound = 1.0 / np.sqrt(fan_in)
-        w = rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(np.float32)
-        b = rng.uniform(-bound, bound, size=(fan_out,)).astype(np.float32)
-        params.append((jnp.asarray(w), jnp.asarray(b)))
-    x = jnp.asarray(rng.standard_normal((BATCH, WIDTHS[0])).astype(np.float32))
-    y = jnp.asarray(rng.integers(0, WIDTHS[-1], size=BATCH).astype(np.int32))
+    params, x, y = problem(np)
+    params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
+    x, y = jnp.asarray(x), jnp.asarray(y.astype(np.int32))
 
     def loss_fn(ps, x, y):
         h = x
@@ -107,27 +75,17 @@ def main():
 
     step_jit = jax.jit(step, donate_argnums=0)
 
-    params, loss0 = step_jit(params, x, y)  # compiles
-    jax.block_until_ready(params)
-    for _ in range(args.warmup - 1):
-        params, loss = step_jit(params, x, y)
-        jax.block_until_ready(params)
-    times = []
-    for _ in range(args.reps):
-        t0 = time.perf_counter()
-        params, loss = step_jit(params, x, y)
-        jax.block_until_ready((params, loss))
-        times.append((time.perf_counter() - t0) * 1e3)
+    state = {"params": params}
+
+    def run():  # parameters are donated, so each step hands back the new ones
+        state["params"], loss = step_jit(state["params"], x, y)
+        jax.block_until_ready((state["params"], loss))
+        return loss
+
+    times, loss0, loss = time_steps(run, args.warmup, args.reps)  # the first warm-up step compiles
+    params = state["params"]
     assert params[0][0].dtype == jnp.float32 and bool(jnp.isfinite(loss))
-    t = np.asarray(times)
-    print(json.dumps({
-        "impl": "jax",
-        "threads": args.threads,
-        "step_ms_median": round(float(np.median(t)), 3),
-        "step_ms_p10": round(float(np.percentile(t, 10)), 3),
-        "step_ms_p90": round(float(np.percentile(t, 90)), 3),
-        "reps": args.reps,
-    }))
+    report(np, "jax", args.threads, times)
     print(f"# jax {jax.__version__} on {jax.devices()}, affinity {sorted(os.sched_getaffinity(0))}, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}, "

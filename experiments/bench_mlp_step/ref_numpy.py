@@ -29,60 +29,26 @@ Output: exactly one JSON line on stdout:
 Diagnostics (loss before/after, BLAS info, env) go to stderr.
 """
 
-import argparse
-import json
 import os
 import sys
-import time
 
-BATCH = 128
-WIDTHS = [784, 1024, 1024, 1024, 10]
-LR = 0.01
-SEED = 0
-
-
-def parse_args():
-    ap = argparse.ArgumentParser(description="numpy MLP SGD-step benchmark")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="number of threads/cores (default: $BENCH_THREADS or all allowed CPUs)")
-    ap.add_argument("--warmup", type=int, default=5, help="warm-up steps (>= 5)")
-    ap.add_argument("--reps", type=int, default=30, help="timed steps (>= 30)")
-    a = ap.parse_args()
-    if a.threads is None:
-        env = os.environ.get("BENCH_THREADS")
-        a.threads = int(env) if env else len(os.sched_getaffinity(0))
-    a.warmup = max(a.warmup, 5)
-    a.reps = max(a.reps, 30)
-    return a
+from bench_common import BATCH, LR, WIDTHS, parse_args, pin_cpus, problem, report, time_steps
 
 
 def limit_threads(n):
     """Must run before numpy (and thus OpenBLAS) is imported."""
-    if "numpy" in sys.modules:
-        raise RuntimeError("numpy imported before the thread limits were set")
-    allowed = sorted(os.sched_getaffinity(0))
-    if n < 1 or n > len(allowed):
-        raise SystemExit(f"--threads {n}: must be in 1..{len(allowed)} (allowed CPUs {allowed})")
-    os.sched_setaffinity(0, allowed[:n])
+    pin_cpus(n, ["numpy"])
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
-    # NOTE: OPENBLAS_CORETYPE is intentionally not touched.
 
 
 def main():
-    args = parse_args()
+    args = parse_args("numpy MLP SGD-step benchmark")
     limit_threads(args.threads)
     import numpy as np  # noqa: E402  (after the thread limits on purpose)
 
-    rng = np.random.default_rng(SEED)
-    params = []
-    for fan_in, fan_out in zip(WIDTHS[:-1], WIDTHS[1:]):
-        bound = 1.0 / np.sqrt(fan_in)
-        w = rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(np.float32)
-        b = rng.uniform(-bound, bound, size=(fan_out,)).astype(np.float32)
-        params.append([w, b])
-    x = rng.standard_normal((BATCH, WIDTHS[0])).astype(np.float32)
-    y = rng.integers(0, WIDTHS[-1], size=BATCH)
+    params, x, y = problem(np)
+    params = [list(p) for p in params]  # updated in place
     onehot = np.zeros((BATCH, WIDTHS[-1]), dtype=np.float32)
     onehot[np.arange(BATCH), y] = 1.0
     n_layers = len(params)
@@ -122,24 +88,9 @@ def main():
             b -= lr * db
         return loss
 
-    loss0 = step()
-    for _ in range(args.warmup - 1):
-        step()
-    times = []
-    for _ in range(args.reps):
-        t0 = time.perf_counter()
-        loss = step()
-        times.append((time.perf_counter() - t0) * 1e3)
+    times, loss0, loss = time_steps(step, args.warmup, args.reps)
     assert params[0][0].dtype == np.float32 and np.isfinite(loss)
-    t = np.asarray(times)
-    print(json.dumps({
-        "impl": "numpy",
-        "threads": args.threads,
-        "step_ms_median": round(float(np.median(t)), 3),
-        "step_ms_p10": round(float(np.percentile(t, 10)), 3),
-        "step_ms_p90": round(float(np.percentile(t, 90)), 3),
-        "reps": args.reps,
-    }))
+    report(np, "numpy", args.threads, times)
     cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
     blas = cfg.get("Build Dependencies", {}).get("blas", {}) if isinstance(cfg, dict) else {}
     print(f"# numpy {np.__version__}, blas {blas.get('name')} {blas.get('version')}, "
