@@ -148,6 +148,10 @@ async fn events_stream_in_order_and_wake_readers(s: Arc<dyn Store>) {
             .unwrap(),
         );
     }
+    assert!(
+        s.exists(&stream).await.unwrap(),
+        "a stream is a key like any other"
+    );
     let all = s
         .read_events(&stream, "0", 10, Duration::ZERO)
         .await

@@ -18,6 +18,22 @@ struct State {
 }
 
 impl State {
+    /// Every key of every kind (value, set, stream) with its expiry.
+    fn all_keys(&self) -> impl Iterator<Item = (&String, Instant)> {
+        let values = self.values.iter().map(|(k, (_, e))| (k, *e));
+        let sets = self.sets.iter().map(|(k, (_, e))| (k, *e));
+        let streams = self.streams.iter().map(|(k, (_, e))| (k, *e));
+        values.chain(sets).chain(streams)
+    }
+
+    /// The expiry of `key`, whatever kind it is (Redis keys share one namespace across kinds).
+    fn expiry(&self, key: &str) -> Option<Instant> {
+        let value = self.values.get(key).map(|(_, e)| *e);
+        value
+            .or_else(|| self.sets.get(key).map(|(_, e)| *e))
+            .or_else(|| self.streams.get(key).map(|(_, e)| *e))
+    }
+
     fn live_value(&self, key: &str, now: Instant) -> Option<&Bytes> {
         self.values
             .get(key)
@@ -80,7 +96,7 @@ impl Store for MemoryStore {
     async fn exists(&self, key: &str) -> StoreResult<bool> {
         let now = Instant::now();
         let s = self.lock();
-        Ok(s.live_value(key, now).is_some() || s.sets.get(key).is_some_and(|(_, e)| *e > now))
+        Ok(s.expiry(key).is_some_and(|e| e > now))
     }
 
     async fn claim(&self, key: &str, owner: &str, ttl: Duration) -> StoreResult<bool> {
@@ -146,22 +162,9 @@ impl Store for MemoryStore {
         let now = Instant::now();
         let s = self.lock();
         let mut keys: Vec<String> = s
-            .values
-            .iter()
-            .filter(|(k, (_, e))| k.starts_with(prefix) && *e > now)
+            .all_keys()
+            .filter(|(k, e)| k.starts_with(prefix) && *e > now)
             .map(|(k, _)| k.clone())
-            .chain(
-                s.sets
-                    .iter()
-                    .filter(|(k, (_, e))| k.starts_with(prefix) && *e > now)
-                    .map(|(k, _)| k.clone()),
-            )
-            .chain(
-                s.streams
-                    .iter()
-                    .filter(|(k, (_, e))| k.starts_with(prefix) && *e > now)
-                    .map(|(k, _)| k.clone()),
-            )
             .collect();
         keys.sort();
         Ok(keys)
