@@ -327,9 +327,7 @@ impl Unit {
             Unit::Dense {
                 linear, activation, ..
             } => {
-                let x2 = reshape(x, &[n, linear.in_features])
-                    .into_dimensionality()
-                    .unwrap_or_else(|_| unreachable!());
+                let x2 = Flatten.forward(x);
                 let z = dynamic(linear.forward(x2.view(), v2(&params[0]), params.get(1).map(v1)));
                 let (y, act) = match activation {
                     None => (z, None),

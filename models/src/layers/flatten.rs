@@ -1,16 +1,21 @@
 //! Flatten every axis but the first: [N, C, H, W] → [N, C·H·W] in (C, H, W) order, as PyTorch's `nn.Flatten`.
 
 use crate::Float;
-use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn};
+use ndarray::{Array2, ArrayD, IxDyn};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Flatten;
 
 impl Flatten {
-    pub fn forward<T: Float>(&self, x: ArrayViewD<T>) -> Array2<T> {
+    /// Reshapes `x` [N, ...] to [N, rest] (no copy when `x` is in standard layout).
+    pub fn forward<T: Float>(&self, x: ArrayD<T>) -> Array2<T> {
         let n = x.shape().first().copied().unwrap_or(1);
         let rest: usize = x.shape().iter().skip(1).product();
-        let x = x.as_standard_layout().into_owned();
+        let x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        };
         x.into_shape_with_order((n, rest))
             .unwrap_or_else(|_| unreachable!("element count preserved"))
     }
