@@ -272,7 +272,7 @@ impl Config {
         if t.microbatches == 0 {
             return Err(bad("train.microbatches", "must be at least 1"));
         }
-        if t.batch_size % t.microbatches != 0 {
+        if !t.batch_size.is_multiple_of(t.microbatches) {
             return Err(bad(
                 "train.microbatches",
                 format!(

@@ -10,7 +10,7 @@ use data::{Dataset, Sampler, Task};
 use models::train::{
     add_in_order, clip_factor, global_norm, microbatch_gradients, scale, unit_sums_of_squares,
 };
-use models::{LossKind, Model, Tensor, UnitTensors};
+use models::{LossKind, Model, OptimizerState, UnitTensors};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -237,7 +237,7 @@ pub fn fit(
     out.create(cfg)?;
     let mut metrics = out.metrics_writer()?;
     let mut params: UnitTensors<f32> = model.init(t.seed);
-    let mut state: Vec<Vec<Vec<Tensor<f32>>>> = params.iter().map(|p| opt.init_state(p)).collect();
+    let mut state: OptimizerState<f32> = params.iter().map(|p| opt.init_state(p)).collect();
     observer.started(total, t.batch_size);
 
     let mut step_ms = Vec::with_capacity(total as usize);

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::{io, RunError};
 use crate::fit::TrainState;
 use models::checkpoint::{optimizer_to_bytes, params_to_bytes, write_atomic};
-use models::{Model, OptimizerSpec, Tensor};
+use models::{Model, OptimizerSpec, OptimizerState, Tensor};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -89,7 +89,7 @@ impl RunDir {
         model: &Model,
         params: &[Vec<Tensor<f32>>],
         opt: &OptimizerSpec,
-        state: &[Vec<Vec<Tensor<f32>>>],
+        state: &OptimizerState<f32>,
         train: &TrainState,
     ) -> Result<(), RunError> {
         let all = 0..model.units().len();

@@ -12,7 +12,7 @@ use data::{Dataset, Sampler};
 use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
 };
-use models::{Model, Tensor};
+use models::{Model, OptimizerState, UnitTensors};
 use slice_worker::executor::{forward_dependencies, record_completion};
 use slice_worker::invoker::LocalInvoker;
 use slice_worker::plan::RunPlan;
@@ -101,7 +101,7 @@ impl Driver<'_> {
     async fn pull(
         &self,
         version: u64,
-    ) -> Result<(Vec<Vec<Tensor<f32>>>, Vec<Vec<Vec<Tensor<f32>>>>), RunError> {
+    ) -> Result<(UnitTensors<f32>, OptimizerState<f32>), RunError> {
         let slots = self.plan.optimizer.slots();
         let (mut params, mut state) = (Vec::new(), Vec::new());
         for s in 0..self.plan.slices.len() {

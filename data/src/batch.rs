@@ -59,7 +59,7 @@ impl Batch {
     /// `k*B/m .. (k+1)*B/m`. `B % m != 0` (or `m == 0`) is [`DataError::Microbatches`].
     pub fn split(&self, m: usize) -> Result<Vec<Batch>> {
         let b = self.len();
-        if m == 0 || b % m != 0 {
+        if m == 0 || !b.is_multiple_of(m) {
             return Err(DataError::Microbatches {
                 batch: b,
                 microbatches: m,

@@ -6,6 +6,7 @@
 
 use crate::error::{ModelError, Result};
 use crate::model::{Model, UnitTensors};
+use crate::optim::OptimizerState;
 use crate::tensor::Tensor;
 use crate::Float;
 use safetensors::tensor::{Dtype, SafeTensors, View};
@@ -13,6 +14,9 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
+
+/// Tensors by name, sorted.
+pub type NamedTensors<T> = BTreeMap<String, Tensor<T>>;
 
 /// The metadata key under which [`optimizer_to_bytes`] stores the caller's training state.
 pub const TRAIN_STATE_KEY: &str = "train_state";
@@ -60,7 +64,7 @@ pub fn tensors_to_bytes<T: Float>(
 pub fn tensors_from_bytes<T: Float>(
     bytes: &[u8],
     source_name: &str,
-) -> Result<(BTreeMap<String, Tensor<T>>, HashMap<String, String>)> {
+) -> Result<(NamedTensors<T>, HashMap<String, String>)> {
     let fmt = |reason: String| ModelError::Format {
         source_name: source_name.into(),
         reason,
@@ -167,7 +171,7 @@ pub fn optimizer_to_bytes<T: Float>(
     model: &Model,
     range: Range<usize>,
     slots: &[&str],
-    state: &[Vec<Vec<Tensor<T>>>],
+    state: &OptimizerState<T>,
     train_state: String,
 ) -> Result<Vec<u8>> {
     model.check_range(&range)?;
@@ -189,7 +193,7 @@ pub fn optimizer_from_bytes<T: Float>(
     slots: &[&str],
     bytes: &[u8],
     source_name: &str,
-) -> Result<(Vec<Vec<Vec<Tensor<T>>>>, String)> {
+) -> Result<(OptimizerState<T>, String)> {
     model.check_range(&range)?;
     let (mut tensors, meta) = tensors_from_bytes::<T>(bytes, source_name)?;
     let err = |tensor: &str, reason: String| ModelError::Checkpoint {

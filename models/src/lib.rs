@@ -41,7 +41,7 @@ mod unit;
 pub use error::{ModelError, Result};
 pub use float::Float;
 pub use model::{LossGrad, LossKind, Model, UnitTensors};
-pub use optim::OptimizerSpec;
+pub use optim::{OptimizerSpec, OptimizerState};
 pub use schedule::Schedule;
 pub use spec::{Activation, ModelSpec};
 pub use tensor::Tensor;

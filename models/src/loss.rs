@@ -64,7 +64,7 @@ pub fn softmax_cross_entropy<T: Float>(
         for dv in d.iter_mut() {
             *dv = *dv / sum / norm;
         }
-        d[t] = d[t] - T::one() / norm;
+        d[t] -= T::one() / norm;
     }
     Ok(LossOutput {
         loss: total / normalizer as f64,

@@ -30,7 +30,7 @@ pub(crate) fn v4<T: Float>(t: &Tensor<T>) -> ArrayView4<'_, T> {
 /// Rows view of a standard-layout tensor: every axis but the last folded into rows.
 pub(crate) fn rows<T: Float>(t: &Tensor<T>) -> ArrayView2<'_, T> {
     let d = t.shape().last().copied().unwrap_or(1);
-    let r = if d == 0 { 0 } else { t.len() / d };
+    let r = t.len().checked_div(d).unwrap_or(0);
     assert!(
         t.is_standard_layout(),
         "rows() needs a standard-layout tensor"

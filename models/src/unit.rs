@@ -60,6 +60,10 @@ pub struct ParamSpec {
     pub init: Init,
 }
 
+/// What a unit's backward returns: the input gradient (when asked for) and the parameter gradients in
+/// [`Unit::params`] order.
+pub type UnitGradients<T> = (Option<Tensor<T>>, Vec<Tensor<T>>);
+
 /// What a unit's backward needs from its forward.
 pub enum UnitCache<T> {
     Dense {
@@ -422,7 +426,7 @@ impl Unit {
         cache: &UnitCache<T>,
         dy: &Tensor<T>,
         need_dx: bool,
-    ) -> Result<(Option<Tensor<T>>, Vec<Tensor<T>>)> {
+    ) -> Result<UnitGradients<T>> {
         let dy = if dy.is_standard_layout() {
             dy.clone()
         } else {

@@ -66,7 +66,7 @@ impl Observer for Progress {
                 bar.println(format!("step {}: loss {:.4}{eval}", r.step, r.loss));
             }
         } else if self.every > 0
-            && (r.step % self.every == 0 || r.eval.is_some() || r.step == self.total)
+            && (r.step.is_multiple_of(self.every) || r.eval.is_some() || r.step == self.total)
         {
             let eta = elapsed / r.step as f64 * (self.total - r.step) as f64;
             eprintln!(

@@ -162,7 +162,7 @@ fn causal_softmax<T: Float>(mut s: ArrayViewMut2<T>, scale: T) {
     for (i, mut row) in s.rows_mut().into_iter().enumerate() {
         let mut max = T::neg_infinity();
         for j in 0..=i {
-            row[j] = row[j] * scale;
+            row[j] *= scale;
             max = max.max(row[j]);
         }
         let mut sum = T::zero();
@@ -171,7 +171,7 @@ fn causal_softmax<T: Float>(mut s: ArrayViewMut2<T>, scale: T) {
             sum += row[j];
         }
         for j in 0..=i {
-            row[j] = row[j] / sum;
+            row[j] /= sum;
         }
         for j in i + 1..row.len() {
             row[j] = T::zero();

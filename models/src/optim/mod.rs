@@ -13,6 +13,9 @@ use crate::tensor::Tensor;
 use crate::Float;
 use serde::{Deserialize, Serialize};
 
+/// Optimizer state of a run of units: `state[unit][param][slot]`, slots named by [`OptimizerSpec::slots`].
+pub type OptimizerState<T> = Vec<Vec<Vec<Tensor<T>>>>;
+
 /// Which optimizer and its hyper-parameters (the learning rate comes from the schedule, per step).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]

@@ -12,7 +12,7 @@ pub fn redact_url(url: &str) -> String {
     let Some((userinfo, host)) = authority.rsplit_once('@') else {
         return url.to_string();
     };
-    let user = userinfo.split_once(':').map_or(None, |(u, _)| Some(u));
+    let user = userinfo.split_once(':').map(|(u, _)| u);
     match user {
         Some(u) => format!("{scheme}://{u}:***@{host}{tail}"),
         // `redis://secret@host`: redis-rs reads a lone userinfo as the password.
