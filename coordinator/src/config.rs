@@ -121,6 +121,15 @@ pub struct PlanConfig {
     /// Overrides `slices`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuts: Option<Vec<usize>>,
+    /// Backward recomputes its slice's forward from the stored slice input instead of reading stored caches. Only
+    /// `true` is implemented (it moves the fewest bytes: one activation per slice boundary).
+    #[serde(default = "yes")]
+    pub recompute: bool,
+    /// A task that completes the inputs of a successor on its own slice (a backward completing the update, an
+    /// update completing a next-step forward) runs it in the same invocation and warm container instead of invoking
+    /// it: one invoke and one weight fetch fewer.
+    #[serde(default = "yes", rename = "become")]
+    pub become_successor: bool,
 }
 
 impl PlanConfig {
@@ -135,6 +144,8 @@ impl Default for PlanConfig {
         PlanConfig {
             slices: 1,
             cuts: None,
+            recompute: true,
+            become_successor: true,
         }
     }
 }
@@ -156,6 +167,26 @@ pub struct RuntimeConfig {
     /// Compute threads (0 = one per core). Results do not depend on it.
     #[serde(default)]
     pub threads: usize,
+    /// Local invoker: probability that a delivery's container crashes (half before the handler runs, half after
+    /// it wrote its outputs but before it reported). The run driver recovers by deadline.
+    #[serde(default)]
+    pub fault_rate: f64,
+    /// Local invoker: probability that an invocation is delivered twice.
+    #[serde(default)]
+    pub duplicate_rate: f64,
+    /// Local invoker: delay of starting a new container, milliseconds.
+    #[serde(default)]
+    pub cold_start_ms: u64,
+    /// Seed of the injected faults (which deliveries crash or repeat).
+    #[serde(default)]
+    pub seed: u64,
+    /// A task whose inputs are complete but that has not reported within this many seconds is invoked again
+    /// with the next attempt number (it is idempotent, so a slow original does no harm).
+    #[serde(default = "task_timeout_s")]
+    pub task_timeout_s: f64,
+    /// How many attempts a task gets (failures and missed deadlines) before the run stops with its error.
+    #[serde(default = "max_attempts")]
+    pub max_attempts: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -165,6 +196,12 @@ impl Default for RuntimeConfig {
             store: memory(),
             concurrency: four(),
             threads: 0,
+            fault_rate: 0.0,
+            duplicate_rate: 0.0,
+            cold_start_ms: 0,
+            seed: 0,
+            task_timeout_s: task_timeout_s(),
+            max_attempts: max_attempts(),
         }
     }
 }
@@ -178,6 +215,15 @@ pub struct CheckpointConfig {
     pub every: u64,
 }
 
+fn yes() -> bool {
+    true
+}
+fn task_timeout_s() -> f64 {
+    300.0
+}
+fn max_attempts() -> u32 {
+    6
+}
 fn one() -> usize {
     1
 }
@@ -338,6 +384,33 @@ impl Config {
                 "train.grad_clip",
                 "not supported in split runs yet (plan.slices > 1 or plan.cuts)",
             ));
+        }
+        if !self.plan.recompute {
+            return Err(bad(
+                "plan.recompute",
+                "only recompute = true is implemented: backward recomputes its slice's forward from the stored input",
+            ));
+        }
+        let r = &self.runtime;
+        for (key, v) in [("runtime.fault_rate", r.fault_rate), ("runtime.duplicate_rate", r.duplicate_rate)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(bad(key, format!("must be in [0, 1), got {v}")));
+            }
+            if v > 0.0 && !split {
+                return Err(bad(
+                    key,
+                    "injected faults need a split run (plan.slices > 1 or plan.cuts): a single slice trains in process",
+                ));
+            }
+        }
+        if !(r.task_timeout_s.is_finite() && r.task_timeout_s > 0.0) {
+            return Err(bad(
+                "runtime.task_timeout_s",
+                format!("must be a positive number of seconds, got {}", r.task_timeout_s),
+            ));
+        }
+        if r.max_attempts == 0 {
+            return Err(bad("runtime.max_attempts", "must be at least 1"));
         }
         if self.runtime.concurrency == 0 {
             return Err(bad("runtime.concurrency", "must be at least 1"));

@@ -71,6 +71,9 @@ pub struct Summary {
     pub step_ms_p95: f64,
     pub samples_per_s: f64,
     pub threads: usize,
+    /// Split runs: what the task runtime did (from the events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<crate::tracker::RuntimeStats>,
 }
 
 /// The checkpointed training state stored beside the optimizer tensors.
@@ -213,6 +216,7 @@ pub(crate) fn summarize(
         step_ms_p95: percentile(&sorted, 0.95),
         samples_per_s: (run.total as f64 * t.batch_size as f64) / run.train_s.max(1e-9),
         threads: run.threads,
+        runtime: None,
     }
 }
 
@@ -235,7 +239,7 @@ pub fn fit(
     let threads = models::matmul::threads();
 
     out.create(cfg)?;
-    let mut metrics = out.metrics_writer()?;
+    let mut metrics = out.jsonl_writer("metrics.jsonl")?;
     let mut params: UnitTensors<f32> = model.init(t.seed);
     let mut state: OptimizerState<f32> = params.iter().map(|p| opt.init_state(p)).collect();
     observer.started(total, t.batch_size);

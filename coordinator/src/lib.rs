@@ -1,8 +1,9 @@
 //! # coordinator: configures, plans and drives runs
 //!
 //! Owns the run configuration ([`config::Config`], the TOML users write), the single-process reference run
-//! ([`fit::fit`]) with its run folder ([`run_dir::RunDir`]) and evaluation; as later issues land, profiling, the
-//! probability model of task latency and cost, the planner, the DAG builder and the distributed run driver.
+//! ([`fit::fit`]) with its run folder ([`run_dir::RunDir`]) and evaluation, and the driver of split runs
+//! ([`split`], following the event stream with [`tracker::Tracker`]); as later issues land, profiling, the
+//! probability model of task latency and cost and the planner.
 //!
 //! Must not know about: the command line (flags, progress bars, exit codes belong to `trainer`).
 //!
@@ -23,6 +24,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod run_dir;
 pub mod split;
+pub mod tracker;
 
 pub use error::RunError;
 pub use slice_worker;

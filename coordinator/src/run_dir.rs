@@ -3,6 +3,8 @@
 //! ```text
 //! config.resolved.toml   the config with every default written out (seed, data folder, ...)
 //! metrics.jsonl          one JSON line per step, flushed every step
+//! events.jsonl           split runs: one JSON line per task execution (slice_worker::event::TaskEvent)
+//! plan.json              split runs: the run plan the tasks read (cuts, micro-batches, optimizer)
 //! summary.json           written once, when the run ends
 //! model.safetensors      the weights only, PyTorch state_dict names; bytes depend on the weights alone
 //! optimizer.safetensors  optimizer state `{param}.{slot}` + the training state (step, epoch, seed, data order)
@@ -23,13 +25,13 @@ pub struct RunDir {
     path: PathBuf,
 }
 
-/// Appends JSON lines to `metrics.jsonl`, flushing after each.
-pub struct MetricsWriter {
+/// Appends JSON lines to a file (`metrics.jsonl`, `events.jsonl`), flushing after each.
+pub struct JsonlWriter {
     path: PathBuf,
     file: BufWriter<File>,
 }
 
-impl MetricsWriter {
+impl JsonlWriter {
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), RunError> {
         let line = serde_json::to_string(record)
             .unwrap_or_else(|e| unreachable!("plain struct serialises: {e}"));
@@ -63,10 +65,11 @@ impl RunDir {
         self.write_bytes("config.resolved.toml", format!("{header}{text}").as_bytes())
     }
 
-    pub fn metrics_writer(&self) -> Result<MetricsWriter, RunError> {
-        let path = self.path.join("metrics.jsonl");
+    /// Creates (or truncates) the JSON-lines file `name`.
+    pub fn jsonl_writer(&self, name: &str) -> Result<JsonlWriter, RunError> {
+        let path = self.path.join(name);
         let file = File::create(&path).map_err(io(&path))?;
-        Ok(MetricsWriter {
+        Ok(JsonlWriter {
             path,
             file: BufWriter::new(file),
         })

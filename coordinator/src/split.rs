@@ -13,35 +13,26 @@ use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
 };
 use models::{Model, OptimizerState, UnitTensors};
+use crate::tracker::Tracker;
+use slice_worker::event::TaskEvent;
 use slice_worker::executor::{forward_dependencies, record_completion};
-use slice_worker::invoker::LocalInvoker;
+use slice_worker::invoker::{Faults, LocalInvoker, LocalOptions};
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, MemoryStore, RedisStore, Store, StoreError};
 use slice_worker::task::{TaskId, TaskPayload};
 use slice_worker::wire::{encode_targets, encode_tensor};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long the driver waits without any event before it declares the run stuck.
+/// How long the driver waits without any event, while no task is due, before it declares the run stuck (a due task
+/// is bounded by its deadline and attempts instead).
 const STALL: Duration = Duration::from_secs(120);
 
 impl From<StoreError> for RunError {
     fn from(e: StoreError) -> Self {
         RunError::Store(e.to_string())
     }
-}
-
-/// Parses `"U(3,1)"` / `"B(3,1,0)"` into its kind and numbers.
-fn parse_task(s: &str) -> Option<(char, Vec<u64>)> {
-    let kind = s.chars().next()?;
-    let inner = s.get(2..s.len().checked_sub(1)?)?;
-    let nums = inner
-        .split(',')
-        .map(|n| n.parse().ok())
-        .collect::<Option<Vec<u64>>>()?;
-    Some((kind, nums))
 }
 
 struct Driver<'a> {
@@ -57,8 +48,9 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    /// Writes step `step`'s micro-batches and records the data marker in each leaf's dependency set.
-    async fn feed(&self, step: u64) -> Result<(), RunError> {
+    /// Writes step `step`'s micro-batches, records the data marker in each leaf's dependency set and starts the
+    /// leaves that completed; tells the tracker.
+    async fn feed(&self, step: u64, tracker: &mut Tracker) -> Result<(), RunError> {
         if step > self.plan.steps {
             return Ok(());
         }
@@ -70,6 +62,7 @@ impl Driver<'_> {
             items.push((self.keys.targets(step, m), encode_targets(&mb.targets)?));
         }
         self.store.put_many(items, self.ttl).await?;
+        let mut fired = Vec::new();
         for m in 0..self.plan.microbatches {
             let leaf = TaskId::F {
                 step,
@@ -87,14 +80,39 @@ impl Driver<'_> {
             )
             .await?
             {
-                self.invoker.invoke(TaskPayload {
-                    run: self.plan.run_id.clone(),
-                    task: leaf,
-                    attempt: 1,
-                });
+                fired.push(leaf);
+                self.invoke(leaf, 1);
             }
         }
+        tracker.fed(step, &fired, Instant::now());
         Ok(())
+    }
+
+    fn invoke(&self, task: TaskId, attempt: u32) {
+        self.invoker.invoke(TaskPayload {
+            run: self.plan.run_id.clone(),
+            task,
+            attempt,
+        });
+    }
+
+    /// Step `step`'s loss: the micro-batch shares the last slice wrote, summed in micro-batch order as the
+    /// single-process path does; their keys are deleted.
+    async fn step_loss(&self, step: u64) -> Result<f64, RunError> {
+        let keys: Vec<String> = (0..self.plan.microbatches)
+            .map(|m| self.keys.loss(step, m))
+            .collect();
+        let values = self.store.get_many(&keys).await?;
+        let mut loss = 0.0;
+        for (key, v) in keys.iter().zip(values) {
+            let bytes: [u8; 8] = v
+                .as_deref()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| RunError::Store(format!("{key}: missing or not 8 bytes")))?;
+            loss += f64::from_le_bytes(bytes);
+        }
+        self.store.delete(&keys).await?;
+        Ok(loss)
     }
 
     /// Pulls the final weights and optimizer state of every slice back into whole-model order.
@@ -211,8 +229,22 @@ async fn drive(
     };
     out.create(cfg)?;
     out.write_json("plan.json", &plan)?;
-    let mut metrics = out.metrics_writer()?;
-    let invoker = LocalInvoker::new(store.clone(), cfg.runtime.concurrency, ttl);
+    let mut metrics = out.jsonl_writer("metrics.jsonl")?;
+    let r = &cfg.runtime;
+    let invoker = LocalInvoker::new(
+        store.clone(),
+        LocalOptions {
+            concurrency: r.concurrency,
+            faults: Faults {
+                fault_rate: r.fault_rate,
+                duplicate_rate: r.duplicate_rate,
+                cold_start: Duration::from_millis(r.cold_start_ms),
+                seed: r.seed,
+            },
+            become_successor: cfg.plan.become_successor,
+            event_ttl: ttl,
+        },
+    );
     let driver = Driver {
         cfg,
         model,
@@ -235,7 +267,7 @@ async fn drive(
 async fn run_steps(
     d: &Driver<'_>,
     out: &RunDir,
-    metrics: &mut crate::run_dir::MetricsWriter,
+    metrics: &mut crate::run_dir::JsonlWriter,
     observer: &mut dyn Observer,
     stop: &AtomicBool,
     started: Instant,
@@ -276,14 +308,13 @@ async fn run_steps(
     }
     store.put_many(items, d.ttl).await?;
     observer.started(plan.steps, plan.batch_size);
+    let mut events_log = out.jsonl_writer("events.jsonl")?;
+    let timeout = Duration::from_secs_f64(d.cfg.runtime.task_timeout_s);
+    let mut tracker = Tracker::new(plan.clone(), timeout, d.cfg.runtime.max_attempts);
     let train_start = Instant::now();
-    d.feed(1).await?;
-    d.feed(2).await?;
+    d.feed(1, &mut tracker).await?;
+    d.feed(2, &mut tracker).await?;
 
-    let slices = plan.slices.len();
-    let last = slices - 1;
-    let mut updates: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut losses_mb: BTreeMap<u64, BTreeMap<u64, f64>> = BTreeMap::new();
     let (mut losses, mut step_ms) = (Vec::new(), Vec::new());
     let mut done_steps = 0u64;
     let mut step_start = Instant::now();
@@ -294,56 +325,41 @@ async fn run_steps(
             return Err(RunError::Interrupted { step: done_steps });
         }
         let events = store
-            .read_events(&keys.events(), &cursor, 1000, Duration::from_millis(200))
+            .read_events(&keys.events(), &cursor, 1000, Duration::from_millis(100))
             .await?;
-        if events.is_empty() && last_event.elapsed() > STALL {
+        let now = Instant::now();
+        if events.is_empty() && tracker.nothing_due() && last_event.elapsed() > STALL {
             return Err(RunError::Store(format!(
-                "no task finished for {} s after step {done_steps}",
+                "no task reported for {} s after step {done_steps} and none is due",
                 STALL.as_secs()
             )));
         }
-        for e in events {
-            last_event = Instant::now();
-            cursor = e.id.clone();
-            let field = |name: &str| {
-                e.fields
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_str())
-            };
-            let task = field("task").unwrap_or("?");
-            if let Some(err) = field("error") {
-                return Err(RunError::Task {
-                    task: task.to_string(),
-                    reason: err.to_string(),
-                });
-            }
-            let Some((kind, nums)) = parse_task(task) else {
-                continue;
-            };
-            if let Some(bits) = field("loss_bits").and_then(|b| b.parse::<u64>().ok()) {
-                if nums.get(1) == Some(&(last as u64)) {
-                    losses_mb
-                        .entry(nums[0])
-                        .or_default()
-                        .insert(nums[2], f64::from_bits(bits));
-                }
-            }
-            if kind == 'U' {
-                let n = updates.entry(nums[0]).or_insert(0);
-                *n += 1;
+        for entry in events {
+            last_event = now;
+            cursor = entry.id.clone();
+            let event = TaskEvent::from_fields(&entry.fields).map_err(|reason| RunError::Task {
+                task: format!("event {}", entry.id),
+                reason,
+            })?;
+            events_log.write(&event)?;
+            if let Some((task, attempt)) = tracker.event(&event, now)? {
+                d.invoke(task, attempt);
             }
         }
+        for (task, attempt) in tracker.overdue(now)? {
+            observer.warn(&format!(
+                "task {task} did not report within {:.1} s: invoking attempt {attempt}",
+                timeout.as_secs_f64()
+            ));
+            d.invoke(task, attempt);
+        }
         // Steps complete in order (step t+1's updates need step t's weights).
-        while updates.get(&(done_steps + 1)) == Some(&slices) {
+        while tracker.step_done(done_steps + 1) {
             done_steps += 1;
             let step = done_steps;
-            d.feed(step + 2).await?;
-            // Sum the micro-batch losses in micro-batch order, as the single-process path does.
-            let loss: f64 = losses_mb
-                .remove(&step)
-                .map(|m| m.values().fold(0.0, |a, &l| a + l))
-                .unwrap_or(f64::NAN);
+            d.feed(step + 2, &mut tracker).await?;
+            tracker.forget_before(step.saturating_sub(1));
+            let loss = d.step_loss(step).await?;
             if !loss.is_finite() {
                 return Err(RunError::NotFinite { step, loss });
             }
@@ -379,7 +395,8 @@ async fn run_steps(
         train_s,
         threads,
     };
-    let summary = summarize(d.cfg, &d.model, &run, &eval);
+    let mut summary = summarize(d.cfg, &d.model, &run, &eval);
+    summary.runtime = Some(tracker.stats.clone());
     out.write_json("summary.json", &summary)?;
     observer.finished(&summary);
     Ok(summary)

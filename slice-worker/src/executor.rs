@@ -1,12 +1,19 @@
 //! The executor: runs one task of one slice, writes its outputs, records its completion in the dependency sets of
 //! its successors, and returns the successors whose inputs are now complete (the WuKong rule: whoever completes a
-//! fan-in starts it, exactly once).
+//! fan-in starts it, exactly once). Every successor, single-input ones included, is started through its dependency
+//! set, so a retried or duplicated task never starts anything twice.
+//!
+//! Tasks are idempotent. Before any work, one round trip asks whether the task is *superseded* (its slice's update
+//! for that step is done: `done:{slice}:{step}`) — then it does nothing — or whether its outputs already exist (an
+//! earlier attempt or delivery got that far) — then it only re-records its completions, which count once. Weights
+//! and optimizer state are versioned by step, so a duplicated update can never apply the optimizer twice.
 //!
 //! Backward recomputes its slice's forward from the slice input (the *recompute* option, the only one so far): a
 //! forward task stores just its output, and the recomputed caches are bit-identical because every kernel is
 //! deterministic. The last slice's forward *becomes* its backward in the same invocation (the loss head lives
 //! there), so logits never travel.
 
+use crate::dag::{self, successors};
 use crate::plan::RunPlan;
 use crate::store::{Keys, Store, StoreError};
 use crate::task::{TaskId, TaskPayload};
@@ -19,7 +26,9 @@ use models::train::add_in_order;
 use models::{Model, ModelError, Tensor, UnitTensors};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+pub use crate::dag::forward_dependencies;
 
 /// Why a task failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +43,45 @@ pub enum TaskError {
     UnknownRun(String),
     #[error("run {run}: bad plan: {reason}")]
     BadPlan { run: String, reason: String },
+    #[error("run {run}: task {task} is not part of the plan")]
+    NotInPlan { run: String, task: String },
+}
+
+/// Why a task did no work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Its slice's update for the step is done: nothing downstream needs it.
+    Superseded,
+    /// An earlier attempt or delivery wrote its outputs; this one only re-recorded its completions.
+    OutputsExist,
+}
+
+impl Skip {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Skip::Superseded => "superseded",
+            Skip::OutputsExist => "outputs_exist",
+        }
+    }
 }
 
 /// What a finished task reports.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Tasks this one completed the inputs of: the caller starts them.
+    /// Tasks whose last input this one recorded: the caller starts them (each is returned by exactly one call).
     pub successors: Vec<TaskId>,
+    /// Set when the task did no work.
+    pub skipped: Option<Skip>,
     /// The micro-batch's share of the batch loss (last slice only).
     pub loss: Option<f64>,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Time spent reading inputs (and checking what exists).
+    pub fetch: Duration,
+    /// Time spent writing outputs, recording completions and cleaning up.
+    pub store: Duration,
+    /// Whether the slice's weights came from this container's cache instead of the store.
+    pub weights_cached: bool,
 }
 
 struct RunCtx {
@@ -60,21 +97,16 @@ impl RunCtx {
     }
 }
 
-/// One function instance. Keeps nothing between tasks but the parsed plan of each run it has seen (a warm
-/// container's cache; the plan never changes during a run).
+/// How many weight versions a container keeps decoded. Versions are immutable (a key is written once, or
+/// rewritten with the same bytes by a duplicate update), so a cached copy can never be stale.
+const WEIGHT_CACHE: usize = 4;
+
+/// One function instance (a container). Keeps nothing between tasks but caches: the parsed plan of each run it has
+/// seen, and the last few weight versions it read or wrote.
 pub struct Worker {
     store: Arc<dyn Store>,
     runs: Mutex<HashMap<String, Arc<RunCtx>>>,
-}
-
-/// How many inputs `F(t, s, m)` waits for: the previous slice's output (or, for slice 0, the driver's data marker)
-/// and, after the first step, the update of its own slice.
-pub fn forward_dependencies(step: u64) -> usize {
-    if step == 1 {
-        1
-    } else {
-        2
-    }
+    weights: Mutex<Vec<(String, Arc<UnitTensors<f32>>)>>,
 }
 
 /// Records `done` in the dependency set of `next` (which waits for `needed` inputs) and returns whether this call
@@ -93,35 +125,11 @@ pub async fn record_completion(
 }
 
 impl Worker {
-    /// Records `done` towards `next` and queues `next` as a successor if that completed its inputs.
-    async fn complete(
-        &self,
-        ctx: &RunCtx,
-        done: TaskId,
-        next: TaskId,
-        needed: usize,
-        out: &mut Outcome,
-    ) -> Result<(), TaskError> {
-        let ttl = ctx.ttl();
-        if record_completion(
-            self.store.as_ref(),
-            &ctx.keys,
-            &done.to_string(),
-            next,
-            needed,
-            ttl,
-        )
-        .await?
-        {
-            out.successors.push(next);
-        }
-        Ok(())
-    }
-
     pub fn new(store: Arc<dyn Store>) -> Worker {
         Worker {
             store,
             runs: Mutex::new(HashMap::new()),
+            weights: Mutex::new(Vec::new()),
         }
     }
 
@@ -152,42 +160,120 @@ impl Worker {
     }
 
     async fn fetch(&self, task: &TaskId, key: &str, out: &mut Outcome) -> Result<Bytes, TaskError> {
-        let v = self
-            .store
-            .get(key)
-            .await?
-            .ok_or_else(|| TaskError::Missing {
-                task: task.to_string(),
-                key: key.into(),
-            })?;
+        let t0 = Instant::now();
+        let v = self.store.get(key).await;
+        out.fetch += t0.elapsed();
+        let v = v?.ok_or_else(|| TaskError::Missing {
+            task: task.to_string(),
+            key: key.into(),
+        })?;
         out.bytes_in += v.len() as u64;
         Ok(v)
     }
 
-    async fn put(
+    async fn put_many(
         &self,
-        key: String,
-        value: Bytes,
+        items: Vec<(String, Bytes)>,
         ttl: Duration,
         out: &mut Outcome,
     ) -> Result<(), TaskError> {
-        out.bytes_out += value.len() as u64;
-        Ok(self.store.put(&key, value, ttl).await?)
+        out.bytes_out += items.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
+        let t0 = Instant::now();
+        let r = self.store.put_many(items, ttl).await;
+        out.store += t0.elapsed();
+        Ok(r?)
     }
 
     /// Runs one task.
     pub async fn execute(&self, payload: &TaskPayload) -> Result<Outcome, TaskError> {
         let ctx = self.run_ctx(&payload.run).await?;
-        let mut out = Outcome::default();
-        match payload.task {
-            TaskId::F { step, slice, mb } if slice == ctx.plan.last_slice() => {
-                self.backward(&ctx, step, slice, mb, &mut out).await?;
-            }
-            TaskId::F { step, slice, mb } => self.forward(&ctx, step, slice, mb, &mut out).await?,
-            TaskId::B { step, slice, mb } => self.backward(&ctx, step, slice, mb, &mut out).await?,
-            TaskId::U { step, slice } => self.update(&ctx, step, slice, &mut out).await?,
+        let task = payload.task;
+        if !dag::is_valid(&ctx.plan, task) {
+            return Err(TaskError::NotInPlan {
+                run: payload.run.clone(),
+                task: task.to_string(),
+            });
         }
+        let mut out = Outcome::default();
+        let (step, slice) = (task.step(), task.slice());
+        let (superseded_key, output_key) = match task {
+            TaskId::U { .. } => (ctx.keys.done(slice, step + 1), ctx.keys.done(slice, step)),
+            TaskId::F { mb, .. } if slice < ctx.plan.last_slice() => {
+                (ctx.keys.done(slice, step), ctx.keys.activation(step, slice, mb))
+            }
+            TaskId::F { mb, .. } | TaskId::B { mb, .. } => {
+                (ctx.keys.done(slice, step), ctx.keys.param_grads(step, slice, mb))
+            }
+        };
+        let probe = [superseded_key, output_key];
+        out.skipped = self.probe(&probe, &mut out).await?;
+        if out.skipped == Some(Skip::Superseded) {
+            return Ok(out);
+        }
+        if out.skipped.is_none() {
+            let work = match task {
+                TaskId::F { step, slice, mb } if slice == ctx.plan.last_slice() => {
+                    self.backward(&ctx, step, slice, mb, &mut out).await
+                }
+                TaskId::F { step, slice, mb } => self.forward(&ctx, step, slice, mb, &mut out).await,
+                TaskId::B { step, slice, mb } => self.backward(&ctx, step, slice, mb, &mut out).await,
+                TaskId::U { step, slice } => self.update(&ctx, step, slice, &mut out).await,
+            };
+            if let Err(e) = work {
+                // An input can vanish because another delivery of this task finished meanwhile and its update
+                // cleaned up (a late duplicate): then the work is done already. Anything else is a failure.
+                if !matches!(e, TaskError::Missing { .. }) {
+                    return Err(e);
+                }
+                out.skipped = self.probe(&probe, &mut out).await?;
+                match out.skipped {
+                    None => return Err(e),
+                    Some(Skip::Superseded) => return Ok(out),
+                    Some(Skip::OutputsExist) => {}
+                }
+            }
+        }
+        self.record_successors(&ctx, task, &mut out).await?;
         Ok(out)
+    }
+
+    /// One round trip: is the task superseded (`keys[0]` exists), or are its outputs there (`keys[1]`)?
+    async fn probe(&self, keys: &[String; 2], out: &mut Outcome) -> Result<Option<Skip>, TaskError> {
+        let t0 = Instant::now();
+        let found = self.store.exists_many(keys).await;
+        out.fetch += t0.elapsed();
+        Ok(match found?.as_slice() {
+            [true, _] => Some(Skip::Superseded),
+            [false, true] => Some(Skip::OutputsExist),
+            _ => None,
+        })
+    }
+
+    /// Records `task`'s completion towards every successor; the ones it completed go into `out.successors`.
+    async fn record_successors(
+        &self,
+        ctx: &RunCtx,
+        task: TaskId,
+        out: &mut Outcome,
+    ) -> Result<(), TaskError> {
+        let t0 = Instant::now();
+        let done = task.to_string();
+        for (next, needed) in successors(&ctx.plan, task) {
+            let fired = record_completion(
+                self.store.as_ref(),
+                &ctx.keys,
+                &done,
+                next,
+                needed,
+                ctx.ttl(),
+            )
+            .await;
+            if fired.inspect_err(|_| out.store += t0.elapsed())? {
+                out.successors.push(next);
+            }
+        }
+        out.store += t0.elapsed();
+        Ok(())
     }
 
     fn model_err(task: TaskId) -> impl FnOnce(ModelError) -> TaskError {
@@ -197,6 +283,20 @@ impl Worker {
         }
     }
 
+    fn cached_weights(&self, key: &str) -> Option<Arc<UnitTensors<f32>>> {
+        let cache = self.weights.lock().unwrap_or_else(|e| e.into_inner());
+        cache.iter().find(|(k, _)| k == key).map(|(_, w)| w.clone())
+    }
+
+    fn cache_weights(&self, key: String, weights: Arc<UnitTensors<f32>>) {
+        let mut cache = self.weights.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|(k, _)| *k != key);
+        if cache.len() == WEIGHT_CACHE {
+            cache.remove(0);
+        }
+        cache.push((key, weights));
+    }
+
     async fn slice_params(
         &self,
         ctx: &RunCtx,
@@ -204,11 +304,18 @@ impl Worker {
         slice: usize,
         version: u64,
         out: &mut Outcome,
-    ) -> Result<UnitTensors<f32>, TaskError> {
+    ) -> Result<Arc<UnitTensors<f32>>, TaskError> {
         let key = ctx.keys.weights(slice, version);
+        if let Some(w) = self.cached_weights(&key) {
+            out.weights_cached = true;
+            return Ok(w);
+        }
         let bytes = self.fetch(&task, &key, out).await?;
-        params_from_bytes(&ctx.model, ctx.plan.slice_range(slice), &bytes, &key, true)
-            .map_err(Self::model_err(task))
+        let w = params_from_bytes(&ctx.model, ctx.plan.slice_range(slice), &bytes, &key, true)
+            .map_err(Self::model_err(task))?;
+        let w = Arc::new(w);
+        self.cache_weights(key, w.clone());
+        Ok(w)
     }
 
     async fn slice_input(
@@ -238,7 +345,6 @@ impl Worker {
         out: &mut Outcome,
     ) -> Result<(), TaskError> {
         let task = TaskId::F { step, slice, mb };
-        let ttl = ctx.ttl();
         let params = self.slice_params(ctx, task, slice, step - 1, out).await?;
         let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
         let y = ctx
@@ -246,18 +352,15 @@ impl Worker {
             .infer(ctx.plan.slice_range(slice), &params, x)
             .map_err(Self::model_err(task))?;
         let bytes = encode_tensor(&y).map_err(Self::model_err(task))?;
-        self.put(ctx.keys.activation(step, slice, mb), bytes, ttl, out)
-            .await?;
-        let next = TaskId::F {
-            step,
-            slice: slice + 1,
-            mb,
-        };
-        self.complete(ctx, task, next, forward_dependencies(step), out)
-            .await?;
-        Ok(())
+        self.put_many(
+            vec![(ctx.keys.activation(step, slice, mb), bytes)],
+            ctx.ttl(),
+            out,
+        )
+        .await
     }
 
+    /// Backward of `slice` on micro-batch `mb` (for the last slice: its forward, the loss, then its backward).
     async fn backward(
         &self,
         ctx: &RunCtx,
@@ -266,8 +369,8 @@ impl Worker {
         mb: usize,
         out: &mut Outcome,
     ) -> Result<(), TaskError> {
-        let task = TaskId::B { step, slice, mb };
-        let ttl = ctx.ttl();
+        let task = dag::backward_node(&ctx.plan, step, slice, mb);
+        let last = slice == ctx.plan.last_slice();
         let range = ctx.plan.slice_range(slice);
         let params = self.slice_params(ctx, task, slice, step - 1, out).await?;
         let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
@@ -275,7 +378,8 @@ impl Worker {
             .model
             .forward(range.clone(), &params, x)
             .map_err(Self::model_err(task))?;
-        let dy = if slice == ctx.plan.last_slice() {
+        let mut outputs = Vec::with_capacity(3);
+        let dy = if last {
             let key = ctx.keys.targets(step, mb);
             let bytes = self.fetch(&task, &key, out).await?;
             let targets = decode_targets(&bytes, &key).map_err(Self::model_err(task))?;
@@ -284,6 +388,10 @@ impl Worker {
                 .loss(&y, &targets, ctx.plan.batch_size)
                 .map_err(Self::model_err(task))?;
             out.loss = Some(lg.loss);
+            outputs.push((
+                ctx.keys.loss(step, mb),
+                Bytes::copy_from_slice(&lg.loss.to_le_bytes()),
+            ));
             lg.dlogits
         } else {
             let key = ctx.keys.gradient(step, slice, mb);
@@ -295,33 +403,15 @@ impl Worker {
             .model
             .backward(range.clone(), &params, &caches, dy)
             .map_err(Self::model_err(task))?;
-        let pg = params_to_bytes(&ctx.model, range, &grads).map_err(Self::model_err(task))?;
-        self.put(
-            ctx.keys.param_grads(step, slice, mb),
-            Bytes::from(pg),
-            ttl,
-            out,
-        )
-        .await?;
+        drop(caches);
         if let Some(dx) = dx.filter(|_| slice > 0) {
             let bytes = encode_tensor(&dx).map_err(Self::model_err(task))?;
-            self.put(ctx.keys.gradient(step, slice - 1, mb), bytes, ttl, out)
-                .await?;
-            out.successors.push(TaskId::B {
-                step,
-                slice: slice - 1,
-                mb,
-            });
+            outputs.push((ctx.keys.gradient(step, slice - 1, mb), bytes));
         }
-        self.complete(
-            ctx,
-            task,
-            TaskId::U { step, slice },
-            ctx.plan.microbatches,
-            out,
-        )
-        .await?;
-        Ok(())
+        let pg = params_to_bytes(&ctx.model, range, &grads).map_err(Self::model_err(task))?;
+        // Parameter gradients last: their presence is the "outputs exist" mark, and a pipeline runs in order.
+        outputs.push((ctx.keys.param_grads(step, slice, mb), Bytes::from(pg)));
+        self.put_many(outputs, ctx.ttl(), out).await
     }
 
     async fn update(
@@ -332,73 +422,67 @@ impl Worker {
         out: &mut Outcome,
     ) -> Result<(), TaskError> {
         let task = TaskId::U { step, slice };
-        let ttl = ctx.ttl();
         let range = ctx.plan.slice_range(slice);
         let plan = &ctx.plan;
         let slots = plan.optimizer.slots();
-        // Weights are versioned: if version `step` exists, this update already ran (a retry or a duplicate delivery)
-        // and must not apply the optimizer twice; it only re-records its completions, which count once.
-        if !self.store.exists(&ctx.keys.weights(slice, step)).await? {
-            let keys: Vec<String> = (0..plan.microbatches)
-                .map(|m| ctx.keys.param_grads(step, slice, m))
-                .collect();
-            let mut acc: Option<UnitTensors<f32>> = None;
-            for (key, bytes) in keys.iter().zip(self.store.get_many(&keys).await?) {
-                let bytes = bytes.ok_or_else(|| TaskError::Missing {
-                    task: task.to_string(),
-                    key: key.clone(),
-                })?;
-                out.bytes_in += bytes.len() as u64;
-                let g = params_from_bytes(&ctx.model, range.clone(), &bytes, key, true)
-                    .map_err(Self::model_err(task))?;
-                add_in_order(&mut acc, g);
-            }
-            let grads = acc.unwrap_or_else(|| unreachable!("at least one micro-batch"));
-            let mut params = self.slice_params(ctx, task, slice, step - 1, out).await?;
-            let okey = ctx.keys.optimizer(slice, step - 1);
-            let obytes = self.fetch(&task, &okey, out).await?;
-            let (mut state, _) =
-                optimizer_from_bytes::<f32>(&ctx.model, range.clone(), slots, &obytes, &okey)
-                    .map_err(Self::model_err(task))?;
-            let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
-            for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
-                plan.optimizer.step(lr, step, p, g, s);
-            }
-            let w = params_to_bytes(&ctx.model, range.clone(), &params)
+        let keys: Vec<String> = (0..plan.microbatches)
+            .map(|m| ctx.keys.param_grads(step, slice, m))
+            .collect();
+        let t0 = Instant::now();
+        let fetched = self.store.get_many(&keys).await;
+        out.fetch += t0.elapsed();
+        let mut acc: Option<UnitTensors<f32>> = None;
+        for (key, bytes) in keys.iter().zip(fetched?) {
+            let bytes = bytes.ok_or_else(|| TaskError::Missing {
+                task: task.to_string(),
+                key: key.clone(),
+            })?;
+            out.bytes_in += bytes.len() as u64;
+            let g = params_from_bytes(&ctx.model, range.clone(), &bytes, key, true)
                 .map_err(Self::model_err(task))?;
-            let o = optimizer_to_bytes(
-                &ctx.model,
-                range,
-                slots,
-                &state,
-                format!("{{\"step\":{step}}}"),
-            )
-            .map_err(Self::model_err(task))?;
-            out.bytes_out += (w.len() + o.len()) as u64;
-            // One pipeline, optimizer state first: whoever sees weights version `step` (the "already done" mark
-            // above) may rely on state version `step`. Pipelined commands run in order.
-            let versioned = vec![
-                (ctx.keys.optimizer(slice, step), Bytes::from(o)),
-                (ctx.keys.weights(slice, step), Bytes::from(w)),
-            ];
-            self.store.put_many(versioned, ttl).await?;
-            self.clean_step(ctx, step, slice).await?;
+            // Micro-batch order, whatever order the backward tasks finished in: the sum is bit-identical to the
+            // single-process one.
+            add_in_order(&mut acc, g);
         }
-        if step < plan.steps {
-            for mb in 0..plan.microbatches {
-                let next = TaskId::F {
-                    step: step + 1,
-                    slice,
-                    mb,
-                };
-                self.complete(ctx, task, next, forward_dependencies(step + 1), out)
-                    .await?;
-            }
+        let grads = acc.unwrap_or_else(|| unreachable!("a plan has at least one micro-batch"));
+        let mut params = UnitTensors::clone(&*self.slice_params(ctx, task, slice, step - 1, out).await?);
+        let okey = ctx.keys.optimizer(slice, step - 1);
+        let obytes = self.fetch(&task, &okey, out).await?;
+        let (mut state, _) =
+            optimizer_from_bytes::<f32>(&ctx.model, range.clone(), slots, &obytes, &okey)
+                .map_err(Self::model_err(task))?;
+        let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
+        for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
+            plan.optimizer.step(lr, step, p, g, s);
         }
-        Ok(())
+        let w = params_to_bytes(&ctx.model, range.clone(), &params).map_err(Self::model_err(task))?;
+        let o = optimizer_to_bytes(
+            &ctx.model,
+            range,
+            slots,
+            &state,
+            format!("{{\"step\":{step}}}"),
+        )
+        .map_err(Self::model_err(task))?;
+        let wkey = ctx.keys.weights(slice, step);
+        // One pipeline, in order: state, weights, then the `done` mark — whoever sees the mark may rely on both.
+        let versioned = vec![
+            (ctx.keys.optimizer(slice, step), Bytes::from(o)),
+            (wkey.clone(), Bytes::from(w)),
+            (ctx.keys.done(slice, step), Bytes::from_static(b"1")),
+        ];
+        self.put_many(versioned, ctx.ttl(), out).await?;
+        // This container will likely run the slice's next forward: keep the new version decoded.
+        self.cache_weights(wkey, Arc::new(params));
+        let t0 = Instant::now();
+        let cleaned = self.clean_step(ctx, step, slice).await;
+        out.store += t0.elapsed();
+        cleaned
     }
 
-    /// What step `step` of slice `slice` no longer needs once its update is done.
+    /// What step `step` of slice `slice` no longer needs once its update is done: the previous version, every
+    /// micro-batch's inputs and gradients, and the previous step's dependency sets (a late duplicate that records
+    /// into a deleted set is superseded first, so it cannot fire anything).
     async fn clean_step(&self, ctx: &RunCtx, step: u64, slice: usize) -> Result<(), TaskError> {
         let k = &ctx.keys;
         let mut dead = vec![k.weights(slice, step - 1), k.optimizer(slice, step - 1)];
@@ -414,8 +498,23 @@ impl Worker {
                 dead.push(k.targets(step, mb));
             }
         }
-        // Dependency sets and their fired flags stay (a few bytes each, until the run's cleanup or their TTL): deleting
-        // them would let a late duplicate delivery start a successor a second time.
+        if step > 1 {
+            let old = step - 1;
+            let mut tasks: Vec<TaskId> = (0..ctx.plan.microbatches)
+                .flat_map(|mb| {
+                    [
+                        TaskId::F { step: old, slice, mb },
+                        TaskId::B { step: old, slice, mb },
+                    ]
+                })
+                .collect();
+            tasks.push(TaskId::U { step: old, slice });
+            for t in tasks {
+                let set = k.dependencies(&t.to_string());
+                dead.push(format!("{set}:fired"));
+                dead.push(set);
+            }
+        }
         self.store.delete(&dead).await?;
         Ok(())
     }

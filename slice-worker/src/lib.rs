@@ -7,6 +7,8 @@
 //! Must not know about: the planner or the CLI. It keeps no state between tasks except an explicit warm-container
 //! cache of weights keyed by version.
 
+pub mod dag;
+pub mod event;
 pub mod executor;
 pub mod invoker;
 pub mod plan;

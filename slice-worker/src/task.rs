@@ -27,6 +27,46 @@ impl fmt::Display for TaskId {
     }
 }
 
+impl TaskId {
+    pub fn step(&self) -> u64 {
+        match *self {
+            TaskId::F { step, .. } | TaskId::B { step, .. } | TaskId::U { step, .. } => step,
+        }
+    }
+
+    pub fn slice(&self) -> usize {
+        match *self {
+            TaskId::F { slice, .. } | TaskId::B { slice, .. } | TaskId::U { slice, .. } => slice,
+        }
+    }
+}
+
+impl std::str::FromStr for TaskId {
+    type Err = String;
+
+    /// Parses the display form: `F(3,1,0)`, `B(3,1,0)`, `U(3,1)`.
+    fn from_str(s: &str) -> Result<TaskId, String> {
+        let bad = || format!("{s:?} is not a task id (F(step,slice,mb), B(step,slice,mb) or U(step,slice))");
+        let inner = s
+            .get(1..)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.strip_suffix(')'))
+            .ok_or_else(bad)?;
+        let nums = inner
+            .split(',')
+            .map(|n| n.trim().parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(bad)?;
+        let u = |n: u64| usize::try_from(n).map_err(|_| bad());
+        match (s.as_bytes()[0], nums.as_slice()) {
+            (b'F', &[step, slice, mb]) => Ok(TaskId::F { step, slice: u(slice)?, mb: u(mb)? }),
+            (b'B', &[step, slice, mb]) => Ok(TaskId::B { step, slice: u(slice)?, mb: u(mb)? }),
+            (b'U', &[step, slice]) => Ok(TaskId::U { step, slice: u(slice)? }),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// What an invocation carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPayload {
@@ -68,5 +108,15 @@ mod tests {
             .unwrap_err()
             .contains("malformed"));
         assert_eq!(p.task.to_string(), "B(12,3,7)");
+        for t in [
+            p.task,
+            TaskId::F { step: 1, slice: 0, mb: 0 },
+            TaskId::U { step: 9, slice: 2 },
+        ] {
+            assert_eq!(t.to_string().parse::<TaskId>(), Ok(t));
+        }
+        for bad in ["", "F", "F()", "U(1,2,3)", "X(1,2)", "F(1,2,x)", "F(1,2,3"] {
+            assert!(bad.parse::<TaskId>().is_err(), "{bad}");
+        }
     }
 }

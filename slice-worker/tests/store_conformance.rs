@@ -37,6 +37,13 @@ async fn values_claims_and_expiry(s: &dyn Store) {
             Some(Bytes::from_static(b"w0"))
         ]
     );
+    assert_eq!(
+        s.exists_many(&[k.weights(1, 1), "run:conf:none".into(), key.clone()])
+            .await
+            .unwrap(),
+        vec![true, false, true]
+    );
+    assert!(s.exists_many(&[]).await.unwrap().is_empty());
     // Claims: exactly one winner.
     assert!(s.claim(&k.claim("U(1,0)"), "a", TTL).await.unwrap());
     assert!(!s.claim(&k.claim("U(1,0)"), "b", TTL).await.unwrap());

@@ -45,6 +45,19 @@ impl Keys {
         format!("{}g:{step}:{slice}:{mb}", self.prefix)
     }
 
+    /// Marks that the update of slice `slice` in step `version` has written weights and state version `version`:
+    /// the proof that every task of that step and slice is done, so a late duplicate of one is a no-op. A few bytes;
+    /// it stays until the run's cleanup.
+    pub fn done(&self, slice: usize, version: u64) -> String {
+        format!("{}done:{slice}:{version}", self.prefix)
+    }
+
+    /// Micro-batch `mb`'s share of the batch loss in step `step` (8 bytes, f64 little-endian), written by the last
+    /// slice's backward and read by the run driver.
+    pub fn loss(&self, step: u64, mb: usize) -> String {
+        format!("{}l:{step}:{mb}", self.prefix)
+    }
+
     /// The run plan (JSON).
     pub fn plan(&self) -> String {
         format!("{}plan", self.prefix)
@@ -94,6 +107,8 @@ mod tests {
             k.activation(2, 0, 1),
             k.gradient(2, 1, 0),
             k.events(),
+            k.done(1, 2),
+            k.loss(3, 0),
         ] {
             assert!(key.starts_with("run:r1:"), "{key}");
         }

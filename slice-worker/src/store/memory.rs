@@ -99,6 +99,15 @@ impl Store for MemoryStore {
         Ok(s.expiry(key).is_some_and(|e| e > now))
     }
 
+    async fn exists_many(&self, keys: &[String]) -> StoreResult<Vec<bool>> {
+        let now = Instant::now();
+        let s = self.lock();
+        Ok(keys
+            .iter()
+            .map(|k| s.expiry(k).is_some_and(|e| e > now))
+            .collect())
+    }
+
     async fn claim(&self, key: &str, owner: &str, ttl: Duration) -> StoreResult<bool> {
         let now = Instant::now();
         let mut s = self.lock();

@@ -69,6 +69,9 @@ pub trait Store: Send + Sync {
     /// Whether a key exists.
     async fn exists(&self, key: &str) -> StoreResult<bool>;
 
+    /// Whether each key exists, in one round trip, in the order asked.
+    async fn exists_many(&self, keys: &[String]) -> StoreResult<Vec<bool>>;
+
     /// Sets `key` only if it does not exist (`SET NX`): true for exactly one caller.
     async fn claim(&self, key: &str, owner: &str, ttl: Duration) -> StoreResult<bool>;
 

@@ -217,6 +217,22 @@ impl Store for RedisStore {
         Ok(n > 0)
     }
 
+    async fn exists_many(&self, keys: &[String]) -> StoreResult<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("EXISTS").arg(k);
+        }
+        let mut c = self.conn.clone();
+        let n: Vec<u64> = pipe
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.err("EXISTS (pipeline)", e))?;
+        Ok(n.into_iter().map(|n| n > 0).collect())
+    }
+
     async fn claim(&self, key: &str, owner: &str, ttl: Duration) -> StoreResult<bool> {
         let r: Option<String> = self
             .run(

@@ -1,0 +1,229 @@
+//! The static task graph of a split run, in one place: which tasks a finished task feeds (and how many inputs each
+//! of those waits for), and which inputs a task waits for. The executor records completions with [`successors`];
+//! the run driver decides when a task is overdue with [`predecessors`]. Both read the same rules, so they cannot
+//! drift apart.
+//!
+//! ```text
+//! data(t) ─► F(t,0,m) ─► F(t,1,m) ─► … ─► F(t,S−1,m)   (the last slice's F runs its backward too)
+//!                                              │
+//!            U(t,s) ◄── B(t,s,m) ◄── … ◄───────┘       (B(t,s,m) for s < S−1; the last slice's node is F)
+//!              │
+//!              └─► F(t+1,s,m) for every m                (with F(t+1,s−1,m) or data(t+1))
+//! ```
+
+use crate::plan::RunPlan;
+use crate::task::TaskId;
+
+/// An input of a task: another task, or the driver's data for a step (the leaves' input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Input {
+    Data { step: u64 },
+    Task(TaskId),
+}
+
+/// How many inputs `F(t, s, m)` waits for: the previous slice's output (or, for slice 0, the driver's data) and,
+/// after the first step, the update of its own slice.
+pub fn forward_dependencies(step: u64) -> usize {
+    if step == 1 {
+        1
+    } else {
+        2
+    }
+}
+
+/// The node that ends micro-batch `mb`'s backward pass through `slice`: `B(t,s,m)`, or for the last slice the
+/// forward task that runs its backward in the same invocation.
+pub fn backward_node(plan: &RunPlan, step: u64, slice: usize, mb: usize) -> TaskId {
+    if slice == plan.last_slice() {
+        TaskId::F { step, slice, mb }
+    } else {
+        TaskId::B { step, slice, mb }
+    }
+}
+
+/// The tasks `task` is an input of, each with the number of inputs it waits for, critical path first.
+pub fn successors(plan: &RunPlan, task: TaskId) -> Vec<(TaskId, usize)> {
+    let last = plan.last_slice();
+    let m_all = plan.microbatches;
+    match task {
+        TaskId::F { step, slice, mb } if slice < last => vec![(
+            TaskId::F {
+                step,
+                slice: slice + 1,
+                mb,
+            },
+            forward_dependencies(step),
+        )],
+        // The end of a micro-batch's backward through `slice` (B, or the last slice's F).
+        TaskId::F { step, slice, mb } | TaskId::B { step, slice, mb } => {
+            let mut next = Vec::with_capacity(2);
+            if slice > 0 {
+                next.push((
+                    TaskId::B {
+                        step,
+                        slice: slice - 1,
+                        mb,
+                    },
+                    1,
+                ));
+            }
+            next.push((TaskId::U { step, slice }, m_all));
+            next
+        }
+        TaskId::U { step, slice } if step < plan.steps => (0..m_all)
+            .map(|mb| {
+                (
+                    TaskId::F {
+                        step: step + 1,
+                        slice,
+                        mb,
+                    },
+                    forward_dependencies(step + 1),
+                )
+            })
+            .collect(),
+        TaskId::U { .. } => Vec::new(),
+    }
+}
+
+/// The inputs `task` waits for.
+pub fn predecessors(plan: &RunPlan, task: TaskId) -> Vec<Input> {
+    match task {
+        TaskId::F { step, slice, mb } => {
+            let mut inputs = vec![if slice == 0 {
+                Input::Data { step }
+            } else {
+                Input::Task(TaskId::F {
+                    step,
+                    slice: slice - 1,
+                    mb,
+                })
+            }];
+            if step > 1 {
+                inputs.push(Input::Task(TaskId::U {
+                    step: step - 1,
+                    slice,
+                }));
+            }
+            inputs
+        }
+        TaskId::B { step, slice, mb } => {
+            vec![Input::Task(backward_node(plan, step, slice + 1, mb))]
+        }
+        TaskId::U { step, slice } => (0..plan.microbatches)
+            .map(|mb| Input::Task(backward_node(plan, step, slice, mb)))
+            .collect(),
+    }
+}
+
+/// Every task of step `step`, in a topological order.
+pub fn step_tasks(plan: &RunPlan, step: u64) -> Vec<TaskId> {
+    let (slices, m_all) = (plan.slices.len(), plan.microbatches);
+    let mut tasks = Vec::new();
+    for slice in 0..slices {
+        tasks.extend((0..m_all).map(|mb| TaskId::F { step, slice, mb }));
+    }
+    for slice in (0..slices.saturating_sub(1)).rev() {
+        tasks.extend((0..m_all).map(|mb| TaskId::B { step, slice, mb }));
+    }
+    tasks.extend((0..slices).map(|slice| TaskId::U { step, slice }));
+    tasks
+}
+
+/// Whether `task` names a task of this plan (slice, micro-batch and step in range).
+pub fn is_valid(plan: &RunPlan, task: TaskId) -> bool {
+    let (slices, m_all) = (plan.slices.len(), plan.microbatches);
+    let step_ok = (1..=plan.steps).contains(&task.step());
+    step_ok
+        && match task {
+            TaskId::F { slice, mb, .. } => slice < slices && mb < m_all,
+            TaskId::B { slice, mb, .. } => slice + 1 < slices && mb < m_all,
+            TaskId::U { slice, .. } => slice < slices,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::{Activation, ModelSpec, OptimizerSpec, Schedule};
+    use std::collections::HashMap;
+
+    fn plan(slices: usize, microbatches: usize, steps: u64) -> RunPlan {
+        RunPlan {
+            run_id: "r".into(),
+            model: ModelSpec::Mlp {
+                widths: vec![4; slices + 1],
+                activation: Activation::Relu,
+            },
+            slices: RunPlan::even_slices(slices, slices).unwrap(),
+            microbatches,
+            batch_size: microbatches,
+            steps,
+            optimizer: OptimizerSpec::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+            schedule: Schedule::Constant,
+            lr: 0.1,
+            ttl_s: 60,
+        }
+    }
+
+    /// Successors and predecessors are two views of one graph: every edge appears in both, and every task's
+    /// input count matches what its feeders announce.
+    #[test]
+    fn successors_and_predecessors_describe_the_same_graph() {
+        for (s, m, t) in [(1, 1, 2), (2, 3, 3), (4, 2, 2), (3, 1, 1)] {
+            let p = plan(s, m, t);
+            let mut fed: HashMap<TaskId, (usize, Vec<Input>)> = HashMap::new();
+            for step in 1..=t {
+                for task in step_tasks(&p, step) {
+                    assert!(is_valid(&p, task), "{task}");
+                    for (next, needed) in successors(&p, task) {
+                        let e = fed.entry(next).or_insert((needed, Vec::new()));
+                        assert_eq!(e.0, needed, "{next}: inconsistent input count");
+                        e.1.push(Input::Task(task));
+                    }
+                }
+            }
+            for step in 1..=t {
+                for task in step_tasks(&p, step) {
+                    let preds = predecessors(&p, task);
+                    let from_tasks: Vec<Input> = preds
+                        .iter()
+                        .filter(|i| matches!(i, Input::Task(_)))
+                        .copied()
+                        .collect();
+                    let (needed, mut feeders) = fed.remove(&task).unwrap_or((preds.len(), Vec::new()));
+                    assert_eq!(needed, preds.len(), "{task}");
+                    feeders.sort_by_key(|i| format!("{i:?}"));
+                    let mut want = from_tasks.clone();
+                    want.sort_by_key(|i| format!("{i:?}"));
+                    assert_eq!(feeders, want, "{task} (S={s}, M={m})");
+                }
+            }
+            assert!(fed.is_empty(), "edges to tasks outside the run: {fed:?}");
+            assert_eq!(
+                step_tasks(&p, 1).len(),
+                s * m + (s - 1) * m + s,
+                "F, B and U tasks per step"
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_tasks_are_invalid() {
+        let p = plan(2, 2, 3);
+        for bad in [
+            TaskId::F { step: 0, slice: 0, mb: 0 },
+            TaskId::F { step: 4, slice: 0, mb: 0 },
+            TaskId::F { step: 1, slice: 2, mb: 0 },
+            TaskId::F { step: 1, slice: 0, mb: 2 },
+            TaskId::B { step: 1, slice: 1, mb: 0 },
+            TaskId::U { step: 1, slice: 2 },
+        ] {
+            assert!(!is_valid(&p, bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The completion event: one per task execution (per delivery, per attempt), appended to the run's Redis Stream by
+//! whoever ran the task, read by the run driver and written by it, one JSON line each, to `events.jsonl`.
+//!
+//! Times are milliseconds: `invoke_ms` from the invocation to the start of the handler (queueing under the
+//! concurrency limit plus any cold start), then the handler's `fetch_ms` (reading inputs), `compute_ms` and
+//! `store_ms` (writing outputs, recording completions, cleaning up), which add up to `run_ms`.
+
+use crate::task::TaskId;
+use serde::{Deserialize, Serialize};
+
+/// How an execution ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Did the work and recorded its completions.
+    Ran,
+    /// Did no work: `superseded` (its step is done) or `outputs_exist` (only re-recorded its completions).
+    Skipped(String),
+    /// The handler returned an error; the run driver retries with a new attempt number.
+    Failed(String),
+    /// Injected by the local invoker: the container died `before` running or `after` writing its outputs and
+    /// recording completions but before reporting. The platform's log, not the task's: the run driver does not
+    /// act on it (it cannot see crashes on a real platform either), only records it.
+    Crashed(String),
+}
+
+/// One task execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    #[serde(with = "as_text")]
+    pub task: TaskId,
+    pub attempt: u32,
+    /// The container that ran it, e.g. `slice-1#3`.
+    pub worker: String,
+    /// Whether this execution started a new container (a cold start).
+    pub cold: bool,
+    /// Whether it ran in the invocation of its predecessor (the *become* option) instead of its own.
+    pub became: bool,
+    pub status: Status,
+    /// Successors whose last input this execution recorded (each task appears in exactly one event's list).
+    #[serde(with = "list_as_text")]
+    pub fired: Vec<TaskId>,
+    pub weights_cached: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub invoke_ms: f64,
+    pub fetch_ms: f64,
+    pub compute_ms: f64,
+    pub store_ms: f64,
+    pub run_ms: f64,
+    /// The micro-batch loss (last slice), exact bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+}
+
+impl TaskEvent {
+    /// The stream fields: one, `e`, holding the JSON (streams store flat string pairs; one JSON field keeps the
+    /// schema in one place).
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let json = serde_json::to_string(self).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
+        vec![("e", json)]
+    }
+
+    /// Parses the fields written by [`TaskEvent::to_fields`].
+    pub fn from_fields(fields: &[(String, String)]) -> Result<TaskEvent, String> {
+        let json = fields
+            .iter()
+            .find(|(k, _)| k == "e")
+            .map(|(_, v)| v)
+            .ok_or("event without its `e` field")?;
+        serde_json::from_str(json).map_err(|e| format!("malformed event {json:?}: {e}"))
+    }
+}
+
+mod as_text {
+    use crate::task::TaskId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &TaskId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(t)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TaskId, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+mod list_as_text {
+    use crate::task::TaskId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ts: &[TaskId], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ts.iter().map(|t| t.to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TaskId>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|t| t.parse().map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_stream_fields() {
+        let e = TaskEvent {
+            task: TaskId::B {
+                step: 3,
+                slice: 1,
+                mb: 2,
+            },
+            attempt: 2,
+            worker: "slice-1#0".into(),
+            cold: true,
+            became: false,
+            status: Status::Skipped("outputs_exist".into()),
+            fired: vec![TaskId::U { step: 3, slice: 1 }],
+            weights_cached: false,
+            bytes_in: 10,
+            bytes_out: 20,
+            invoke_ms: 0.5,
+            fetch_ms: 1.0,
+            compute_ms: 2.0,
+            store_ms: 0.25,
+            run_ms: 3.25,
+            loss: Some(0.1 + 0.2),
+        };
+        let fields: Vec<(String, String)> = e
+            .to_fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert!(fields[0].1.contains("\"task\":\"B(3,1,2)\""), "{}", fields[0].1);
+        let back = TaskEvent::from_fields(&fields).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.loss.map(f64::to_bits), e.loss.map(f64::to_bits));
+        assert!(TaskEvent::from_fields(&[]).is_err());
+        assert!(TaskEvent::from_fields(&[("e".into(), "{".into())]).is_err());
+    }
+}
