@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 /// is bounded by its deadline and attempts instead).
 const STALL: Duration = Duration::from_secs(120);
 
+/// How many late tasks the driver names in warnings before it only counts them.
+const LATE_WARNINGS: usize = 5;
+
 impl From<StoreError> for RunError {
     fn from(e: StoreError) -> Self {
         RunError::Store(e.to_string())
@@ -320,6 +323,7 @@ async fn run_steps(
     let mut step_start = Instant::now();
     let mut cursor = "0".to_string();
     let mut last_event = Instant::now();
+    let mut late = 0;
     while done_steps < plan.steps {
         if stop.load(Ordering::Relaxed) {
             return Err(RunError::Interrupted { step: done_steps });
@@ -347,10 +351,18 @@ async fn run_steps(
             }
         }
         for (task, attempt) in tracker.overdue(now)? {
-            observer.warn(&format!(
-                "task {task} did not report within {:.1} s: invoking attempt {attempt}",
-                timeout.as_secs_f64()
-            ));
+            late += 1;
+            if late <= LATE_WARNINGS {
+                let more = if late == LATE_WARNINGS {
+                    " (further ones are only counted: summary.json runtime.retries, events.jsonl)"
+                } else {
+                    ""
+                };
+                observer.warn(&format!(
+                    "task {task} did not report within {:.2} s: invoking attempt {attempt}{more}",
+                    timeout.as_secs_f64()
+                ));
+            }
             d.invoke(task, attempt);
         }
         // Steps complete in order (step t+1's updates need step t's weights).
