@@ -392,7 +392,10 @@ impl Config {
             ));
         }
         let r = &self.runtime;
-        for (key, v) in [("runtime.fault_rate", r.fault_rate), ("runtime.duplicate_rate", r.duplicate_rate)] {
+        for (key, v) in [
+            ("runtime.fault_rate", r.fault_rate),
+            ("runtime.duplicate_rate", r.duplicate_rate),
+        ] {
             if !(0.0..1.0).contains(&v) {
                 return Err(bad(key, format!("must be in [0, 1), got {v}")));
             }
@@ -406,7 +409,10 @@ impl Config {
         if !(r.task_timeout_s.is_finite() && r.task_timeout_s > 0.0) {
             return Err(bad(
                 "runtime.task_timeout_s",
-                format!("must be a positive number of seconds, got {}", r.task_timeout_s),
+                format!(
+                    "must be a positive number of seconds, got {}",
+                    r.task_timeout_s
+                ),
             ));
         }
         if r.max_attempts == 0 {

@@ -22,7 +22,8 @@ pub enum RunError {
     Mismatch(String),
     #[error("step {step}: the loss is {loss} (not finite); lower train.lr or set train.grad_clip")]
     NotFinite { step: u64, loss: f64 },
-    #[error("store: {0}")]
+    /// The store failed or the run cannot go on through it (the message names the store or the key).
+    #[error("{0}")]
     Store(String),
     #[error("task {task} failed: {reason}")]
     Task { task: String, reason: String },

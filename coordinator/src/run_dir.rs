@@ -16,6 +16,7 @@ use crate::fit::TrainState;
 use models::checkpoint::{optimizer_to_bytes, params_to_bytes, write_atomic};
 use models::{Model, OptimizerSpec, OptimizerState, Tensor};
 use serde::Serialize;
+use slice_worker::store::{has_password, without_password};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -58,10 +59,19 @@ impl RunDir {
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
         let mut resolved = cfg.clone();
         resolved.data = cfg.data.resolved();
+        let store = &cfg.runtime.store;
+        let password_note = if has_password(store) {
+            resolved.runtime.store = without_password(store);
+            "# The store password was removed: set REDIS_PASSWORD before rerunning.\n"
+        } else {
+            ""
+        };
         let text = toml::to_string_pretty(&resolved)
             .unwrap_or_else(|e| unreachable!("a config that was parsed serialises again: {e}"));
-        let header = "# The configuration this run used, every default written out. Rerun with:\n\
-                      #   trainer fit config.resolved.toml --out NEW_FOLDER\n";
+        let header = format!(
+            "# The configuration this run used, every default written out. Rerun with:\n\
+             #   trainer fit config.resolved.toml --out NEW_FOLDER\n{password_note}"
+        );
         self.write_bytes("config.resolved.toml", format!("{header}{text}").as_bytes())
     }
 

@@ -7,13 +7,13 @@ use crate::error::RunError;
 use crate::evaluate::evaluate;
 use crate::fit::{open_training, summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
 use crate::run_dir::RunDir;
+use crate::tracker::Tracker;
 use bytes::Bytes;
 use data::{Dataset, Sampler};
 use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
 };
 use models::{Model, OptimizerState, UnitTensors};
-use crate::tracker::Tracker;
 use slice_worker::event::TaskEvent;
 use slice_worker::executor::{forward_dependencies, record_completion};
 use slice_worker::invoker::{Faults, LocalInvoker, LocalOptions};
@@ -111,7 +111,9 @@ impl Driver<'_> {
             let bytes: [u8; 8] = v
                 .as_deref()
                 .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| RunError::Store(format!("{key}: missing or not 8 bytes")))?;
+                .ok_or_else(|| {
+                    RunError::Store(format!("store key {key}: missing or not 8 bytes"))
+                })?;
             loss += f64::from_le_bytes(bytes);
         }
         self.store.delete(&keys).await?;
@@ -137,9 +139,9 @@ impl Driver<'_> {
                 .await?
                 .into_iter();
             let mut take = |key: &str| {
-                both.next()
-                    .flatten()
-                    .ok_or_else(|| RunError::Store(format!("{key} missing at the end of the run")))
+                both.next().flatten().ok_or_else(|| {
+                    RunError::Store(format!("store key {key} missing at the end of the run"))
+                })
             };
             let (w, o) = (take(&wk)?, take(&ok)?);
             params.extend(params_from_bytes(
@@ -229,6 +231,10 @@ async fn drive(
         schedule: t.schedule_spec(),
         lr: t.lr,
         ttl_s: ttl.as_secs(),
+        keep_every: [t.eval_every, cfg.checkpoint.every]
+            .into_iter()
+            .filter(|&p| p > 0)
+            .collect(),
     };
     out.create(cfg)?;
     out.write_json("plan.json", &plan)?;
@@ -319,6 +325,9 @@ async fn run_steps(
     d.feed(2, &mut tracker).await?;
 
     let (mut losses, mut step_ms) = (Vec::new(), Vec::new());
+    let slices = plan.slices.len();
+    // Kept versions to delete: (once this step is done, this version).
+    let mut release: Vec<(u64, u64)> = Vec::new();
     let mut done_steps = 0u64;
     let mut step_start = Instant::now();
     let mut cursor = "0".to_string();
@@ -378,14 +387,44 @@ async fn run_steps(
             let wall_ms = step_start.elapsed().as_secs_f64() * 1e3;
             step_start = Instant::now();
             let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
+            let epoch = d.sampler.epoch(step - 1);
+            let mut eval = None;
+            if plan.keeps(step) && step != plan.steps {
+                // A kept version: pull it for the periodic checkpoint and/or evaluation, then let it go.
+                let (params, state) = d.pull(step).await?;
+                let t = &d.cfg.train;
+                let every = d.cfg.checkpoint.every;
+                if every > 0 && step.is_multiple_of(every) {
+                    let ts = TrainState::new(d.cfg, step, epoch);
+                    out.checkpoint(&d.model, &params, opt, &state, &ts)?;
+                }
+                if t.eval_every > 0 && step.is_multiple_of(t.eval_every) {
+                    eval = Some(evaluate(
+                        &d.model,
+                        &params,
+                        d.ds.as_ref(),
+                        t.eval_samples,
+                        500,
+                    )?);
+                }
+                // Step `step + 1` still reads this version; it goes once that step is done.
+                release.push((step + 1, step));
+            }
+            if let Some(&(_, version)) = release.first().filter(|(after, _)| *after == step) {
+                release.remove(0);
+                let kept: Vec<String> = (0..slices)
+                    .flat_map(|s| [keys.weights(s, version), keys.optimizer(s, version)])
+                    .collect();
+                store.delete(&kept).await?;
+            }
             let record = StepRecord {
                 step,
-                epoch: d.sampler.epoch(step - 1),
+                epoch,
                 loss,
                 lr,
                 wall_ms,
                 grad_norm: None,
-                eval: None,
+                eval,
             };
             metrics.write(&record)?;
             observer.step(&record);

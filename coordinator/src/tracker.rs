@@ -85,7 +85,13 @@ impl Tracker {
             .iter()
             .all(|i| self.input_done(i))
         {
-            self.due.insert(task, Due { since: now, attempt: 1 });
+            self.due.insert(
+                task,
+                Due {
+                    since: now,
+                    attempt: 1,
+                },
+            );
         }
     }
 
@@ -107,7 +113,11 @@ impl Tracker {
     }
 
     /// Takes in one event; returns a task to invoke again (a failed one, while it has attempts left).
-    pub fn event(&mut self, e: &TaskEvent, now: Instant) -> Result<Option<(TaskId, u32)>, RunError> {
+    pub fn event(
+        &mut self,
+        e: &TaskEvent,
+        now: Instant,
+    ) -> Result<Option<(TaskId, u32)>, RunError> {
         self.count_fired(&e.fired);
         let s = &mut self.stats;
         s.cold_starts += u64::from(e.cold);
@@ -146,12 +156,21 @@ impl Tracker {
                 if e.attempt >= self.max_attempts {
                     return Err(RunError::Task {
                         task: e.task.to_string(),
-                        reason: format!("{reason} (attempt {} of {})", e.attempt, self.max_attempts),
+                        reason: format!(
+                            "{reason} (attempt {} of {})",
+                            e.attempt, self.max_attempts
+                        ),
                     });
                 }
                 self.stats.retries += 1;
                 let attempt = e.attempt + 1;
-                self.due.insert(e.task, Due { since: now, attempt });
+                self.due.insert(
+                    e.task,
+                    Due {
+                        since: now,
+                        attempt,
+                    },
+                );
                 Ok(Some((e.task, attempt)))
             }
         }
@@ -227,6 +246,7 @@ mod tests {
             schedule: Schedule::Constant,
             lr: 0.1,
             ttl_s: 60,
+            keep_every: Vec::new(),
         }
     }
 
@@ -258,7 +278,11 @@ mod tests {
         let t0 = Instant::now();
         tr.fed(1, &[], t0);
         // Every task of step 1 reports except F(1,1,1), which "crashed".
-        let silent = TaskId::F { step: 1, slice: 1, mb: 1 };
+        let silent = TaskId::F {
+            step: 1,
+            slice: 1,
+            mb: 1,
+        };
         for task in step_tasks(&p, 1) {
             if task != silent && !matches!(task, TaskId::B { mb: 1, .. } | TaskId::U { .. }) {
                 tr.event(&event(task, 1, Status::Ran), t0).unwrap();
@@ -269,15 +293,25 @@ mod tests {
             tr.overdue(t0 + Duration::from_secs(11)).unwrap(),
             vec![(silent, 2)]
         );
-        tr.event(&event(silent, 2, Status::Skipped("outputs_exist".into())), t0)
-            .unwrap();
+        tr.event(
+            &event(silent, 2, Status::Skipped("outputs_exist".into())),
+            t0,
+        )
+        .unwrap();
         // Its successors are now due (the last slice's update had only waited for it); nothing else is.
         let later = t0 + Duration::from_secs(30);
         let again = tr.overdue(later).unwrap();
         assert_eq!(
             again,
             vec![
-                (TaskId::B { step: 1, slice: 0, mb: 1 }, 2),
+                (
+                    TaskId::B {
+                        step: 1,
+                        slice: 0,
+                        mb: 1
+                    },
+                    2
+                ),
                 (TaskId::U { step: 1, slice: 1 }, 2)
             ]
         );
@@ -290,26 +324,42 @@ mod tests {
         let mut tr = Tracker::new(plan(), Duration::from_secs(10), 2);
         let now = Instant::now();
         tr.fed(1, &[], now);
-        let t = TaskId::F { step: 1, slice: 0, mb: 0 };
+        let t = TaskId::F {
+            step: 1,
+            slice: 0,
+            mb: 0,
+        };
         assert_eq!(
-            tr.event(&event(t, 1, Status::Failed("boom".into())), now).unwrap(),
+            tr.event(&event(t, 1, Status::Failed("boom".into())), now)
+                .unwrap(),
             Some((t, 2))
         );
         let err = tr
             .event(&event(t, 2, Status::Failed("boom".into())), now)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("F(1,0,0)") && err.contains("boom") && err.contains("attempt 2 of 2"), "{err}");
+        assert!(
+            err.contains("F(1,0,0)") && err.contains("boom") && err.contains("attempt 2 of 2"),
+            "{err}"
+        );
     }
 
     #[test]
     fn firing_twice_is_counted() {
         let mut tr = Tracker::new(plan(), Duration::from_secs(10), 2);
         let now = Instant::now();
-        let leaf = TaskId::F { step: 1, slice: 0, mb: 0 };
+        let leaf = TaskId::F {
+            step: 1,
+            slice: 0,
+            mb: 0,
+        };
         tr.fed(1, &[leaf], now);
         let mut e = event(leaf, 1, Status::Ran);
-        e.fired = vec![TaskId::F { step: 1, slice: 1, mb: 0 }];
+        e.fired = vec![TaskId::F {
+            step: 1,
+            slice: 1,
+            mb: 0,
+        }];
         tr.event(&e, now).unwrap();
         assert_eq!(tr.stats.fired_twice, 0);
         tr.event(&e, now).unwrap();

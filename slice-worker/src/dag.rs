@@ -167,6 +167,7 @@ mod tests {
             schedule: Schedule::Constant,
             lr: 0.1,
             ttl_s: 60,
+            keep_every: Vec::new(),
         }
     }
 
@@ -195,7 +196,8 @@ mod tests {
                         .filter(|i| matches!(i, Input::Task(_)))
                         .copied()
                         .collect();
-                    let (needed, mut feeders) = fed.remove(&task).unwrap_or((preds.len(), Vec::new()));
+                    let (needed, mut feeders) =
+                        fed.remove(&task).unwrap_or((preds.len(), Vec::new()));
                     assert_eq!(needed, preds.len(), "{task}");
                     feeders.sort_by_key(|i| format!("{i:?}"));
                     let mut want = from_tasks.clone();
@@ -216,11 +218,31 @@ mod tests {
     fn out_of_range_tasks_are_invalid() {
         let p = plan(2, 2, 3);
         for bad in [
-            TaskId::F { step: 0, slice: 0, mb: 0 },
-            TaskId::F { step: 4, slice: 0, mb: 0 },
-            TaskId::F { step: 1, slice: 2, mb: 0 },
-            TaskId::F { step: 1, slice: 0, mb: 2 },
-            TaskId::B { step: 1, slice: 1, mb: 0 },
+            TaskId::F {
+                step: 0,
+                slice: 0,
+                mb: 0,
+            },
+            TaskId::F {
+                step: 4,
+                slice: 0,
+                mb: 0,
+            },
+            TaskId::F {
+                step: 1,
+                slice: 2,
+                mb: 0,
+            },
+            TaskId::F {
+                step: 1,
+                slice: 0,
+                mb: 2,
+            },
+            TaskId::B {
+                step: 1,
+                slice: 1,
+                mb: 0,
+            },
             TaskId::U { step: 1, slice: 2 },
         ] {
             assert!(!is_valid(&p, bad), "{bad}");

@@ -57,7 +57,8 @@ impl TaskEvent {
     /// The stream fields: one, `e`, holding the JSON (streams store flat string pairs; one JSON field keeps the
     /// schema in one place).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        let json = serde_json::to_string(self).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
+        let json =
+            serde_json::to_string(self).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
         vec![("e", json)]
     }
 
@@ -81,7 +82,9 @@ mod as_text {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TaskId, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -134,7 +137,11 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        assert!(fields[0].1.contains("\"task\":\"B(3,1,2)\""), "{}", fields[0].1);
+        assert!(
+            fields[0].1.contains("\"task\":\"B(3,1,2)\""),
+            "{}",
+            fields[0].1
+        );
         let back = TaskEvent::from_fields(&fields).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.loss.map(f64::to_bits), e.loss.map(f64::to_bits));

@@ -198,12 +198,14 @@ impl Worker {
         let (step, slice) = (task.step(), task.slice());
         let (superseded_key, output_key) = match task {
             TaskId::U { .. } => (ctx.keys.done(slice, step + 1), ctx.keys.done(slice, step)),
-            TaskId::F { mb, .. } if slice < ctx.plan.last_slice() => {
-                (ctx.keys.done(slice, step), ctx.keys.activation(step, slice, mb))
-            }
-            TaskId::F { mb, .. } | TaskId::B { mb, .. } => {
-                (ctx.keys.done(slice, step), ctx.keys.param_grads(step, slice, mb))
-            }
+            TaskId::F { mb, .. } if slice < ctx.plan.last_slice() => (
+                ctx.keys.done(slice, step),
+                ctx.keys.activation(step, slice, mb),
+            ),
+            TaskId::F { mb, .. } | TaskId::B { mb, .. } => (
+                ctx.keys.done(slice, step),
+                ctx.keys.param_grads(step, slice, mb),
+            ),
         };
         let probe = [superseded_key, output_key];
         out.skipped = self.probe(&probe, &mut out).await?;
@@ -215,8 +217,12 @@ impl Worker {
                 TaskId::F { step, slice, mb } if slice == ctx.plan.last_slice() => {
                     self.backward(&ctx, step, slice, mb, &mut out).await
                 }
-                TaskId::F { step, slice, mb } => self.forward(&ctx, step, slice, mb, &mut out).await,
-                TaskId::B { step, slice, mb } => self.backward(&ctx, step, slice, mb, &mut out).await,
+                TaskId::F { step, slice, mb } => {
+                    self.forward(&ctx, step, slice, mb, &mut out).await
+                }
+                TaskId::B { step, slice, mb } => {
+                    self.backward(&ctx, step, slice, mb, &mut out).await
+                }
                 TaskId::U { step, slice } => self.update(&ctx, step, slice, &mut out).await,
             };
             if let Err(e) = work {
@@ -238,7 +244,11 @@ impl Worker {
     }
 
     /// One round trip: is the task superseded (`keys[0]` exists), or are its outputs there (`keys[1]`)?
-    async fn probe(&self, keys: &[String; 2], out: &mut Outcome) -> Result<Option<Skip>, TaskError> {
+    async fn probe(
+        &self,
+        keys: &[String; 2],
+        out: &mut Outcome,
+    ) -> Result<Option<Skip>, TaskError> {
         let t0 = Instant::now();
         let found = self.store.exists_many(keys).await;
         out.fetch += t0.elapsed();
@@ -445,7 +455,8 @@ impl Worker {
             add_in_order(&mut acc, g);
         }
         let grads = acc.unwrap_or_else(|| unreachable!("a plan has at least one micro-batch"));
-        let mut params = UnitTensors::clone(&*self.slice_params(ctx, task, slice, step - 1, out).await?);
+        let mut params =
+            UnitTensors::clone(&*self.slice_params(ctx, task, slice, step - 1, out).await?);
         let okey = ctx.keys.optimizer(slice, step - 1);
         let obytes = self.fetch(&task, &okey, out).await?;
         let (mut state, _) =
@@ -455,7 +466,8 @@ impl Worker {
         for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
             plan.optimizer.step(lr, step, p, g, s);
         }
-        let w = params_to_bytes(&ctx.model, range.clone(), &params).map_err(Self::model_err(task))?;
+        let w =
+            params_to_bytes(&ctx.model, range.clone(), &params).map_err(Self::model_err(task))?;
         let o = optimizer_to_bytes(
             &ctx.model,
             range,
@@ -485,7 +497,10 @@ impl Worker {
     /// into a deleted set is superseded first, so it cannot fire anything).
     async fn clean_step(&self, ctx: &RunCtx, step: u64, slice: usize) -> Result<(), TaskError> {
         let k = &ctx.keys;
-        let mut dead = vec![k.weights(slice, step - 1), k.optimizer(slice, step - 1)];
+        let mut dead = Vec::new();
+        if !ctx.plan.keeps(step - 1) {
+            dead.extend([k.weights(slice, step - 1), k.optimizer(slice, step - 1)]);
+        }
         for mb in 0..ctx.plan.microbatches {
             dead.push(k.param_grads(step, slice, mb));
             dead.push(k.gradient(step, slice, mb));
@@ -503,8 +518,16 @@ impl Worker {
             let mut tasks: Vec<TaskId> = (0..ctx.plan.microbatches)
                 .flat_map(|mb| {
                     [
-                        TaskId::F { step: old, slice, mb },
-                        TaskId::B { step: old, slice, mb },
+                        TaskId::F {
+                            step: old,
+                            slice,
+                            mb,
+                        },
+                        TaskId::B {
+                            step: old,
+                            slice,
+                            mb,
+                        },
                     ]
                 })
                 .collect();

@@ -19,12 +19,23 @@ pub struct RunPlan {
     pub lr: f64,
     /// Safety-net TTL of every key, seconds.
     pub ttl_s: u64,
+    /// Weight and optimizer versions that are multiples of any of these periods outlive the next update: the
+    /// driver pulls them for periodic checkpoints and evaluations, then deletes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_every: Vec<u64>,
 }
 
 impl RunPlan {
     pub fn slice_range(&self, s: usize) -> Range<usize> {
         let (a, b) = self.slices[s];
         a..b
+    }
+
+    /// Whether version `version` is kept for the driver (see `keep_every`).
+    pub fn keeps(&self, version: u64) -> bool {
+        self.keep_every
+            .iter()
+            .any(|&p| p > 0 && version > 0 && version.is_multiple_of(p))
     }
 
     pub fn last_slice(&self) -> usize {

@@ -46,7 +46,9 @@ impl std::str::FromStr for TaskId {
 
     /// Parses the display form: `F(3,1,0)`, `B(3,1,0)`, `U(3,1)`.
     fn from_str(s: &str) -> Result<TaskId, String> {
-        let bad = || format!("{s:?} is not a task id (F(step,slice,mb), B(step,slice,mb) or U(step,slice))");
+        let bad = || {
+            format!("{s:?} is not a task id (F(step,slice,mb), B(step,slice,mb) or U(step,slice))")
+        };
         let inner = s
             .get(1..)
             .and_then(|r| r.strip_prefix('('))
@@ -59,9 +61,20 @@ impl std::str::FromStr for TaskId {
             .ok_or_else(bad)?;
         let u = |n: u64| usize::try_from(n).map_err(|_| bad());
         match (s.as_bytes()[0], nums.as_slice()) {
-            (b'F', &[step, slice, mb]) => Ok(TaskId::F { step, slice: u(slice)?, mb: u(mb)? }),
-            (b'B', &[step, slice, mb]) => Ok(TaskId::B { step, slice: u(slice)?, mb: u(mb)? }),
-            (b'U', &[step, slice]) => Ok(TaskId::U { step, slice: u(slice)? }),
+            (b'F', &[step, slice, mb]) => Ok(TaskId::F {
+                step,
+                slice: u(slice)?,
+                mb: u(mb)?,
+            }),
+            (b'B', &[step, slice, mb]) => Ok(TaskId::B {
+                step,
+                slice: u(slice)?,
+                mb: u(mb)?,
+            }),
+            (b'U', &[step, slice]) => Ok(TaskId::U {
+                step,
+                slice: u(slice)?,
+            }),
             _ => Err(bad()),
         }
     }
@@ -110,7 +123,11 @@ mod tests {
         assert_eq!(p.task.to_string(), "B(12,3,7)");
         for t in [
             p.task,
-            TaskId::F { step: 1, slice: 0, mb: 0 },
+            TaskId::F {
+                step: 1,
+                slice: 0,
+                mb: 0,
+            },
             TaskId::U { step: 9, slice: 2 },
         ] {
             assert_eq!(t.to_string().parse::<TaskId>(), Ok(t));

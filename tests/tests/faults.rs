@@ -5,11 +5,11 @@
 use coordinator::config::Config;
 use coordinator::fit::{fit, Quiet};
 use coordinator::run_dir::RunDir;
-use e2e_tests::redis_server::RedisServer;
 use coordinator::slice_worker::dag::step_tasks;
 use coordinator::slice_worker::event::{Status, TaskEvent};
 use coordinator::slice_worker::plan::RunPlan;
 use coordinator::slice_worker::task::TaskId;
+use e2e_tests::redis_server::RedisServer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -17,7 +17,8 @@ use std::sync::atomic::AtomicBool;
 fn run(toml_text: &str, dir: &Path) -> Vec<u8> {
     let cfg: Config = toml::from_str(toml_text).expect("valid config");
     let out = RunDir::new(dir);
-    fit(&cfg, &out, &mut Quiet, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("{toml_text}\n{e}"));
+    fit(&cfg, &out, &mut Quiet, &AtomicBool::new(false))
+        .unwrap_or_else(|e| panic!("{toml_text}\n{e}"));
     std::fs::read(dir.join("model.safetensors")).expect("checkpoint written")
 }
 
@@ -60,7 +61,10 @@ fn check_events(dir: &Path) -> (usize, usize, usize) {
                 assert_eq!(n, 1, "{task} fired {n} times");
             }
             // Two deliveries running at once may both do the work (same inputs, same bytes): allowed.
-            assert!(succeeded.contains_key(&task), "{task} never reported success");
+            assert!(
+                succeeded.contains_key(&task),
+                "{task} never reported success"
+            );
         }
     }
     assert!(fired.is_empty(), "fired tasks outside the graph: {fired:?}");
@@ -79,7 +83,14 @@ data = { kind = "synthetic", context = 8, synthetic = { task = "tokens" } }
 train = { steps = 4, batch_size = 8, microbatches = MB, optimizer = "adamw", lr = 0.003, seed = 2 }
 "#;
 
-fn faulty(base: &str, m: usize, plan: &str, store: &str, become_successor: bool, seed: u64) -> String {
+fn faulty(
+    base: &str,
+    m: usize,
+    plan: &str,
+    store: &str,
+    become_successor: bool,
+    seed: u64,
+) -> String {
     format!(
         "{}\n[plan]\n{plan}\nbecome = {become_successor}\n[runtime]\nstore = {store:?}\nfault_rate = 0.2\n\
          duplicate_rate = 0.2\nseed = {seed}\ntask_timeout_s = 0.25\nmax_attempts = 12\nconcurrency = 4\n",
@@ -93,21 +104,43 @@ fn check(base: &str, units: usize, store: &str) {
     let (mut crashes, mut skipped) = (0, 0);
     // Every micro-batch count, split and become setting appears; not every combination (each faulty run waits
     // out a few deadlines).
-    let plans = ["slices = 2".to_string(), format!("cuts = [{}]", per_unit.join(", "))];
+    let plans = [
+        "slices = 2".to_string(),
+        format!("cuts = [{}]", per_unit.join(", ")),
+    ];
     let mut monos = HashMap::new();
     for (m, plan, become_successor) in [(1, 0, false), (1, 1, true), (4, 0, true), (4, 1, false)] {
         let mono = monos.entry(m).or_insert_with(|| {
-            run(&base.replace("MB", &m.to_string()), &dir.path().join(format!("mono-{m}")))
+            run(
+                &base.replace("MB", &m.to_string()),
+                &dir.path().join(format!("mono-{m}")),
+            )
         });
         let name = format!("faulty-{m}-{plan}-{become_successor}");
         let d = dir.path().join(&name);
-        let w = run(&faulty(base, m, &plans[plan], store, become_successor, 11 + plan as u64), &d);
-        assert!(w == *mono, "{name} on {store}: weights differ from the monolithic run");
+        let w = run(
+            &faulty(
+                base,
+                m,
+                &plans[plan],
+                store,
+                become_successor,
+                11 + plan as u64,
+            ),
+            &d,
+        );
+        assert!(
+            w == *mono,
+            "{name} on {store}: weights differ from the monolithic run"
+        );
         let (_, c, s) = check_events(&d);
         crashes += c;
         skipped += s;
     }
-    assert!(crashes > 0 && skipped > 0, "faults were injected ({crashes} crashes, {skipped} skipped duplicates)");
+    assert!(
+        crashes > 0 && skipped > 0,
+        "faults were injected ({crashes} crashes, {skipped} skipped duplicates)"
+    );
 }
 
 #[test]

@@ -288,3 +288,88 @@ fn help_lists_every_subcommand() {
     let o = trainer(&["plan", "x.toml"]);
     assert!(!o.status.success() && stderr(&o).contains("issue 4"));
 }
+
+/// Metrics of a run without the timings: what must match between a split and a monolithic run.
+fn metrics_without_times(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("wall_ms");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_split_run_through_trainer_fit_matches_the_monolithic_run_despite_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let (a, mono) = fit(dir.path(), &cfg, "mono", &[]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let faults = [
+        "--set",
+        "plan.slices=2",
+        "--set",
+        "runtime.fault_rate=0.1",
+        "--set",
+        "runtime.duplicate_rate=0.2",
+        "--set",
+        "runtime.task_timeout_s=0.25",
+        "--set",
+        "runtime.max_attempts=12",
+    ];
+    let (b, split) = fit(dir.path(), &cfg, "split", &faults);
+    assert!(b.status.success(), "{}", stderr(&b));
+    for f in ["model.safetensors", "optimizer.safetensors"] {
+        assert!(
+            std::fs::read(mono.join(f)).unwrap() == std::fs::read(split.join(f)).unwrap(),
+            "{f} differs between the monolithic and the split run"
+        );
+    }
+    // Same losses and the same periodic evaluation (step 6), bit for bit (JSON keeps every digit).
+    assert_eq!(metrics_without_times(&mono), metrics_without_times(&split));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(split.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["runtime"]["fired_twice"], 0);
+    assert!(summary["runtime"]["tasks_ran"].as_u64().unwrap() > 0);
+    let events = std::fs::read_to_string(split.join("events.jsonl")).unwrap();
+    assert!(events.lines().count() as u64 >= summary["runtime"]["tasks_ran"].as_u64().unwrap());
+    assert!(split.join("plan.json").is_file());
+}
+
+#[test]
+fn a_redis_password_never_reaches_files_or_messages() {
+    let server = e2e_tests::redis_server::RedisServer::start(&["--requirepass", "s3cr3t-pw"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let good = format!("runtime.store=redis://:s3cr3t-pw@127.0.0.1:{}", server.port);
+    let (o, out) = fit(
+        dir.path(),
+        &cfg,
+        "good",
+        &["--set", "plan.slices=2", "--set", &good],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resolved = std::fs::read_to_string(out.join("config.resolved.toml")).unwrap();
+    assert!(!resolved.contains("s3cr3t"), "{resolved}");
+    assert!(resolved.contains("REDIS_PASSWORD"), "{resolved}");
+    for f in ["plan.json", "summary.json", "events.jsonl", "metrics.jsonl"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(!text.contains("s3cr3t"), "{f} shows the password");
+    }
+    // A wrong password: a clear error naming the store, password redacted, and no run left behind.
+    let bad = format!("runtime.store=redis://:wrong-pw@127.0.0.1:{}", server.port);
+    let (o, out) = fit(
+        dir.path(),
+        &cfg,
+        "bad",
+        &["--set", "plan.slices=2", "--set", &bad],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains(&format!("127.0.0.1:{}", server.port)), "{err}");
+    assert!(!err.contains("wrong-pw"), "{err}");
+    assert!(!out.join("metrics.jsonl").exists());
+}

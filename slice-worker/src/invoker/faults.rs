@@ -58,7 +58,14 @@ fn uniform(seed: u64, task: TaskId, attempt: u32, delivery: u32) -> f64 {
         TaskId::U { step, slice } => (3, step, slice, 0),
     };
     let mut h = seed;
-    for part in [kind, step, slice as u64, mb as u64, attempt.into(), delivery.into()] {
+    for part in [
+        kind,
+        step,
+        slice as u64,
+        mb as u64,
+        attempt.into(),
+        delivery.into(),
+    ] {
         h = splitmix64(h ^ part);
     }
     (h >> 11) as f64 / (1u64 << 53) as f64
@@ -104,7 +111,10 @@ mod tests {
         assert!((rate(after) - 0.1).abs() < 0.01, "{after}");
         assert!((rate(dup) - 0.3).abs() < 0.015, "{dup}");
         let none = Faults::default();
-        assert_eq!(none.fault(TaskId::U { step: 1, slice: 0 }, 1, 0), Fault::None);
+        assert_eq!(
+            none.fault(TaskId::U { step: 1, slice: 0 }, 1, 0),
+            Fault::None
+        );
         assert!(!none.duplicated(TaskId::U { step: 1, slice: 0 }, 1));
     }
 }

@@ -14,7 +14,7 @@ mod url;
 pub use keys::Keys;
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
-pub use url::redact_url;
+pub use url::{has_password, redact_url, without_password};
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -2,6 +2,21 @@
 
 /// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`; URLs without a password are unchanged.
 pub fn redact_url(url: &str) -> String {
+    with_password(url, Some("***"))
+}
+
+/// `redis://user:secret@host:6379/0` → `redis://user@host:6379/0`: for files that must be usable again (a resolved
+/// config), where the password then comes from `REDIS_PASSWORD`.
+pub fn without_password(url: &str) -> String {
+    with_password(url, None)
+}
+
+/// Whether the URL carries a password.
+pub fn has_password(url: &str) -> bool {
+    redact_url(url) != url
+}
+
+fn with_password(url: &str, shown: Option<&str>) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -13,16 +28,18 @@ pub fn redact_url(url: &str) -> String {
         return url.to_string();
     };
     let user = userinfo.split_once(':').map(|(u, _)| u);
-    match user {
-        Some(u) => format!("{scheme}://{u}:***@{host}{tail}"),
+    match (user, shown) {
+        (Some(u), Some(p)) => format!("{scheme}://{u}:{p}@{host}{tail}"),
         // `redis://secret@host`: redis-rs reads a lone userinfo as the password.
-        None => format!("{scheme}://***@{host}{tail}"),
+        (None, Some(p)) => format!("{scheme}://{p}@{host}{tail}"),
+        (Some(u), None) if !u.is_empty() => format!("{scheme}://{u}@{host}{tail}"),
+        (_, None) => format!("{scheme}://{host}{tail}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{has_password, redact_url, without_password};
 
     #[test]
     fn passwords_never_survive() {
@@ -34,5 +51,12 @@ mod tests {
         assert_eq!(redact_url("rediss://:hunter2@h"), "rediss://:***@h");
         assert_eq!(redact_url("redis://hunter2@h"), "redis://***@h");
         assert!(!redact_url("redis://default:s3cr3t@example:6380/0").contains("s3cr3t"));
+        assert_eq!(without_password("redis://u:p@h:1/2"), "redis://u@h:1/2");
+        assert_eq!(without_password("rediss://:p@h"), "rediss://h");
+        assert_eq!(without_password("redis://p@h"), "redis://h");
+        assert_eq!(without_password("redis://h:1"), "redis://h:1");
+        assert!(
+            has_password("redis://:p@h") && !has_password("redis://h") && !has_password("memory")
+        );
     }
 }
