@@ -259,30 +259,30 @@ impl Worker {
         })
     }
 
-    /// Records `task`'s completion towards every successor; the ones it completed go into `out.successors`.
+    /// Records `task`'s completion towards every successor in one round trip; the ones it completed go into
+    /// `out.successors`.
     async fn record_successors(
         &self,
         ctx: &RunCtx,
         task: TaskId,
         out: &mut Outcome,
     ) -> Result<(), TaskError> {
+        let next = successors(&ctx.plan, task);
+        let sets: Vec<(String, usize)> = next
+            .iter()
+            .map(|(t, needed)| (ctx.keys.dependencies(&t.to_string()), *needed))
+            .collect();
         let t0 = Instant::now();
-        let done = task.to_string();
-        for (next, needed) in successors(&ctx.plan, task) {
-            let fired = record_completion(
-                self.store.as_ref(),
-                &ctx.keys,
-                &done,
-                next,
-                needed,
-                ctx.ttl(),
-            )
+        let fired = self
+            .store
+            .complete_dependencies(&sets, &task.to_string(), ctx.ttl())
             .await;
-            if fired.inspect_err(|_| out.store += t0.elapsed())? {
-                out.successors.push(next);
+        out.store += t0.elapsed();
+        for ((t, _), fired) in next.iter().zip(fired?) {
+            if fired {
+                out.successors.push(*t);
             }
         }
-        out.store += t0.elapsed();
         Ok(())
     }
 

@@ -109,6 +109,25 @@ async fn fan_in_fires_exactly_once(s: Arc<dyn Store>) {
         fired += usize::from(h.await.unwrap());
     }
     assert_eq!(fired, 1, "the fan-in fired {fired} times");
+    // Several sets in one call: each answers for itself, in the order asked.
+    let k = Keys::new("multi").unwrap();
+    let (one, two) = (k.dependencies("B(1,0,0)"), k.dependencies("U(1,1)"));
+    let sets = vec![(one.clone(), 1), (two.clone(), 2)];
+    assert_eq!(
+        s.complete_dependencies(&sets, "B(1,1,0)", TTL).await.unwrap(),
+        vec![true, false]
+    );
+    assert_eq!(
+        s.complete_dependencies(&sets, "B(1,1,0)", TTL).await.unwrap(),
+        vec![false, false],
+        "a duplicate fires nothing"
+    );
+    assert_eq!(
+        s.complete_dependencies(&[(two, 2)], "B(1,1,1)", TTL).await.unwrap(),
+        vec![true]
+    );
+    assert!(s.complete_dependencies(&[], "x", TTL).await.unwrap().is_empty());
+    s.delete_prefix(k.prefix()).await.unwrap();
 }
 
 async fn namespaces_and_cleanup(s: &dyn Store) {

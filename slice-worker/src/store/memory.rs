@@ -119,32 +119,35 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn complete_dependency(
+    async fn complete_dependencies(
         &self,
-        set: &str,
+        sets: &[(String, usize)],
         member: &str,
-        needed: usize,
         ttl: Duration,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Vec<bool>> {
         let now = Instant::now();
         let mut s = self.lock();
-        let entry = s
-            .sets
-            .entry(set.to_string())
-            .or_insert_with(|| (HashSet::new(), now + ttl));
-        if entry.1 <= now {
-            *entry = (HashSet::new(), now + ttl);
+        let mut out = Vec::with_capacity(sets.len());
+        for (set, needed) in sets {
+            let entry = s
+                .sets
+                .entry(set.to_string())
+                .or_insert_with(|| (HashSet::new(), now + ttl));
+            if entry.1 <= now {
+                *entry = (HashSet::new(), now + ttl);
+            }
+            entry.0.insert(member.to_string());
+            entry.1 = now + ttl;
+            let full = entry.0.len() >= *needed;
+            let fired = format!("{set}:fired");
+            let first = full && s.live_value(&fired, now).is_none();
+            if first {
+                s.values
+                    .insert(fired, (Bytes::from_static(b"1"), now + ttl));
+            }
+            out.push(first);
         }
-        entry.0.insert(member.to_string());
-        entry.1 = now + ttl;
-        let full = entry.0.len() >= needed;
-        let fired = format!("{set}:fired");
-        if full && s.live_value(&fired, now).is_none() {
-            s.values
-                .insert(fired, (Bytes::from_static(b"1"), now + ttl));
-            return Ok(true);
-        }
-        Ok(false)
+        Ok(out)
     }
 
     async fn delete(&self, keys: &[String]) -> StoreResult<u64> {

@@ -6,6 +6,7 @@
 //! Values are opaque bytes (tensors travel as safetensors bytes); every key lives under a run's namespace
 //! ([`keys`]) and every write carries a TTL as a safety net.
 
+mod bulk;
 mod keys;
 mod memory;
 mod redis_store;
@@ -84,7 +85,21 @@ pub trait Store: Send + Sync {
         member: &str,
         needed: usize,
         ttl: Duration,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let fired = self
+            .complete_dependencies(&[(set.to_string(), needed)], member, ttl)
+            .await?;
+        Ok(fired.first() == Some(&true))
+    }
+
+    /// [`Store::complete_dependency`] for several sets (each with its `needed`) in one round trip: a task records
+    /// its completion towards all its successors at once.
+    async fn complete_dependencies(
+        &self,
+        sets: &[(String, usize)],
+        member: &str,
+        ttl: Duration,
+    ) -> StoreResult<Vec<bool>>;
 
     /// Deletes keys; returns how many existed.
     async fn delete(&self, keys: &[String]) -> StoreResult<u64>;

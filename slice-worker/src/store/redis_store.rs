@@ -7,20 +7,28 @@ use super::url::redact_url;
 use super::{Store, StoreError, StoreResult, StreamEntry};
 use async_trait::async_trait;
 use bytes::Bytes;
+use super::bulk::{BulkError, BulkPool};
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
 
-/// `KEYS[1]` dependency set, `KEYS[2]` its fired flag; `ARGV` member, members needed, TTL in ms.
-/// Adding a member twice counts it once; only the call that completes the set wins the `SET NX` on the flag.
+/// Records one completion towards several fan-ins at once. `KEYS`: pairs of (dependency set, its fired flag);
+/// `ARGV`: member, TTL in ms, then the members each set needs. Adding a member twice counts it once; only the call
+/// that completes a set wins the `SET NX` on its flag. (All keys of a call belong to one run; on a Redis Cluster
+/// they would need a hash tag per run to share a slot.)
 const FAN_IN: &str = r"
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then
-    return 1
+local fired = {}
+for i = 1, #KEYS / 2 do
+  local set, mark = KEYS[2 * i - 1], KEYS[2 * i]
+  redis.call('SADD', set, ARGV[1])
+  redis.call('PEXPIRE', set, ARGV[2])
+  fired[i] = 0
+  if redis.call('SCARD', set) >= tonumber(ARGV[2 + i]) then
+    if redis.call('SET', mark, '1', 'NX', 'PX', ARGV[2]) then
+      fired[i] = 1
+    end
   end
 end
-return 0
+return fired
 ";
 
 /// How long connecting may take before the store counts as unreachable.
@@ -32,6 +40,8 @@ pub struct RedisStore {
     conn: MultiplexedConnection,
     reader: MultiplexedConnection,
     fan_in: redis::Script,
+    /// Tensor traffic (SET / GET / MGET) on our own RESP connections, for plain-TCP servers.
+    bulk: Option<BulkPool>,
 }
 
 /// Puts `REDIS_PASSWORD` into a URL that carries no password of its own.
@@ -90,6 +100,7 @@ impl RedisStore {
             conn,
             reader,
             fan_in: redis::Script::new(FAN_IN),
+            bulk: BulkPool::for_server(client.get_connection_info(), CONNECT_TIMEOUT),
         };
         let _: String = store.run("PING", redis::cmd("PING")).await?;
         Ok(store)
@@ -129,6 +140,20 @@ impl RedisStore {
         }
     }
 
+    fn bulk_err(&self, command: &'static str, e: BulkError) -> StoreError {
+        match e {
+            BulkError::Io(e) => StoreError::Connection {
+                url: self.url.clone(),
+                reason: format!("{command}: {}", redact_message(&e.to_string())),
+            },
+            BulkError::Server(reason) => StoreError::Command {
+                url: self.url.clone(),
+                command,
+                reason: redact_message(&reason),
+            },
+        }
+    }
+
     async fn run<T: redis::FromRedisValue>(
         &self,
         name: &'static str,
@@ -164,21 +189,18 @@ impl Store for RedisStore {
     }
 
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()> {
-        self.run(
-            "SET",
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value.as_ref())
-                .arg("PX")
-                .arg(ms(ttl))
-                .clone(),
-        )
-        .await
+        self.put_many(vec![(key.to_string(), value)], ttl).await
     }
 
     async fn put_many(&self, items: Vec<(String, Bytes)>, ttl: Duration) -> StoreResult<()> {
         if items.is_empty() {
             return Ok(());
+        }
+        if let Some(bulk) = &self.bulk {
+            return bulk
+                .set_many(&items, ms(ttl))
+                .await
+                .map_err(|e| self.bulk_err("SET (pipeline)", e));
         }
         let mut pipe = redis::pipe();
         for (k, v) in &items {
@@ -196,13 +218,19 @@ impl Store for RedisStore {
     }
 
     async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
-        let v: Option<Vec<u8>> = self.run("GET", redis::cmd("GET").arg(key).clone()).await?;
-        Ok(v.map(Bytes::from))
+        let mut v = self.get_many(&[key.to_string()]).await?;
+        Ok(v.pop().flatten())
     }
 
     async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Bytes>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(bulk) = &self.bulk {
+            return bulk
+                .get_many(keys)
+                .await
+                .map_err(|e| self.bulk_err("MGET", e));
         }
         let v: Vec<Option<Vec<u8>>> = self
             .run("MGET", redis::cmd("MGET").arg(keys).clone())
@@ -249,25 +277,29 @@ impl Store for RedisStore {
         Ok(r.is_some())
     }
 
-    async fn complete_dependency(
+    async fn complete_dependencies(
         &self,
-        set: &str,
+        sets: &[(String, usize)],
         member: &str,
-        needed: usize,
         ttl: Duration,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Vec<bool>> {
+        if sets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.fan_in.prepare_invoke();
+        invocation.arg(member).arg(ms(ttl));
+        for (set, needed) in sets {
+            invocation
+                .key(set)
+                .key(format!("{set}:fired"))
+                .arg(*needed);
+        }
         let mut c = self.conn.clone();
-        let fired: i64 = self
-            .fan_in
-            .key(set)
-            .key(format!("{set}:fired"))
-            .arg(member)
-            .arg(needed)
-            .arg(ms(ttl))
+        let fired: Vec<i64> = invocation
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.err("EVALSHA fan-in", e))?;
-        Ok(fired == 1)
+        Ok(fired.into_iter().map(|f| f == 1).collect())
     }
 
     async fn delete(&self, keys: &[String]) -> StoreResult<u64> {
