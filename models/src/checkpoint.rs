@@ -33,11 +33,16 @@ impl<T: Float> View for TensorView<'_, T> {
         self.t.shape()
     }
     fn data(&self) -> Cow<'_, [u8]> {
-        let mut out = Vec::with_capacity(self.t.len() * T::BYTES);
-        for &v in self.t.iter() {
-            v.put_le(&mut out);
+        match self.t.as_slice() {
+            Some(values) => crate::float::le_bytes(values),
+            None => {
+                let mut out = Vec::with_capacity(self.t.len() * T::BYTES);
+                for &v in self.t.iter() {
+                    v.put_le(&mut out);
+                }
+                Cow::Owned(out)
+            }
         }
-        Cow::Owned(out)
     }
     fn data_len(&self) -> usize {
         self.t.len() * T::BYTES
@@ -80,7 +85,7 @@ pub fn tensors_from_bytes<T: Float>(
                 reason: format!("dtype {:?}, expected {:?}", view.dtype(), T::DTYPE),
             });
         }
-        let data: Vec<T> = view.data().chunks_exact(T::BYTES).map(T::from_le).collect();
+        let data: Vec<T> = crate::float::from_le_bytes(view.data());
         let t = Tensor::from_shape_vec(ndarray::IxDyn(view.shape()), data)
             .map_err(|e| fmt(format!("tensor `{name}`: {e}")))?;
         out.insert(name, t);

@@ -20,6 +20,7 @@ pub trait Float:
     + Display
     + Send
     + Sync
+    + bytemuck::Pod
     + 'static
 {
     /// The safetensors dtype that stores this type.
@@ -34,6 +35,29 @@ pub trait Float:
     fn put_le(self, out: &mut Vec<u8>);
     /// Reads one value from exactly `Self::BYTES` little-endian bytes.
     fn from_le(bytes: &[u8]) -> Self;
+}
+
+/// The little-endian bytes of `values`: borrowed as they are in memory on a little-endian machine (no copy, no
+/// per-element loop — tensors move through the store by the megabyte), converted elsewhere.
+pub fn le_bytes<T: Float>(values: &[T]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
+    } else {
+        let mut out = Vec::with_capacity(values.len() * T::BYTES);
+        for &v in values {
+            v.put_le(&mut out);
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+/// Values from little-endian bytes (a whole number of values): one copy on a little-endian machine.
+pub fn from_le_bytes<T: Float>(bytes: &[u8]) -> Vec<T> {
+    if cfg!(target_endian = "little") {
+        bytemuck::pod_collect_to_vec(bytes)
+    } else {
+        bytes.chunks_exact(T::BYTES).map(T::from_le).collect()
+    }
 }
 
 impl Float for f32 {
