@@ -121,8 +121,9 @@ pub struct PlanConfig {
     /// Overrides `slices`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuts: Option<Vec<usize>>,
-    /// Backward recomputes its slice's forward from the stored slice input instead of reading stored caches. Only
-    /// `true` is implemented (it moves the fewest bytes: one activation per slice boundary).
+    /// `true`: a backward recomputes its slice's forward from the stored slice input (the fewest bytes: one
+    /// activation per slice boundary). `false`: the forward stores its layer caches and the backward reads them (no
+    /// second forward; more bytes, most for attention and convolutions).
     #[serde(default = "yes")]
     pub recompute: bool,
     /// A task that completes the inputs of a successor on its own slice (a backward completing the update, an
@@ -383,12 +384,6 @@ impl Config {
             return Err(bad(
                 "train.grad_clip",
                 "not supported in split runs yet (plan.slices > 1 or plan.cuts)",
-            ));
-        }
-        if !self.plan.recompute {
-            return Err(bad(
-                "plan.recompute",
-                "only recompute = true is implemented: backward recomputes its slice's forward from the stored input",
             ));
         }
         let r = &self.runtime;

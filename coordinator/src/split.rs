@@ -235,6 +235,7 @@ async fn drive(
             .into_iter()
             .filter(|&p| p > 0)
             .collect(),
+        recompute: cfg.plan.recompute,
     };
     out.create(cfg)?;
     out.write_json("plan.json", &plan)?;

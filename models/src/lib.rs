@@ -22,6 +22,7 @@
 //! assert_eq!(step.grads.len(), 2); // one gradient list per unit
 //! ```
 
+pub mod cache_codec;
 pub mod checkpoint;
 pub mod error;
 mod float;

@@ -168,6 +168,7 @@ mod tests {
             lr: 0.1,
             ttl_s: 60,
             keep_every: Vec::new(),
+            recompute: true,
         }
     }
 

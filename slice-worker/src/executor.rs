@@ -8,9 +8,9 @@
 //! earlier attempt or delivery got that far) — then it only re-records its completions, which count once. Weights
 //! and optimizer state are versioned by step, so a duplicated update can never apply the optimizer twice.
 //!
-//! Backward recomputes its slice's forward from the slice input (the *recompute* option, the only one so far): a
-//! forward task stores just its output, and the recomputed caches are bit-identical because every kernel is
-//! deterministic. The last slice's forward *becomes* its backward in the same invocation (the loss head lives
+//! With the plan's *recompute* option (the default) a forward task stores just its output and the backward re-runs
+//! its slice's forward from the slice input — bit-identical caches, because every kernel is deterministic; without
+//! it the forward also stores its layer caches (`models::cache_codec`) and the backward reads them instead. The last slice's forward *becomes* its backward in the same invocation (the loss head lives
 //! there), so logits never travel.
 
 use crate::dag::{self, successors};
@@ -19,6 +19,7 @@ use crate::store::{Keys, Store, StoreError};
 use crate::task::{TaskId, TaskPayload};
 use crate::wire::{decode_targets, decode_tensor, encode_tensor};
 use bytes::Bytes;
+use models::cache_codec::{caches_from_bytes, caches_to_bytes};
 use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
 };
@@ -357,17 +358,24 @@ impl Worker {
         let task = TaskId::F { step, slice, mb };
         let params = self.slice_params(ctx, task, slice, step - 1, out).await?;
         let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
-        let y = ctx
-            .model
-            .infer(ctx.plan.slice_range(slice), &params, x)
-            .map_err(Self::model_err(task))?;
+        let range = ctx.plan.slice_range(slice);
+        let mut outputs = Vec::with_capacity(2);
+        let y = if ctx.plan.recompute {
+            ctx.model.infer(range, &params, x)
+        } else {
+            ctx.model
+                .forward(range, &params, x)
+                .and_then(|(y, caches)| {
+                    let bytes = caches_to_bytes(caches)?;
+                    outputs.push((ctx.keys.cache(step, slice, mb), Bytes::from(bytes)));
+                    Ok(y)
+                })
+        }
+        .map_err(Self::model_err(task))?;
         let bytes = encode_tensor(&y).map_err(Self::model_err(task))?;
-        self.put_many(
-            vec![(ctx.keys.activation(step, slice, mb), bytes)],
-            ctx.ttl(),
-            out,
-        )
-        .await
+        // The activation last: its presence is the "outputs exist" mark.
+        outputs.push((ctx.keys.activation(step, slice, mb), bytes));
+        self.put_many(outputs, ctx.ttl(), out).await
     }
 
     /// Backward of `slice` on micro-batch `mb` (for the last slice: its forward, the loss, then its backward).
@@ -383,19 +391,27 @@ impl Worker {
         let last = slice == ctx.plan.last_slice();
         let range = ctx.plan.slice_range(slice);
         let params = self.slice_params(ctx, task, slice, step - 1, out).await?;
-        let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
-        let (y, caches) = ctx
-            .model
-            .forward(range.clone(), &params, x)
-            .map_err(Self::model_err(task))?;
+        let (y, caches) = if last || ctx.plan.recompute {
+            let x = self.slice_input(ctx, task, step, slice, mb, out).await?;
+            let (y, caches) = ctx
+                .model
+                .forward(range.clone(), &params, x)
+                .map_err(Self::model_err(task))?;
+            (Some(y), caches)
+        } else {
+            let key = ctx.keys.cache(step, slice, mb);
+            let bytes = self.fetch(&task, &key, out).await?;
+            let caches = caches_from_bytes(&bytes, &key).map_err(Self::model_err(task))?;
+            (None, caches)
+        };
         let mut outputs = Vec::with_capacity(3);
-        let dy = if last {
+        let dy = if let Some(y) = y.as_ref().filter(|_| last) {
             let key = ctx.keys.targets(step, mb);
             let bytes = self.fetch(&task, &key, out).await?;
             let targets = decode_targets(&bytes, &key).map_err(Self::model_err(task))?;
             let lg = ctx
                 .model
-                .loss(&y, &targets, ctx.plan.batch_size)
+                .loss(y, &targets, ctx.plan.batch_size)
                 .map_err(Self::model_err(task))?;
             out.loss = Some(lg.loss);
             outputs.push((
@@ -504,6 +520,7 @@ impl Worker {
         for mb in 0..ctx.plan.microbatches {
             dead.push(k.param_grads(step, slice, mb));
             dead.push(k.gradient(step, slice, mb));
+            dead.push(k.cache(step, slice, mb));
             dead.push(if slice == 0 {
                 k.inputs(step, mb)
             } else {

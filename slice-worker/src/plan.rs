@@ -23,6 +23,14 @@ pub struct RunPlan {
     /// driver pulls them for periodic checkpoints and evaluations, then deletes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep_every: Vec<u64>,
+    /// `true`: a backward re-runs its slice's forward from the stored slice input. `false`: the forward stores its
+    /// layer caches (`c:{t}:{s}:{m}`) and the backward reads them — more bytes, no second forward.
+    #[serde(default = "recompute_default")]
+    pub recompute: bool,
+}
+
+fn recompute_default() -> bool {
+    true
 }
 
 impl RunPlan {

@@ -114,19 +114,29 @@ async fn fan_in_fires_exactly_once(s: Arc<dyn Store>) {
     let (one, two) = (k.dependencies("B(1,0,0)"), k.dependencies("U(1,1)"));
     let sets = vec![(one.clone(), 1), (two.clone(), 2)];
     assert_eq!(
-        s.complete_dependencies(&sets, "B(1,1,0)", TTL).await.unwrap(),
+        s.complete_dependencies(&sets, "B(1,1,0)", TTL)
+            .await
+            .unwrap(),
         vec![true, false]
     );
     assert_eq!(
-        s.complete_dependencies(&sets, "B(1,1,0)", TTL).await.unwrap(),
+        s.complete_dependencies(&sets, "B(1,1,0)", TTL)
+            .await
+            .unwrap(),
         vec![false, false],
         "a duplicate fires nothing"
     );
     assert_eq!(
-        s.complete_dependencies(&[(two, 2)], "B(1,1,1)", TTL).await.unwrap(),
+        s.complete_dependencies(&[(two, 2)], "B(1,1,1)", TTL)
+            .await
+            .unwrap(),
         vec![true]
     );
-    assert!(s.complete_dependencies(&[], "x", TTL).await.unwrap().is_empty());
+    assert!(s
+        .complete_dependencies(&[], "x", TTL)
+        .await
+        .unwrap()
+        .is_empty());
     s.delete_prefix(k.prefix()).await.unwrap();
 }
 

@@ -66,7 +66,14 @@ async fn our_throughput(store: &dyn Store, size: usize, n: usize) -> (f64, f64) 
 /// GB/s of `redis-benchmark` SET and GET at `size` bytes with `clients` connections.
 fn redis_benchmark(port: u16, size: usize, n: usize, clients: usize) -> (f64, f64) {
     let out = Command::new("redis-benchmark")
-        .args(["-p", &port.to_string(), "-t", "set,get", "-d", &size.to_string()])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-t",
+            "set,get",
+            "-d",
+            &size.to_string(),
+        ])
         .args(["-n", &n.to_string(), "-c", &clients.to_string(), "--csv"])
         .output()
         .expect("redis-benchmark runs (apt-get install redis-tools)");
@@ -78,7 +85,10 @@ fn redis_benchmark(port: u16, size: usize, n: usize, clients: usize) -> (f64, f6
             .and_then(|v| v.trim_matches('"').parse().ok())
             .unwrap_or_else(|| panic!("no {name} row in redis-benchmark output:\n{text}"))
     };
-    (rps("SET") * size as f64 / 1e9, rps("GET") * size as f64 / 1e9)
+    (
+        rps("SET") * size as f64 / 1e9,
+        rps("GET") * size as f64 / 1e9,
+    )
 }
 
 /// Median microseconds of one task's scheduling: fan-in record (claim), event, invoke — and, with `probe`, the
@@ -87,13 +97,21 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
     let keys = Keys::new("bench-sched").expect("valid run id");
     let permits = Arc::new(tokio::sync::Semaphore::new(4));
     let event = TaskEvent {
-        task: TaskId::B { step: 12, slice: 2, mb: 5 },
+        task: TaskId::B {
+            step: 12,
+            slice: 2,
+            mb: 5,
+        },
         attempt: 1,
         worker: "slice-2#7".into(),
         cold: false,
         became: false,
         status: coordinator::slice_worker::event::Status::Ran,
-        fired: vec![TaskId::B { step: 12, slice: 1, mb: 5 }],
+        fired: vec![TaskId::B {
+            step: 12,
+            slice: 1,
+            mb: 5,
+        }],
         weights_cached: true,
         bytes_in: 4_259_840,
         bytes_out: 4_259_840,
@@ -108,9 +126,16 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let t0 = Instant::now();
-        let task = TaskId::F { step: i as u64 + 1, slice: 1, mb: 0 };
+        let task = TaskId::F {
+            step: i as u64 + 1,
+            slice: 1,
+            mb: 0,
+        };
         if probe {
-            let probe = [keys.done(1, i as u64 + 1), keys.activation(i as u64 + 1, 1, 0)];
+            let probe = [
+                keys.done(1, i as u64 + 1),
+                keys.activation(i as u64 + 1, 1, 0),
+            ];
             store.exists_many(&probe).await.expect("probe");
         }
         let set = keys.dependencies(&task.to_string());
@@ -136,6 +161,16 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
     median(&mut samples)
 }
 
+/// Milliseconds per step to move a run's bytes at `redis-benchmark`'s 4 MiB SET and GET rates.
+fn floor_of(run: &Summary, steps: u64, rates: &[(usize, f64, f64)]) -> f64 {
+    let (_, set4, get4) = rates[2];
+    let r = run
+        .runtime
+        .as_ref()
+        .expect("split runs report runtime counters");
+    (r.bytes_in as f64 / (get4 * 1e9) + r.bytes_out as f64 / (set4 * 1e9)) * 1e3 / steps as f64
+}
+
 fn train(toml_text: &str, dir: &std::path::Path) -> Summary {
     let cfg: Config = toml::from_str(toml_text).expect("valid config");
     fit(&cfg, &RunDir::new(dir), &mut Quiet, &AtomicBool::new(false)).expect("run")
@@ -156,8 +191,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let redis: Arc<dyn Store> =
-        Arc::new(rt.block_on(RedisStore::connect(&server.url())).expect("redis"));
+    let redis: Arc<dyn Store> = Arc::new(
+        rt.block_on(RedisStore::connect(&server.url()))
+            .expect("redis"),
+    );
     let mut report = String::new();
     let mut json = serde_json::Map::new();
     let mut line = |s: String| {
@@ -216,7 +253,15 @@ fn main() {
     );
     let split_dir = dir.path().join("split");
     let split = train(&split_cfg, &split_dir);
-    let rt_stats = split.runtime.clone().expect("split runs report runtime counters");
+    let cached = train(
+        &split_cfg.replace("slices = 4\n", "slices = 4\nrecompute = false\n"),
+        &dir.path().join("split-cached"),
+    );
+    let cached_ratio = cached.step_ms_p50 / (mono.step_ms_p50 + floor_of(&cached, steps, &rates));
+    let rt_stats = split
+        .runtime
+        .clone()
+        .expect("split runs report runtime counters");
     let events: Vec<TaskEvent> = std::fs::read_to_string(split_dir.join("events.jsonl"))
         .expect("events.jsonl")
         .lines()
@@ -227,7 +272,7 @@ fn main() {
     let (_, set4, get4) = rates[2];
     let per_step_in = rt_stats.bytes_in as f64 / steps as f64;
     let per_step_out = rt_stats.bytes_out as f64 / steps as f64;
-    let floor_ms = (per_step_in / (get4 * 1e9) + per_step_out / (set4 * 1e9)) * 1e3;
+    let floor_ms = floor_of(&split, steps, &rates);
     let ratio = split.step_ms_p50 / (mono.step_ms_p50 + floor_ms);
     let run_get = rt_stats.bytes_in as f64 / fetch_s / 1e9;
     let run_set = rt_stats.bytes_out as f64 / store_s / 1e9;
@@ -235,7 +280,8 @@ fn main() {
         "\n## Step time: MLP 784-1024-1024-1024-10, batch 128, {steps} steps\n\n\
          | run | step p50 ms |\n|---|---|\n\
          | monolithic (1 process) | {:.1} |\n\
-         | split S = 4, M = 8, local invoker, Redis | {:.1} |\n\n\
+         | split S = 4, M = 8, local invoker, Redis (recompute) | {:.1} |\n\
+         | … with stored caches (`recompute = false`) | {:.1} (÷ its floor: {cached_ratio:.2}) |\n\n\
          Moved per step: {:.1} MB in, {:.1} MB out; transfer floor at redis-benchmark 4 MiB rates: {floor_ms:.1} ms.\n\
          Split / (monolithic + floor) = **{ratio:.2}** (goal ≤ 1.15).\n\n\
          Redis rates inside the run (bytes ÷ time tasks spent reading / writing, incl. probes and fan-in records): \
@@ -243,6 +289,7 @@ fn main() {
          Tasks: {} ran, {} became, weight-cache hits {}.",
         mono.step_ms_p50,
         split.step_ms_p50,
+        cached.step_ms_p50,
         per_step_in / 1e6,
         per_step_out / 1e6,
         100.0 * run_get / get4,
@@ -258,6 +305,8 @@ fn main() {
     json.insert("bytes_out_per_step".into(), per_step_out.into());
     json.insert("floor_ms".into(), floor_ms.into());
     json.insert("ratio_to_floor".into(), ratio.into());
+    json.insert("cached_step_ms_p50".into(), cached.step_ms_p50.into());
+    json.insert("cached_ratio_to_floor".into(), cached_ratio.into());
     json.insert("run_get_gbs".into(), run_get.into());
     json.insert("run_set_gbs".into(), run_set.into());
     let text = serde_json::Value::Object(json).to_string();

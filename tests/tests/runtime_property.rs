@@ -1,5 +1,5 @@
 //! The invariant as a property of the whole runtime: for random small MLPs (depth, widths, activation), random cuts,
-//! random micro-batch counts, optimizers and `become` settings, a split run through the executor, the local invoker
+//! random micro-batch counts, optimizers, `become` and `recompute` settings, a split run through the executor, the local invoker
 //! and the in-memory store ends with the same `model.safetensors` and `optimizer.safetensors` bytes as the
 //! single-process run.
 
@@ -23,18 +23,28 @@ fn cuts(units: usize) -> impl Strategy<Value = Vec<usize>> {
     proptest::collection::btree_set(1..units, 1..units).prop_map(|s| s.into_iter().collect())
 }
 
-fn case() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, usize, bool, bool, &'static str)> {
-    (2usize..=5)
-        .prop_flat_map(|units| {
-            (
-                proptest::collection::vec(2usize..=24, units - 1),
-                cuts(units),
-                prop_oneof![Just(1usize), Just(2), Just(4), Just(8)],
-                any::<bool>(),
-                any::<bool>(),
-                prop_oneof![Just("relu"), Just("gelu")],
-            )
-        })
+fn case() -> impl Strategy<
+    Value = (
+        Vec<usize>,
+        Vec<usize>,
+        usize,
+        bool,
+        bool,
+        bool,
+        &'static str,
+    ),
+> {
+    (2usize..=5).prop_flat_map(|units| {
+        (
+            proptest::collection::vec(2usize..=24, units - 1),
+            cuts(units),
+            prop_oneof![Just(1usize), Just(2), Just(4), Just(8)],
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            prop_oneof![Just("relu"), Just("gelu")],
+        )
+    })
 }
 
 proptest! {
@@ -42,7 +52,7 @@ proptest! {
 
     #[test]
     fn a_split_run_equals_the_monolithic_run(
-        (hidden, cut_points, m, adamw, become_successor, activation) in case()
+        (hidden, cut_points, m, adamw, become_successor, recompute, activation) in case()
     ) {
         let mut widths = vec![20];
         widths.extend(&hidden);
@@ -58,7 +68,8 @@ proptest! {
              train = {{ steps = 3, batch_size = 16, microbatches = {m}, {optimizer}, seed = 5 }}\n"
         );
         let split = format!(
-            "{base}[plan]\ncuts = {cut_points:?}\nbecome = {become_successor}\n[runtime]\nconcurrency = 3\n"
+            "{base}[plan]\ncuts = {cut_points:?}\nbecome = {become_successor}\nrecompute = {recompute}\n\
+             [runtime]\nconcurrency = 3\n"
         );
         let dir = tempfile::tempdir().unwrap();
         let mono = run(&base, &dir.path().join("mono"));

@@ -37,13 +37,17 @@ fn check_all_splits(base: &str, units: usize, store: &str) {
             ("2", "slices = 2".to_string()),
             ("3", "slices = 3".to_string()),
             ("per-unit", format!("cuts = [{}]", per_unit.join(", "))),
+            (
+                "per-unit, stored caches",
+                format!("cuts = [{}]\nrecompute = false", per_unit.join(", ")),
+            ),
         ] {
             let extra = format!("{mb}[plan]\n{plan}\n");
             let (w, o, s) = run(
                 &base.replace("MB", &m.to_string()),
                 &extra,
                 dir.path(),
-                &format!("split-{label}-{m}"),
+                &format!("split-{}-{m}", label.replace([' ', ','], "_")),
             );
             assert!(
                 w == w1,

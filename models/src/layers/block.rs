@@ -41,13 +41,13 @@ pub const BLOCK_PARAMS: [&str; 12] = [
 
 /// What the block's backward needs.
 pub struct BlockCache<T> {
-    ln1: LayerNormCache<T>,
-    h1: Array2<T>,
-    attn: AttentionCache<T>,
-    ln2: LayerNormCache<T>,
-    h2: Array2<T>,
-    f: Tensor<T>,
-    g: Array2<T>,
+    pub(crate) ln1: LayerNormCache<T>,
+    pub(crate) h1: Array2<T>,
+    pub(crate) attn: AttentionCache<T>,
+    pub(crate) ln2: LayerNormCache<T>,
+    pub(crate) h2: Array2<T>,
+    pub(crate) f: Tensor<T>,
+    pub(crate) g: Array2<T>,
 }
 
 fn attn_params<T: Float>(p: &[Tensor<T>]) -> AttentionParams<'_, T> {

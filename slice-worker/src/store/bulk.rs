@@ -47,7 +47,10 @@ pub(super) struct BulkPool {
 
 impl BulkPool {
     /// A pool for a plain-TCP server; `None` for TLS or Unix-socket URLs.
-    pub(super) fn for_server(info: &redis::ConnectionInfo, connect_timeout: Duration) -> Option<BulkPool> {
+    pub(super) fn for_server(
+        info: &redis::ConnectionInfo,
+        connect_timeout: Duration,
+    ) -> Option<BulkPool> {
         let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
             return None;
         };
@@ -106,7 +109,11 @@ impl BulkPool {
     }
 
     /// `SET key value PX ttl` for every item, pipelined.
-    pub(super) async fn set_many(&self, items: &[(String, Bytes)], ttl_ms: u64) -> Result<(), BulkError> {
+    pub(super) async fn set_many(
+        &self,
+        items: &[(String, Bytes)],
+        ttl_ms: u64,
+    ) -> Result<(), BulkError> {
         let mut conn = self.take().await?;
         let ttl = ttl_ms.to_string();
         for (key, value) in items {
@@ -229,7 +236,11 @@ async fn read_bulk(conn: &mut Conn) -> Result<Option<Bytes>, BulkError> {
     let mut limited = (&mut *conn).take(len as u64 + 2);
     while buf.len() < len + 2 {
         if limited.read_buf(&mut buf).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-value").into());
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-value",
+            )
+            .into());
         }
     }
     if !buf.ends_with(b"\r\n") {

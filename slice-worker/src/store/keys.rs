@@ -58,6 +58,11 @@ impl Keys {
         format!("{}l:{step}:{mb}", self.prefix)
     }
 
+    /// Layer caches of slice `slice`'s forward in step `step`, micro-batch `mb` (plans with `recompute = false`).
+    pub fn cache(&self, step: u64, slice: usize, mb: usize) -> String {
+        format!("{}c:{step}:{slice}:{mb}", self.prefix)
+    }
+
     /// The run plan (JSON).
     pub fn plan(&self) -> String {
         format!("{}plan", self.prefix)
@@ -109,6 +114,7 @@ mod tests {
             k.events(),
             k.done(1, 2),
             k.loss(3, 0),
+            k.cache(1, 0, 2),
         ] {
             assert!(key.starts_with("run:r1:"), "{key}");
         }

@@ -3,11 +3,11 @@
 //! exactly-once fan-in, `SET NX` for claims. `rediss://` (TLS) and AUTH come through the URL; a password may also come
 //! from `REDIS_PASSWORD`. Errors and `describe()` never show the password.
 
+use super::bulk::{BulkError, BulkPool};
 use super::url::redact_url;
 use super::{Store, StoreError, StoreResult, StreamEntry};
 use async_trait::async_trait;
 use bytes::Bytes;
-use super::bulk::{BulkError, BulkPool};
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
 
@@ -289,10 +289,7 @@ impl Store for RedisStore {
         let mut invocation = self.fan_in.prepare_invoke();
         invocation.arg(member).arg(ms(ttl));
         for (set, needed) in sets {
-            invocation
-                .key(set)
-                .key(format!("{set}:fired"))
-                .arg(*needed);
+            invocation.key(set).key(format!("{set}:fired")).arg(*needed);
         }
         let mut c = self.conn.clone();
         let fired: Vec<i64> = invocation
