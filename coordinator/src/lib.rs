@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod evaluate;
 pub mod fit;
+pub mod planner;
 pub mod run_dir;
 pub mod split;
 pub mod tracker;

@@ -1,0 +1,353 @@
+//! The latency model of one task: a random variable built from the profile's samples (log-normal fits) and the
+//! platform (vCPU share, bandwidth, invoke and cold-start latency), plus the memory each slice's function needs.
+//!
+//! A slice's tasks, per micro-batch: `F` (fetch input, forward, store output — and its caches with
+//! `recompute = false`), `B` (fetch the output gradient and the input or the caches, recompute the forward if the
+//! plan says so, backward, store the input gradient and the parameter gradients), the last slice's `F` doing both;
+//! per step one `U` (fetch M gradients and the optimizer state, update, store weights and state). Weights come from
+//! the warm container's cache except on the slice's first task of a step.
+
+use super::platform::{Platform, PlatformKind};
+use super::profile::{Profile, TransferFit};
+use rand::Rng;
+use rand_distr::{Distribution, Normal};
+
+/// `ln X ~ N(mu, sigma²)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogNormal {
+    pub mu: f64,
+    pub sigma: f64,
+}
+
+impl LogNormal {
+    /// Fitted to positive samples (maximum likelihood on the logs); a constant if there is no spread.
+    pub fn fit(samples: &[f64]) -> LogNormal {
+        let logs: Vec<f64> = samples.iter().filter(|&&x| x > 0.0).map(|x| x.ln()).collect();
+        if logs.is_empty() {
+            return LogNormal::constant(0.0);
+        }
+        let n = logs.len() as f64;
+        let mu = logs.iter().sum::<f64>() / n;
+        let var = logs.iter().map(|l| (l - mu).powi(2)).sum::<f64>() / n;
+        LogNormal {
+            mu,
+            sigma: var.sqrt(),
+        }
+    }
+
+    pub fn constant(x: f64) -> LogNormal {
+        LogNormal {
+            mu: if x > 0.0 { x.ln() } else { f64::NEG_INFINITY },
+            sigma: 0.0,
+        }
+    }
+
+    pub fn median(&self) -> f64 {
+        self.mu.exp()
+    }
+
+    pub fn mean(&self) -> f64 {
+        (self.mu + self.sigma * self.sigma / 2.0).exp()
+    }
+
+    /// The same shape scaled by `k`.
+    pub fn scaled(&self, k: f64) -> LogNormal {
+        LogNormal {
+            mu: self.mu + k.ln(),
+            sigma: self.sigma,
+        }
+    }
+
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        if self.sigma == 0.0 {
+            return self.median();
+        }
+        let z: f64 = Normal::new(0.0, 1.0)
+            .unwrap_or_else(|_| unreachable!("unit normal"))
+            .sample(rng);
+        (self.mu + self.sigma * z).exp()
+    }
+}
+
+/// A sum of independent log-normal terms, approximated by one log-normal with the summed median and the
+/// median-weighted spread (Fenton–Wilkinson would match moments; this keeps the tails of the dominant term).
+fn sum_of(parts: &[LogNormal]) -> LogNormal {
+    let total: f64 = parts.iter().map(|p| p.median()).sum();
+    if total <= 0.0 {
+        return LogNormal::constant(0.0);
+    }
+    let sigma = parts.iter().map(|p| p.median() * p.sigma).sum::<f64>() / total;
+    LogNormal {
+        mu: total.ln(),
+        sigma,
+    }
+}
+
+/// One slice's task latencies at one memory size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SliceModel {
+    pub units: (usize, usize),
+    pub memory_mb: u32,
+    /// The forward task, the backward task (for the last slice: forward + loss + backward in one), the update.
+    pub forward: LogNormal,
+    pub backward: LogNormal,
+    pub update: LogNormal,
+    /// Extra time of a slice's first task in a step: fetching the new weights.
+    pub weights_ms: f64,
+    /// Invocation latency of every task (warm), and the cold-start extra with its probability.
+    pub invoke_ms: f64,
+    pub cold_ms: f64,
+    pub cold_probability: f64,
+    pub predicted_peak_mb: f64,
+    /// Bytes one step leaves in the store for this slice at its peak.
+    pub store_bytes: f64,
+    pub last: bool,
+}
+
+/// What the plan fixes besides cuts and memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlanShape {
+    pub microbatches: usize,
+    pub recompute: bool,
+    pub become_successor: bool,
+}
+
+/// Prefix sums over units of one kind's fitted medians and median·σ, so any slice's sum is O(1).
+struct Prefix {
+    median: Vec<f64>,
+    weighted_sigma: Vec<f64>,
+}
+
+impl Prefix {
+    fn new(fits: impl Iterator<Item = LogNormal>) -> Prefix {
+        let (mut median, mut weighted_sigma) = (vec![0.0], vec![0.0]);
+        for f in fits {
+            median.push(median.last().copied().unwrap_or(0.0) + f.median());
+            weighted_sigma.push(weighted_sigma.last().copied().unwrap_or(0.0) + f.median() * f.sigma);
+        }
+        Prefix {
+            median,
+            weighted_sigma,
+        }
+    }
+
+    /// The slice's sum as one log-normal (see [`sum_of`]).
+    fn range(&self, a: usize, b: usize) -> LogNormal {
+        let total = self.median[b] - self.median[a];
+        if total <= 0.0 {
+            return LogNormal::constant(0.0);
+        }
+        LogNormal {
+            mu: total.ln(),
+            sigma: (self.weighted_sigma[b] - self.weighted_sigma[a]) / total,
+        }
+    }
+}
+
+/// Builds task models from a profile for a platform.
+pub struct TaskModel<'a> {
+    pub profile: &'a Profile,
+    pub platform: &'a Platform,
+    put: TransferFit,
+    get: TransferFit,
+    overhead: LogNormal,
+    forward: Prefix,
+    backward: Prefix,
+    update: Prefix,
+    params: Vec<f64>,
+    cache: Vec<f64>,
+}
+
+/// Prefix sums of a per-unit quantity.
+fn prefix(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut out = vec![0.0];
+    for v in values {
+        out.push(out.last().copied().unwrap_or(0.0) + v);
+    }
+    out
+}
+
+/// Bytes and times of one slice, before they become distributions.
+struct SliceSizes {
+    params: f64,
+    cache: f64,
+    input: f64,
+    output: f64,
+}
+
+impl<'a> TaskModel<'a> {
+    pub fn new(profile: &'a Profile, platform: &'a Platform) -> TaskModel<'a> {
+        let u = &profile.units;
+        TaskModel {
+            profile,
+            platform,
+            put: profile.store.fit(true),
+            get: profile.store.fit(false),
+            overhead: LogNormal::fit(&profile.task_overhead_ms),
+            forward: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.forward_ms))),
+            backward: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.backward_ms))),
+            update: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.update_ms))),
+            params: prefix(u.iter().map(|x| x.param_bytes as f64)),
+            cache: prefix(u.iter().map(|x| x.cache_bytes as f64)),
+        }
+    }
+
+    pub fn units(&self) -> usize {
+        self.profile.units.len()
+    }
+
+    fn sizes(&self, (a, b): (usize, usize)) -> SliceSizes {
+        let u = &self.profile.units;
+        SliceSizes {
+            params: self.params[b] - self.params[a],
+            cache: self.cache[b] - self.cache[a],
+            input: if a == 0 { 0.0 } else { u[a - 1].output_bytes as f64 },
+            output: u[b - 1].output_bytes as f64,
+        }
+    }
+
+    /// Time to move `bytes` one way with a function of `memory_mb` (the slower of the store's measured rate and
+    /// the function's network share).
+    fn transfer_ms(&self, fit: &TransferFit, bytes: f64, memory_mb: u32) -> f64 {
+        if bytes <= 0.0 {
+            return 0.0;
+        }
+        let store = fit.ms(bytes);
+        match self.platform.bandwidth_bytes_per_ms(memory_mb) {
+            Some(bw) => store.max(fit.fixed_ms + bytes / bw),
+            None => store,
+        }
+    }
+
+    /// The memory a function running `units` needs at its peak, MB.
+    pub fn peak_mb(&self, units: (usize, usize), shape: PlanShape) -> f64 {
+        let z = self.sizes(units);
+        let slots = self.profile.optimizer_slots as f64;
+        let m = shape.microbatches as f64;
+        let forward = z.params + z.cache + z.input + 2.0 * z.output;
+        let backward = 3.0 * z.params + 2.0 * z.cache + 2.0 * z.input + 2.0 * z.output;
+        // The update holds the M gradients it fetched, the running sum, the weights, the state, and their encodings.
+        let update = (m + 3.0 + 2.0 * slots) * z.params;
+        self.platform.runtime_mb + forward.max(backward).max(update) / 1e6
+    }
+
+    /// The transfer parts (ms) of the forward, backward and update tasks, and the weight fetch.
+    fn transfers(&self, units: (usize, usize), memory_mb: u32, shape: PlanShape, last: bool) -> [f64; 4] {
+        let z = self.sizes(units);
+        let get = |b: f64| self.transfer_ms(&self.get, b, memory_mb);
+        let put = |b: f64| self.transfer_ms(&self.put, b, memory_mb);
+        let slots = self.profile.optimizer_slots as f64;
+        let m = shape.microbatches as f64;
+        let forward = if last {
+            get(z.input) + put(z.params + z.input)
+        } else {
+            get(z.input) + put(z.output + if shape.recompute { 0.0 } else { z.cache })
+        };
+        let backward = if last {
+            0.0
+        } else {
+            get(z.output + if shape.recompute { z.input } else { z.cache }) + put(z.params + z.input)
+        };
+        let update = get(m * z.params + slots * z.params) + put((1.0 + slots) * z.params);
+        [forward, backward, update, get(z.params)]
+    }
+
+    /// Median busy time of a slice per step and its share of the step's critical path (ms), for the planner's
+    /// stand-in objective.
+    pub fn estimate(&self, units: (usize, usize), memory_mb: u32, shape: PlanShape, last: bool) -> (f64, f64) {
+        let slow = self.platform.compute_slowdown(memory_mb, self.profile.threads);
+        let (a, b) = units;
+        let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last);
+        let o = self.overhead.median() + self.platform_invoke_ms();
+        let fwd = self.forward.range(a, b).median() * slow;
+        let bwd = self.backward.range(a, b).median() * slow;
+        let upd = self.update.range(a, b).median() * slow;
+        let f = o + tf + fwd + if last { bwd } else { 0.0 };
+        let bk = if last { 0.0 } else { o + tb + bwd + if shape.recompute { fwd } else { 0.0 } };
+        let u = o + tu + upd;
+        let m = shape.microbatches as f64;
+        (m * (f + bk) + u + tw, f + bk + u + tw)
+    }
+
+    fn platform_invoke_ms(&self) -> f64 {
+        match self.platform.kind {
+            PlatformKind::Lambda => {
+                self.platform.invoke_ms
+                    + self.platform.cold_start_probability * self.platform.cold_start_ms
+            }
+            PlatformKind::Local => 0.0,
+        }
+    }
+
+    /// Task models of slice `units` on a function of `memory_mb`.
+    pub fn slice(&self, units: (usize, usize), memory_mb: u32, shape: PlanShape, last: bool) -> SliceModel {
+        let slow = self.platform.compute_slowdown(memory_mb, self.profile.threads);
+        let (a, b) = units;
+        let fwd = self.forward.range(a, b).scaled(slow);
+        let bwd = self.backward.range(a, b).scaled(slow);
+        let upd = self.update.range(a, b).scaled(slow);
+        let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last);
+        let overhead = self.overhead;
+        let forward = if last {
+            sum_of(&[overhead, LogNormal::constant(tf), fwd, bwd])
+        } else {
+            sum_of(&[overhead, LogNormal::constant(tf), fwd])
+        };
+        let backward = if last {
+            LogNormal::constant(0.0)
+        } else if shape.recompute {
+            sum_of(&[overhead, LogNormal::constant(tb), bwd, fwd])
+        } else {
+            sum_of(&[overhead, LogNormal::constant(tb), bwd])
+        };
+        let update = sum_of(&[overhead, LogNormal::constant(tu), upd]);
+        let (invoke_ms, cold_ms, cold_probability) = match self.platform.kind {
+            PlatformKind::Lambda => (
+                self.platform.invoke_ms,
+                self.platform.cold_start_ms,
+                self.platform.cold_start_probability,
+            ),
+            // The local invoker's invoke is a spawn: part of the measured overhead.
+            PlatformKind::Local => (0.0, 0.0, 0.0),
+        };
+        let z = self.sizes(units);
+        let slots = self.profile.optimizer_slots as f64;
+        let m = shape.microbatches as f64;
+        let stored_cache = if shape.recompute { 0.0 } else { z.cache };
+        let store_bytes = 2.0 * (1.0 + slots) * z.params + m * (z.params + z.output + z.input + stored_cache);
+        SliceModel {
+            units,
+            memory_mb,
+            forward,
+            backward,
+            update,
+            weights_ms: tw,
+            invoke_ms,
+            cold_ms,
+            cold_probability,
+            predicted_peak_mb: self.peak_mb(units, shape),
+            store_bytes,
+            last,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn lognormal_fit_and_sampling_agree() {
+        let samples: Vec<f64> = [10.0, 11.0, 9.5, 10.2, 12.0, 9.8].to_vec();
+        let d = LogNormal::fit(&samples);
+        assert!((d.median() - 10.38).abs() < 0.1, "{}", d.median());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut draws: Vec<f64> = (0..20_000).map(|_| d.sample(&mut rng)).collect();
+        draws.sort_by(f64::total_cmp);
+        assert!((draws[10_000] / d.median() - 1.0).abs() < 0.01);
+        assert!((LogNormal::constant(3.0).sample(&mut rng) - 3.0).abs() < 1e-12);
+        let s = sum_of(&[LogNormal::constant(2.0), LogNormal::constant(3.0)]);
+        assert!((s.median() - 5.0).abs() < 1e-12 && s.sigma == 0.0);
+    }
+}

@@ -1,0 +1,284 @@
+//! `trainer profile`: what one task of each kind costs on this machine, measured, with its spread — per unit the
+//! forward, backward and update time at the planned micro-batch size; the store's time by value size; the
+//! per-task scheduling overhead (probe, fan-in record, completion event). Written as `profile.json`; the latency
+//! model fits its distributions to these samples.
+
+use crate::config::Config;
+use crate::error::RunError;
+use crate::fit::open_training;
+use bytes::Bytes;
+use models::Model;
+use serde::{Deserialize, Serialize};
+use slice_worker::store::{Keys, MemoryStore, RedisStore, Store};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything the planner knows about this machine and model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Samples per micro-batch the unit times were measured at.
+    pub microbatch: usize,
+    /// Compute threads the unit times used.
+    pub threads: usize,
+    /// Optimizer state slots per parameter (SGD with momentum 1, AdamW 2, plain SGD 0).
+    pub optimizer_slots: usize,
+    pub units: Vec<UnitProfile>,
+    pub store: StoreProfile,
+    /// Per-task scheduling overhead on the store: idempotence probe, fan-in record, completion event (ms).
+    pub task_overhead_ms: Vec<f64>,
+}
+
+/// One unit, at the profile's micro-batch size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnitProfile {
+    pub name: String,
+    pub forward_ms: Vec<f64>,
+    pub backward_ms: Vec<f64>,
+    pub update_ms: Vec<f64>,
+    pub param_bytes: u64,
+    /// The unit's output for one micro-batch.
+    pub output_bytes: u64,
+    /// What its forward keeps for backward, one micro-batch.
+    pub cache_bytes: u64,
+}
+
+/// The store's time to move a value, by size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreProfile {
+    /// `"memory"` or the Redis URL with any password redacted.
+    pub store: String,
+    pub points: Vec<TransferPoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransferPoint {
+    pub bytes: u64,
+    pub put_ms: Vec<f64>,
+    pub get_ms: Vec<f64>,
+}
+
+/// A line `ms = fixed + bytes / bytes_per_ms`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TransferFit {
+    pub fixed_ms: f64,
+    pub bytes_per_ms: f64,
+}
+
+impl TransferFit {
+    pub fn ms(&self, bytes: f64) -> f64 {
+        self.fixed_ms + bytes / self.bytes_per_ms
+    }
+}
+
+/// The median of samples (0 for none).
+pub fn median(samples: &[f64]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+impl StoreProfile {
+    /// Least-squares line through the medians of `put_ms` (or `get_ms`) against bytes.
+    pub fn fit(&self, put: bool) -> TransferFit {
+        let pts: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .map(|p| (p.bytes as f64, median(if put { &p.put_ms } else { &p.get_ms })))
+            .collect();
+        let n = pts.len() as f64;
+        if pts.len() < 2 {
+            return TransferFit {
+                fixed_ms: pts.first().map_or(0.0, |p| p.1),
+                bytes_per_ms: f64::INFINITY,
+            };
+        }
+        let (mx, my) = (
+            pts.iter().map(|p| p.0).sum::<f64>() / n,
+            pts.iter().map(|p| p.1).sum::<f64>() / n,
+        );
+        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let slope = (sxy / sxx).max(1e-12);
+        TransferFit {
+            fixed_ms: (my - slope * mx).max(0.0),
+            bytes_per_ms: 1.0 / slope,
+        }
+    }
+}
+
+fn time_ms<R>(f: impl FnOnce() -> R) -> (R, f64) {
+    let t0 = Instant::now();
+    let r = f();
+    (r, t0.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Measures each unit's forward, backward and update `reps` times on a real micro-batch of `cfg`'s data.
+fn profile_units(cfg: &Config, model: &Model, reps: usize) -> Result<Vec<UnitProfile>, RunError> {
+    let (_, ds, sampler, _) = open_training(cfg)?;
+    let t = &cfg.train;
+    let (_, indices) = sampler.indices(0);
+    let batch = ds.train_batch(&indices)?;
+    let mb = batch
+        .split(t.microbatches)?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| unreachable!("split gives at least one micro-batch"));
+    let params = model.init::<f32>(t.seed);
+    let opt = t.optimizer_spec();
+    let costs = model.costs();
+    let samples = mb.inputs.shape()[0] as u64;
+    let mut x = mb.inputs.clone();
+    let mut units = Vec::with_capacity(costs.len());
+    for (u, cost) in costs.iter().enumerate() {
+        let r = u..u + 1;
+        let p = &params[r.clone()];
+        let mut forward_ms = Vec::with_capacity(reps);
+        let mut backward_ms = Vec::with_capacity(reps);
+        let mut update_ms = Vec::with_capacity(reps);
+        // One untimed round first: allocator and caches warm, as in a warm container.
+        for rep in 0..=reps {
+            let (out, f_ms) = time_ms(|| model.forward(r.clone(), p, x.clone()));
+            let (y, caches) = out?;
+            let dy = y.mapv(|_| 1e-3f32);
+            let (out, b_ms) = time_ms(|| model.backward(r.clone(), p, &caches, dy));
+            let (_, grads) = out?;
+            let mut fresh = p.to_vec();
+            let mut state: Vec<_> = fresh.iter().map(|q| opt.init_state(q)).collect();
+            let (_, u_ms) = time_ms(|| {
+                for ((q, g), s) in fresh.iter_mut().zip(&grads).zip(state.iter_mut()) {
+                    opt.step(t.lr, 1, q, g, s);
+                }
+            });
+            if rep > 0 {
+                forward_ms.push(f_ms);
+                backward_ms.push(b_ms);
+                update_ms.push(u_ms);
+            }
+        }
+        units.push(UnitProfile {
+            name: cost.name.clone(),
+            forward_ms,
+            backward_ms,
+            update_ms,
+            param_bytes: cost.param_bytes,
+            output_bytes: cost.output_bytes_per_sample * samples,
+            cache_bytes: cost.kept_bytes_per_sample * samples,
+        });
+        x = model.infer(r, p, x)?;
+    }
+    Ok(units)
+}
+
+/// Times `put` and `get` of values of several sizes, and the per-task scheduling round trips.
+async fn profile_store(store: &dyn Store, reps: usize) -> Result<(StoreProfile, Vec<f64>), RunError> {
+    let keys = Keys::new(&format!("profile-{}", std::process::id()))
+        .unwrap_or_else(|| unreachable!("digits and a dash"));
+    let ttl = Duration::from_secs(300);
+    let mut points = Vec::new();
+    for bytes in [1usize << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20] {
+        let value = Bytes::from(vec![1u8; bytes]);
+        let key = keys.activation(1, 0, 0);
+        let (mut put_ms, mut get_ms) = (Vec::new(), Vec::new());
+        for rep in 0..=reps {
+            let t0 = Instant::now();
+            store.put(&key, value.clone(), ttl).await?;
+            let p = t0.elapsed().as_secs_f64() * 1e3;
+            let t0 = Instant::now();
+            let got = store.get(&key).await?;
+            let g = t0.elapsed().as_secs_f64() * 1e3;
+            if got.map(|v| v.len()) != Some(bytes) {
+                return Err(RunError::Store(format!(
+                    "{}: a {bytes}-byte value did not come back whole",
+                    store.describe()
+                )));
+            }
+            if rep > 0 {
+                put_ms.push(p);
+                get_ms.push(g);
+            }
+        }
+        points.push(TransferPoint {
+            bytes: bytes as u64,
+            put_ms,
+            get_ms,
+        });
+    }
+    let event = [("e", "{\"task\":\"F(1,0,0)\",\"status\":\"ran\"}".to_string())];
+    let mut overhead = Vec::new();
+    for i in 0..(reps * 10).max(20) {
+        let t0 = Instant::now();
+        let task = format!("F({},1,0)", i + 1);
+        store
+            .exists_many(&[keys.done(1, i as u64), keys.activation(i as u64, 1, 0)])
+            .await?;
+        store
+            .complete_dependencies(&[(keys.dependencies(&task), 1)], "F(1,0,0)", ttl)
+            .await?;
+        store.append_event(&keys.events(), &event, ttl).await?;
+        overhead.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    store.delete_prefix(keys.prefix()).await?;
+    Ok((
+        StoreProfile {
+            store: store.describe(),
+            points,
+        },
+        overhead,
+    ))
+}
+
+/// Profiles `cfg`'s model on this machine and its configured store, `reps` samples of everything.
+pub fn profile(cfg: &Config, reps: usize) -> Result<Profile, RunError> {
+    cfg.validate()?;
+    let model = cfg.model.build()?;
+    let units = profile_units(cfg, &model, reps.max(1))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Store(format!("cannot start the I/O runtime: {e}")))?;
+    let (store, task_overhead_ms) = rt.block_on(async {
+        let store: Arc<dyn Store> = if cfg.runtime.store == "memory" {
+            Arc::new(MemoryStore::new())
+        } else {
+            Arc::new(RedisStore::connect(&cfg.runtime.store).await?)
+        };
+        profile_store(store.as_ref(), reps.max(1)).await
+    })?;
+    Ok(Profile {
+        microbatch: cfg.train.batch_size / cfg.train.microbatches,
+        threads: models::matmul::threads(),
+        optimizer_slots: cfg.train.optimizer_spec().slots().len(),
+        units,
+        store,
+        task_overhead_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transfer_line_recovers_latency_and_bandwidth() {
+        let points = [1u64 << 10, 1 << 20, 4 << 20]
+            .iter()
+            .map(|&b| TransferPoint {
+                bytes: b,
+                put_ms: vec![0.1 + b as f64 / 2e6; 3],
+                get_ms: vec![0.2 + b as f64 / 1e6, 99.0, 0.2 + b as f64 / 1e6],
+            })
+            .collect();
+        let s = StoreProfile {
+            store: "memory".into(),
+            points,
+        };
+        let put = s.fit(true);
+        assert!((put.fixed_ms - 0.1).abs() < 1e-6 && (put.bytes_per_ms - 2e6).abs() < 1.0);
+        let get = s.fit(false);
+        assert!((get.fixed_ms - 0.2).abs() < 1e-6, "the median ignores the outlier");
+        assert!((get.ms(1e6) - 1.2).abs() < 1e-6);
+    }
+}

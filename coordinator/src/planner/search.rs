@@ -1,0 +1,514 @@
+//! The planner's search: cut points, slice count and memory per slice.
+//!
+//! 1. A dynamic program over unit boundaries minimises a decomposable stand-in objective — per slice,
+//!    `cost/c₀ + λ·time/t₀` with the slice's best memory size on the grid (every size its peak memory fits) — for
+//!    several weights λ and every slice count allowed. Each (λ, count) gives one candidate.
+//! 2. The candidates are ranked by quick estimates for the objective, and the best few are re-ranked by Monte
+//!    Carlo ([`super::simulate`]), which sees what the stand-in cannot: the pipeline's bottleneck slice, the spread,
+//!    the concurrency limit.
+//! 3. The objective picks: `cost` — the cheapest plan whose step latency at `quantile` meets `slo_ms`; `latency` —
+//!    the fastest (at `quantile`) under `budget_usd_per_step`. An infeasible request names the constraint and the
+//!    margin.
+
+use super::latency::{PlanShape, TaskModel};
+use super::platform::Pricing;
+use super::simulate::{simulate, StepPrediction};
+use serde::{Deserialize, Serialize};
+
+/// What the user optimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// The cheapest plan whose step latency meets `slo_ms` with probability `quantile`.
+    #[default]
+    Cost,
+    /// The fastest plan (step latency at `quantile`) under `budget_usd_per_step`.
+    Latency,
+}
+
+/// A planning request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub objective: Objective,
+    pub slo_ms: Option<f64>,
+    pub quantile: f64,
+    pub budget_usd_per_step: Option<f64>,
+    pub memory_cap_mb: Option<u32>,
+    /// A fixed slice count (the planner still picks cuts and memory).
+    pub slices: Option<usize>,
+    /// Fixed cuts (the planner picks memory only).
+    pub cuts: Option<Vec<usize>>,
+    pub shape: PlanShape,
+    /// Tasks that run at once (Lambda: the concurrency limit; local: the cores).
+    pub parallel: usize,
+    pub steps_per_epoch: u64,
+    /// Monte Carlo draws per re-ranked candidate, and how many candidates are re-ranked.
+    pub draws: usize,
+    pub rerank: usize,
+    pub seed: u64,
+}
+
+/// One slice of a plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedSlice {
+    /// Half-open unit range `[start, end)`.
+    pub units: [usize; 2],
+    pub memory_mb: u32,
+    pub predicted_peak_mb: f64,
+}
+
+/// A plan with its prediction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedStep {
+    pub slices: Vec<PlannedSlice>,
+    pub microbatches: usize,
+    pub predicted: StepPrediction,
+    pub cost_usd_per_step: f64,
+    pub cost_usd_per_epoch: f64,
+    pub store_peak_bytes: f64,
+    /// For an alternative: why the chosen plan beat it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_because: Option<String>,
+}
+
+/// The planner's answer: the chosen plan and the three best alternatives.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlanOutcome {
+    pub objective: Objective,
+    pub quantile: f64,
+    #[serde(flatten)]
+    pub chosen: PlannedStep,
+    pub alternatives: Vec<PlannedStep>,
+    /// Candidates the dynamic program produced, and how many Monte Carlo re-ranked.
+    pub candidates: usize,
+    pub reranked: usize,
+}
+
+impl PlannedStep {
+    /// Cut points (unit indices where slices 2.. start).
+    pub fn cuts(&self) -> Vec<usize> {
+        self.slices.iter().skip(1).map(|s| s.units[0]).collect()
+    }
+}
+
+/// Why a request cannot be met: the config key and the reason with its margin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Infeasible {
+    pub key: String,
+    pub reason: String,
+}
+
+/// A segmentation with a memory size per slice.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Segmentation {
+    pub bounds: Vec<usize>,
+    pub memory: Vec<u32>,
+}
+
+/// Per-segment best memory and objective for one λ, and the DP over segments.
+pub(crate) struct Dp {
+    n: usize,
+    /// `best[a * (n + 1) + b]`: (stand-in value, memory) of units `a..b`, `None` if nothing fits.
+    seg: Vec<Option<(f64, u32)>>,
+}
+
+impl Dp {
+    /// Fills every segment's best memory for weight `lambda` on the stand-in objective.
+    pub(crate) fn new(
+        n: usize,
+        grid: &[u32],
+        mut value: impl FnMut(usize, usize, u32) -> Option<f64>,
+    ) -> Dp {
+        let mut seg = vec![None; (n + 1) * (n + 1)];
+        for a in 0..n {
+            for b in a + 1..=n {
+                let mut best: Option<(f64, u32)> = None;
+                for &m in grid {
+                    if let Some(v) = value(a, b, m) {
+                        if best.is_none_or(|(bv, _)| v < bv) {
+                            best = Some((v, m));
+                        }
+                    }
+                }
+                seg[a * (n + 1) + b] = best;
+            }
+        }
+        Dp { n, seg }
+    }
+
+    fn at(&self, a: usize, b: usize) -> Option<(f64, u32)> {
+        self.seg[a * (self.n + 1) + b]
+    }
+
+    /// The best segmentation into exactly `k` slices for every `k` in `ks` (`None` where nothing fits).
+    pub(crate) fn solve(&self, ks: &[usize]) -> Vec<(usize, Option<(f64, Segmentation)>)> {
+        let n = self.n;
+        let kmax = ks.iter().copied().max().unwrap_or(0).min(n);
+        // best[k][b]: value of units 0..b in k slices; from[k][b]: where the last slice starts.
+        let mut best = vec![vec![f64::INFINITY; n + 1]; kmax + 1];
+        let mut from = vec![vec![usize::MAX; n + 1]; kmax + 1];
+        best[0][0] = 0.0;
+        for k in 1..=kmax {
+            for b in k..=n {
+                for a in k - 1..b {
+                    if !best[k - 1][a].is_finite() {
+                        continue;
+                    }
+                    if let Some((v, _)) = self.at(a, b) {
+                        let total = best[k - 1][a] + v;
+                        if total < best[k][b] {
+                            best[k][b] = total;
+                            from[k][b] = a;
+                        }
+                    }
+                }
+            }
+        }
+        ks.iter()
+            .map(|&k| {
+                if k == 0 || k > kmax || !best[k][n].is_finite() {
+                    return (k, None);
+                }
+                let mut bounds = vec![n];
+                let mut b = n;
+                for kk in (1..=k).rev() {
+                    b = from[kk][b];
+                    bounds.push(b);
+                }
+                bounds.reverse();
+                let memory = bounds
+                    .windows(2)
+                    .map(|w| self.at(w[0], w[1]).map_or(0, |(_, m)| m))
+                    .collect();
+                (k, Some((best[k][n], Segmentation { bounds, memory })))
+            })
+            .collect()
+    }
+
+    /// The best memory per slice of fixed bounds.
+    pub(crate) fn fixed(&self, bounds: &[usize]) -> Option<(f64, Segmentation)> {
+        let mut total = 0.0;
+        let mut memory = Vec::new();
+        for w in bounds.windows(2) {
+            let (v, m) = self.at(w[0], w[1])?;
+            total += v;
+            memory.push(m);
+        }
+        Some((
+            total,
+            Segmentation {
+                bounds: bounds.to_vec(),
+                memory,
+            },
+        ))
+    }
+}
+
+/// The stand-in weights λ: from cost only to latency-dominated.
+const LAMBDAS: [f64; 8] = [0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0];
+
+/// Plans a run.
+pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<PlanOutcome, Infeasible> {
+    let n = model.units();
+    let grid = model.platform.memory_grid(req.memory_cap_mb);
+    let cap = *grid.last().unwrap_or(&model.platform.min_memory_mb);
+    // Every unit must fit the cap on its own.
+    for u in 0..n {
+        let need = model.peak_mb((u, u + 1), req.shape);
+        if need > f64::from(cap) {
+            return Err(Infeasible {
+                key: if req.memory_cap_mb.is_some() {
+                    "plan.memory_cap_mb".into()
+                } else {
+                    "platform.max_memory_mb".into()
+                },
+                reason: format!(
+                    "unit {u} ({}) alone needs {need:.0} MB, {:.0} MB over the {cap} MB limit",
+                    model.profile.units[u].name,
+                    need - f64::from(cap)
+                ),
+            });
+        }
+    }
+    let m = req.shape.microbatches as f64;
+    let gb_ms_price = pricing.usd_per_gb_s / 1e3 / 1024.0;
+    let fits = |a: usize, b: usize, mem: u32| model.peak_mb((a, b), req.shape) <= f64::from(mem);
+    // Normalisers: the whole model on the largest memory.
+    let (busy0, chain0) = model.estimate((0, n), cap, req.shape, true);
+    let c0 = (busy0 * f64::from(cap) * gb_ms_price).max(1e-12);
+    let t0 = chain0.max(1e-9);
+    let ks: Vec<usize> = match (&req.cuts, req.slices) {
+        (Some(c), _) => vec![c.len() + 1],
+        (None, Some(k)) => vec![k],
+        (None, None) => (1..=n).collect(),
+    };
+    if let Some(&k) = ks.iter().find(|&&k| k == 0 || k > n) {
+        return Err(Infeasible {
+            key: "plan.slices".into(),
+            reason: format!("{k} slices asked for a model of {n} units"),
+        });
+    }
+    let mut pool: Vec<Segmentation> = Vec::new();
+    for &lambda in &LAMBDAS {
+        let dp = Dp::new(n, &grid, |a, b, mem| {
+            if !fits(a, b, mem) {
+                return None;
+            }
+            let (busy, chain) = model.estimate((a, b), mem, req.shape, b == n);
+            let cost = busy * f64::from(mem) * gb_ms_price + (2.0 * m + 1.0) * pricing.usd_per_request;
+            Some(cost / c0 + lambda * chain / t0)
+        });
+        match &req.cuts {
+            Some(c) => {
+                let mut bounds = vec![0];
+                bounds.extend(c);
+                bounds.push(n);
+                if let Some((_, seg)) = dp.fixed(&bounds) {
+                    pool.push(seg);
+                }
+            }
+            None => pool.extend(dp.solve(&ks).into_iter().filter_map(|(_, s)| s.map(|(_, seg)| seg))),
+        }
+    }
+    pool.sort();
+    pool.dedup();
+    if pool.is_empty() {
+        return Err(Infeasible {
+            key: "plan.memory_cap_mb".into(),
+            reason: format!(
+                "no split into {:?} slices fits {cap} MB per function",
+                ks
+            ),
+        });
+    }
+    let candidates = pool.len();
+    // Quick estimates: pipeline latency ≈ Σ per-micro-batch chain + (M − 1) × the slowest slice's micro-batch.
+    let quick = |seg: &Segmentation| -> (f64, f64) {
+        let (mut chain, mut worst, mut cost) = (0.0, 0.0f64, 0.0);
+        for (i, w) in seg.bounds.windows(2).enumerate() {
+            let last = w[1] == n;
+            let (busy, ch) = model.estimate((w[0], w[1]), seg.memory[i], req.shape, last);
+            chain += ch;
+            worst = worst.max((busy - ch).max(0.0) / (m - 1.0).max(1.0));
+            cost += busy * f64::from(seg.memory[i]) * gb_ms_price;
+        }
+        (chain + (m - 1.0) * worst, cost)
+    };
+    let mut ranked: Vec<(f64, f64, Segmentation)> =
+        pool.into_iter().map(|s| { let (t, c) = quick(&s); (t, c, s) }).collect();
+    let keep = req.rerank.max(4);
+    let mut chosen_pool: Vec<Segmentation> = Vec::new();
+    // The cheapest and the fastest by the quick estimates, half each.
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let slo_ok = |t: f64| req.slo_ms.is_none_or(|slo| t <= slo * 1.5);
+    chosen_pool.extend(ranked.iter().filter(|r| slo_ok(r.0)).take(keep / 2).map(|r| r.2.clone()));
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for r in &ranked {
+        if chosen_pool.len() >= keep {
+            break;
+        }
+        if !chosen_pool.contains(&r.2) {
+            chosen_pool.push(r.2.clone());
+        }
+    }
+    let reranked = chosen_pool.len();
+    let mut evaluated: Vec<PlannedStep> = chosen_pool
+        .iter()
+        .map(|seg| evaluate(model, pricing, req, seg))
+        .collect();
+    let at_q = |p: &PlannedStep| quantile_of(&p.predicted, req.quantile);
+    match req.objective {
+        Objective::Cost => evaluated.sort_by(|a, b| {
+            let ok = |p: &PlannedStep| req.slo_ms.is_none_or(|s| at_q(p) <= s);
+            ok(b).cmp(&ok(a))
+                .then(a.cost_usd_per_step.total_cmp(&b.cost_usd_per_step))
+                .then(at_q(a).total_cmp(&at_q(b)))
+        }),
+        Objective::Latency => evaluated.sort_by(|a, b| {
+            let ok = |p: &PlannedStep| req.budget_usd_per_step.is_none_or(|u| p.cost_usd_per_step <= u);
+            ok(b).cmp(&ok(a))
+                .then(at_q(a).total_cmp(&at_q(b)))
+                .then(a.cost_usd_per_step.total_cmp(&b.cost_usd_per_step))
+        }),
+    }
+    let chosen = evaluated.remove(0);
+    let q = req.quantile;
+    if let (Objective::Cost, Some(slo)) = (req.objective, req.slo_ms) {
+        if at_q(&chosen) > slo {
+            return Err(Infeasible {
+                key: "plan.slo_ms".into(),
+                reason: format!(
+                    "the fastest plan found takes {:.1} ms per step at quantile {q}, {:.1} ms over slo_ms = {slo}",
+                    at_q(&chosen),
+                    at_q(&chosen) - slo
+                ),
+            });
+        }
+    }
+    if let (Objective::Latency, Some(budget)) = (req.objective, req.budget_usd_per_step) {
+        if chosen.cost_usd_per_step > budget {
+            return Err(Infeasible {
+                key: "plan.budget_usd_per_step".into(),
+                reason: format!(
+                    "the cheapest plan found costs ${:.3e} per step, ${:.3e} over the budget of ${budget:.3e}",
+                    chosen.cost_usd_per_step,
+                    chosen.cost_usd_per_step - budget
+                ),
+            });
+        }
+    }
+    let alternatives = evaluated
+        .into_iter()
+        .take(3)
+        .map(|mut alt| {
+            alt.lost_because = Some(why_lost(&chosen, &alt, req));
+            alt
+        })
+        .collect();
+    Ok(PlanOutcome {
+        objective: req.objective,
+        quantile: q,
+        chosen,
+        alternatives,
+        candidates,
+        reranked,
+    })
+}
+
+/// The step latency at quantile `q` (p50, p95 or p99, whichever is nearest).
+pub fn quantile_of(p: &StepPrediction, q: f64) -> f64 {
+    if q >= 0.97 {
+        p.step_ms_p99
+    } else if q >= 0.7 {
+        p.step_ms_p95
+    } else {
+        p.step_ms_p50
+    }
+}
+
+fn why_lost(chosen: &PlannedStep, alt: &PlannedStep, req: &Request) -> String {
+    let (qc, qa) = (quantile_of(&chosen.predicted, req.quantile), quantile_of(&alt.predicted, req.quantile));
+    let pct = |a: f64, b: f64| 100.0 * (a / b - 1.0);
+    match req.objective {
+        Objective::Cost => match req.slo_ms {
+            Some(slo) if qa > slo => format!("misses slo_ms by {:.1} ms ({qa:.1} ms at q = {})", qa - slo, req.quantile),
+            _ => format!(
+                "costs {:+.1} % per step (${:.3e} vs ${:.3e})",
+                pct(alt.cost_usd_per_step, chosen.cost_usd_per_step),
+                alt.cost_usd_per_step,
+                chosen.cost_usd_per_step
+            ),
+        },
+        Objective::Latency => match req.budget_usd_per_step {
+            Some(b) if alt.cost_usd_per_step > b => format!(
+                "over budget by ${:.3e} per step",
+                alt.cost_usd_per_step - b
+            ),
+            _ => format!("{:+.1} % slower at q = {} ({qa:.1} vs {qc:.1} ms)", pct(qa, qc), req.quantile),
+        },
+    }
+}
+
+/// Monte Carlo of one segmentation.
+pub fn evaluate(model: &TaskModel<'_>, pricing: &Pricing, req: &Request, seg: &Segmentation) -> PlannedStep {
+    let n = model.units();
+    let slices: Vec<_> = seg
+        .bounds
+        .windows(2)
+        .zip(&seg.memory)
+        .map(|(w, &mem)| model.slice((w[0], w[1]), mem, req.shape, w[1] == n))
+        .collect();
+    let predicted = simulate(&slices, req.shape, req.parallel, pricing, req.draws, req.seed);
+    let store_peak_bytes = slices.iter().map(|s| s.store_bytes).sum();
+    PlannedStep {
+        slices: slices
+            .iter()
+            .map(|s| PlannedSlice {
+                units: [s.units.0, s.units.1],
+                memory_mb: s.memory_mb,
+                predicted_peak_mb: s.predicted_peak_mb,
+            })
+            .collect(),
+        microbatches: req.shape.microbatches,
+        cost_usd_per_step: predicted.cost_usd_per_step,
+        cost_usd_per_epoch: predicted.cost_usd_per_step * req.steps_per_epoch as f64,
+        predicted,
+        store_peak_bytes,
+        lost_because: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every segmentation into `k` slices with every memory choice, the slow way.
+    fn brute(n: usize, k: usize, grid: &[u32], value: &dyn Fn(usize, usize, u32) -> Option<f64>) -> Option<f64> {
+        fn go(
+            a: usize,
+            n: usize,
+            k: usize,
+            grid: &[u32],
+            value: &dyn Fn(usize, usize, u32) -> Option<f64>,
+        ) -> Option<f64> {
+            if k == 0 {
+                return (a == n).then_some(0.0);
+            }
+            let mut best: Option<f64> = None;
+            for b in a + 1..=n {
+                for &m in grid {
+                    let (Some(v), Some(rest)) = (value(a, b, m), go(b, n, k - 1, grid, value)) else {
+                        continue;
+                    };
+                    if best.is_none_or(|x| v + rest < x) {
+                        best = Some(v + rest);
+                    }
+                }
+            }
+            best
+        }
+        go(0, n, k, grid, value)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// On random per-unit costs and memory needs, the DP finds the brute-force optimum for every slice count.
+        #[test]
+        fn the_dynamic_program_matches_brute_force(
+            n in 1usize..=6,
+            work in proptest::collection::vec(1.0f64..100.0, 6),
+            need in proptest::collection::vec(50u32..400, 6),
+            fixed in 0.0f64..20.0,
+        ) {
+            let grid = [128u32, 256, 512];
+            let value = |a: usize, b: usize, m: u32| -> Option<f64> {
+                let peak: u32 = need[a..b].iter().sum::<u32>() / 2;
+                if peak > m {
+                    return None;
+                }
+                let w: f64 = work[a..b].iter().sum();
+                // Faster with more memory, pricier per ms: a real trade-off.
+                Some(fixed + w * 256.0 / f64::from(m) + w * f64::from(m) / 512.0)
+            };
+            let dp = Dp::new(n, &grid, value);
+            let ks: Vec<usize> = (1..=n).collect();
+            for (k, got) in dp.solve(&ks) {
+                let want = brute(n, k, &grid, &value);
+                match (got, want) {
+                    (None, None) => {}
+                    (Some((v, seg)), Some(w)) => {
+                        prop_assert!((v - w).abs() < 1e-9 * w.max(1.0), "k = {k}: dp {v} vs brute {w}");
+                        prop_assert_eq!(seg.bounds.len(), k + 1);
+                        // The reported segmentation really has that value.
+                        let again: f64 = seg.bounds.windows(2).zip(&seg.memory)
+                            .map(|(w2, &m)| value(w2[0], w2[1], m).unwrap()).sum();
+                        prop_assert!((again - v).abs() < 1e-9 * v.max(1.0));
+                    }
+                    (g, w) => prop_assert!(false, "k = {k}: dp {g:?} vs brute {w:?}"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! A step's latency and cost by seeded Monte Carlo: each draw samples every task of one steady-state step from its
+//! slice's model and runs the step's DAG through a list scheduler with the platform's parallelism (Lambda: the
+//! concurrency limit; local: the cores), earliest-ready first. The makespans give p50 / p95 / p99; the task times
+//! give GB-seconds and the bill.
+
+use super::latency::{PlanShape, SliceModel};
+use super::platform::Pricing;
+use rand::{RngExt, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Predicted step latency and cost.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StepPrediction {
+    pub step_ms_p50: f64,
+    pub step_ms_p95: f64,
+    pub step_ms_p99: f64,
+    pub step_ms_mean: f64,
+    /// Mean over draws.
+    pub gb_seconds: f64,
+    pub requests: f64,
+    pub cost_usd_per_step: f64,
+    /// Task-kind medians, ms (for calibration against events).
+    pub forward_ms_p50: f64,
+    pub backward_ms_p50: f64,
+    pub update_ms_p50: f64,
+}
+
+/// Lambda bills each invocation's duration rounded up to the millisecond (tolerating float noise).
+fn billed(ms: f64) -> f64 {
+    (ms - 1e-9).ceil().max(0.0)
+}
+
+/// Quantile `q` of sorted values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+struct Time(f64);
+impl Eq for Time {}
+impl Ord for Time {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// Simulates `draws` steps of a plan; `parallel` tasks run at once.
+pub fn simulate(
+    slices: &[SliceModel],
+    shape: PlanShape,
+    parallel: usize,
+    pricing: &Pricing,
+    draws: usize,
+    seed: u64,
+) -> StepPrediction {
+    let s_n = slices.len();
+    let m_n = shape.microbatches;
+    // Task indices: F(s,m) = s*M + m; B(s,m) = S*M + s*M + m (s < S-1); U(s) = 2*S*M + s.
+    let f_id = |s: usize, m: usize| s * m_n + m;
+    let b_id = |s: usize, m: usize| s_n * m_n + s * m_n + m;
+    let u_id = |s: usize| 2 * s_n * m_n + s;
+    let total = 2 * s_n * m_n + s_n;
+    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); total];
+    let mut indegree = vec![0usize; total];
+    let mut exists = vec![false; total];
+    let edge = |a: usize, b: usize, succ: &mut Vec<Vec<usize>>, indegree: &mut Vec<usize>| {
+        succ[a].push(b);
+        indegree[b] += 1;
+    };
+    for s in 0..s_n {
+        for m in 0..m_n {
+            exists[f_id(s, m)] = true;
+            if s > 0 {
+                edge(f_id(s - 1, m), f_id(s, m), &mut succ, &mut indegree);
+            }
+            let end = if s + 1 == s_n { f_id(s, m) } else { b_id(s, m) };
+            if s + 1 < s_n {
+                exists[b_id(s, m)] = true;
+                let from = if s + 2 == s_n { f_id(s + 1, m) } else { b_id(s + 1, m) };
+                edge(from, b_id(s, m), &mut succ, &mut indegree);
+            }
+            edge(end, u_id(s), &mut succ, &mut indegree);
+        }
+        exists[u_id(s)] = true;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut makespans = Vec::with_capacity(draws);
+    let (mut gb_s, mut requests) = (0.0, 0.0);
+    let mut dur = vec![0.0f64; total];
+    let mut kind_samples = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..draws {
+        let mut billed_ms_gb = 0.0;
+        let mut invocations = 0.0;
+        for (s, sl) in slices.iter().enumerate() {
+            let gb = f64::from(sl.memory_mb) / 1024.0;
+            let mut start = |rng: &mut rand_chacha::ChaCha8Rng, became: bool| -> f64 {
+                if became {
+                    return 0.0;
+                }
+                invocations += 1.0;
+                let cold = if rng.random::<f64>() < sl.cold_probability {
+                    sl.cold_ms
+                } else {
+                    0.0
+                };
+                sl.invoke_ms + cold
+            };
+            for m in 0..m_n {
+                let run = sl.forward.sample(&mut rng) + if m == 0 { sl.weights_ms } else { 0.0 };
+                dur[f_id(s, m)] = start(&mut rng, false) + run;
+                billed_ms_gb += billed(run) * gb;
+                kind_samples[0].push(run);
+                if s + 1 < s_n {
+                    let run = sl.backward.sample(&mut rng);
+                    dur[b_id(s, m)] = start(&mut rng, false) + run;
+                    billed_ms_gb += billed(run) * gb;
+                    kind_samples[1].push(run);
+                }
+            }
+            let run = sl.update.sample(&mut rng);
+            dur[u_id(s)] = start(&mut rng, shape.become_successor) + run;
+            billed_ms_gb += billed(run) * gb;
+            kind_samples[2].push(run);
+        }
+        // Earliest-ready-first list scheduling on `parallel` slots.
+        let mut deg = indegree.clone();
+        let mut ready: BinaryHeap<Reverse<(Time, usize)>> = (0..total)
+            .filter(|&t| exists[t] && deg[t] == 0)
+            .map(|t| Reverse((Time(0.0), t)))
+            .collect();
+        let mut slots: BinaryHeap<Reverse<Time>> = (0..parallel.max(1)).map(|_| Reverse(Time(0.0))).collect();
+        let mut ready_at = vec![0.0f64; total];
+        let mut end = 0.0f64;
+        while let Some(Reverse((Time(r), t))) = ready.pop() {
+            let Reverse(Time(free)) = slots.pop().unwrap_or(Reverse(Time(0.0)));
+            let finish = r.max(free) + dur[t];
+            slots.push(Reverse(Time(finish)));
+            end = end.max(finish);
+            for &n in &succ[t] {
+                ready_at[n] = ready_at[n].max(finish);
+                deg[n] -= 1;
+                if deg[n] == 0 {
+                    ready.push(Reverse((Time(ready_at[n]), n)));
+                }
+            }
+        }
+        makespans.push(end);
+        gb_s += billed_ms_gb / 1e3;
+        requests += invocations;
+    }
+    makespans.sort_by(f64::total_cmp);
+    let d = draws.max(1) as f64;
+    let (gb_s, requests) = (gb_s / d, requests / d);
+    let mean = makespans.iter().sum::<f64>() / d;
+    let cost = gb_s * pricing.usd_per_gb_s
+        + requests * pricing.usd_per_request
+        + pricing.store_usd_per_hour * mean / 3.6e6;
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        quantile(v, 0.5)
+    };
+    let [ref mut kf, ref mut kb, ref mut ku] = kind_samples;
+    StepPrediction {
+        step_ms_p50: quantile(&makespans, 0.5),
+        step_ms_p95: quantile(&makespans, 0.95),
+        step_ms_p99: quantile(&makespans, 0.99),
+        step_ms_mean: mean,
+        gb_seconds: gb_s,
+        requests,
+        cost_usd_per_step: cost,
+        forward_ms_p50: med(kf),
+        backward_ms_p50: if kb.is_empty() { 0.0 } else { med(kb) },
+        update_ms_p50: med(ku),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::latency::LogNormal;
+
+    fn slice(f: f64, b: f64, u: f64, last: bool) -> SliceModel {
+        SliceModel {
+            units: (0, 1),
+            memory_mb: 1024,
+            forward: LogNormal::constant(f),
+            backward: LogNormal::constant(b),
+            update: LogNormal::constant(u),
+            weights_ms: 0.0,
+            invoke_ms: 0.0,
+            cold_ms: 0.0,
+            cold_probability: 0.0,
+            predicted_peak_mb: 100.0,
+            store_bytes: 0.0,
+            last,
+        }
+    }
+
+    #[test]
+    fn deterministic_pipelines_have_their_textbook_makespan() {
+        let shape = |m| PlanShape {
+            microbatches: m,
+            recompute: true,
+            become_successor: true,
+        };
+        let p = Pricing::default();
+        // One slice, M micro-batches, unlimited parallelism: all F run at once, then U.
+        let one = simulate(&[slice(10.0, 0.0, 5.0, true)], shape(4), 100, &p, 3, 0);
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        close(one.step_ms_p50, 15.0);
+        // One slot: everything in sequence.
+        let serial = simulate(&[slice(10.0, 0.0, 5.0, true)], shape(4), 1, &p, 3, 0);
+        close(serial.step_ms_p50, 45.0);
+        // Two slices, one micro-batch: F0, F1 (with backward), B0 and U1 in parallel, then U0.
+        let two = simulate(
+            &[slice(10.0, 20.0, 5.0, false), slice(30.0, 0.0, 7.0, true)],
+            shape(1),
+            100,
+            &p,
+            3,
+            0,
+        );
+        close(two.step_ms_p50, 10.0 + 30.0 + 20.0 + 5.0);
+        // GB-seconds: task times × 1 GB.
+        assert!((two.gb_seconds - (10.0 + 20.0 + 5.0 + 30.0 + 7.0) / 1e3).abs() < 1e-9);
+        assert!(two.cost_usd_per_step > 0.0);
+    }
+}
