@@ -3,6 +3,8 @@
 //! Every table rejects unknown keys (`deny_unknown_fields`), so a typo is an error that names the key.
 
 use data::DataConfig;
+use crate::planner::platform::{Platform, Pricing};
+use crate::planner::search::Objective;
 use models::{ModelSpec, OptimizerSpec, Schedule};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,12 @@ pub struct Config {
     /// `[checkpoint]`: how often to write weights.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    /// `[platform]`: the function platform the planner models (default: AWS Lambda).
+    #[serde(default)]
+    pub platform: Platform,
+    /// `[pricing]`: prices the planner's costs use (default: AWS us-east-1 list prices).
+    #[serde(default)]
+    pub pricing: Pricing,
 }
 
 /// Which optimizer (its hyper-parameters are flat keys of `[train]`).
@@ -114,9 +122,10 @@ pub struct TrainConfig {
 #[serde(deny_unknown_fields)]
 pub struct PlanConfig {
     /// Number of slices: 1 trains in this process; more cut the model into that many contiguous slices of units
-    /// (spread evenly unless `cuts` says where) trained by stateless tasks through the store.
-    #[serde(default = "one")]
-    pub slices: usize,
+    /// (spread evenly unless `cuts` says where) trained by stateless tasks through the store; `"auto"`: the planner
+    /// picks the count, the cuts and the memory for `objective`.
+    #[serde(default)]
+    pub slices: Slices,
     /// Unit indices where a new slice starts (e.g. `[1, 3]` on a 5-unit model: slices 0..1, 1..3, 3..5).
     /// Overrides `slices`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,22 +140,93 @@ pub struct PlanConfig {
     /// it: one invoke and one weight fetch fewer.
     #[serde(default = "yes", rename = "become")]
     pub become_successor: bool,
+    /// What the planner optimises: `"cost"` (cheapest plan meeting `slo_ms` at `quantile`) or `"latency"` (fastest
+    /// at `quantile` under `budget_usd_per_step`).
+    #[serde(default)]
+    pub objective: Objective,
+    /// Step-latency objective of `"cost"` plans, ms (none: the cheapest plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_ms: Option<f64>,
+    /// The probability with which `slo_ms` must hold (0.5, 0.95 or 0.99 are reported; others round to them).
+    #[serde(default = "quantile")]
+    pub quantile: f64,
+    /// Cost ceiling of `"latency"` plans, USD per step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd_per_step: Option<f64>,
+    /// The most memory any function may get, MB (default: the platform's maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_cap_mb: Option<u32>,
+}
+
+/// `plan.slices`: a count, or `"auto"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slices {
+    Count(usize),
+    Auto,
+}
+
+impl Default for Slices {
+    fn default() -> Self {
+        Slices::Count(1)
+    }
+}
+
+impl Serialize for Slices {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Slices::Count(n) => s.serialize_u64(*n as u64),
+            Slices::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Slices {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Slices, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Slices;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of slices or \"auto\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Slices, E> {
+                Ok(Slices::Count(v as usize))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Slices, E> {
+                usize::try_from(v)
+                    .map(Slices::Count)
+                    .map_err(|_| E::custom(format!("{v} slices: must be at least 1")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Slices, E> {
+                if v == "auto" {
+                    Ok(Slices::Auto)
+                } else {
+                    Err(E::custom(format!("{v:?}: expected a number of slices or \"auto\"")))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl PlanConfig {
     /// Whether the run is cut into slices trained by tasks (rather than trained in this process).
     pub fn is_split(&self) -> bool {
-        self.slices > 1 || self.cuts.is_some()
+        self.slices != Slices::Count(1) || self.cuts.is_some()
     }
 }
 
 impl Default for PlanConfig {
     fn default() -> Self {
         PlanConfig {
-            slices: 1,
+            slices: Slices::Count(1),
             cuts: None,
             recompute: true,
             become_successor: true,
+            objective: Objective::Cost,
+            slo_ms: None,
+            quantile: quantile(),
+            budget_usd_per_step: None,
+            memory_cap_mb: None,
         }
     }
 }
@@ -216,6 +296,9 @@ pub struct CheckpointConfig {
     pub every: u64,
 }
 
+fn quantile() -> f64 {
+    0.95
+}
 fn yes() -> bool {
     true
 }
@@ -376,8 +459,30 @@ impl Config {
                 "must be at least 1 (omit it to use the whole eval set)",
             ));
         }
-        if self.plan.slices == 0 {
-            return Err(bad("plan.slices", "must be at least 1"));
+        if self.plan.slices == Slices::Count(0) {
+            return Err(bad("plan.slices", "must be at least 1 (or \"auto\")"));
+        }
+        let pl = &self.plan;
+        if !(pl.quantile > 0.0 && pl.quantile < 1.0) {
+            return Err(bad("plan.quantile", format!("must be in (0, 1), got {}", pl.quantile)));
+        }
+        for (key, v) in [("plan.slo_ms", pl.slo_ms), ("plan.budget_usd_per_step", pl.budget_usd_per_step)] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(bad(key, format!("must be positive, got {v}")));
+            }
+        }
+        if pl.memory_cap_mb.is_some_and(|c| c < self.platform.min_memory_mb) {
+            return Err(bad(
+                "plan.memory_cap_mb",
+                format!(
+                    "{} MB is below the platform's smallest function ({} MB)",
+                    pl.memory_cap_mb.unwrap_or(0),
+                    self.platform.min_memory_mb
+                ),
+            ));
+        }
+        if let Err((key, why)) = self.platform.validate() {
+            return Err(bad(&key, why));
         }
         let split = self.plan.is_split();
         if split && self.train.grad_clip.is_some() {

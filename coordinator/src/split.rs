@@ -2,7 +2,7 @@
 //! (two steps ahead) to the store, starts the first leaves, then only *follows* the event stream — tasks start each
 //! other. At the end it pulls the final weights back, checkpoints, evaluates and deletes the run's keys.
 
-use crate::config::Config;
+use crate::config::{Config, Slices};
 use crate::error::RunError;
 use crate::evaluate::evaluate;
 use crate::fit::{open_training, summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
@@ -184,9 +184,19 @@ async fn drive(
     cfg.validate()?;
     let (model, ds, sampler, total) = open_training(cfg)?;
     let units = model.units().len();
-    let slices = match &cfg.plan.cuts {
-        Some(cuts) => RunPlan::slices_from_cuts(cuts, units),
-        None => RunPlan::even_slices(cfg.plan.slices, units),
+    let mut planned = None;
+    let slices = match (&cfg.plan.cuts, cfg.plan.slices) {
+        (Some(cuts), _) => RunPlan::slices_from_cuts(cuts, units),
+        (None, Slices::Count(n)) => RunPlan::even_slices(n, units),
+        (None, Slices::Auto) => {
+            // The planner picks the cuts from a quick profile of this machine and store.
+            let profile = crate::planner::profile::profile(cfg, 3)?;
+            let outcome =
+                crate::planner::plan_for(cfg, &profile, ds.train_len() as u64 / cfg.train.batch_size as u64)?;
+            let cuts = outcome.chosen.cuts();
+            planned = Some(outcome);
+            RunPlan::slices_from_cuts(&cuts, units)
+        }
     }
     .map_err(|reason| {
         let field = if cfg.plan.cuts.is_some() {
@@ -238,7 +248,15 @@ async fn drive(
         recompute: cfg.plan.recompute,
     };
     out.create(cfg)?;
-    out.write_json("plan.json", &plan)?;
+    // plan.json: the run plan the tasks read and, for `slices = "auto"`, the planner's choice and alternatives.
+    let mut plan_json = serde_json::to_value(&plan).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
+    if let (Some(o), Some(map)) = (planned, plan_json.as_object_mut()) {
+        map.insert(
+            "planner".into(),
+            serde_json::to_value(o).unwrap_or_else(|e| unreachable!("plain struct: {e}")),
+        );
+    }
+    out.write_json("plan.json", &plan_json)?;
     let mut metrics = out.jsonl_writer("metrics.jsonl")?;
     let r = &cfg.runtime;
     let invoker = LocalInvoker::new(

@@ -4,6 +4,7 @@
 //! `coordinator`. Only this crate uses `anyhow`, prints, and chooses exit codes.
 
 mod load;
+mod plan_cmd;
 mod progress;
 
 use anyhow::{bail, Context, Result};
@@ -47,10 +48,32 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Pick the split (slices, cuts, memory per function) from the latency and cost model. [planner issue]
-    Plan { config: PathBuf },
-    /// Measure per-unit compute, store and invoke times on this machine. [planner issue]
-    Profile { config: PathBuf },
+    /// Pick the split (slices, cuts, memory per function) from the latency and cost model.
+    Plan {
+        config: PathBuf,
+        /// A profile written by `trainer profile` (default: profile this machine quickly first).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Override a config value (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Measure per-unit compute, store transfers and per-task overhead on this machine → profile.json.
+    Profile {
+        config: PathBuf,
+        /// Where to write the profile.
+        #[arg(long, default_value = "profile.json")]
+        out: PathBuf,
+        /// Samples of each measurement.
+        #[arg(long, default_value_t = 7)]
+        reps: usize,
+        /// Override a config value (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
+    },
     /// Run a grid of configs (split sizes, memory, micro-batches). [experiments issue]
     Sweep { sweep: PathBuf },
     /// Cost and latency report of a run or sweep folder. [experiments issue]
@@ -106,7 +129,7 @@ fn default_out(config: &Path) -> PathBuf {
     PathBuf::from("runs").join(format!("{stem}-{secs}"))
 }
 
-fn set_threads(requested: usize) -> Result<usize> {
+pub(crate) fn set_threads(requested: usize) -> Result<usize> {
     let n = if requested == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -159,8 +182,18 @@ fn run(cli: Cli) -> Result<()> {
             sets,
             quiet,
         } => run_fit(&config, out, &sets, quiet),
-        Command::Plan { .. } => not_yet("plan", 4),
-        Command::Profile { .. } => not_yet("profile", 4),
+        Command::Plan {
+            config,
+            profile,
+            json,
+            sets,
+        } => plan_cmd::run_plan(&config, &sets, profile.as_deref(), json),
+        Command::Profile {
+            config,
+            out,
+            reps,
+            sets,
+        } => plan_cmd::run_profile(&config, &sets, &out, reps),
         Command::Sweep { .. } => not_yet("sweep", 6),
         Command::Report { .. } => not_yet("report", 6),
         Command::Deploy { .. } => not_yet("deploy", 5),

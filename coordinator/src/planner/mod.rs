@@ -11,3 +11,81 @@ pub mod platform;
 pub mod profile;
 pub mod search;
 pub mod simulate;
+
+use crate::config::{Config, ConfigError, Slices};
+use crate::error::RunError;
+use latency::{PlanShape, TaskModel};
+use platform::PlatformKind;
+use profile::Profile;
+use search::{PlanOutcome, Request};
+
+/// Monte Carlo draws per re-ranked candidate, and how many candidates are re-ranked.
+const DRAWS: usize = 400;
+const RERANK: usize = 10;
+
+/// Plans `cfg` from `profile`: the request comes from `[plan]`, `[train]`, `[runtime]`, `[platform]` and
+/// `[pricing]`. An infeasible request is a config error naming the key and the margin.
+pub fn plan_for(cfg: &Config, profile: &Profile, steps_per_epoch: u64) -> Result<PlanOutcome, RunError> {
+    if profile.units.len() != cfg.model.build()?.units().len() {
+        return Err(RunError::Mismatch(format!(
+            "the profile has {} units, the model {}: profile this config again",
+            profile.units.len(),
+            cfg.model.build()?.units().len()
+        )));
+    }
+    let p = &cfg.plan;
+    let parallel = match cfg.platform.kind {
+        PlatformKind::Lambda => cfg.runtime.concurrency,
+        PlatformKind::Local => cfg.runtime.concurrency.min(cfg.platform.local_cores()),
+    };
+    let req = Request {
+        objective: p.objective,
+        slo_ms: p.slo_ms,
+        quantile: p.quantile,
+        budget_usd_per_step: p.budget_usd_per_step,
+        memory_cap_mb: p.memory_cap_mb,
+        slices: match p.slices {
+            Slices::Count(n) if p.cuts.is_none() => Some(n),
+            _ => None,
+        },
+        cuts: p.cuts.clone(),
+        shape: PlanShape {
+            microbatches: cfg.train.microbatches,
+            recompute: p.recompute,
+            become_successor: p.become_successor,
+        },
+        parallel,
+        steps_per_epoch,
+        draws: DRAWS,
+        rerank: RERANK,
+        seed: cfg.train.seed,
+    };
+    let model = TaskModel::new(profile, &cfg.platform);
+    search::plan(&model, &cfg.pricing, &req).map_err(|e| {
+        RunError::Config(ConfigError {
+            field: e.key,
+            reason: e.reason,
+        })
+    })
+}
+
+/// Plans `cfg` with `profile`, or with a fresh quick profile of this machine (3 samples of everything) when there
+/// is none; returns the profile used and the plan.
+pub fn plan_config(cfg: &Config, profile: Option<Profile>) -> Result<(Profile, PlanOutcome), RunError> {
+    cfg.validate()?;
+    let (_, _, sampler, _) = crate::fit::open_training(cfg)?;
+    let profile = match profile {
+        Some(p) => p,
+        None => profile::profile(cfg, 3)?,
+    };
+    let outcome = plan_for(cfg, &profile, sampler.steps_per_epoch() as u64)?;
+    Ok((profile, outcome))
+}
+
+/// Reads a `profile.json`, naming the file in errors.
+pub fn read_profile(path: &std::path::Path) -> Result<Profile, RunError> {
+    let text = std::fs::read(path).map_err(crate::error::io(path))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        RunError::Mismatch(format!("{}: not a profile written by `trainer profile`: {e}", path.display()))
+    })
+}

@@ -1,0 +1,100 @@
+//! `trainer profile` and `trainer plan`: measure this machine, then print the planner's choice.
+
+use anyhow::{Context, Result};
+use coordinator::planner::search::{PlanOutcome, PlannedStep};
+use coordinator::planner::{plan_config, profile, read_profile};
+use std::path::Path;
+
+/// Measures the config's model and store here and writes `profile.json`.
+pub fn run_profile(config: &Path, sets: &[String], out: &Path, reps: usize) -> Result<()> {
+    let cfg = crate::load::load_config(config, sets)?;
+    crate::set_threads(cfg.runtime.threads)?;
+    eprintln!("profiling {} ({reps} samples of each unit and value size)…", config.display());
+    let p = profile::profile(&cfg, reps)?;
+    let text = serde_json::to_string_pretty(&p)?;
+    models::checkpoint::write_atomic(out, format!("{text}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    for u in &p.units {
+        eprintln!(
+            "  {:<28} forward {:>8.3} ms  backward {:>8.3} ms  update {:>7.3} ms",
+            u.name,
+            profile::median(&u.forward_ms),
+            profile::median(&u.backward_ms),
+            profile::median(&u.update_ms)
+        );
+    }
+    let put = p.store.fit(true);
+    let get = p.store.fit(false);
+    eprintln!(
+        "  store {}: put {:.3} ms + {:.2} GB/s, get {:.3} ms + {:.2} GB/s; task overhead {:.3} ms",
+        p.store.store,
+        put.fixed_ms,
+        put.bytes_per_ms / 1e6,
+        get.fixed_ms,
+        get.bytes_per_ms / 1e6,
+        profile::median(&p.task_overhead_ms)
+    );
+    eprintln!("profile: {}", out.display());
+    Ok(())
+}
+
+fn describe(p: &PlannedStep) -> String {
+    let slices: Vec<String> = p
+        .slices
+        .iter()
+        .map(|s| format!("[{},{}) {} MB", s.units[0], s.units[1], s.memory_mb))
+        .collect();
+    format!(
+        "{} slice(s): {} | p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms | ${:.3e}/step, ${:.3e}/epoch",
+        p.slices.len(),
+        slices.join(", "),
+        p.predicted.step_ms_p50,
+        p.predicted.step_ms_p95,
+        p.predicted.step_ms_p99,
+        p.cost_usd_per_step,
+        p.cost_usd_per_epoch
+    )
+}
+
+fn print_human(o: &PlanOutcome) {
+    let c = &o.chosen;
+    println!("objective: {:?} at quantile {}", o.objective, o.quantile);
+    println!("chosen: {}", describe(c));
+    println!("  cuts {:?}, micro-batches {}", c.cuts(), c.microbatches);
+    for s in &c.slices {
+        println!(
+            "  units [{}, {}): {} MB function, predicted peak {:.0} MB",
+            s.units[0], s.units[1], s.memory_mb, s.predicted_peak_mb
+        );
+    }
+    println!(
+        "  {:.3} GB-s and {:.0} requests per step; store peak {:.1} MB",
+        c.predicted.gb_seconds,
+        c.predicted.requests,
+        c.store_peak_bytes / 1e6
+    );
+    println!("alternatives ({} candidates, {} simulated):", o.candidates, o.reranked);
+    for a in &o.alternatives {
+        println!("  {}", describe(a));
+        if let Some(why) = &a.lost_because {
+            println!("    lost: {why}");
+        }
+    }
+}
+
+/// Plans the config and prints the choice (or its JSON).
+pub fn run_plan(config: &Path, sets: &[String], profile_path: Option<&Path>, json: bool) -> Result<()> {
+    let cfg = crate::load::load_config(config, sets)?;
+    crate::set_threads(cfg.runtime.threads)?;
+    let prof = profile_path.map(read_profile).transpose()?;
+    if prof.is_none() {
+        eprintln!("no --profile given: profiling this machine quickly (use `trainer profile` for a better one)…");
+    }
+    let (_, outcome) = plan_config(&cfg, prof)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print_human(&outcome);
+    }
+    Ok(())
+}
