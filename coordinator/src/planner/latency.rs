@@ -112,6 +112,21 @@ pub struct PlanShape {
     pub become_successor: bool,
 }
 
+/// The codec's line (encode with `put`), or free when the profile has no codec points.
+fn codec_fit(points: &[super::profile::TransferPoint], put: bool) -> TransferFit {
+    if points.is_empty() {
+        return TransferFit {
+            fixed_ms: 0.0,
+            bytes_per_ms: f64::INFINITY,
+        };
+    }
+    super::profile::StoreProfile {
+        store: "codec".into(),
+        points: points.to_vec(),
+    }
+    .fit(put)
+}
+
 /// Prefix sums over units of one kind's fitted medians and median·σ, so any slice's sum is O(1).
 struct Prefix {
     median: Vec<f64>,
@@ -150,7 +165,10 @@ pub struct TaskModel<'a> {
     pub platform: &'a Platform,
     put: TransferFit,
     get: TransferFit,
+    encode: TransferFit,
+    decode: TransferFit,
     overhead: LogNormal,
+    accumulate: Prefix,
     forward: Prefix,
     backward: Prefix,
     update: Prefix,
@@ -183,6 +201,9 @@ impl<'a> TaskModel<'a> {
             platform,
             put: profile.store.fit(true),
             get: profile.store.fit(false),
+            encode: codec_fit(&profile.codec, true),
+            decode: codec_fit(&profile.codec, false),
+            accumulate: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.accumulate_ms))),
             overhead: LogNormal::fit(&profile.task_overhead_ms),
             forward: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.forward_ms))),
             backward: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.backward_ms))),
@@ -207,14 +228,20 @@ impl<'a> TaskModel<'a> {
     }
 
     /// Time to move `bytes` one way with a function of `memory_mb` (the slower of the store's measured rate and
-    /// the function's network share).
-    fn transfer_ms(&self, fit: &TransferFit, bytes: f64, memory_mb: u32) -> f64 {
+    /// the function's network share), plus encoding them (put) or decoding them (get), scaled by the vCPU share.
+    fn transfer_ms(&self, put: bool, bytes: f64, memory_mb: u32) -> f64 {
         if bytes <= 0.0 {
             return 0.0;
         }
-        let store = fit.ms(bytes);
+        let (fit, codec) = if put {
+            (&self.put, &self.encode)
+        } else {
+            (&self.get, &self.decode)
+        };
+        let codec_ms = codec.ms(bytes) * self.platform.compute_slowdown(memory_mb, self.profile.threads);
+        let store = fit.ms(bytes) + codec_ms;
         match self.platform.bandwidth_bytes_per_ms(memory_mb) {
-            Some(bw) => store.max(fit.fixed_ms + bytes / bw),
+            Some(bw) => store.max(fit.fixed_ms + bytes / bw + codec_ms),
             None => store,
         }
     }
@@ -234,8 +261,8 @@ impl<'a> TaskModel<'a> {
     /// The transfer parts (ms) of the forward, backward and update tasks, and the weight fetch.
     fn transfers(&self, units: (usize, usize), memory_mb: u32, shape: PlanShape, last: bool) -> [f64; 4] {
         let z = self.sizes(units);
-        let get = |b: f64| self.transfer_ms(&self.get, b, memory_mb);
-        let put = |b: f64| self.transfer_ms(&self.put, b, memory_mb);
+        let get = |b: f64| self.transfer_ms(false, b, memory_mb);
+        let put = |b: f64| self.transfer_ms(true, b, memory_mb);
         let slots = self.profile.optimizer_slots as f64;
         let m = shape.microbatches as f64;
         let forward = if last {
@@ -261,7 +288,9 @@ impl<'a> TaskModel<'a> {
         let o = self.overhead.median() + self.platform_invoke_ms();
         let fwd = self.forward.range(a, b).median() * slow;
         let bwd = self.backward.range(a, b).median() * slow;
-        let upd = self.update.range(a, b).median() * slow;
+        let upd = (self.update.range(a, b).median()
+            + shape.microbatches as f64 * self.accumulate.range(a, b).median())
+            * slow;
         let f = o + tf + fwd + if last { bwd } else { 0.0 };
         let bk = if last { 0.0 } else { o + tb + bwd + if shape.recompute { fwd } else { 0.0 } };
         let u = o + tu + upd;
@@ -285,7 +314,11 @@ impl<'a> TaskModel<'a> {
         let (a, b) = units;
         let fwd = self.forward.range(a, b).scaled(slow);
         let bwd = self.backward.range(a, b).scaled(slow);
-        let upd = self.update.range(a, b).scaled(slow);
+        let upd = sum_of(&[
+            self.update.range(a, b),
+            self.accumulate.range(a, b).scaled(shape.microbatches as f64),
+        ])
+        .scaled(slow);
         let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last);
         let overhead = self.overhead;
         let forward = if last {

@@ -24,6 +24,9 @@ pub struct Profile {
     pub optimizer_slots: usize,
     pub units: Vec<UnitProfile>,
     pub store: StoreProfile,
+    /// Turning tensors into store values and back (safetensors encode / decode), by size: paid on every byte a
+    /// task writes or reads, whatever the store. `put_ms` = encode, `get_ms` = decode.
+    pub codec: Vec<TransferPoint>,
     /// Per-task scheduling overhead on the store: idempotence probe, fan-in record, completion event (ms).
     pub task_overhead_ms: Vec<f64>,
 }
@@ -35,6 +38,9 @@ pub struct UnitProfile {
     pub forward_ms: Vec<f64>,
     pub backward_ms: Vec<f64>,
     pub update_ms: Vec<f64>,
+    /// Adding one micro-batch's gradients into the running sum (an update does it M times).
+    #[serde(default)]
+    pub accumulate_ms: Vec<f64>,
     pub param_bytes: u64,
     /// The unit's output for one micro-batch.
     pub output_bytes: u64,
@@ -138,6 +144,7 @@ fn profile_units(cfg: &Config, model: &Model, reps: usize) -> Result<Vec<UnitPro
         let mut forward_ms = Vec::with_capacity(reps);
         let mut backward_ms = Vec::with_capacity(reps);
         let mut update_ms = Vec::with_capacity(reps);
+        let mut accumulate_ms = Vec::with_capacity(reps);
         // One untimed round first: allocator and caches warm, as in a warm container.
         for rep in 0..=reps {
             let (out, f_ms) = time_ms(|| model.forward(r.clone(), p, x.clone()));
@@ -145,6 +152,8 @@ fn profile_units(cfg: &Config, model: &Model, reps: usize) -> Result<Vec<UnitPro
             let dy = y.mapv(|_| 1e-3f32);
             let (out, b_ms) = time_ms(|| model.backward(r.clone(), p, &caches, dy));
             let (_, grads) = out?;
+            let mut acc = Some(grads.clone());
+            let (_, a_ms) = time_ms(|| models::train::add_in_order(&mut acc, grads.clone()));
             let mut fresh = p.to_vec();
             let mut state: Vec<_> = fresh.iter().map(|q| opt.init_state(q)).collect();
             let (_, u_ms) = time_ms(|| {
@@ -156,6 +165,7 @@ fn profile_units(cfg: &Config, model: &Model, reps: usize) -> Result<Vec<UnitPro
                 forward_ms.push(f_ms);
                 backward_ms.push(b_ms);
                 update_ms.push(u_ms);
+                accumulate_ms.push(a_ms);
             }
         }
         units.push(UnitProfile {
@@ -163,6 +173,7 @@ fn profile_units(cfg: &Config, model: &Model, reps: usize) -> Result<Vec<UnitPro
             forward_ms,
             backward_ms,
             update_ms,
+            accumulate_ms,
             param_bytes: cost.param_bytes,
             output_bytes: cost.output_bytes_per_sample * samples,
             cache_bytes: cost.kept_bytes_per_sample * samples,
@@ -172,13 +183,41 @@ fn profile_units(cfg: &Config, model: &Model, reps: usize) -> Result<Vec<UnitPro
     Ok(units)
 }
 
+/// The value sizes the store and the codec are measured at.
+const SIZES: [usize; 5] = [1 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20];
+
+/// Times encoding a tensor of each size into store bytes and decoding it back.
+fn profile_codec(reps: usize) -> Result<Vec<TransferPoint>, RunError> {
+    let mut points = Vec::new();
+    for bytes in SIZES {
+        let t = models::Tensor::<f32>::from_elem(vec![bytes / 4], 0.5);
+        let (mut enc, mut dec) = (Vec::new(), Vec::new());
+        for rep in 0..=reps {
+            let (b, e_ms) = time_ms(|| slice_worker::wire::encode_tensor(&t));
+            let b = b?;
+            let (back, d_ms) = time_ms(|| slice_worker::wire::decode_tensor(&b, "profile"));
+            back?;
+            if rep > 0 {
+                enc.push(e_ms);
+                dec.push(d_ms);
+            }
+        }
+        points.push(TransferPoint {
+            bytes: bytes as u64,
+            put_ms: enc,
+            get_ms: dec,
+        });
+    }
+    Ok(points)
+}
+
 /// Times `put` and `get` of values of several sizes, and the per-task scheduling round trips.
 async fn profile_store(store: &dyn Store, reps: usize) -> Result<(StoreProfile, Vec<f64>), RunError> {
     let keys = Keys::new(&format!("profile-{}", std::process::id()))
         .unwrap_or_else(|| unreachable!("digits and a dash"));
     let ttl = Duration::from_secs(300);
     let mut points = Vec::new();
-    for bytes in [1usize << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20] {
+    for bytes in SIZES {
         let value = Bytes::from(vec![1u8; bytes]);
         let key = keys.activation(1, 0, 0);
         let (mut put_ms, mut get_ms) = (Vec::new(), Vec::new());
@@ -253,6 +292,7 @@ pub fn profile(cfg: &Config, reps: usize) -> Result<Profile, RunError> {
         optimizer_slots: cfg.train.optimizer_spec().slots().len(),
         units,
         store,
+        codec: profile_codec(reps.max(1))?,
         task_overhead_ms,
     })
 }
