@@ -74,6 +74,9 @@ pub struct Summary {
     /// Split runs: what the task runtime did (from the events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime: Option<crate::tracker::RuntimeStats>,
+    /// Split runs: the latency model's prediction for this run beside what it measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibration::Calibration>,
 }
 
 /// The checkpointed training state stored beside the optimizer tensors.
@@ -217,6 +220,7 @@ pub(crate) fn summarize(
         samples_per_s: (run.total as f64 * t.batch_size as f64) / run.train_s.max(1e-9),
         threads: run.threads,
         runtime: None,
+        calibration: None,
     }
 }
 

@@ -18,6 +18,7 @@
 //! println!("test accuracy {:?}", summary.test_accuracy);
 //! ```
 
+pub mod calibration;
 pub mod config;
 pub mod error;
 pub mod evaluate;

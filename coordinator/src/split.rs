@@ -48,6 +48,8 @@ struct Driver<'a> {
     store: Arc<dyn Store>,
     invoker: Arc<LocalInvoker>,
     ttl: Duration,
+    /// The latency model's prediction for this run (local platform), for calibration.
+    prediction: Option<crate::planner::simulate::StepPrediction>,
 }
 
 impl Driver<'_> {
@@ -185,16 +187,18 @@ async fn drive(
     let (model, ds, sampler, total) = open_training(cfg)?;
     let units = model.units().len();
     let mut planned = None;
+    let mut profile_used = None;
     let slices = match (&cfg.plan.cuts, cfg.plan.slices) {
         (Some(cuts), _) => RunPlan::slices_from_cuts(cuts, units),
         (None, Slices::Count(n)) => RunPlan::even_slices(n, units),
         (None, Slices::Auto) => {
             // The planner picks the cuts from a quick profile of this machine and store.
-            let profile = crate::planner::profile::profile(cfg, 3)?;
+            let profile = crate::planner::profile::profile_async(cfg, 3).await?;
             let outcome =
                 crate::planner::plan_for(cfg, &profile, ds.train_len() as u64 / cfg.train.batch_size as u64)?;
             let cuts = outcome.chosen.cuts();
             planned = Some(outcome);
+            profile_used = Some(profile);
             RunPlan::slices_from_cuts(&cuts, units)
         }
     }
@@ -209,6 +213,15 @@ async fn drive(
             reason,
         })
     })?;
+    // The model's prediction for this very run, from a quick profile (reused from the planner when it ran).
+    let cuts: Vec<usize> = slices.iter().skip(1).map(|s| s.0).collect();
+    let prediction = match profile_used {
+        Some(p) => Some(crate::calibration::predict(cfg, &p, &cuts)?),
+        None => {
+            let p = crate::planner::profile::profile_async(cfg, 3).await?;
+            Some(crate::calibration::predict(cfg, &p, &cuts)?)
+        }
+    };
     let t = &cfg.train;
     let store: Arc<dyn Store> = if cfg.runtime.store == "memory" {
         Arc::new(MemoryStore::new())
@@ -283,6 +296,7 @@ async fn drive(
         store: store.clone(),
         invoker,
         ttl,
+        prediction,
     };
     let result = run_steps(&driver, out, &mut metrics, observer, stop, started, threads).await;
     // Whatever happened, the run's keys go (the TTL is only a safety net).
@@ -352,6 +366,7 @@ async fn run_steps(
     let mut cursor = "0".to_string();
     let mut last_event = Instant::now();
     let mut late = 0;
+    let mut all_events: Vec<TaskEvent> = Vec::new();
     while done_steps < plan.steps {
         if stop.load(Ordering::Relaxed) {
             return Err(RunError::Interrupted { step: done_steps });
@@ -374,6 +389,7 @@ async fn run_steps(
                 reason,
             })?;
             events_log.write(&event)?;
+            all_events.push(event.clone());
             if let Some((task, attempt)) = tracker.event(&event, now)? {
                 d.invoke(task, attempt);
             }
@@ -467,6 +483,10 @@ async fn run_steps(
     };
     let mut summary = summarize(d.cfg, &d.model, &run, &eval);
     summary.runtime = Some(tracker.stats.clone());
+    summary.calibration = d
+        .prediction
+        .as_ref()
+        .map(|p| crate::calibration::compare(p, &run.step_ms, &all_events));
     out.write_json("summary.json", &summary)?;
     observer.finished(&summary);
     Ok(summary)

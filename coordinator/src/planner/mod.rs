@@ -36,7 +36,12 @@ pub fn plan_for(cfg: &Config, profile: &Profile, steps_per_epoch: u64) -> Result
     let p = &cfg.plan;
     let parallel = match cfg.platform.kind {
         PlatformKind::Lambda => cfg.runtime.concurrency,
-        PlatformKind::Local => cfg.runtime.concurrency.min(cfg.platform.local_cores()),
+        // Each task computes with the profile's threads; the machine's cores hold that many such tasks at once.
+        PlatformKind::Local => cfg
+            .runtime
+            .concurrency
+            .min((cfg.platform.local_cores() / profile.threads.max(1)).max(1)),
+
     };
     let req = Request {
         objective: p.objective,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub struct Profile {
     /// Samples per micro-batch the unit times were measured at.
     pub microbatch: usize,
-    /// Compute threads the unit times used.
+    /// Compute threads the unit times used (the profiler uses one).
     pub threads: usize,
     /// Optimizer state slots per parameter (SGD with momentum 1, AdamW 2, plain SGD 0).
     pub optimizer_slots: usize,
@@ -271,24 +271,33 @@ async fn profile_store(store: &dyn Store, reps: usize) -> Result<(StoreProfile, 
 
 /// Profiles `cfg`'s model on this machine and its configured store, `reps` samples of everything.
 pub fn profile(cfg: &Config, reps: usize) -> Result<Profile, RunError> {
-    cfg.validate()?;
-    let model = cfg.model.build()?;
-    let units = profile_units(cfg, &model, reps.max(1))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Store(format!("cannot start the I/O runtime: {e}")))?;
-    let (store, task_overhead_ms) = rt.block_on(async {
-        let store: Arc<dyn Store> = if cfg.runtime.store == "memory" {
-            Arc::new(MemoryStore::new())
-        } else {
-            Arc::new(RedisStore::connect(&cfg.runtime.store).await?)
-        };
-        profile_store(store.as_ref(), reps.max(1)).await
-    })?;
+    rt.block_on(profile_async(cfg, reps))
+}
+
+/// [`profile`] from inside an async runtime (the run driver's).
+pub async fn profile_async(cfg: &Config, reps: usize) -> Result<Profile, RunError> {
+    cfg.validate()?;
+    let model = cfg.model.build()?;
+    // One compute thread: under load every task gets about one core (concurrent tasks share the thread pool), and
+    // a function's vCPU share scales from there.
+    let threads = models::matmul::threads();
+    models::matmul::set_threads(1);
+    let units = profile_units(cfg, &model, reps.max(1));
+    models::matmul::set_threads(threads);
+    let units = units?;
+    let store: Arc<dyn Store> = if cfg.runtime.store == "memory" {
+        Arc::new(MemoryStore::new())
+    } else {
+        Arc::new(RedisStore::connect(&cfg.runtime.store).await?)
+    };
+    let (store, task_overhead_ms) = profile_store(store.as_ref(), reps.max(1)).await?;
     Ok(Profile {
         microbatch: cfg.train.batch_size / cfg.train.microbatches,
-        threads: models::matmul::threads(),
+        threads: 1,
         optimizer_slots: cfg.train.optimizer_spec().slots().len(),
         units,
         store,
