@@ -35,13 +35,16 @@ pub fn plan_for(cfg: &Config, profile: &Profile, steps_per_epoch: u64) -> Result
     }
     let p = &cfg.plan;
     let parallel = match cfg.platform.kind {
-        PlatformKind::Lambda => cfg.runtime.concurrency,
-        // Each task computes with the profile's threads; the machine's cores hold that many such tasks at once.
-        PlatformKind::Local => cfg
-            .runtime
-            .concurrency
-            .min((cfg.platform.local_cores() / profile.threads.max(1)).max(1)),
-
+        PlatformKind::Lambda => simulate::Parallelism {
+            slots: cfg.runtime.concurrency,
+            cores: None,
+        },
+        // The local invoker: `concurrency` tasks at once sharing this machine's cores, each computing with the
+        // profile's threads.
+        PlatformKind::Local => simulate::Parallelism {
+            slots: cfg.runtime.concurrency,
+            cores: Some(cfg.platform.local_cores() as f64 / profile.threads.max(1) as f64),
+        },
     };
     let req = Request {
         objective: p.objective,

@@ -12,7 +12,7 @@
 
 use super::latency::{PlanShape, TaskModel};
 use super::platform::Pricing;
-use super::simulate::{simulate, StepPrediction};
+use super::simulate::{simulate, Parallelism, StepPrediction};
 use serde::{Deserialize, Serialize};
 
 /// What the user optimises.
@@ -39,8 +39,8 @@ pub struct Request {
     /// Fixed cuts (the planner picks memory only).
     pub cuts: Option<Vec<usize>>,
     pub shape: PlanShape,
-    /// Tasks that run at once (Lambda: the concurrency limit; local: the cores).
-    pub parallel: usize,
+    /// How tasks run at once (Lambda: the concurrency limit, own CPUs; local: slots sharing the cores).
+    pub parallel: Parallelism,
     pub steps_per_epoch: u64,
     /// Monte Carlo draws per re-ranked candidate, and how many candidates are re-ranked.
     pub draws: usize,

@@ -1,6 +1,7 @@
 //! A step's latency and cost by seeded Monte Carlo: each draw samples every task of one steady-state step from its
 //! slice's model and runs the step's DAG through a list scheduler with the platform's parallelism (Lambda: the
-//! concurrency limit; local: the cores), earliest-ready first. The makespans give p50 / p95 / p99; the task times
+//! concurrency limit, each function on its own CPU; local: the invoker's slots sharing the machine's cores),
+//! earliest-ready first. The makespans give p50 / p95 / p99; the task times
 //! give GB-seconds and the bill.
 
 use super::latency::{PlanShape, SliceModel};
@@ -49,11 +50,87 @@ impl Ord for Time {
     }
 }
 
-/// Simulates `draws` steps of a plan; `parallel` tasks run at once.
+/// How tasks share the machine.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Parallelism {
+    /// How many tasks may run at once (the invoker's concurrency limit).
+    pub slots: usize,
+    /// `Some(c)`: the running tasks share `c` cores equally (processor sharing: the local invoker on one machine);
+    /// `None`: every task has its own CPU (functions).
+    pub cores: Option<f64>,
+}
+
+/// Makespan of one draw: tasks admitted earliest-ready first into `slots`; each progresses at
+/// `min(1, cores / running)` of full speed.
+fn run_shared(
+    dur: &[f64],
+    succ: &[Vec<usize>],
+    indegree: &[usize],
+    exists: &[bool],
+    par: Parallelism,
+) -> f64 {
+    let total = dur.len();
+    let mut deg = indegree.to_vec();
+    let mut ready: BinaryHeap<Reverse<(Time, usize)>> = (0..total)
+        .filter(|&t| exists[t] && deg[t] == 0)
+        .map(|t| Reverse((Time(0.0), t)))
+        .collect();
+    let mut running: Vec<(usize, f64)> = Vec::new();
+    let slots = par.slots.max(1);
+    let mut now = 0.0f64;
+    loop {
+        while running.len() < slots {
+            match ready.peek() {
+                Some(Reverse((Time(r), _))) if *r <= now + 1e-12 => {
+                    let Some(Reverse((_, t))) = ready.pop() else { break };
+                    running.push((t, dur[t]));
+                }
+                _ => break,
+            }
+        }
+        if running.is_empty() {
+            match ready.peek() {
+                Some(Reverse((Time(r), _))) => {
+                    now = now.max(*r);
+                    continue;
+                }
+                None => return now,
+            }
+        }
+        let rate = par
+            .cores
+            .map_or(1.0, |c| (c / running.len() as f64).min(1.0));
+        let to_finish = running
+            .iter()
+            .map(|(_, w)| w / rate)
+            .fold(f64::INFINITY, f64::min);
+        let to_ready = match ready.peek() {
+            Some(Reverse((Time(r), _))) if running.len() < slots => (r - now).max(0.0),
+            _ => f64::INFINITY,
+        };
+        let dt = to_finish.min(to_ready);
+        now += dt;
+        for (_, w) in running.iter_mut() {
+            *w -= rate * dt;
+        }
+        let (done, still): (Vec<_>, Vec<_>) = running.into_iter().partition(|(_, w)| *w <= 1e-9);
+        running = still;
+        for (t, _) in done {
+            for &n in &succ[t] {
+                deg[n] -= 1;
+                if deg[n] == 0 {
+                    ready.push(Reverse((Time(now), n)));
+                }
+            }
+        }
+    }
+}
+
+/// Simulates `draws` steps of a plan.
 pub fn simulate(
     slices: &[SliceModel],
     shape: PlanShape,
-    parallel: usize,
+    par: Parallelism,
     pricing: &Pricing,
     draws: usize,
     seed: u64,
@@ -127,28 +204,7 @@ pub fn simulate(
             billed_ms_gb += billed(run) * gb;
             kind_samples[2].push(run);
         }
-        // Earliest-ready-first list scheduling on `parallel` slots.
-        let mut deg = indegree.clone();
-        let mut ready: BinaryHeap<Reverse<(Time, usize)>> = (0..total)
-            .filter(|&t| exists[t] && deg[t] == 0)
-            .map(|t| Reverse((Time(0.0), t)))
-            .collect();
-        let mut slots: BinaryHeap<Reverse<Time>> = (0..parallel.max(1)).map(|_| Reverse(Time(0.0))).collect();
-        let mut ready_at = vec![0.0f64; total];
-        let mut end = 0.0f64;
-        while let Some(Reverse((Time(r), t))) = ready.pop() {
-            let Reverse(Time(free)) = slots.pop().unwrap_or(Reverse(Time(0.0)));
-            let finish = r.max(free) + dur[t];
-            slots.push(Reverse(Time(finish)));
-            end = end.max(finish);
-            for &n in &succ[t] {
-                ready_at[n] = ready_at[n].max(finish);
-                deg[n] -= 1;
-                if deg[n] == 0 {
-                    ready.push(Reverse((Time(ready_at[n]), n)));
-                }
-            }
-        }
+        let end = run_shared(&dur, &succ, &indegree, &exists, par);
         makespans.push(end);
         gb_s += billed_ms_gb / 1e3;
         requests += invocations;
@@ -210,17 +266,18 @@ mod tests {
         };
         let p = Pricing::default();
         // One slice, M micro-batches, unlimited parallelism: all F run at once, then U.
-        let one = simulate(&[slice(10.0, 0.0, 5.0, true)], shape(4), 100, &p, 3, 0);
+        let free = |slots| Parallelism { slots, cores: None };
+        let one = simulate(&[slice(10.0, 0.0, 5.0, true)], shape(4), free(100), &p, 3, 0);
         let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         close(one.step_ms_p50, 15.0);
         // One slot: everything in sequence.
-        let serial = simulate(&[slice(10.0, 0.0, 5.0, true)], shape(4), 1, &p, 3, 0);
+        let serial = simulate(&[slice(10.0, 0.0, 5.0, true)], shape(4), free(1), &p, 3, 0);
         close(serial.step_ms_p50, 45.0);
         // Two slices, one micro-batch: F0, F1 (with backward), B0 and U1 in parallel, then U0.
         let two = simulate(
             &[slice(10.0, 20.0, 5.0, false), slice(30.0, 0.0, 7.0, true)],
             shape(1),
-            100,
+            free(100),
             &p,
             3,
             0,
@@ -229,5 +286,25 @@ mod tests {
         // GB-seconds: task times × 1 GB.
         assert!((two.gb_seconds - (10.0 + 20.0 + 5.0 + 30.0 + 7.0) / 1e3).abs() < 1e-9);
         assert!(two.cost_usd_per_step > 0.0);
+        // Four tasks of 10 ms on two shared cores: 20 ms for all, then the update.
+        let shared = simulate(
+            &[slice(10.0, 0.0, 5.0, true)],
+            shape(4),
+            Parallelism { slots: 4, cores: Some(2.0) },
+            &p,
+            3,
+            0,
+        );
+        close(shared.step_ms_p50, 25.0);
+        // Admitted two at a time on two cores: the same.
+        let slotted = simulate(
+            &[slice(10.0, 0.0, 5.0, true)],
+            shape(4),
+            Parallelism { slots: 2, cores: Some(2.0) },
+            &p,
+            3,
+            0,
+        );
+        close(slotted.step_ms_p50, 25.0);
     }
 }
