@@ -52,8 +52,10 @@ pub fn plan_for(cfg: &Config, profile: &Profile, steps_per_epoch: u64) -> Result
         quantile: p.quantile,
         budget_usd_per_step: p.budget_usd_per_step,
         memory_cap_mb: p.memory_cap_mb,
+        // `slices = N > 1` fixes the count; the default 1 ("train in process") and "auto" leave it to the planner
+        // (`cuts = []` asks for exactly one slice).
         slices: match p.slices {
-            Slices::Count(n) if p.cuts.is_none() => Some(n),
+            Slices::Count(n) if p.cuts.is_none() && n != 1 => Some(n),
             _ => None,
         },
         cuts: p.cuts.clone(),

@@ -113,18 +113,18 @@ pub(crate) struct Dp {
 }
 
 impl Dp {
-    /// Fills every segment's best memory for weight `lambda` on the stand-in objective.
+    /// Fills every segment's best memory on the stand-in objective `value(a, b, memory index)`.
     pub(crate) fn new(
         n: usize,
         grid: &[u32],
-        mut value: impl FnMut(usize, usize, u32) -> Option<f64>,
+        mut value: impl FnMut(usize, usize, usize) -> Option<f64>,
     ) -> Dp {
         let mut seg = vec![None; (n + 1) * (n + 1)];
         for a in 0..n {
             for b in a + 1..=n {
                 let mut best: Option<(f64, u32)> = None;
-                for &m in grid {
-                    if let Some(v) = value(a, b, m) {
+                for (gi, &m) in grid.iter().enumerate() {
+                    if let Some(v) = value(a, b, gi) {
                         if best.is_none_or(|(bv, _)| v < bv) {
                             best = Some((v, m));
                         }
@@ -232,7 +232,6 @@ pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<P
     }
     let m = req.shape.microbatches as f64;
     let gb_ms_price = pricing.usd_per_gb_s / 1e3 / 1024.0;
-    let fits = |a: usize, b: usize, mem: u32| model.peak_mb((a, b), req.shape) <= f64::from(mem);
     // Normalisers: the whole model on the largest memory.
     let (busy0, chain0) = model.estimate((0, n), cap, req.shape, true);
     let c0 = (busy0 * f64::from(cap) * gb_ms_price).max(1e-12);
@@ -248,15 +247,26 @@ pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<P
             reason: format!("{k} slices asked for a model of {n} units"),
         });
     }
+    // Every segment's cost and critical-path time at every memory size it fits, once; each λ then only weighs them.
+    let g = grid.len();
+    let mut table: Vec<Option<(f64, f64)>> = vec![None; (n + 1) * (n + 1) * g];
+    for a in 0..n {
+        for b in a + 1..=n {
+            let peak = model.peak_mb((a, b), req.shape);
+            for (gi, &mem) in grid.iter().enumerate() {
+                if peak > f64::from(mem) {
+                    continue;
+                }
+                let (busy, chain) = model.estimate((a, b), mem, req.shape, b == n);
+                let cost = busy * f64::from(mem) * gb_ms_price + (2.0 * m + 1.0) * pricing.usd_per_request;
+                table[(a * (n + 1) + b) * g + gi] = Some((cost / c0, chain / t0));
+            }
+        }
+    }
     let mut pool: Vec<Segmentation> = Vec::new();
     for &lambda in &LAMBDAS {
-        let dp = Dp::new(n, &grid, |a, b, mem| {
-            if !fits(a, b, mem) {
-                return None;
-            }
-            let (busy, chain) = model.estimate((a, b), mem, req.shape, b == n);
-            let cost = busy * f64::from(mem) * gb_ms_price + (2.0 * m + 1.0) * pricing.usd_per_request;
-            Some(cost / c0 + lambda * chain / t0)
+        let dp = Dp::new(n, &grid, |a, b, gi| {
+            table[(a * (n + 1) + b) * g + gi].map(|(cost, chain)| cost + lambda * chain)
         });
         match &req.cuts {
             Some(c) => {
@@ -492,7 +502,7 @@ mod tests {
                 // Faster with more memory, pricier per ms: a real trade-off.
                 Some(fixed + w * 256.0 / f64::from(m) + w * f64::from(m) / 512.0)
             };
-            let dp = Dp::new(n, &grid, value);
+            let dp = Dp::new(n, &grid, |a, b, gi| value(a, b, grid[gi]));
             let ks: Vec<usize> = (1..=n).collect();
             for (k, got) in dp.solve(&ks) {
                 let want = brute(n, k, &grid, &value);

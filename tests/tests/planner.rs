@@ -1,0 +1,119 @@
+//! The planner end to end: profile a real model here, plan it, and check what users rely on — every slice fits the
+//! memory cap, a model too big for one function is split, infeasible requests name the constraint and the margin,
+//! `slices = "auto"` trains with the planner's cuts, and the run reports predicted against measured latency.
+
+use coordinator::config::Config;
+use coordinator::fit::{fit, Quiet};
+use coordinator::planner::profile::{Profile, StoreProfile, TransferPoint, UnitProfile};
+use coordinator::planner::{plan_config, plan_for};
+use coordinator::run_dir::RunDir;
+use coordinator::RunError;
+use std::sync::atomic::AtomicBool;
+
+const MLP: &str = r#"
+model = { kind = "mlp", widths = [784, 256, 256, 256, 10] }
+data = { kind = "synthetic" }
+train = { steps = 4, batch_size = 32, microbatches = 4, optimizer = "adamw", lr = 0.001, seed = 3 }
+"#;
+
+fn cfg(extra: &str) -> Config {
+    toml::from_str(&format!("{MLP}\n{extra}")).expect("valid config")
+}
+
+#[test]
+fn a_cap_below_the_whole_model_forces_a_split_and_every_slice_fits() {
+    // The update of the whole model holds (M + 3 + 2·slots) × 1.2 MB of parameters plus the runtime: ~113 MB;
+    // one 256-wide unit needs far less. A 100 MB cap (with a 90 MB runtime) fits units but not the whole model.
+    let platform = "[platform]\nruntime_mb = 90\nmin_memory_mb = 96\nmemory_step_mb = 8\n";
+    let base = cfg(platform);
+    let (profile, whole) = plan_config(&base, None).expect("plans");
+    let peak_whole = whole.chosen.slices.iter().map(|s| s.predicted_peak_mb).fold(0.0, f64::max);
+    let cap = 100;
+    assert!(whole.chosen.slices.len() > 1 || peak_whole > f64::from(cap), "the test needs a model over the cap");
+    let capped = cfg(&format!("{platform}[plan]\nmemory_cap_mb = {cap}\n"));
+    let (_, outcome) = plan_config(&capped, Some(profile.clone())).expect("a split fits");
+    assert!(outcome.chosen.slices.len() > 1, "{cap} MB should force a split: {:?}", outcome.chosen.slices);
+    for s in outcome.chosen.slices.iter().chain(outcome.alternatives.iter().flat_map(|a| &a.slices)) {
+        assert!(s.memory_mb <= cap, "slice {:?} got {} MB over the cap {cap}", s.units, s.memory_mb);
+        assert!(s.predicted_peak_mb <= f64::from(s.memory_mb), "slice {:?} does not fit its memory", s.units);
+    }
+    let p = &outcome.chosen.predicted;
+    assert!(p.step_ms_p50 > 0.0 && p.step_ms_p50 <= p.step_ms_p95 && p.step_ms_p95 <= p.step_ms_p99);
+    // JSON carries the documented fields.
+    let json = serde_json::to_value(&outcome).unwrap();
+    for key in ["slices", "microbatches", "predicted", "cost_usd_per_step", "cost_usd_per_epoch", "store_peak_bytes", "alternatives"] {
+        assert!(!json[key].is_null(), "plan JSON lacks {key}");
+    }
+    assert!(json["slices"][0]["units"].is_array() && json["predicted"]["step_ms_p99"].is_number());
+    // A fixed slice count is respected; the planner still picks cuts and memory.
+    let three = cfg(&format!("{platform}[plan]\nslices = 3\n"));
+    let (_, o3) = plan_config(&three, Some(profile)).unwrap();
+    assert_eq!(o3.chosen.slices.len(), 3);
+}
+
+#[test]
+fn infeasible_requests_name_the_constraint_and_the_margin() {
+    let base = cfg("");
+    let (profile, _) = plan_config(&base, None).unwrap();
+    let tiny = cfg("[plan]\nmemory_cap_mb = 128\n[platform]\nruntime_mb = 120\n");
+    let err = plan_config(&tiny, Some(profile.clone())).unwrap_err().to_string();
+    assert!(err.contains("plan.memory_cap_mb") && err.contains("MB over"), "{err}");
+    let slo = cfg("[plan]\nslo_ms = 0.001\n");
+    let err = plan_config(&slo, Some(profile.clone())).unwrap_err().to_string();
+    assert!(err.contains("plan.slo_ms") && err.contains("ms over"), "{err}");
+    let budget = cfg("[plan]\nobjective = \"latency\"\nbudget_usd_per_step = 1e-15\n");
+    let err = plan_config(&budget, Some(profile.clone())).unwrap_err().to_string();
+    assert!(err.contains("plan.budget_usd_per_step") && err.contains("over the budget"), "{err}");
+    let too_many = cfg("[plan]\nslices = 9\n");
+    let err = plan_config(&too_many, Some(profile.clone())).unwrap_err().to_string();
+    assert!(err.contains("plan.slices"), "{err}");
+    // A profile of another model is refused.
+    let other = Config { model: models::ModelSpec::Lenet5, ..base.clone() };
+    assert!(matches!(plan_for(&other, &profile, 1), Err(RunError::Mismatch(_))));
+}
+
+#[test]
+fn auto_slices_train_with_the_planners_cuts_and_report_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let auto = cfg("[plan]\nslices = \"auto\"\nmemory_cap_mb = 160\n[platform]\nruntime_mb = 60\n");
+    let summary = fit(&auto, &RunDir::new(dir.path().join("auto")), &mut Quiet, &AtomicBool::new(false))
+        .expect("trains");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("auto/plan.json")).unwrap()).unwrap();
+    let chosen = plan["planner"]["slices"].as_array().expect("plan.json keeps the planner's choice");
+    assert_eq!(plan["slices"].as_array().unwrap().len(), chosen.len(), "the run used the planned cuts");
+    let c = summary.calibration.expect("split runs report calibration");
+    assert!(c.predicted.step_ms_p50 > 0.0 && c.measured.step_ms_p50 > 0.0);
+    assert!(c.relative_error.step_ms_p50.is_finite());
+}
+
+/// A profile of `n` identical units, for planning at scale without measuring.
+fn synthetic_profile(n: usize) -> Profile {
+    let unit = |i: usize| UnitProfile {
+        name: format!("u{i}"),
+        forward_ms: vec![1.0, 1.1, 0.9],
+        backward_ms: vec![2.0, 2.2, 1.8],
+        update_ms: vec![0.3, 0.3, 0.4],
+        accumulate_ms: vec![0.1, 0.1, 0.1],
+        param_bytes: 4_000_000,
+        output_bytes: 65_536,
+        cache_bytes: 131_072,
+    };
+    let point = |b: u64| TransferPoint { bytes: b, put_ms: vec![0.1 + b as f64 / 1e6], get_ms: vec![0.1 + b as f64 / 1e6] };
+    Profile {
+        microbatch: 16,
+        threads: 1,
+        optimizer_slots: 1,
+        units: (0..n).map(unit).collect(),
+        store: StoreProfile { store: "memory".into(), points: vec![point(1 << 10), point(4 << 20)] },
+        codec: vec![point(1 << 10), point(4 << 20)],
+        task_overhead_ms: vec![0.2, 0.25, 0.3],
+    }
+}
+
+#[test]
+fn a_profile_round_trips_through_json() {
+    let p = synthetic_profile(3);
+    let back: Profile = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    assert_eq!(back, p);
+}
