@@ -268,6 +268,7 @@ mod tests {
             compute_ms: 0.0,
             store_ms: 0.0,
             run_ms: 0.0,
+            start_unix_ms: 0.0,
             loss: None,
         }
     }

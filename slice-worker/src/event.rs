@@ -48,6 +48,9 @@ pub struct TaskEvent {
     pub compute_ms: f64,
     pub store_ms: f64,
     pub run_ms: f64,
+    /// When the handler started, milliseconds since the Unix epoch (for timelines).
+    #[serde(default)]
+    pub start_unix_ms: f64,
     /// The micro-batch loss (last slice), exact bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
@@ -130,6 +133,7 @@ mod tests {
             compute_ms: 2.0,
             store_ms: 0.25,
             run_ms: 3.25,
+            start_unix_ms: 1.8e12,
             loss: Some(0.1 + 0.2),
         };
         let fields: Vec<(String, String)> = e

@@ -138,36 +138,52 @@ fn profile_units(cfg: &Config, model: &Model, reps: usize) -> Result<Vec<UnitPro
     let samples = mb.inputs.shape()[0] as u64;
     let mut x = mb.inputs.clone();
     let mut units = Vec::with_capacity(costs.len());
+    // Under load, as in a run: one copy of the measurement per core, all at once (every task computes beside
+    // others on this machine; alone, a unit runs faster than it ever will in a run).
+    let copies = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (u, cost) in costs.iter().enumerate() {
         let r = u..u + 1;
         let p = &params[r.clone()];
-        let mut forward_ms = Vec::with_capacity(reps);
-        let mut backward_ms = Vec::with_capacity(reps);
-        let mut update_ms = Vec::with_capacity(reps);
-        let mut accumulate_ms = Vec::with_capacity(reps);
-        // One untimed round first: allocator and caches warm, as in a warm container.
-        for rep in 0..=reps {
-            let (out, f_ms) = time_ms(|| model.forward(r.clone(), p, x.clone()));
-            let (y, caches) = out?;
-            let dy = y.mapv(|_| 1e-3f32);
-            let (out, b_ms) = time_ms(|| model.backward(r.clone(), p, &caches, dy));
-            let (_, grads) = out?;
-            let mut acc = Some(grads.clone());
-            let (_, a_ms) = time_ms(|| models::train::add_in_order(&mut acc, grads.clone()));
-            let mut fresh = p.to_vec();
-            let mut state: Vec<_> = fresh.iter().map(|q| opt.init_state(q)).collect();
-            let (_, u_ms) = time_ms(|| {
-                for ((q, g), s) in fresh.iter_mut().zip(&grads).zip(state.iter_mut()) {
-                    opt.step(t.lr, 1, q, g, s);
+        let measure = || -> Result<[Vec<f64>; 4], RunError> {
+            let mut out: [Vec<f64>; 4] = Default::default();
+            // One untimed round first: allocator and caches warm, as in a warm container.
+            for rep in 0..=reps {
+                let (res, f_ms) = time_ms(|| model.forward(r.clone(), p, x.clone()));
+                let (y, caches) = res?;
+                let dy = y.mapv(|_| 1e-3f32);
+                let (res, b_ms) = time_ms(|| model.backward(r.clone(), p, &caches, dy));
+                let (_, grads) = res?;
+                let mut acc = Some(grads.clone());
+                let (_, a_ms) = time_ms(|| models::train::add_in_order(&mut acc, grads.clone()));
+                let mut fresh = p.to_vec();
+                let mut state: Vec<_> = fresh.iter().map(|q| opt.init_state(q)).collect();
+                let (_, u_ms) = time_ms(|| {
+                    for ((q, g), s) in fresh.iter_mut().zip(&grads).zip(state.iter_mut()) {
+                        opt.step(t.lr, 1, q, g, s);
+                    }
+                });
+                if rep > 0 {
+                    for (v, ms) in out.iter_mut().zip([f_ms, b_ms, u_ms, a_ms]) {
+                        v.push(ms);
+                    }
                 }
-            });
-            if rep > 0 {
-                forward_ms.push(f_ms);
-                backward_ms.push(b_ms);
-                update_ms.push(u_ms);
-                accumulate_ms.push(a_ms);
+            }
+            Ok(out)
+        };
+        let runs: Vec<Result<[Vec<f64>; 4], RunError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..copies).map(|_| scope.spawn(measure)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut all: [Vec<f64>; 4] = Default::default();
+        for run in runs {
+            for (a, v) in all.iter_mut().zip(run?) {
+                a.extend(v);
             }
         }
+        let [forward_ms, backward_ms, update_ms, accumulate_ms] = all;
         units.push(UnitProfile {
             name: cost.name.clone(),
             forward_ms,

@@ -142,6 +142,7 @@ impl LocalInvoker {
                 compute_ms: 0.0,
                 store_ms: 0.0,
                 run_ms: 0.0,
+                start_unix_ms: 0.0,
                 loss: None,
             };
             if fault == Fault::CrashBefore {
@@ -151,6 +152,9 @@ impl LocalInvoker {
                 return;
             }
             let started = Instant::now();
+            event.start_unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3);
             let result = container.worker.execute(&p).await;
             let run = started.elapsed();
             event.run_ms = ms(run);
