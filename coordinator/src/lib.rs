@@ -2,8 +2,8 @@
 //!
 //! Owns the run configuration ([`config::Config`], the TOML users write), the single-process reference run
 //! ([`fit::fit`]) with its run folder ([`run_dir::RunDir`]) and evaluation, and the driver of split runs
-//! ([`split`], following the event stream with [`tracker::Tracker`]); as later issues land, profiling, the
-//! probability model of task latency and cost and the planner.
+//! ([`split`], following the event stream with [`tracker::Tracker`]), and the [`planner`] (profile, platform model,
+//! latency model, Monte Carlo, search) with the [`calibration`] every split run reports.
 //!
 //! Must not know about: the command line (flags, progress bars, exit codes belong to `trainer`).
 //!
