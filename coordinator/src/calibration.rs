@@ -31,7 +31,11 @@ pub struct Calibration {
 }
 
 /// The prediction for the run `cfg` describes, with cuts `cuts`, from `profile`, on the local platform.
-pub fn predict(cfg: &Config, profile: &Profile, cuts: &[usize]) -> Result<StepPrediction, RunError> {
+pub fn predict(
+    cfg: &Config,
+    profile: &Profile,
+    cuts: &[usize],
+) -> Result<StepPrediction, RunError> {
     let mut local = cfg.clone();
     local.platform.kind = PlatformKind::Local;
     local.plan.cuts = Some(cuts.to_vec());

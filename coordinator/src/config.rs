@@ -2,9 +2,9 @@
 //!
 //! Every table rejects unknown keys (`deny_unknown_fields`), so a typo is an error that names the key.
 
-use data::DataConfig;
 use crate::planner::platform::{Platform, Pricing};
 use crate::planner::search::Objective;
+use data::DataConfig;
 use models::{ModelSpec, OptimizerSpec, Schedule};
 use serde::{Deserialize, Serialize};
 
@@ -200,7 +200,9 @@ impl<'de> Deserialize<'de> for Slices {
                 if v == "auto" {
                     Ok(Slices::Auto)
                 } else {
-                    Err(E::custom(format!("{v:?}: expected a number of slices or \"auto\"")))
+                    Err(E::custom(format!(
+                        "{v:?}: expected a number of slices or \"auto\""
+                    )))
                 }
             }
         }
@@ -464,14 +466,23 @@ impl Config {
         }
         let pl = &self.plan;
         if !(pl.quantile > 0.0 && pl.quantile < 1.0) {
-            return Err(bad("plan.quantile", format!("must be in (0, 1), got {}", pl.quantile)));
+            return Err(bad(
+                "plan.quantile",
+                format!("must be in (0, 1), got {}", pl.quantile),
+            ));
         }
-        for (key, v) in [("plan.slo_ms", pl.slo_ms), ("plan.budget_usd_per_step", pl.budget_usd_per_step)] {
+        for (key, v) in [
+            ("plan.slo_ms", pl.slo_ms),
+            ("plan.budget_usd_per_step", pl.budget_usd_per_step),
+        ] {
             if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
                 return Err(bad(key, format!("must be positive, got {v}")));
             }
         }
-        if pl.memory_cap_mb.is_some_and(|c| c < self.platform.min_memory_mb) {
+        if pl
+            .memory_cap_mb
+            .is_some_and(|c| c < self.platform.min_memory_mb)
+        {
             return Err(bad(
                 "plan.memory_cap_mb",
                 format!(

@@ -170,7 +170,11 @@ pub fn fit_split(
     // a micro-batch's small products over threads that other tasks need is slower (measured on the 8-unit MLP:
     // step p50 59–68 ms with 2 threads per task, 49–59 ms with 1). Results do not depend on it.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_task = if cfg.runtime.threads == 0 { 1 } else { cfg.runtime.threads };
+    let per_task = if cfg.runtime.threads == 0 {
+        1
+    } else {
+        cfg.runtime.threads
+    };
     let previous = models::matmul::threads();
     models::matmul::set_threads(per_task);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -202,8 +206,11 @@ async fn drive(
         (None, Slices::Auto) => {
             // The planner picks the cuts from a quick profile of this machine and store.
             let profile = crate::planner::profile::profile_async(cfg, 3).await?;
-            let outcome =
-                crate::planner::plan_for(cfg, &profile, ds.train_len() as u64 / cfg.train.batch_size as u64)?;
+            let outcome = crate::planner::plan_for(
+                cfg,
+                &profile,
+                ds.train_len() as u64 / cfg.train.batch_size as u64,
+            )?;
             let cuts = outcome.chosen.cuts();
             planned = Some(outcome);
             profile_used = Some(profile);
@@ -270,7 +277,8 @@ async fn drive(
     };
     out.create(cfg)?;
     // plan.json: the run plan the tasks read and, for `slices = "auto"`, the planner's choice and alternatives.
-    let mut plan_json = serde_json::to_value(&plan).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
+    let mut plan_json =
+        serde_json::to_value(&plan).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
     if let (Some(o), Some(map)) = (planned, plan_json.as_object_mut()) {
         map.insert(
             "planner".into(),

@@ -44,7 +44,10 @@ fn profile(n: usize) -> Profile {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let json_path = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1));
+    let json_path = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1));
     let n = 100;
     let prof = profile(n);
     let platform = Platform::default();

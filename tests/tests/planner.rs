@@ -27,21 +27,57 @@ fn a_cap_below_the_whole_model_forces_a_split_and_every_slice_fits() {
     let platform = "[platform]\nruntime_mb = 90\nmin_memory_mb = 96\nmemory_step_mb = 8\n";
     let base = cfg(platform);
     let (profile, whole) = plan_config(&base, None).expect("plans");
-    let peak_whole = whole.chosen.slices.iter().map(|s| s.predicted_peak_mb).fold(0.0, f64::max);
+    let peak_whole = whole
+        .chosen
+        .slices
+        .iter()
+        .map(|s| s.predicted_peak_mb)
+        .fold(0.0, f64::max);
     let cap = 100;
-    assert!(whole.chosen.slices.len() > 1 || peak_whole > f64::from(cap), "the test needs a model over the cap");
+    assert!(
+        whole.chosen.slices.len() > 1 || peak_whole > f64::from(cap),
+        "the test needs a model over the cap"
+    );
     let capped = cfg(&format!("{platform}[plan]\nmemory_cap_mb = {cap}\n"));
     let (_, outcome) = plan_config(&capped, Some(profile.clone())).expect("a split fits");
-    assert!(outcome.chosen.slices.len() > 1, "{cap} MB should force a split: {:?}", outcome.chosen.slices);
-    for s in outcome.chosen.slices.iter().chain(outcome.alternatives.iter().flat_map(|a| &a.slices)) {
-        assert!(s.memory_mb <= cap, "slice {:?} got {} MB over the cap {cap}", s.units, s.memory_mb);
-        assert!(s.predicted_peak_mb <= f64::from(s.memory_mb), "slice {:?} does not fit its memory", s.units);
+    assert!(
+        outcome.chosen.slices.len() > 1,
+        "{cap} MB should force a split: {:?}",
+        outcome.chosen.slices
+    );
+    for s in outcome
+        .chosen
+        .slices
+        .iter()
+        .chain(outcome.alternatives.iter().flat_map(|a| &a.slices))
+    {
+        assert!(
+            s.memory_mb <= cap,
+            "slice {:?} got {} MB over the cap {cap}",
+            s.units,
+            s.memory_mb
+        );
+        assert!(
+            s.predicted_peak_mb <= f64::from(s.memory_mb),
+            "slice {:?} does not fit its memory",
+            s.units
+        );
     }
     let p = &outcome.chosen.predicted;
-    assert!(p.step_ms_p50 > 0.0 && p.step_ms_p50 <= p.step_ms_p95 && p.step_ms_p95 <= p.step_ms_p99);
+    assert!(
+        p.step_ms_p50 > 0.0 && p.step_ms_p50 <= p.step_ms_p95 && p.step_ms_p95 <= p.step_ms_p99
+    );
     // JSON carries the documented fields.
     let json = serde_json::to_value(&outcome).unwrap();
-    for key in ["slices", "microbatches", "predicted", "cost_usd_per_step", "cost_usd_per_epoch", "store_peak_bytes", "alternatives"] {
+    for key in [
+        "slices",
+        "microbatches",
+        "predicted",
+        "cost_usd_per_step",
+        "cost_usd_per_epoch",
+        "store_peak_bytes",
+        "alternatives",
+    ] {
         assert!(!json[key].is_null(), "plan JSON lacks {key}");
     }
     assert!(json["slices"][0]["units"].is_array() && json["predicted"]["step_ms_p99"].is_number());
@@ -56,32 +92,66 @@ fn infeasible_requests_name_the_constraint_and_the_margin() {
     let base = cfg("");
     let (profile, _) = plan_config(&base, None).unwrap();
     let tiny = cfg("[plan]\nmemory_cap_mb = 128\n[platform]\nruntime_mb = 120\n");
-    let err = plan_config(&tiny, Some(profile.clone())).unwrap_err().to_string();
-    assert!(err.contains("plan.memory_cap_mb") && err.contains("MB over"), "{err}");
+    let err = plan_config(&tiny, Some(profile.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("plan.memory_cap_mb") && err.contains("MB over"),
+        "{err}"
+    );
     let slo = cfg("[plan]\nslo_ms = 0.001\n");
-    let err = plan_config(&slo, Some(profile.clone())).unwrap_err().to_string();
-    assert!(err.contains("plan.slo_ms") && err.contains("ms over"), "{err}");
+    let err = plan_config(&slo, Some(profile.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("plan.slo_ms") && err.contains("ms over"),
+        "{err}"
+    );
     let budget = cfg("[plan]\nobjective = \"latency\"\nbudget_usd_per_step = 1e-15\n");
-    let err = plan_config(&budget, Some(profile.clone())).unwrap_err().to_string();
-    assert!(err.contains("plan.budget_usd_per_step") && err.contains("over the budget"), "{err}");
+    let err = plan_config(&budget, Some(profile.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("plan.budget_usd_per_step") && err.contains("over the budget"),
+        "{err}"
+    );
     let too_many = cfg("[plan]\nslices = 9\n");
-    let err = plan_config(&too_many, Some(profile.clone())).unwrap_err().to_string();
+    let err = plan_config(&too_many, Some(profile.clone()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("plan.slices"), "{err}");
     // A profile of another model is refused.
-    let other = Config { model: models::ModelSpec::Lenet5, ..base.clone() };
-    assert!(matches!(plan_for(&other, &profile, 1), Err(RunError::Mismatch(_))));
+    let other = Config {
+        model: models::ModelSpec::Lenet5,
+        ..base.clone()
+    };
+    assert!(matches!(
+        plan_for(&other, &profile, 1),
+        Err(RunError::Mismatch(_))
+    ));
 }
 
 #[test]
 fn auto_slices_train_with_the_planners_cuts_and_report_calibration() {
     let dir = tempfile::tempdir().unwrap();
     let auto = cfg("[plan]\nslices = \"auto\"\nmemory_cap_mb = 160\n[platform]\nruntime_mb = 60\n");
-    let summary = fit(&auto, &RunDir::new(dir.path().join("auto")), &mut Quiet, &AtomicBool::new(false))
-        .expect("trains");
+    let summary = fit(
+        &auto,
+        &RunDir::new(dir.path().join("auto")),
+        &mut Quiet,
+        &AtomicBool::new(false),
+    )
+    .expect("trains");
     let plan: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("auto/plan.json")).unwrap()).unwrap();
-    let chosen = plan["planner"]["slices"].as_array().expect("plan.json keeps the planner's choice");
-    assert_eq!(plan["slices"].as_array().unwrap().len(), chosen.len(), "the run used the planned cuts");
+    let chosen = plan["planner"]["slices"]
+        .as_array()
+        .expect("plan.json keeps the planner's choice");
+    assert_eq!(
+        plan["slices"].as_array().unwrap().len(),
+        chosen.len(),
+        "the run used the planned cuts"
+    );
     let c = summary.calibration.expect("split runs report calibration");
     assert!(c.predicted.step_ms_p50 > 0.0 && c.measured.step_ms_p50 > 0.0);
     assert!(c.relative_error.step_ms_p50.is_finite());
@@ -99,13 +169,20 @@ fn synthetic_profile(n: usize) -> Profile {
         output_bytes: 65_536,
         cache_bytes: 131_072,
     };
-    let point = |b: u64| TransferPoint { bytes: b, put_ms: vec![0.1 + b as f64 / 1e6], get_ms: vec![0.1 + b as f64 / 1e6] };
+    let point = |b: u64| TransferPoint {
+        bytes: b,
+        put_ms: vec![0.1 + b as f64 / 1e6],
+        get_ms: vec![0.1 + b as f64 / 1e6],
+    };
     Profile {
         microbatch: 16,
         threads: 1,
         optimizer_slots: 1,
         units: (0..n).map(unit).collect(),
-        store: StoreProfile { store: "memory".into(), points: vec![point(1 << 10), point(4 << 20)] },
+        store: StoreProfile {
+            store: "memory".into(),
+            points: vec![point(1 << 10), point(4 << 20)],
+        },
         codec: vec![point(1 << 10), point(4 << 20)],
         task_overhead_ms: vec![0.2, 0.25, 0.3],
     }

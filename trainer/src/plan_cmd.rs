@@ -9,7 +9,10 @@ use std::path::Path;
 pub fn run_profile(config: &Path, sets: &[String], out: &Path, reps: usize) -> Result<()> {
     let cfg = crate::load::load_config(config, sets)?;
     crate::set_threads(cfg.runtime.threads)?;
-    eprintln!("profiling {} ({reps} samples of each unit and value size)…", config.display());
+    eprintln!(
+        "profiling {} ({reps} samples of each unit and value size)…",
+        config.display()
+    );
     let p = profile::profile(&cfg, reps)?;
     let text = serde_json::to_string_pretty(&p)?;
     models::checkpoint::write_atomic(out, format!("{text}\n").as_bytes())
@@ -73,7 +76,10 @@ fn print_human(o: &PlanOutcome) {
         c.predicted.requests,
         c.store_peak_bytes / 1e6
     );
-    println!("alternatives ({} candidates, {} simulated):", o.candidates, o.reranked);
+    println!(
+        "alternatives ({} candidates, {} simulated):",
+        o.candidates, o.reranked
+    );
     for a in &o.alternatives {
         println!("  {}", describe(a));
         if let Some(why) = &a.lost_because {
@@ -83,7 +89,12 @@ fn print_human(o: &PlanOutcome) {
 }
 
 /// Plans the config and prints the choice (or its JSON).
-pub fn run_plan(config: &Path, sets: &[String], profile_path: Option<&Path>, json: bool) -> Result<()> {
+pub fn run_plan(
+    config: &Path,
+    sets: &[String],
+    profile_path: Option<&Path>,
+    json: bool,
+) -> Result<()> {
     let cfg = crate::load::load_config(config, sets)?;
     crate::set_threads(cfg.runtime.threads)?;
     let prof = profile_path.map(read_profile).transpose()?;

@@ -22,7 +22,11 @@ pub struct LogNormal {
 impl LogNormal {
     /// Fitted to positive samples (maximum likelihood on the logs); a constant if there is no spread.
     pub fn fit(samples: &[f64]) -> LogNormal {
-        let logs: Vec<f64> = samples.iter().filter(|&&x| x > 0.0).map(|x| x.ln()).collect();
+        let logs: Vec<f64> = samples
+            .iter()
+            .filter(|&&x| x > 0.0)
+            .map(|x| x.ln())
+            .collect();
         if logs.is_empty() {
             return LogNormal::constant(0.0);
         }
@@ -138,7 +142,8 @@ impl Prefix {
         let (mut median, mut weighted_sigma) = (vec![0.0], vec![0.0]);
         for f in fits {
             median.push(median.last().copied().unwrap_or(0.0) + f.median());
-            weighted_sigma.push(weighted_sigma.last().copied().unwrap_or(0.0) + f.median() * f.sigma);
+            weighted_sigma
+                .push(weighted_sigma.last().copied().unwrap_or(0.0) + f.median() * f.sigma);
         }
         Prefix {
             median,
@@ -222,7 +227,11 @@ impl<'a> TaskModel<'a> {
         SliceSizes {
             params: self.params[b] - self.params[a],
             cache: self.cache[b] - self.cache[a],
-            input: if a == 0 { 0.0 } else { u[a - 1].output_bytes as f64 },
+            input: if a == 0 {
+                0.0
+            } else {
+                u[a - 1].output_bytes as f64
+            },
             output: u[b - 1].output_bytes as f64,
         }
     }
@@ -238,7 +247,10 @@ impl<'a> TaskModel<'a> {
         } else {
             (&self.get, &self.decode)
         };
-        let codec_ms = codec.ms(bytes) * self.platform.compute_slowdown(memory_mb, self.profile.threads);
+        let codec_ms = codec.ms(bytes)
+            * self
+                .platform
+                .compute_slowdown(memory_mb, self.profile.threads);
         let store = fit.ms(bytes) + codec_ms;
         match self.platform.bandwidth_bytes_per_ms(memory_mb) {
             Some(bw) => store.max(fit.fixed_ms + bytes / bw + codec_ms),
@@ -259,7 +271,13 @@ impl<'a> TaskModel<'a> {
     }
 
     /// The transfer parts (ms) of the forward, backward and update tasks, and the weight fetch.
-    fn transfers(&self, units: (usize, usize), memory_mb: u32, shape: PlanShape, last: bool) -> [f64; 4] {
+    fn transfers(
+        &self,
+        units: (usize, usize),
+        memory_mb: u32,
+        shape: PlanShape,
+        last: bool,
+    ) -> [f64; 4] {
         let z = self.sizes(units);
         let get = |b: f64| self.transfer_ms(false, b, memory_mb);
         let put = |b: f64| self.transfer_ms(true, b, memory_mb);
@@ -273,7 +291,8 @@ impl<'a> TaskModel<'a> {
         let backward = if last {
             0.0
         } else {
-            get(z.output + if shape.recompute { z.input } else { z.cache }) + put(z.params + z.input)
+            get(z.output + if shape.recompute { z.input } else { z.cache })
+                + put(z.params + z.input)
         };
         let update = get(m * z.params + slots * z.params) + put((1.0 + slots) * z.params);
         [forward, backward, update, get(z.params)]
@@ -281,8 +300,16 @@ impl<'a> TaskModel<'a> {
 
     /// Median busy time of a slice per step and its share of the step's critical path (ms), for the planner's
     /// stand-in objective.
-    pub fn estimate(&self, units: (usize, usize), memory_mb: u32, shape: PlanShape, last: bool) -> (f64, f64) {
-        let slow = self.platform.compute_slowdown(memory_mb, self.profile.threads);
+    pub fn estimate(
+        &self,
+        units: (usize, usize),
+        memory_mb: u32,
+        shape: PlanShape,
+        last: bool,
+    ) -> (f64, f64) {
+        let slow = self
+            .platform
+            .compute_slowdown(memory_mb, self.profile.threads);
         let (a, b) = units;
         let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last);
         let o = self.overhead.median() + self.platform_invoke_ms();
@@ -292,7 +319,11 @@ impl<'a> TaskModel<'a> {
             + shape.microbatches as f64 * self.accumulate.range(a, b).median())
             * slow;
         let f = o + tf + fwd + if last { bwd } else { 0.0 };
-        let bk = if last { 0.0 } else { o + tb + bwd + if shape.recompute { fwd } else { 0.0 } };
+        let bk = if last {
+            0.0
+        } else {
+            o + tb + bwd + if shape.recompute { fwd } else { 0.0 }
+        };
         let u = o + tu + upd;
         let m = shape.microbatches as f64;
         (m * (f + bk) + u + tw, f + bk + u + tw)
@@ -309,14 +340,24 @@ impl<'a> TaskModel<'a> {
     }
 
     /// Task models of slice `units` on a function of `memory_mb`.
-    pub fn slice(&self, units: (usize, usize), memory_mb: u32, shape: PlanShape, last: bool) -> SliceModel {
-        let slow = self.platform.compute_slowdown(memory_mb, self.profile.threads);
+    pub fn slice(
+        &self,
+        units: (usize, usize),
+        memory_mb: u32,
+        shape: PlanShape,
+        last: bool,
+    ) -> SliceModel {
+        let slow = self
+            .platform
+            .compute_slowdown(memory_mb, self.profile.threads);
         let (a, b) = units;
         let fwd = self.forward.range(a, b).scaled(slow);
         let bwd = self.backward.range(a, b).scaled(slow);
         let upd = sum_of(&[
             self.update.range(a, b),
-            self.accumulate.range(a, b).scaled(shape.microbatches as f64),
+            self.accumulate
+                .range(a, b)
+                .scaled(shape.microbatches as f64),
         ])
         .scaled(slow);
         let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last);
@@ -347,7 +388,8 @@ impl<'a> TaskModel<'a> {
         let slots = self.profile.optimizer_slots as f64;
         let m = shape.microbatches as f64;
         let stored_cache = if shape.recompute { 0.0 } else { z.cache };
-        let store_bytes = 2.0 * (1.0 + slots) * z.params + m * (z.params + z.output + z.input + stored_cache);
+        let store_bytes =
+            2.0 * (1.0 + slots) * z.params + m * (z.params + z.output + z.input + stored_cache);
         SliceModel {
             units,
             memory_mb,

@@ -25,7 +25,11 @@ const RERANK: usize = 10;
 
 /// Plans `cfg` from `profile`: the request comes from `[plan]`, `[train]`, `[runtime]`, `[platform]` and
 /// `[pricing]`. An infeasible request is a config error naming the key and the margin.
-pub fn plan_for(cfg: &Config, profile: &Profile, steps_per_epoch: u64) -> Result<PlanOutcome, RunError> {
+pub fn plan_for(
+    cfg: &Config,
+    profile: &Profile,
+    steps_per_epoch: u64,
+) -> Result<PlanOutcome, RunError> {
     if profile.units.len() != cfg.model.build()?.units().len() {
         return Err(RunError::Mismatch(format!(
             "the profile has {} units, the model {}: profile this config again",
@@ -81,7 +85,10 @@ pub fn plan_for(cfg: &Config, profile: &Profile, steps_per_epoch: u64) -> Result
 
 /// Plans `cfg` with `profile`, or with a fresh quick profile of this machine (3 samples of everything) when there
 /// is none; returns the profile used and the plan.
-pub fn plan_config(cfg: &Config, profile: Option<Profile>) -> Result<(Profile, PlanOutcome), RunError> {
+pub fn plan_config(
+    cfg: &Config,
+    profile: Option<Profile>,
+) -> Result<(Profile, PlanOutcome), RunError> {
     cfg.validate()?;
     let (_, _, sampler, _) = crate::fit::open_training(cfg)?;
     let profile = match profile {
@@ -96,6 +103,9 @@ pub fn plan_config(cfg: &Config, profile: Option<Profile>) -> Result<(Profile, P
 pub fn read_profile(path: &std::path::Path) -> Result<Profile, RunError> {
     let text = std::fs::read(path).map_err(crate::error::io(path))?;
     serde_json::from_slice(&text).map_err(|e| {
-        RunError::Mismatch(format!("{}: not a profile written by `trainer profile`: {e}", path.display()))
+        RunError::Mismatch(format!(
+            "{}: not a profile written by `trainer profile`: {e}",
+            path.display()
+        ))
     })
 }

@@ -187,8 +187,18 @@ mod tests {
     fn lambda_shares_follow_memory() {
         let p = Platform::default();
         assert!((p.vcpus(1769) - 1.0).abs() < 1e-9);
-        assert!((p.vcpus(10_240) - 10_240.0 / 1769.0).abs() < 1e-9, "linear in memory up to the cap");
-        assert_eq!(Platform { mb_per_vcpu: 1000.0, ..Platform::default() }.vcpus(10_240), 6.0);
+        assert!(
+            (p.vcpus(10_240) - 10_240.0 / 1769.0).abs() < 1e-9,
+            "linear in memory up to the cap"
+        );
+        assert_eq!(
+            Platform {
+                mb_per_vcpu: 1000.0,
+                ..Platform::default()
+            }
+            .vcpus(10_240),
+            6.0
+        );
         // Half a vCPU computes twice as slow as a one-thread profile; more vCPUs never beat the profile.
         assert!((p.compute_slowdown(884, 1) - 2.0012).abs() < 1e-3);
         assert_eq!(p.compute_slowdown(10_240, 1), 1.0);

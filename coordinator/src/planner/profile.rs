@@ -92,7 +92,12 @@ impl StoreProfile {
         let pts: Vec<(f64, f64)> = self
             .points
             .iter()
-            .map(|p| (p.bytes as f64, median(if put { &p.put_ms } else { &p.get_ms })))
+            .map(|p| {
+                (
+                    p.bytes as f64,
+                    median(if put { &p.put_ms } else { &p.get_ms }),
+                )
+            })
             .collect();
         let n = pts.len() as f64;
         if pts.len() < 2 {
@@ -228,7 +233,10 @@ fn profile_codec(reps: usize) -> Result<Vec<TransferPoint>, RunError> {
 }
 
 /// Times `put` and `get` of values of several sizes, and the per-task scheduling round trips.
-async fn profile_store(store: &dyn Store, reps: usize) -> Result<(StoreProfile, Vec<f64>), RunError> {
+async fn profile_store(
+    store: &dyn Store,
+    reps: usize,
+) -> Result<(StoreProfile, Vec<f64>), RunError> {
     let keys = Keys::new(&format!("profile-{}", std::process::id()))
         .unwrap_or_else(|| unreachable!("digits and a dash"));
     let ttl = Duration::from_secs(300);
@@ -261,7 +269,10 @@ async fn profile_store(store: &dyn Store, reps: usize) -> Result<(StoreProfile, 
             get_ms,
         });
     }
-    let event = [("e", "{\"task\":\"F(1,0,0)\",\"status\":\"ran\"}".to_string())];
+    let event = [(
+        "e",
+        "{\"task\":\"F(1,0,0)\",\"status\":\"ran\"}".to_string(),
+    )];
     let mut overhead = Vec::new();
     for i in 0..(reps * 10).max(20) {
         let t0 = Instant::now();
@@ -343,7 +354,10 @@ mod tests {
         let put = s.fit(true);
         assert!((put.fixed_ms - 0.1).abs() < 1e-6 && (put.bytes_per_ms - 2e6).abs() < 1.0);
         let get = s.fit(false);
-        assert!((get.fixed_ms - 0.2).abs() < 1e-6, "the median ignores the outlier");
+        assert!(
+            (get.fixed_ms - 0.2).abs() < 1e-6,
+            "the median ignores the outlier"
+        );
         assert!((get.ms(1e6) - 1.2).abs() < 1e-6);
     }
 }

@@ -208,7 +208,11 @@ impl Dp {
 const LAMBDAS: [f64; 8] = [0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0];
 
 /// Plans a run.
-pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<PlanOutcome, Infeasible> {
+pub fn plan(
+    model: &TaskModel<'_>,
+    pricing: &Pricing,
+    req: &Request,
+) -> Result<PlanOutcome, Infeasible> {
     let n = model.units();
     let grid = model.platform.memory_grid(req.memory_cap_mb);
     let cap = *grid.last().unwrap_or(&model.platform.min_memory_mb);
@@ -258,7 +262,8 @@ pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<P
                     continue;
                 }
                 let (busy, chain) = model.estimate((a, b), mem, req.shape, b == n);
-                let cost = busy * f64::from(mem) * gb_ms_price + (2.0 * m + 1.0) * pricing.usd_per_request;
+                let cost =
+                    busy * f64::from(mem) * gb_ms_price + (2.0 * m + 1.0) * pricing.usd_per_request;
                 table[(a * (n + 1) + b) * g + gi] = Some((cost / c0, chain / t0));
             }
         }
@@ -277,7 +282,11 @@ pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<P
                     pool.push(seg);
                 }
             }
-            None => pool.extend(dp.solve(&ks).into_iter().filter_map(|(_, s)| s.map(|(_, seg)| seg))),
+            None => pool.extend(
+                dp.solve(&ks)
+                    .into_iter()
+                    .filter_map(|(_, s)| s.map(|(_, seg)| seg)),
+            ),
         }
     }
     pool.sort();
@@ -285,10 +294,7 @@ pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<P
     if pool.is_empty() {
         return Err(Infeasible {
             key: "plan.memory_cap_mb".into(),
-            reason: format!(
-                "no split into {:?} slices fits {cap} MB per function",
-                ks
-            ),
+            reason: format!("no split into {:?} slices fits {cap} MB per function", ks),
         });
     }
     let candidates = pool.len();
@@ -304,14 +310,25 @@ pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<P
         }
         (chain + (m - 1.0) * worst, cost)
     };
-    let mut ranked: Vec<(f64, f64, Segmentation)> =
-        pool.into_iter().map(|s| { let (t, c) = quick(&s); (t, c, s) }).collect();
+    let mut ranked: Vec<(f64, f64, Segmentation)> = pool
+        .into_iter()
+        .map(|s| {
+            let (t, c) = quick(&s);
+            (t, c, s)
+        })
+        .collect();
     let keep = req.rerank.max(4);
     let mut chosen_pool: Vec<Segmentation> = Vec::new();
     // The cheapest and the fastest by the quick estimates, half each.
     ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
     let slo_ok = |t: f64| req.slo_ms.is_none_or(|slo| t <= slo * 1.5);
-    chosen_pool.extend(ranked.iter().filter(|r| slo_ok(r.0)).take(keep / 2).map(|r| r.2.clone()));
+    chosen_pool.extend(
+        ranked
+            .iter()
+            .filter(|r| slo_ok(r.0))
+            .take(keep / 2)
+            .map(|r| r.2.clone()),
+    );
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
     for r in &ranked {
         if chosen_pool.len() >= keep {
@@ -330,13 +347,18 @@ pub fn plan(model: &TaskModel<'_>, pricing: &Pricing, req: &Request) -> Result<P
     match req.objective {
         Objective::Cost => evaluated.sort_by(|a, b| {
             let ok = |p: &PlannedStep| req.slo_ms.is_none_or(|s| at_q(p) <= s);
-            ok(b).cmp(&ok(a))
+            ok(b)
+                .cmp(&ok(a))
                 .then(a.cost_usd_per_step.total_cmp(&b.cost_usd_per_step))
                 .then(at_q(a).total_cmp(&at_q(b)))
         }),
         Objective::Latency => evaluated.sort_by(|a, b| {
-            let ok = |p: &PlannedStep| req.budget_usd_per_step.is_none_or(|u| p.cost_usd_per_step <= u);
-            ok(b).cmp(&ok(a))
+            let ok = |p: &PlannedStep| {
+                req.budget_usd_per_step
+                    .is_none_or(|u| p.cost_usd_per_step <= u)
+            };
+            ok(b)
+                .cmp(&ok(a))
                 .then(at_q(a).total_cmp(&at_q(b)))
                 .then(a.cost_usd_per_step.total_cmp(&b.cost_usd_per_step))
         }),
@@ -397,11 +419,18 @@ pub fn quantile_of(p: &StepPrediction, q: f64) -> f64 {
 }
 
 fn why_lost(chosen: &PlannedStep, alt: &PlannedStep, req: &Request) -> String {
-    let (qc, qa) = (quantile_of(&chosen.predicted, req.quantile), quantile_of(&alt.predicted, req.quantile));
+    let (qc, qa) = (
+        quantile_of(&chosen.predicted, req.quantile),
+        quantile_of(&alt.predicted, req.quantile),
+    );
     let pct = |a: f64, b: f64| 100.0 * (a / b - 1.0);
     match req.objective {
         Objective::Cost => match req.slo_ms {
-            Some(slo) if qa > slo => format!("misses slo_ms by {:.1} ms ({qa:.1} ms at q = {})", qa - slo, req.quantile),
+            Some(slo) if qa > slo => format!(
+                "misses slo_ms by {:.1} ms ({qa:.1} ms at q = {})",
+                qa - slo,
+                req.quantile
+            ),
             _ => format!(
                 "costs {:+.1} % per step (${:.3e} vs ${:.3e})",
                 pct(alt.cost_usd_per_step, chosen.cost_usd_per_step),
@@ -410,17 +439,25 @@ fn why_lost(chosen: &PlannedStep, alt: &PlannedStep, req: &Request) -> String {
             ),
         },
         Objective::Latency => match req.budget_usd_per_step {
-            Some(b) if alt.cost_usd_per_step > b => format!(
-                "over budget by ${:.3e} per step",
-                alt.cost_usd_per_step - b
+            Some(b) if alt.cost_usd_per_step > b => {
+                format!("over budget by ${:.3e} per step", alt.cost_usd_per_step - b)
+            }
+            _ => format!(
+                "{:+.1} % slower at q = {} ({qa:.1} vs {qc:.1} ms)",
+                pct(qa, qc),
+                req.quantile
             ),
-            _ => format!("{:+.1} % slower at q = {} ({qa:.1} vs {qc:.1} ms)", pct(qa, qc), req.quantile),
         },
     }
 }
 
 /// Monte Carlo of one segmentation.
-pub fn evaluate(model: &TaskModel<'_>, pricing: &Pricing, req: &Request, seg: &Segmentation) -> PlannedStep {
+pub fn evaluate(
+    model: &TaskModel<'_>,
+    pricing: &Pricing,
+    req: &Request,
+    seg: &Segmentation,
+) -> PlannedStep {
     let n = model.units();
     let slices: Vec<_> = seg
         .bounds
@@ -428,7 +465,14 @@ pub fn evaluate(model: &TaskModel<'_>, pricing: &Pricing, req: &Request, seg: &S
         .zip(&seg.memory)
         .map(|(w, &mem)| model.slice((w[0], w[1]), mem, req.shape, w[1] == n))
         .collect();
-    let predicted = simulate(&slices, req.shape, req.parallel, pricing, req.draws, req.seed);
+    let predicted = simulate(
+        &slices,
+        req.shape,
+        req.parallel,
+        pricing,
+        req.draws,
+        req.seed,
+    );
     let store_peak_bytes = slices.iter().map(|s| s.store_bytes).sum();
     PlannedStep {
         slices: slices
@@ -454,7 +498,12 @@ mod tests {
     use proptest::prelude::*;
 
     /// Every segmentation into `k` slices with every memory choice, the slow way.
-    fn brute(n: usize, k: usize, grid: &[u32], value: &dyn Fn(usize, usize, u32) -> Option<f64>) -> Option<f64> {
+    fn brute(
+        n: usize,
+        k: usize,
+        grid: &[u32],
+        value: &dyn Fn(usize, usize, u32) -> Option<f64>,
+    ) -> Option<f64> {
         fn go(
             a: usize,
             n: usize,
@@ -468,7 +517,8 @@ mod tests {
             let mut best: Option<f64> = None;
             for b in a + 1..=n {
                 for &m in grid {
-                    let (Some(v), Some(rest)) = (value(a, b, m), go(b, n, k - 1, grid, value)) else {
+                    let (Some(v), Some(rest)) = (value(a, b, m), go(b, n, k - 1, grid, value))
+                    else {
                         continue;
                     };
                     if best.is_none_or(|x| v + rest < x) {

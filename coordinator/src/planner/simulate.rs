@@ -61,7 +61,13 @@ pub struct Parallelism {
 }
 
 /// Makespan of one draw when every task has its own CPU: earliest-ready-first list scheduling on `slots`.
-fn run_slots(dur: &[f64], succ: &[Vec<usize>], indegree: &[usize], exists: &[bool], slots: usize) -> f64 {
+fn run_slots(
+    dur: &[f64],
+    succ: &[Vec<usize>],
+    indegree: &[usize],
+    exists: &[bool],
+    slots: usize,
+) -> f64 {
     let total = dur.len();
     let mut deg = indegree.to_vec();
     let mut ready: BinaryHeap<Reverse<(Time, usize)>> = (0..total)
@@ -111,7 +117,9 @@ fn run_shared(
         while running.len() < slots {
             match ready.peek() {
                 Some(Reverse((Time(r), _))) if *r <= now + 1e-12 => {
-                    let Some(Reverse((_, t))) = ready.pop() else { break };
+                    let Some(Reverse((_, t))) = ready.pop() else {
+                        break;
+                    };
                     running.push((t, dur[t]));
                 }
                 _ => break,
@@ -187,7 +195,11 @@ pub fn simulate(
             let end = if s + 1 == s_n { f_id(s, m) } else { b_id(s, m) };
             if s + 1 < s_n {
                 exists[b_id(s, m)] = true;
-                let from = if s + 2 == s_n { f_id(s + 1, m) } else { b_id(s + 1, m) };
+                let from = if s + 2 == s_n {
+                    f_id(s + 1, m)
+                } else {
+                    b_id(s + 1, m)
+                };
                 edge(from, b_id(s, m), &mut succ, &mut indegree);
             }
             edge(end, u_id(s), &mut succ, &mut indegree);
@@ -299,7 +311,14 @@ mod tests {
         let p = Pricing::default();
         // One slice, M micro-batches, unlimited parallelism: all F run at once, then U.
         let free = |slots| Parallelism { slots, cores: None };
-        let one = simulate(&[slice(10.0, 0.0, 5.0, true)], shape(4), free(100), &p, 3, 0);
+        let one = simulate(
+            &[slice(10.0, 0.0, 5.0, true)],
+            shape(4),
+            free(100),
+            &p,
+            3,
+            0,
+        );
         let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         close(one.step_ms_p50, 15.0);
         // One slot: everything in sequence.
@@ -322,7 +341,10 @@ mod tests {
         let shared = simulate(
             &[slice(10.0, 0.0, 5.0, true)],
             shape(4),
-            Parallelism { slots: 4, cores: Some(2.0) },
+            Parallelism {
+                slots: 4,
+                cores: Some(2.0),
+            },
             &p,
             3,
             0,
@@ -332,7 +354,10 @@ mod tests {
         let slotted = simulate(
             &[slice(10.0, 0.0, 5.0, true)],
             shape(4),
-            Parallelism { slots: 2, cores: Some(2.0) },
+            Parallelism {
+                slots: 2,
+                cores: Some(2.0),
+            },
             &p,
             3,
             0,
