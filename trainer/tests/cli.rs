@@ -285,8 +285,15 @@ fn help_lists_every_subcommand() {
     ] {
         assert!(text.contains(cmd), "--help lacks {cmd}");
     }
-    let o = trainer(&["plan", "x.toml"]);
-    assert!(!o.status.success() && stderr(&o).contains("issue 4"));
+    let o = trainer(&["sweep", "x.toml"]);
+    assert!(!o.status.success() && stderr(&o).contains("issue 6"));
+    // A missing config is a clear error naming the file.
+    let o = trainer(&["plan", "no-such-config.toml"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no-such-config.toml"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Metrics of a run without the timings: what must match between a split and a monolithic run.
@@ -372,4 +379,64 @@ fn a_redis_password_never_reaches_files_or_messages() {
     assert!(err.contains(&format!("127.0.0.1:{}", server.port)), "{err}");
     assert!(!err.contains("wrong-pw"), "{err}");
     assert!(!out.join("metrics.jsonl").exists());
+}
+
+#[test]
+fn profile_then_plan_prints_a_plan_and_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let prof = dir.path().join("profile.json");
+    let o = trainer(&[
+        "profile",
+        cfg.to_str().unwrap(),
+        "--out",
+        prof.to_str().unwrap(),
+        "--reps",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = trainer(&[
+        "plan",
+        cfg.to_str().unwrap(),
+        "--profile",
+        prof.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(plan["slices"][0]["memory_mb"].as_u64().unwrap() >= 128);
+    assert!(plan["predicted"]["step_ms_p95"].as_f64().unwrap() > 0.0);
+    let o = trainer(&[
+        "plan",
+        cfg.to_str().unwrap(),
+        "--profile",
+        prof.to_str().unwrap(),
+    ]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("chosen:"));
+    // A file that is not a profile, and an impossible SLO: clear errors, non-zero exits.
+    let bad = write(dir.path(), "bad.json", "{\"units\": 3}");
+    let o = trainer(&[
+        "plan",
+        cfg.to_str().unwrap(),
+        "--profile",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("bad.json"),
+        "{}",
+        stderr(&o)
+    );
+    let o = trainer(&[
+        "plan",
+        cfg.to_str().unwrap(),
+        "--profile",
+        prof.to_str().unwrap(),
+        "--set",
+        "plan.slo_ms=0.0001",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("plan.slo_ms"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -237,8 +237,14 @@ async fn profile_store(
     store: &dyn Store,
     reps: usize,
 ) -> Result<(StoreProfile, Vec<f64>), RunError> {
-    let keys = Keys::new(&format!("profile-{}", std::process::id()))
-        .unwrap_or_else(|| unreachable!("digits and a dash"));
+    // A namespace of its own: several runs (or profiles) may share a store, even a process.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let keys = Keys::new(&format!("profile-{}-{nanos}-{n}", std::process::id()))
+        .unwrap_or_else(|| unreachable!("digits and dashes"));
     let ttl = Duration::from_secs(300);
     let mut points = Vec::new();
     for bytes in SIZES {
