@@ -68,8 +68,13 @@ pub struct TrainConfig {
     /// Samples per optimizer step.
     pub batch_size: usize,
     /// Micro-batches per step: the batch is split in order into this many equal parts, each part's gradients are
-    /// computed separately and summed in order. Must divide `batch_size`. Default 1.
-    #[serde(default = "one")]
+    /// computed separately and summed in order. Must divide `batch_size`. Default 1. `"auto"` (split runs): the
+    /// planner picks it among the divisors of `batch_size` up to 32 (held here as [`AUTO`]).
+    #[serde(
+        default = "one",
+        deserialize_with = "microbatches_from",
+        serialize_with = "microbatches_to"
+    )]
     pub microbatches: usize,
     /// `"sgd"` (default) or `"adamw"`.
     #[serde(default)]
@@ -156,6 +161,34 @@ pub struct PlanConfig {
     /// The most memory any function may get, MB (default: the platform's maximum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_cap_mb: Option<u32>,
+}
+
+/// `train.microbatches = "auto"` as held in [`TrainConfig::microbatches`] until the planner resolves it.
+pub const AUTO: usize = 0;
+
+fn microbatches_to<S: serde::Serializer>(m: &usize, s: S) -> Result<S::Ok, S::Error> {
+    if *m == AUTO {
+        s.serialize_str("auto")
+    } else {
+        s.serialize_u64(*m as u64)
+    }
+}
+
+fn microbatches_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    match Slices::deserialize(d)
+        .map_err(|e| serde::de::Error::custom(e.to_string().replace("slices", "micro-batches")))?
+    {
+        Slices::Auto => Ok(AUTO),
+        Slices::Count(0) => Err(serde::de::Error::custom("must be at least 1 (or \"auto\")")),
+        Slices::Count(n) => Ok(n),
+    }
+}
+
+/// The micro-batch counts `"auto"` considers: divisors of the batch size up to 32.
+pub fn microbatch_candidates(batch_size: usize) -> Vec<usize> {
+    (1..=batch_size.min(32))
+        .filter(|m| batch_size.is_multiple_of(*m))
+        .collect()
 }
 
 /// `plan.slices`: a count, or `"auto"`.
@@ -401,10 +434,13 @@ impl Config {
         if t.batch_size == 0 {
             return Err(bad("train.batch_size", "must be at least 1"));
         }
-        if t.microbatches == 0 {
-            return Err(bad("train.microbatches", "must be at least 1"));
+        if t.microbatches == AUTO && !self.plan.is_split() {
+            return Err(bad(
+                "train.microbatches",
+                "\"auto\" needs the planner: set plan.slices = \"auto\" (or a count, or cuts)",
+            ));
         }
-        if !t.batch_size.is_multiple_of(t.microbatches) {
+        if t.microbatches != AUTO && !t.batch_size.is_multiple_of(t.microbatches) {
             return Err(bad(
                 "train.microbatches",
                 format!(

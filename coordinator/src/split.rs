@@ -198,24 +198,32 @@ async fn drive(
     cfg.validate()?;
     let (model, ds, sampler, total) = open_training(cfg)?;
     let units = model.units().len();
+    // The planner decides what the config leaves to it (`slices = "auto"`, `microbatches = "auto"`), from a quick
+    // profile of this machine and store; the run then uses a resolved copy of the config with its choices.
+    let auto_slices = cfg.plan.slices == Slices::Auto && cfg.plan.cuts.is_none();
+    let auto_m = cfg.train.microbatches == crate::config::AUTO;
     let mut planned = None;
     let mut profile_used = None;
+    let mut resolved = cfg.clone();
+    if auto_slices || auto_m {
+        let profile = crate::planner::profile::profile_async(cfg, 3).await?;
+        let outcome = crate::planner::plan_for(
+            cfg,
+            &profile,
+            ds.train_len() as u64 / cfg.train.batch_size as u64,
+        )?;
+        resolved.train.microbatches = outcome.chosen.microbatches;
+        if auto_slices {
+            resolved.plan.cuts = Some(outcome.chosen.cuts());
+        }
+        planned = Some(outcome);
+        profile_used = Some(profile);
+    }
+    let cfg = &resolved;
     let slices = match (&cfg.plan.cuts, cfg.plan.slices) {
         (Some(cuts), _) => RunPlan::slices_from_cuts(cuts, units),
         (None, Slices::Count(n)) => RunPlan::even_slices(n, units),
-        (None, Slices::Auto) => {
-            // The planner picks the cuts from a quick profile of this machine and store.
-            let profile = crate::planner::profile::profile_async(cfg, 3).await?;
-            let outcome = crate::planner::plan_for(
-                cfg,
-                &profile,
-                ds.train_len() as u64 / cfg.train.batch_size as u64,
-            )?;
-            let cuts = outcome.chosen.cuts();
-            planned = Some(outcome);
-            profile_used = Some(profile);
-            RunPlan::slices_from_cuts(&cuts, units)
-        }
+        (None, Slices::Auto) => unreachable!("auto slices were resolved into cuts above"),
     }
     .map_err(|reason| {
         let field = if cfg.plan.cuts.is_some() {

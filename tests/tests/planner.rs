@@ -194,3 +194,48 @@ fn a_profile_round_trips_through_json() {
     let back: Profile = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
     assert_eq!(back, p);
 }
+
+#[test]
+fn auto_microbatches_are_planned_and_need_a_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let auto =
+        toml::from_str::<Config>(&MLP.replace("microbatches = 4", "microbatches = \"auto\""))
+            .map(|mut c| {
+                c.plan.slices = coordinator::config::Slices::Auto;
+                c
+            })
+            .unwrap();
+    let (_, outcome) = plan_config(&auto, None).expect("plans over micro-batch counts");
+    let m = outcome.chosen.microbatches;
+    assert!(
+        coordinator::config::microbatch_candidates(32).contains(&m),
+        "M = {m}"
+    );
+    let summary = fit(
+        &auto,
+        &RunDir::new(dir.path().join("auto-m")),
+        &mut Quiet,
+        &AtomicBool::new(false),
+    )
+    .expect("trains");
+    assert!(
+        coordinator::config::microbatch_candidates(32).contains(&summary.microbatches),
+        "the run used a planned micro-batch count, not {}",
+        summary.microbatches
+    );
+    let resolved = std::fs::read_to_string(dir.path().join("auto-m/config.resolved.toml")).unwrap();
+    assert!(
+        resolved.contains(&format!("microbatches = {}", summary.microbatches)),
+        "{resolved}"
+    );
+    // In process there is no planner: a clear error.
+    let mono: Config =
+        toml::from_str(&MLP.replace("microbatches = 4", "microbatches = \"auto\"")).unwrap();
+    let err = mono.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("train.microbatches") && err.contains("auto"),
+        "{err}"
+    );
+    let zero = toml::from_str::<Config>(&MLP.replace("microbatches = 4", "microbatches = 0"));
+    assert!(zero.unwrap_err().to_string().contains("at least 1"));
+}

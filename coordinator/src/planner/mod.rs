@@ -24,11 +24,66 @@ const DRAWS: usize = 400;
 const RERANK: usize = 10;
 
 /// Plans `cfg` from `profile`: the request comes from `[plan]`, `[train]`, `[runtime]`, `[platform]` and
-/// `[pricing]`. An infeasible request is a config error naming the key and the margin.
+/// `[pricing]`. With `train.microbatches = "auto"` every candidate count is planned (the profile rescaled to its
+/// micro-batch size) and the best for the objective wins. An infeasible request is a config error naming the key
+/// and the margin.
 pub fn plan_for(
     cfg: &Config,
     profile: &Profile,
     steps_per_epoch: u64,
+) -> Result<PlanOutcome, RunError> {
+    if cfg.train.microbatches != crate::config::AUTO {
+        return plan_with(cfg, profile, steps_per_epoch, cfg.train.microbatches);
+    }
+    let p = &cfg.plan;
+    let mut outcomes = Vec::new();
+    let mut last_err = None;
+    for m in crate::config::microbatch_candidates(cfg.train.batch_size) {
+        let scaled = profile.rescaled(cfg.train.batch_size / m);
+        match plan_with(cfg, &scaled, steps_per_epoch, m) {
+            Ok(o) => outcomes.push(o),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let key = |s: &search::PlannedStep| match p.objective {
+        search::Objective::Cost => s.cost_usd_per_step,
+        search::Objective::Latency => search::quantile_of(&s.predicted, p.quantile),
+    };
+    outcomes.sort_by(|a, b| key(&a.chosen).total_cmp(&key(&b.chosen)));
+    let mut rest = outcomes.into_iter();
+    let Some(mut best) = rest.next() else {
+        return Err(
+            last_err.unwrap_or_else(|| RunError::Mismatch("no micro-batch count to plan".into()))
+        );
+    };
+    // The runners-up: the best plans of the other micro-batch counts and this count's own alternatives.
+    let mut alternatives: Vec<search::PlannedStep> = rest.map(|o| o.chosen).collect();
+    alternatives.append(&mut best.alternatives);
+    alternatives.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    best.alternatives = alternatives
+        .into_iter()
+        .take(3)
+        .map(|mut a| {
+            a.lost_because = Some(search::why_lost(
+                &best.chosen,
+                &a,
+                p.objective,
+                p.quantile,
+                p.slo_ms,
+                p.budget_usd_per_step,
+            ));
+            a
+        })
+        .collect();
+    Ok(best)
+}
+
+/// Plans `cfg` for a fixed micro-batch count.
+fn plan_with(
+    cfg: &Config,
+    profile: &Profile,
+    steps_per_epoch: u64,
+    microbatches: usize,
 ) -> Result<PlanOutcome, RunError> {
     if profile.units.len() != cfg.model.build()?.units().len() {
         return Err(RunError::Mismatch(format!(
@@ -64,7 +119,7 @@ pub fn plan_for(
         },
         cuts: p.cuts.clone(),
         shape: PlanShape {
-            microbatches: cfg.train.microbatches,
+            microbatches,
             recompute: p.recompute,
             become_successor: p.become_successor,
         },

@@ -63,6 +63,24 @@ pub struct TransferPoint {
     pub get_ms: Vec<f64>,
 }
 
+impl Profile {
+    /// The profile as if measured at `samples` per micro-batch: compute and activation sizes scale linearly with
+    /// the samples (parameters do not) — an approximation that ignores per-call fixed costs.
+    pub fn rescaled(&self, samples: usize) -> Profile {
+        let k = samples as f64 / self.microbatch.max(1) as f64;
+        let scale = |v: &[f64]| v.iter().map(|x| x * k).collect::<Vec<f64>>();
+        let mut p = self.clone();
+        p.microbatch = samples;
+        for u in &mut p.units {
+            u.forward_ms = scale(&u.forward_ms);
+            u.backward_ms = scale(&u.backward_ms);
+            u.output_bytes = (u.output_bytes as f64 * k).round() as u64;
+            u.cache_bytes = (u.cache_bytes as f64 * k).round() as u64;
+        }
+        p
+    }
+}
+
 /// A line `ms = fixed + bytes / bytes_per_ms`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TransferFit {
@@ -127,13 +145,18 @@ fn time_ms<R>(f: impl FnOnce() -> R) -> (R, f64) {
 }
 
 /// Measures each unit's forward, backward and update `reps` times on a real micro-batch of `cfg`'s data.
-fn profile_units(cfg: &Config, model: &Model, reps: usize) -> Result<Vec<UnitProfile>, RunError> {
+fn profile_units(
+    cfg: &Config,
+    model: &Model,
+    reps: usize,
+    microbatches: usize,
+) -> Result<Vec<UnitProfile>, RunError> {
     let (_, ds, sampler, _) = open_training(cfg)?;
     let t = &cfg.train;
     let (_, indices) = sampler.indices(0);
     let batch = ds.train_batch(&indices)?;
     let mb = batch
-        .split(t.microbatches)?
+        .split(microbatches)?
         .into_iter()
         .next()
         .unwrap_or_else(|| unreachable!("split gives at least one micro-batch"));
@@ -302,6 +325,18 @@ async fn profile_store(
     ))
 }
 
+/// The micro-batch count the units are measured at: the config's, or for `"auto"` the middle candidate (the planner
+/// rescales to the others).
+pub fn profiled_microbatches(cfg: &Config) -> usize {
+    let t = &cfg.train;
+    if t.microbatches == crate::config::AUTO {
+        let c = crate::config::microbatch_candidates(t.batch_size);
+        c[c.len() / 2]
+    } else {
+        t.microbatches
+    }
+}
+
 /// Profiles `cfg`'s model on this machine and its configured store, `reps` samples of everything.
 pub fn profile(cfg: &Config, reps: usize) -> Result<Profile, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -319,7 +354,8 @@ pub async fn profile_async(cfg: &Config, reps: usize) -> Result<Profile, RunErro
     // a function's vCPU share scales from there.
     let threads = models::matmul::threads();
     models::matmul::set_threads(1);
-    let units = profile_units(cfg, &model, reps.max(1));
+    let microbatches = profiled_microbatches(cfg);
+    let units = profile_units(cfg, &model, reps.max(1), microbatches);
     models::matmul::set_threads(threads);
     let units = units?;
     let store: Arc<dyn Store> = if cfg.runtime.store == "memory" {
@@ -329,7 +365,7 @@ pub async fn profile_async(cfg: &Config, reps: usize) -> Result<Profile, RunErro
     };
     let (store, task_overhead_ms) = profile_store(store.as_ref(), reps.max(1)).await?;
     Ok(Profile {
-        microbatch: cfg.train.batch_size / cfg.train.microbatches,
+        microbatch: cfg.train.batch_size / microbatches,
         threads: 1,
         optimizer_slots: cfg.train.optimizer_spec().slots().len(),
         units,

@@ -393,7 +393,14 @@ pub fn plan(
         .into_iter()
         .take(3)
         .map(|mut alt| {
-            alt.lost_because = Some(why_lost(&chosen, &alt, req));
+            alt.lost_because = Some(why_lost(
+                &chosen,
+                &alt,
+                req.objective,
+                req.quantile,
+                req.slo_ms,
+                req.budget_usd_per_step,
+            ));
             alt
         })
         .collect();
@@ -418,18 +425,30 @@ pub fn quantile_of(p: &StepPrediction, q: f64) -> f64 {
     }
 }
 
-fn why_lost(chosen: &PlannedStep, alt: &PlannedStep, req: &Request) -> String {
+/// Why `alt` lost to `chosen` under the objective, in words and numbers.
+pub fn why_lost(
+    chosen: &PlannedStep,
+    alt: &PlannedStep,
+    objective: Objective,
+    quantile: f64,
+    slo_ms: Option<f64>,
+    budget_usd_per_step: Option<f64>,
+) -> String {
     let (qc, qa) = (
-        quantile_of(&chosen.predicted, req.quantile),
-        quantile_of(&alt.predicted, req.quantile),
+        quantile_of(&chosen.predicted, quantile),
+        quantile_of(&alt.predicted, quantile),
     );
     let pct = |a: f64, b: f64| 100.0 * (a / b - 1.0);
-    match req.objective {
-        Objective::Cost => match req.slo_ms {
+    let with_m = if alt.microbatches != chosen.microbatches {
+        format!("with {} micro-batches: ", alt.microbatches)
+    } else {
+        String::new()
+    };
+    let reason = match objective {
+        Objective::Cost => match slo_ms {
             Some(slo) if qa > slo => format!(
-                "misses slo_ms by {:.1} ms ({qa:.1} ms at q = {})",
-                qa - slo,
-                req.quantile
+                "misses slo_ms by {:.1} ms ({qa:.1} ms at q = {quantile})",
+                qa - slo
             ),
             _ => format!(
                 "costs {:+.1} % per step (${:.3e} vs ${:.3e})",
@@ -438,17 +457,17 @@ fn why_lost(chosen: &PlannedStep, alt: &PlannedStep, req: &Request) -> String {
                 chosen.cost_usd_per_step
             ),
         },
-        Objective::Latency => match req.budget_usd_per_step {
+        Objective::Latency => match budget_usd_per_step {
             Some(b) if alt.cost_usd_per_step > b => {
                 format!("over budget by ${:.3e} per step", alt.cost_usd_per_step - b)
             }
             _ => format!(
-                "{:+.1} % slower at q = {} ({qa:.1} vs {qc:.1} ms)",
-                pct(qa, qc),
-                req.quantile
+                "{:+.1} % slower at q = {quantile} ({qa:.1} vs {qc:.1} ms)",
+                pct(qa, qc)
             ),
         },
-    }
+    };
+    format!("{with_m}{reason}")
 }
 
 /// Monte Carlo of one segmentation.
