@@ -70,6 +70,9 @@ enum Command {
         /// Samples of each measurement.
         #[arg(long, default_value_t = 7)]
         reps: usize,
+        /// A split run's folder whose events.jsonl corrects the model (measured ÷ modelled task times).
+        #[arg(long, value_name = "RUN_DIR")]
+        events: Option<PathBuf>,
         /// Override a config value (repeatable).
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         sets: Vec<String>,
@@ -192,8 +195,9 @@ fn run(cli: Cli) -> Result<()> {
             config,
             out,
             reps,
+            events,
             sets,
-        } => plan_cmd::run_profile(&config, &sets, &out, reps),
+        } => plan_cmd::run_profile(&config, &sets, &out, reps, events.as_deref()),
         Command::Sweep { .. } => not_yet("sweep", 6),
         Command::Report { .. } => not_yet("report", 6),
         Command::Deploy { .. } => not_yet("deploy", 5),

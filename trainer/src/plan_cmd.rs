@@ -5,15 +5,34 @@ use coordinator::planner::search::{PlanOutcome, PlannedStep};
 use coordinator::planner::{plan_config, profile, read_profile};
 use std::path::Path;
 
-/// Measures the config's model and store here and writes `profile.json`.
-pub fn run_profile(config: &Path, sets: &[String], out: &Path, reps: usize) -> Result<()> {
+/// Measures the config's model and store here and writes `profile.json`; with `events`, corrects the model by a
+/// previous split run's measured task times.
+pub fn run_profile(
+    config: &Path,
+    sets: &[String],
+    out: &Path,
+    reps: usize,
+    events: Option<&Path>,
+) -> Result<()> {
     let cfg = crate::load::load_config(config, sets)?;
     crate::set_threads(cfg.runtime.threads)?;
     eprintln!(
         "profiling {} ({reps} samples of each unit and value size)…",
         config.display()
     );
-    let p = profile::profile(&cfg, reps)?;
+    let mut p = profile::profile(&cfg, reps)?;
+    if let Some(run) = events {
+        let o = coordinator::planner::observe_run(&cfg, &p, run)?;
+        eprintln!(
+            "  from {}: measured / modelled task time, median: forward {:.2}, backward {:.2}, update {:.2} ({} tasks)",
+            run.display(),
+            profile::median(&o.forward),
+            profile::median(&o.backward),
+            profile::median(&o.update),
+            o.forward.len() + o.backward.len() + o.update.len()
+        );
+        p.observed = Some(o);
+    }
     let text = serde_json::to_string_pretty(&p)?;
     models::checkpoint::write_atomic(out, format!("{text}\n").as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))?;

@@ -179,6 +179,27 @@ pub struct TaskModel<'a> {
     update: Prefix,
     params: Vec<f64>,
     cache: Vec<f64>,
+    /// Corrections from a previous run (forward, backward, update): ratio median and the log-spread to add.
+    correction: [(f64, f64); 3],
+}
+
+/// The median and log-spread of observed ratios; (1, 0) when there are none.
+fn correction(ratios: &[f64]) -> (f64, f64) {
+    let d = LogNormal::fit(ratios);
+    if ratios.is_empty() || !d.mu.is_finite() {
+        (1.0, 0.0)
+    } else {
+        (d.median(), d.sigma)
+    }
+}
+
+/// `d` scaled by a correction, its spread widened (independent log-normal factors).
+fn corrected(d: LogNormal, (k, sigma): (f64, f64)) -> LogNormal {
+    let s = d.scaled(k);
+    LogNormal {
+        mu: s.mu,
+        sigma: (s.sigma * s.sigma + sigma * sigma).sqrt(),
+    }
 }
 
 /// Prefix sums of a per-unit quantity.
@@ -215,6 +236,14 @@ impl<'a> TaskModel<'a> {
             update: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.update_ms))),
             params: prefix(u.iter().map(|x| x.param_bytes as f64)),
             cache: prefix(u.iter().map(|x| x.cache_bytes as f64)),
+            correction: match &profile.observed {
+                Some(o) => [
+                    correction(&o.forward),
+                    correction(&o.backward),
+                    correction(&o.update),
+                ],
+                None => [(1.0, 0.0); 3],
+            },
         }
     }
 
@@ -325,6 +354,8 @@ impl<'a> TaskModel<'a> {
             o + tb + bwd + if shape.recompute { fwd } else { 0.0 }
         };
         let u = o + tu + upd;
+        let [cf, cb, cu] = self.correction;
+        let (f, bk, u) = (f * cf.0, bk * cb.0, u * cu.0);
         let m = shape.microbatches as f64;
         (m * (f + bk) + u + tw, f + bk + u + tw)
     }
@@ -375,6 +406,12 @@ impl<'a> TaskModel<'a> {
             sum_of(&[overhead, LogNormal::constant(tb), bwd])
         };
         let update = sum_of(&[overhead, LogNormal::constant(tu), upd]);
+        let [cf, cb, cu] = self.correction;
+        let (forward, backward, update) = (
+            corrected(forward, cf),
+            corrected(backward, cb),
+            corrected(update, cu),
+        );
         let (invoke_ms, cold_ms, cold_probability) = match self.platform.kind {
             PlatformKind::Lambda => (
                 self.platform.invoke_ms,

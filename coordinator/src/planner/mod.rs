@@ -164,3 +164,82 @@ pub fn read_profile(path: &std::path::Path) -> Result<Profile, RunError> {
         ))
     })
 }
+
+/// Measured ÷ modelled task times of the split run in `run_dir` (its `plan.json` and `events.jsonl`), with the
+/// model built from `profile` for the local invoker the run used.
+pub fn observe_run(
+    cfg: &Config,
+    profile: &Profile,
+    run_dir: &std::path::Path,
+) -> Result<profile::Observed, RunError> {
+    let read = |name: &str| {
+        let path = run_dir.join(name);
+        std::fs::read_to_string(&path).map_err(crate::error::io(&path))
+    };
+    let plan: slice_worker::plan::RunPlan =
+        serde_json::from_str(&read("plan.json")?).map_err(|e| {
+            RunError::Mismatch(format!(
+                "{}: not a split run's plan.json: {e}",
+                run_dir.display()
+            ))
+        })?;
+    if plan.slices.last().map(|s| s.1) != Some(profile.units.len()) {
+        return Err(RunError::Mismatch(format!(
+            "{}: the run's model has other units than this profile",
+            run_dir.display()
+        )));
+    }
+    let local = platform::Platform {
+        kind: PlatformKind::Local,
+        ..cfg.platform.clone()
+    };
+    let samples = plan.batch_size / plan.microbatches.max(1);
+    let scaled = if profile.microbatch == samples {
+        profile.clone()
+    } else {
+        profile.rescaled(samples)
+    };
+    let scaled = Profile {
+        observed: None,
+        ..scaled
+    };
+    let model = TaskModel::new(&scaled, &local);
+    let shape = PlanShape {
+        microbatches: plan.microbatches,
+        recompute: plan.recompute,
+        become_successor: true,
+    };
+    let last = plan.slices.len() - 1;
+    let mut obs = profile::Observed {
+        run: run_dir.display().to_string(),
+        forward: Vec::new(),
+        backward: Vec::new(),
+        update: Vec::new(),
+    };
+    for (i, line) in read("events.jsonl")?.lines().enumerate() {
+        let e: slice_worker::event::TaskEvent = serde_json::from_str(line).map_err(|err| {
+            RunError::Mismatch(format!(
+                "{}/events.jsonl line {}: {err}",
+                run_dir.display(),
+                i + 1
+            ))
+        })?;
+        if !matches!(e.status, slice_worker::event::Status::Ran) || e.run_ms <= 0.0 {
+            continue;
+        }
+        let s = e.task.slice();
+        let Some(&units) = plan.slices.get(s) else {
+            continue;
+        };
+        let m = model.slice(units, 1024, shape, s == last);
+        let (modelled, into) = match e.task {
+            slice_worker::task::TaskId::F { .. } => (m.forward.median(), &mut obs.forward),
+            slice_worker::task::TaskId::B { .. } => (m.backward.median(), &mut obs.backward),
+            slice_worker::task::TaskId::U { .. } => (m.update.median(), &mut obs.update),
+        };
+        if modelled > 0.0 {
+            into.push(e.run_ms / modelled);
+        }
+    }
+    Ok(obs)
+}

@@ -29,6 +29,20 @@ pub struct Profile {
     pub codec: Vec<TransferPoint>,
     /// Per-task scheduling overhead on the store: idempotence probe, fan-in record, completion event (ms).
     pub task_overhead_ms: Vec<f64>,
+    /// From a previous run's `events.jsonl` (`trainer profile --events RUN`): measured ÷ modelled task time, by
+    /// kind. The model scales each kind by the median ratio and widens its spread by the ratios' spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+}
+
+/// Measured ÷ modelled run time of each successful task of a previous run, by kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// The run folder the samples came from.
+    pub run: String,
+    pub forward: Vec<f64>,
+    pub backward: Vec<f64>,
+    pub update: Vec<f64>,
 }
 
 /// One unit, at the profile's micro-batch size.
@@ -372,6 +386,7 @@ pub async fn profile_async(cfg: &Config, reps: usize) -> Result<Profile, RunErro
         store,
         codec: profile_codec(reps.max(1))?,
         task_overhead_ms,
+        observed: None,
     })
 }
 
