@@ -240,3 +240,39 @@ fn auto_microbatches_are_planned_and_need_a_split() {
     let zero = toml::from_str::<Config>(&MLP.replace("microbatches = 4", "microbatches = 0"));
     assert!(zero.unwrap_err().to_string().contains("at least 1"));
 }
+
+#[test]
+fn a_previous_runs_events_correct_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = cfg("[plan]\nslices = 2\n");
+    let run = dir.path().join("prev");
+    fit(
+        &split,
+        &RunDir::new(&run),
+        &mut Quiet,
+        &AtomicBool::new(false),
+    )
+    .expect("trains");
+    let profile = coordinator::planner::profile::profile(&split, 2).unwrap();
+    let obs = coordinator::planner::observe_run(&split, &profile, &run).expect("reads the run");
+    // 4 steps × (M = 4 forwards and backwards per slice boundary … ) — every kind has samples, all positive.
+    assert!(!obs.forward.is_empty() && !obs.backward.is_empty() && !obs.update.is_empty());
+    assert!(obs
+        .forward
+        .iter()
+        .chain(&obs.backward)
+        .chain(&obs.update)
+        .all(|r| *r > 0.0 && r.is_finite()));
+    let corrected = Profile {
+        observed: Some(obs),
+        ..profile.clone()
+    };
+    let (_, plain) = plan_config(&split, Some(profile.clone())).unwrap();
+    let (_, with) = plan_config(&split, Some(corrected)).unwrap();
+    assert!(with.chosen.predicted.step_ms_p50 > 0.0 && plain.chosen.predicted.step_ms_p50 > 0.0);
+    // Not a run folder: an error naming it.
+    let err = coordinator::planner::observe_run(&split, &profile, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plan.json"), "{err}");
+}
