@@ -391,9 +391,15 @@ async fn run_steps(
     let mut last_event = Instant::now();
     let mut late = 0;
     let mut all_events: Vec<TaskEvent> = Vec::new();
-    while done_steps < plan.steps {
-        if stop.load(Ordering::Relaxed) {
-            return Err(RunError::Interrupted { step: done_steps });
+    // On a stop request no new step is fed; the steps already fed finish, and their weights are checkpointed.
+    let mut fed_up_to = plan.steps.min(2);
+    let mut stopping = false;
+    while done_steps < plan.steps && !(stopping && done_steps >= fed_up_to) {
+        if stop.load(Ordering::Relaxed) && !stopping {
+            stopping = true;
+            observer.warn(&format!(
+                "stopping: finishing the step(s) already started (up to {fed_up_to}), then writing a checkpoint"
+            ));
         }
         let events = store
             .read_events(&keys.events(), &cursor, 1000, Duration::from_millis(100))
@@ -437,7 +443,10 @@ async fn run_steps(
         while tracker.step_done(done_steps + 1) {
             done_steps += 1;
             let step = done_steps;
-            d.feed(step + 2, &mut tracker).await?;
+            if !stopping {
+                d.feed(step + 2, &mut tracker).await?;
+                fed_up_to = (step + 2).min(plan.steps);
+            }
             tracker.forget_before(step.saturating_sub(1));
             let loss = d.step_loss(step).await?;
             if !loss.is_finite() {
@@ -490,6 +499,13 @@ async fn run_steps(
             losses.push(loss);
             step_ms.push(wall_ms);
         }
+    }
+    if done_steps < plan.steps {
+        // Stopped: the weights and state after the last finished step are consistent and still in the store.
+        let (params, state) = d.pull(done_steps).await?;
+        let ts = TrainState::new(d.cfg, done_steps, d.sampler.epoch(done_steps - 1));
+        out.checkpoint(&d.model, &params, opt, &state, &ts)?;
+        return Err(RunError::Interrupted { step: done_steps });
     }
     let train_s = train_start.elapsed().as_secs_f64();
     let (params, state) = d.pull(plan.steps).await?;

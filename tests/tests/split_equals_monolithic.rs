@@ -140,3 +140,26 @@ fn two_runs_at_once_on_one_redis_do_not_disturb_each_other() {
     assert!(a.0 == alone, "a run beside another gave different weights");
     assert!(a.0 != b.0, "different seeds should give different weights");
 }
+
+#[test]
+fn a_stopped_split_run_checkpoints_the_steps_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = MLP.replace("MB", "2");
+    // Stop requested before the first step: the two steps already fed finish, then their weights are written.
+    let cfg: Config = toml::from_str(&format!("{base}\n[plan]\nslices = 3\n")).unwrap();
+    let out = RunDir::new(dir.path().join("stopped"));
+    let err = fit(&cfg, &out, &mut Quiet, &AtomicBool::new(true)).unwrap_err();
+    assert!(
+        matches!(err, coordinator::RunError::Interrupted { step: 2 }),
+        "{err}"
+    );
+    let two: Config = toml::from_str(&base.replace("steps = 5", "steps = 2")).unwrap();
+    let mono = RunDir::new(dir.path().join("two-steps"));
+    fit(&two, &mono, &mut Quiet, &AtomicBool::new(false)).unwrap();
+    for f in ["model.safetensors", "optimizer.safetensors"] {
+        assert!(
+            std::fs::read(out.path().join(f)).unwrap() == std::fs::read(mono.path().join(f)).unwrap(),
+            "{f}: a stopped run's checkpoint differs from a 2-step run's"
+        );
+    }
+}
