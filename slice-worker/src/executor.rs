@@ -46,6 +46,8 @@ pub enum TaskError {
     BadPlan { run: String, reason: String },
     #[error("run {run}: task {task} is not part of the plan")]
     NotInPlan { run: String, task: String },
+    #[error("the handler crashed: {0}")]
+    Crashed(String),
 }
 
 /// Why a task did no work.
