@@ -200,18 +200,15 @@ async fn drive(
     let units = model.units().len();
     // The planner decides what the config leaves to it (`slices = "auto"`, `microbatches = "auto"`), from a quick
     // profile of this machine and store; the run then uses a resolved copy of the config with its choices.
+    let batch = crate::planner::profile::first_batch(ds.as_ref(), &sampler)?;
     let auto_slices = cfg.plan.slices == Slices::Auto && cfg.plan.cuts.is_none();
     let auto_m = cfg.train.microbatches == crate::config::AUTO;
     let mut planned = None;
     let mut profile_used = None;
     let mut resolved = cfg.clone();
     if auto_slices || auto_m {
-        let profile = crate::planner::profile::profile_async(cfg, 3).await?;
-        let outcome = crate::planner::plan_for(
-            cfg,
-            &profile,
-            ds.train_len() as u64 / cfg.train.batch_size as u64,
-        )?;
+        let profile = crate::planner::profile::profile_async(cfg, &batch, 3).await?;
+        let outcome = crate::planner::plan_for(cfg, &profile, sampler.steps_per_epoch() as u64)?;
         resolved.train.microbatches = outcome.chosen.microbatches;
         if auto_slices {
             resolved.plan.cuts = Some(outcome.chosen.cuts());
@@ -241,7 +238,7 @@ async fn drive(
     let prediction = match profile_used {
         Some(p) => Some(crate::calibration::predict(cfg, &p, &cuts)?),
         None => {
-            let p = crate::planner::profile::profile_async(cfg, 3).await?;
+            let p = crate::planner::profile::profile_async(cfg, &batch, 3).await?;
             Some(crate::calibration::predict(cfg, &p, &cuts)?)
         }
     };

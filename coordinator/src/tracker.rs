@@ -252,25 +252,7 @@ mod tests {
     }
 
     fn event(task: TaskId, attempt: u32, status: Status) -> TaskEvent {
-        TaskEvent {
-            task,
-            attempt,
-            worker: "w".into(),
-            cold: false,
-            became: false,
-            status,
-            fired: Vec::new(),
-            weights_cached: false,
-            bytes_in: 0,
-            bytes_out: 0,
-            invoke_ms: 0.0,
-            fetch_ms: 0.0,
-            compute_ms: 0.0,
-            store_ms: 0.0,
-            run_ms: 0.0,
-            start_unix_ms: 0.0,
-            loss: None,
-        }
+        TaskEvent::new(task, attempt, "w".into(), status)
     }
 
     #[test]

@@ -57,6 +57,30 @@ pub struct TaskEvent {
 }
 
 impl TaskEvent {
+    /// An execution of `task` by `worker` that has not reported anything yet: warm, own invocation, no bytes, no
+    /// times, nothing fired.
+    pub fn new(task: TaskId, attempt: u32, worker: String, status: Status) -> TaskEvent {
+        TaskEvent {
+            task,
+            attempt,
+            worker,
+            cold: false,
+            became: false,
+            status,
+            fired: Vec::new(),
+            weights_cached: false,
+            bytes_in: 0,
+            bytes_out: 0,
+            invoke_ms: 0.0,
+            fetch_ms: 0.0,
+            compute_ms: 0.0,
+            store_ms: 0.0,
+            run_ms: 0.0,
+            start_unix_ms: 0.0,
+            loss: None,
+        }
+    }
+
     /// The stream fields: one, `e`, holding the JSON (streams store flat string pairs; one JSON field keeps the
     /// schema in one place).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {

@@ -158,7 +158,8 @@ fn a_stopped_split_run_checkpoints_the_steps_it_started() {
     fit(&two, &mono, &mut Quiet, &AtomicBool::new(false)).unwrap();
     for f in ["model.safetensors", "optimizer.safetensors"] {
         assert!(
-            std::fs::read(out.path().join(f)).unwrap() == std::fs::read(mono.path().join(f)).unwrap(),
+            std::fs::read(out.path().join(f)).unwrap()
+                == std::fs::read(mono.path().join(f)).unwrap(),
             "{f}: a stopped run's checkpoint differs from a 2-step run's"
         );
     }

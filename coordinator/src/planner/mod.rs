@@ -145,10 +145,10 @@ pub fn plan_config(
     profile: Option<Profile>,
 ) -> Result<(Profile, PlanOutcome), RunError> {
     cfg.validate()?;
-    let (_, _, sampler, _) = crate::fit::open_training(cfg)?;
+    let (_, ds, sampler, _) = crate::fit::open_training(cfg)?;
     let profile = match profile {
         Some(p) => p,
-        None => profile::profile(cfg, 3)?,
+        None => profile::profile_with(cfg, &profile::first_batch(ds.as_ref(), &sampler)?, 3)?,
     };
     let outcome = plan_for(cfg, &profile, sampler.steps_per_epoch() as u64)?;
     Ok((profile, outcome))

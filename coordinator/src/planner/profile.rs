@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::error::RunError;
 use crate::fit::open_training;
 use bytes::Bytes;
+use data::{Batch, Dataset, Sampler};
 use models::Model;
 use serde::{Deserialize, Serialize};
 use slice_worker::store::{Keys, MemoryStore, RedisStore, Store};
@@ -158,17 +159,21 @@ fn time_ms<R>(f: impl FnOnce() -> R) -> (R, f64) {
     (r, t0.elapsed().as_secs_f64() * 1e3)
 }
 
-/// Measures each unit's forward, backward and update `reps` times on a real micro-batch of `cfg`'s data.
+/// The first training batch of a run: what the profile measures on.
+pub fn first_batch(ds: &dyn Dataset, sampler: &Sampler) -> Result<Batch, RunError> {
+    let (_, indices) = sampler.indices(0);
+    Ok(ds.train_batch(&indices)?)
+}
+
+/// Measures each unit's forward, backward and update `reps` times on the first micro-batch of `batch`.
 fn profile_units(
     cfg: &Config,
     model: &Model,
+    batch: &Batch,
     reps: usize,
     microbatches: usize,
 ) -> Result<Vec<UnitProfile>, RunError> {
-    let (_, ds, sampler, _) = open_training(cfg)?;
     let t = &cfg.train;
-    let (_, indices) = sampler.indices(0);
-    let batch = ds.train_batch(&indices)?;
     let mb = batch
         .split(microbatches)?
         .into_iter()
@@ -353,23 +358,29 @@ pub fn profiled_microbatches(cfg: &Config) -> usize {
 
 /// Profiles `cfg`'s model on this machine and its configured store, `reps` samples of everything.
 pub fn profile(cfg: &Config, reps: usize) -> Result<Profile, RunError> {
+    cfg.validate()?;
+    let (_, ds, sampler, _) = open_training(cfg)?;
+    profile_with(cfg, &first_batch(ds.as_ref(), &sampler)?, reps)
+}
+
+/// [`profile`] on a batch the caller already has.
+pub fn profile_with(cfg: &Config, batch: &Batch, reps: usize) -> Result<Profile, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Store(format!("cannot start the I/O runtime: {e}")))?;
-    rt.block_on(profile_async(cfg, reps))
+    rt.block_on(profile_async(cfg, batch, reps))
 }
 
-/// [`profile`] from inside an async runtime (the run driver's).
-pub async fn profile_async(cfg: &Config, reps: usize) -> Result<Profile, RunError> {
-    cfg.validate()?;
+/// [`profile_with`] from inside an async runtime (the run driver's).
+pub async fn profile_async(cfg: &Config, batch: &Batch, reps: usize) -> Result<Profile, RunError> {
     let model = cfg.model.build()?;
     // One compute thread: under load every task gets about one core (concurrent tasks share the thread pool), and
     // a function's vCPU share scales from there.
     let threads = models::matmul::threads();
     models::matmul::set_threads(1);
     let microbatches = profiled_microbatches(cfg);
-    let units = profile_units(cfg, &model, reps.max(1), microbatches);
+    let units = profile_units(cfg, &model, batch, reps.max(1), microbatches);
     models::matmul::set_threads(threads);
     let units = units?;
     let store: Arc<dyn Store> = if cfg.runtime.store == "memory" {

@@ -66,20 +66,32 @@ pub struct Parallelism {
     pub cores: Option<f64>,
 }
 
+/// A step's task graph in index form: successors and input counts per task; `exists` is false for index slots no
+/// task uses (the last slice has no B).
+struct StepGraph {
+    succ: Vec<Vec<usize>>,
+    indegree: Vec<usize>,
+    exists: Vec<bool>,
+}
+
+/// Tasks by ready time, earliest first.
+type ReadyQueue = BinaryHeap<Reverse<(Time, usize)>>;
+
+impl StepGraph {
+    /// The tasks with no inputs, ready at 0, and every task's count of inputs still missing.
+    fn start(&self) -> (ReadyQueue, Vec<usize>) {
+        let ready = (0..self.indegree.len())
+            .filter(|&t| self.exists[t] && self.indegree[t] == 0)
+            .map(|t| Reverse((Time(0.0), t)))
+            .collect();
+        (ready, self.indegree.clone())
+    }
+}
+
 /// Makespan of one draw when every task has its own CPU: earliest-ready-first list scheduling on `slots`.
-fn run_slots(
-    dur: &[f64],
-    succ: &[Vec<usize>],
-    indegree: &[usize],
-    exists: &[bool],
-    slots: usize,
-) -> f64 {
+fn run_slots(g: &StepGraph, dur: &[f64], slots: usize) -> f64 {
     let total = dur.len();
-    let mut deg = indegree.to_vec();
-    let mut ready: BinaryHeap<Reverse<(Time, usize)>> = (0..total)
-        .filter(|&t| exists[t] && deg[t] == 0)
-        .map(|t| Reverse((Time(0.0), t)))
-        .collect();
+    let (mut ready, mut deg) = g.start();
     let mut free: BinaryHeap<Reverse<Time>> = (0..slots.max(1).min(total.max(1)))
         .map(|_| Reverse(Time(0.0)))
         .collect();
@@ -90,7 +102,7 @@ fn run_slots(
         let finish = r.max(slot) + dur[t];
         free.push(Reverse(Time(finish)));
         end = end.max(finish);
-        for &n in &succ[t] {
+        for &n in &g.succ[t] {
             ready_at[n] = ready_at[n].max(finish);
             deg[n] -= 1;
             if deg[n] == 0 {
@@ -103,19 +115,8 @@ fn run_slots(
 
 /// Makespan of one draw on shared cores: tasks admitted earliest-ready first into `slots`; each progresses at
 /// `min(1, cores / running)` of full speed.
-fn run_shared(
-    dur: &[f64],
-    succ: &[Vec<usize>],
-    indegree: &[usize],
-    exists: &[bool],
-    par: Parallelism,
-) -> f64 {
-    let total = dur.len();
-    let mut deg = indegree.to_vec();
-    let mut ready: BinaryHeap<Reverse<(Time, usize)>> = (0..total)
-        .filter(|&t| exists[t] && deg[t] == 0)
-        .map(|t| Reverse((Time(0.0), t)))
-        .collect();
+fn run_shared(g: &StepGraph, dur: &[f64], par: Parallelism) -> f64 {
+    let (mut ready, mut deg) = g.start();
     let mut running: Vec<(usize, f64)> = Vec::new();
     let slots = par.slots.max(1);
     let mut now = 0.0f64;
@@ -159,7 +160,7 @@ fn run_shared(
         let (done, still): (Vec<_>, Vec<_>) = running.into_iter().partition(|(_, w)| *w <= 1e-9);
         running = still;
         for (t, _) in done {
-            for &n in &succ[t] {
+            for &n in &g.succ[t] {
                 deg[n] -= 1;
                 if deg[n] == 0 {
                     ready.push(Reverse((Time(now), n)));
@@ -212,6 +213,11 @@ pub fn simulate(
         }
         exists[u_id(s)] = true;
     }
+    let graph = StepGraph {
+        succ,
+        indegree,
+        exists,
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut makespans = Vec::with_capacity(draws);
     let (mut gb_s, mut requests) = (0.0, 0.0);
@@ -252,8 +258,8 @@ pub fn simulate(
             kind_samples[2].push(run);
         }
         let end = match par.cores {
-            None => run_slots(&dur, &succ, &indegree, &exists, par.slots),
-            Some(_) => run_shared(&dur, &succ, &indegree, &exists, par),
+            None => run_slots(&graph, &dur, par.slots),
+            Some(_) => run_shared(&graph, &dur, par),
         };
         makespans.push(end);
         gb_s += billed_ms_gb / 1e3;

@@ -144,25 +144,10 @@ impl LocalInvoker {
         let mut next = Some(payload);
         while let Some(p) = next.take() {
             let fault = self.opts.faults.fault(p.task, p.attempt, delivery);
-            let mut event = TaskEvent {
-                task: p.task,
-                attempt: p.attempt,
-                worker: container.id.clone(),
-                cold,
-                became,
-                status: Status::Ran,
-                fired: Vec::new(),
-                weights_cached: false,
-                bytes_in: 0,
-                bytes_out: 0,
-                invoke_ms: ms(invoke),
-                fetch_ms: 0.0,
-                compute_ms: 0.0,
-                store_ms: 0.0,
-                run_ms: 0.0,
-                start_unix_ms: 0.0,
-                loss: None,
-            };
+            let mut event = TaskEvent::new(p.task, p.attempt, container.id.clone(), Status::Ran);
+            event.cold = cold;
+            event.became = became;
+            event.invoke_ms = ms(invoke);
             if fault == Fault::CrashBefore {
                 // The container is gone with its caches.
                 event.status = Status::Crashed("before".into());
