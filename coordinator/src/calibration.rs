@@ -51,6 +51,10 @@ pub fn predict(
     Ok(outcome.chosen.predicted)
 }
 
+/// Steps at the start of a run left out of its measured quantiles (at most a fifth of the run): new containers,
+/// first fetches, memory touched for the first time.
+pub const WARMUP_STEPS: u64 = 2;
+
 fn quantile(v: &[f64], q: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -63,7 +67,7 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 /// Sets the prediction beside the run's measurements: step times (after warm-up) and the successful task
 /// executions' run times by kind.
 pub fn compare(predicted: &StepPrediction, step_ms: &[f64], events: &[TaskEvent]) -> Calibration {
-    let warmup = (step_ms.len() / 5).min(2);
+    let warmup = (step_ms.len() / 5).min(WARMUP_STEPS as usize);
     let steady = &step_ms[warmup..];
     let kind = |k: char| -> Vec<f64> {
         events

@@ -161,6 +161,11 @@ pub struct PlanConfig {
     /// The most memory any function may get, MB (default: the platform's maximum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_cap_mb: Option<u32>,
+    /// A profile written by `trainer profile` (perhaps corrected by a previous run with `--events`), path relative
+    /// to the working directory: a split run plans its `"auto"` choices and predicts its own step time
+    /// (`summary.json` calibration) from it instead of from a quick profile of this machine at its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<std::path::PathBuf>,
 }
 
 /// `train.microbatches = "auto"` as held in [`TrainConfig::microbatches`] until the planner resolves it.
@@ -262,6 +267,7 @@ impl Default for PlanConfig {
             quantile: quantile(),
             budget_usd_per_step: None,
             memory_cap_mb: None,
+            profile: None,
         }
     }
 }

@@ -204,10 +204,16 @@ async fn drive(
     let auto_slices = cfg.plan.slices == Slices::Auto && cfg.plan.cuts.is_none();
     let auto_m = cfg.train.microbatches == crate::config::AUTO;
     let mut planned = None;
-    let mut profile_used = None;
+    let mut profile_used = match &cfg.plan.profile {
+        Some(path) => Some(crate::planner::read_profile_for(path, &model)?),
+        None => None,
+    };
     let mut resolved = cfg.clone();
     if auto_slices || auto_m {
-        let profile = crate::planner::profile::profile_async(cfg, &batch, 3).await?;
+        let profile = match profile_used.take() {
+            Some(p) => p,
+            None => crate::planner::profile::profile_async(cfg, &batch, 3).await?,
+        };
         let outcome = crate::planner::plan_for(cfg, &profile, sampler.steps_per_epoch() as u64)?;
         resolved.train.microbatches = outcome.chosen.microbatches;
         if auto_slices {

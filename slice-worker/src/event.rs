@@ -3,7 +3,8 @@
 //!
 //! Times are milliseconds: `invoke_ms` from the invocation to the start of the handler (queueing under the
 //! concurrency limit plus any cold start), then the handler's `fetch_ms` (reading inputs), `compute_ms` and
-//! `store_ms` (writing outputs, recording completions, cleaning up), which add up to `run_ms`.
+//! `store_ms` (writing outputs, recording completions, cleaning up), which add up to `run_ms`; `cpu_ms` is the part
+//! of `run_ms` the handler spent on a CPU.
 
 use crate::task::TaskId;
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,10 @@ pub struct TaskEvent {
     pub compute_ms: f64,
     pub store_ms: f64,
     pub run_ms: f64,
+    /// CPU time the handler's thread used (the handler runs on one thread): `run_ms` minus waiting, including
+    /// waiting for a core that other tasks share. 0 where unknown.
+    #[serde(default)]
+    pub cpu_ms: f64,
     /// When the handler started, milliseconds since the Unix epoch (for timelines).
     #[serde(default)]
     pub start_unix_ms: f64,
@@ -76,6 +81,7 @@ impl TaskEvent {
             compute_ms: 0.0,
             store_ms: 0.0,
             run_ms: 0.0,
+            cpu_ms: 0.0,
             start_unix_ms: 0.0,
             loss: None,
         }
@@ -157,6 +163,7 @@ mod tests {
             compute_ms: 2.0,
             store_ms: 0.25,
             run_ms: 3.25,
+            cpu_ms: 3.0,
             start_unix_ms: 1.8e12,
             loss: Some(0.1 + 0.2),
         };

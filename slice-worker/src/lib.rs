@@ -7,6 +7,7 @@
 //! Must not know about: the planner or the CLI. It keeps no state between tasks except an explicit warm-container
 //! cache of weights keyed by version.
 
+pub mod cpu_clock;
 pub mod dag;
 pub mod event;
 pub mod executor;

@@ -116,9 +116,13 @@ pub fn run_plan(
 ) -> Result<()> {
     let cfg = crate::load::load_config(config, sets)?;
     crate::set_threads(cfg.runtime.threads)?;
-    let prof = profile_path.map(read_profile).transpose()?;
+    // --profile, else the config's plan.profile.
+    let prof = profile_path
+        .or(cfg.plan.profile.as_deref())
+        .map(read_profile)
+        .transpose()?;
     if prof.is_none() {
-        eprintln!("no --profile given: profiling this machine quickly (use `trainer profile` for a better one)…");
+        eprintln!("no --profile given (nor plan.profile): profiling this machine quickly (use `trainer profile` for a better one)…");
     }
     let (_, outcome) = plan_config(&cfg, prof)?;
     if json {

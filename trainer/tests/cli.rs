@@ -440,3 +440,73 @@ fn profile_then_plan_prints_a_plan_and_its_json() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_split_run_plans_from_the_profile_its_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let prof = dir.path().join("profile.json");
+    let o = trainer(&[
+        "profile",
+        cfg.to_str().unwrap(),
+        "--out",
+        prof.to_str().unwrap(),
+        "--reps",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let given = format!("plan.profile={:?}", prof.to_str().unwrap());
+    let (o, out) = fit(
+        dir.path(),
+        &cfg,
+        "auto",
+        &[
+            "--set",
+            "plan.slices=\"auto\"",
+            "--set",
+            &given,
+            "--set",
+            "train.steps=4",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        summary["calibration"]["predicted"]["step_ms_p50"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(out.join("plan.json").exists());
+    // A profile of another model (one more unit): refused before anything runs, naming the file.
+    let other = write(
+        dir.path(),
+        "deeper.toml",
+        &SYNTHETIC_MLP.replace("[784, 32, 10]", "[784, 32, 32, 10]"),
+    );
+    let deeper = dir.path().join("deeper.json");
+    let o = trainer(&[
+        "profile",
+        other.to_str().unwrap(),
+        "--out",
+        deeper.to_str().unwrap(),
+        "--reps",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wrong = format!("plan.profile={:?}", deeper.to_str().unwrap());
+    let (o, out) = fit(
+        dir.path(),
+        &cfg,
+        "wrong",
+        &["--set", "plan.slices=2", "--set", &wrong],
+    );
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("deeper.json")
+            && stderr(&o).contains("another model"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join("metrics.jsonl").exists());
+}

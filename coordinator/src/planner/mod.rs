@@ -165,6 +165,25 @@ pub fn read_profile(path: &std::path::Path) -> Result<Profile, RunError> {
     })
 }
 
+/// [`read_profile`], checked against the model it is to plan: one profiled unit per model unit, same names.
+pub fn read_profile_for(
+    path: &std::path::Path,
+    model: &models::Model,
+) -> Result<Profile, RunError> {
+    let profile = read_profile(path)?;
+    let names: Vec<String> = model.costs().into_iter().map(|c| c.name).collect();
+    let profiled: Vec<&String> = profile.units.iter().map(|u| &u.name).collect();
+    if profiled.len() != names.len() || profiled.iter().zip(&names).any(|(a, b)| *a != b) {
+        return Err(RunError::Mismatch(format!(
+            "{}: profiled for another model ({} units, this config's model has {}): run `trainer profile` on this config",
+            path.display(),
+            profiled.len(),
+            names.len()
+        )));
+    }
+    Ok(profile)
+}
+
 /// Measured ÷ modelled task times of the split run in `run_dir` (its `plan.json` and `events.jsonl`), with the
 /// model built from `profile` for the local invoker the run used.
 pub fn observe_run(
@@ -210,6 +229,14 @@ pub fn observe_run(
         become_successor: true,
     };
     let last = plan.slices.len() - 1;
+    let resolved: toml::Value = toml::from_str(&read("config.resolved.toml")?).map_err(|e| {
+        RunError::Mismatch(format!("{}/config.resolved.toml: {e}", run_dir.display()))
+    })?;
+    let memory_store = resolved
+        .get("runtime")
+        .and_then(|r| r.get("store"))
+        .and_then(|s| s.as_str())
+        .is_none_or(|s| s == "memory");
     let mut obs = profile::Observed {
         run: run_dir.display().to_string(),
         forward: Vec::new(),
@@ -224,7 +251,13 @@ pub fn observe_run(
                 i + 1
             ))
         })?;
-        if !matches!(e.status, slice_worker::event::Status::Ran) || e.run_ms <= 0.0 {
+        // Steady state only, as calibration measures it: not the warm-up steps (new containers, first fetches,
+        // memory touched for the first time), not cold starts.
+        if !matches!(e.status, slice_worker::event::Status::Ran)
+            || e.run_ms <= 0.0
+            || e.cold
+            || e.task.step() <= crate::calibration::WARMUP_STEPS
+        {
             continue;
         }
         let s = e.task.slice();
@@ -237,8 +270,16 @@ pub fn observe_run(
             slice_worker::task::TaskId::B { .. } => (m.backward.median(), &mut obs.backward),
             slice_worker::task::TaskId::U { .. } => (m.update.median(), &mut obs.update),
         };
+        // With the in-memory store a local handler never waits for I/O, only for a core that other tasks share —
+        // which the simulator adds itself: its CPU time is what a task time of the model stands for. With a real
+        // store, waiting on the network is part of the task, so the whole run time counts.
+        let measured = if memory_store && e.cpu_ms > 0.0 {
+            e.cpu_ms
+        } else {
+            e.run_ms
+        };
         if modelled > 0.0 {
-            into.push(e.run_ms / modelled);
+            into.push(measured / modelled);
         }
     }
     Ok(obs)

@@ -182,67 +182,94 @@ fn profile_units(
     let params = model.init::<f32>(t.seed);
     let opt = t.optimizer_spec();
     let costs = model.costs();
+    let n = costs.len();
     let samples = mb.inputs.shape()[0] as u64;
-    let mut x = mb.inputs.clone();
-    let mut units = Vec::with_capacity(costs.len());
+    // Each unit is timed inside a whole forward-then-backward pass over all units, as a task runs it: a unit
+    // measured alone in a loop finds its weights and activations in the CPU caches, which a real task (sweeping
+    // every unit of its slice before coming back) never does.
     // Under load, as in a run: one copy of the measurement per core, all at once (every task computes beside
     // others on this machine; alone, a unit runs faster than it ever will in a run).
     let copies = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for (u, cost) in costs.iter().enumerate() {
-        let r = u..u + 1;
-        let p = &params[r.clone()];
-        let measure = || -> Result<[Vec<f64>; 4], RunError> {
-            let mut out: [Vec<f64>; 4] = Default::default();
-            // One untimed round first: allocator and caches warm, as in a warm container.
-            for rep in 0..=reps {
-                let (res, f_ms) = time_ms(|| model.forward(r.clone(), p, x.clone()));
-                let (y, caches) = res?;
-                let dy = y.mapv(|_| 1e-3f32);
-                let (res, b_ms) = time_ms(|| model.backward(r.clone(), p, &caches, dy));
-                let (_, grads) = res?;
+    let measure = || -> Result<Vec<[Vec<f64>; 4]>, RunError> {
+        let mut out: Vec<[Vec<f64>; 4]> = vec![Default::default(); n];
+        // One untimed round first: allocator and caches warm, as in a warm container.
+        for rep in 0..=reps {
+            let mut times = vec![[0.0f64; 4]; n];
+            let mut h = mb.inputs.clone();
+            let mut caches = Vec::with_capacity(n);
+            for (u, time) in times.iter_mut().enumerate() {
+                let (res, ms) = time_ms(|| model.forward(u..u + 1, &params[u..u + 1], h.clone()));
+                let (y, c) = res?;
+                time[0] = ms;
+                caches.push(c);
+                h = y;
+            }
+            let mut dy = h.mapv(|_| 1e-3f32);
+            // A task keeps every unit's gradients until it encodes them all: fresh memory each time, as here.
+            let mut kept = Vec::with_capacity(n);
+            for u in (0..n).rev() {
+                let (res, ms) =
+                    time_ms(|| model.backward(u..u + 1, &params[u..u + 1], &caches[u], dy.clone()));
+                let (dx, grads) = res?;
+                times[u][1] = ms;
                 let mut acc = Some(grads.clone());
                 let (_, a_ms) = time_ms(|| models::train::add_in_order(&mut acc, grads.clone()));
-                let mut fresh = p.to_vec();
+                times[u][3] = a_ms;
+                let mut fresh = params[u..u + 1].to_vec();
                 let mut state: Vec<_> = fresh.iter().map(|q| opt.init_state(q)).collect();
                 let (_, u_ms) = time_ms(|| {
                     for ((q, g), s) in fresh.iter_mut().zip(&grads).zip(state.iter_mut()) {
                         opt.step(t.lr, 1, q, g, s);
                     }
                 });
-                if rep > 0 {
-                    for (v, ms) in out.iter_mut().zip([f_ms, b_ms, u_ms, a_ms]) {
-                        v.push(ms);
+                times[u][2] = u_ms;
+                kept.push(grads);
+                // The first unit returns no input gradient (nothing upstream needs it).
+                if let Some(dx) = dx {
+                    dy = dx;
+                }
+            }
+            if rep > 0 {
+                for (o, time) in out.iter_mut().zip(&times) {
+                    for (v, ms) in o.iter_mut().zip(time) {
+                        v.push(*ms);
                     }
                 }
             }
-            Ok(out)
-        };
-        let runs: Vec<Result<[Vec<f64>; 4], RunError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..copies).map(|_| scope.spawn(measure)).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
-        let mut all: [Vec<f64>; 4] = Default::default();
-        for run in runs {
-            for (a, v) in all.iter_mut().zip(run?) {
-                a.extend(v);
+        }
+        Ok(out)
+    };
+    let runs: Vec<Result<Vec<[Vec<f64>; 4]>, RunError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..copies).map(|_| scope.spawn(measure)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut all: Vec<[Vec<f64>; 4]> = vec![Default::default(); n];
+    for run in runs {
+        for (a, unit) in all.iter_mut().zip(run?) {
+            for (v, samples) in a.iter_mut().zip(unit) {
+                v.extend(samples);
             }
         }
-        let [forward_ms, backward_ms, update_ms, accumulate_ms] = all;
-        units.push(UnitProfile {
-            name: cost.name.clone(),
-            forward_ms,
-            backward_ms,
-            update_ms,
-            accumulate_ms,
-            param_bytes: cost.param_bytes,
-            output_bytes: cost.output_bytes_per_sample * samples,
-            cache_bytes: cost.kept_bytes_per_sample * samples,
-        });
-        x = model.infer(r, p, x)?;
     }
+    let units = costs
+        .iter()
+        .zip(all)
+        .map(
+            |(cost, [forward_ms, backward_ms, update_ms, accumulate_ms])| UnitProfile {
+                name: cost.name.clone(),
+                forward_ms,
+                backward_ms,
+                update_ms,
+                accumulate_ms,
+                param_bytes: cost.param_bytes,
+                output_bytes: cost.output_bytes_per_sample * samples,
+                cache_bytes: cost.kept_bytes_per_sample * samples,
+            },
+        )
+        .collect();
     Ok(units)
 }
 

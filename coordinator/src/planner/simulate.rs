@@ -21,7 +21,8 @@ pub struct StepPrediction {
     pub gb_seconds: f64,
     pub requests: f64,
     pub cost_usd_per_step: f64,
-    /// Task-kind medians, ms (for calibration against events).
+    /// Task-kind medians, ms, as each task's own clock shows them (its event's `run_ms`; on shared cores
+    /// stretched by the sharing), for calibration against events.
     pub forward_ms_p50: f64,
     pub backward_ms_p50: f64,
     pub update_ms_p50: f64,
@@ -114,10 +115,12 @@ fn run_slots(g: &StepGraph, dur: &[f64], slots: usize) -> f64 {
 }
 
 /// Makespan of one draw on shared cores: tasks admitted earliest-ready first into `slots`; each progresses at
-/// `min(1, cores / running)` of full speed.
-fn run_shared(g: &StepGraph, dur: &[f64], par: Parallelism) -> f64 {
+/// `min(1, cores / running)` of full speed. `elapsed` receives each task's time from admission to finish — what
+/// a task's own clock shows while it shares the cores.
+fn run_shared(g: &StepGraph, dur: &[f64], par: Parallelism, elapsed: &mut [f64]) -> f64 {
     let (mut ready, mut deg) = g.start();
     let mut running: Vec<(usize, f64)> = Vec::new();
+    let mut admitted = vec![0.0f64; dur.len()];
     let slots = par.slots.max(1);
     let mut now = 0.0f64;
     loop {
@@ -127,6 +130,7 @@ fn run_shared(g: &StepGraph, dur: &[f64], par: Parallelism) -> f64 {
                     let Some(Reverse((_, t))) = ready.pop() else {
                         break;
                     };
+                    admitted[t] = now;
                     running.push((t, dur[t]));
                 }
                 _ => break,
@@ -160,6 +164,7 @@ fn run_shared(g: &StepGraph, dur: &[f64], par: Parallelism) -> f64 {
         let (done, still): (Vec<_>, Vec<_>) = running.into_iter().partition(|(_, w)| *w <= 1e-9);
         running = still;
         for (t, _) in done {
+            elapsed[t] = now - admitted[t];
             for &n in &g.succ[t] {
                 deg[n] -= 1;
                 if deg[n] == 0 {
@@ -222,6 +227,9 @@ pub fn simulate(
     let mut makespans = Vec::with_capacity(draws);
     let (mut gb_s, mut requests) = (0.0, 0.0);
     let mut dur = vec![0.0f64; total];
+    // Each task's own run time (what its event's `run_ms` reports), and which kind it is.
+    let mut run_ms = vec![0.0f64; total];
+    let kind_of = |t: usize| (t / (s_n * m_n)).min(2);
     let mut kind_samples = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..draws {
         let mut billed_ms_gb = 0.0;
@@ -244,23 +252,27 @@ pub fn simulate(
                 let run = sl.forward.sample(&mut rng) + if m == 0 { sl.weights_ms } else { 0.0 };
                 dur[f_id(s, m)] = start(&mut rng, false) + run;
                 billed_ms_gb += billed(run) * gb;
-                kind_samples[0].push(run);
+                run_ms[f_id(s, m)] = run;
                 if s + 1 < s_n {
                     let run = sl.backward.sample(&mut rng);
                     dur[b_id(s, m)] = start(&mut rng, false) + run;
                     billed_ms_gb += billed(run) * gb;
-                    kind_samples[1].push(run);
+                    run_ms[b_id(s, m)] = run;
                 }
             }
             let run = sl.update.sample(&mut rng);
             dur[u_id(s)] = start(&mut rng, shape.become_successor) + run;
             billed_ms_gb += billed(run) * gb;
-            kind_samples[2].push(run);
+            run_ms[u_id(s)] = run;
         }
         let end = match par.cores {
             None => run_slots(&graph, &dur, par.slots),
-            Some(_) => run_shared(&graph, &dur, par),
+            // Sharing the cores stretches every task's own clock too.
+            Some(_) => run_shared(&graph, &dur, par, &mut run_ms),
         };
+        for t in (0..total).filter(|&t| graph.exists[t]) {
+            kind_samples[kind_of(t)].push(run_ms[t]);
+        }
         makespans.push(end);
         gb_s += billed_ms_gb / 1e3;
         requests += invocations;

@@ -122,13 +122,24 @@ impl LocalInvoker {
         &self,
         worker: &Arc<Worker>,
         payload: &TaskPayload,
-    ) -> Result<crate::executor::Outcome, crate::executor::TaskError> {
+    ) -> (
+        Result<crate::executor::Outcome, crate::executor::TaskError>,
+        Duration,
+    ) {
         let (worker, payload) = (worker.clone(), payload.clone());
         let handle = tokio::runtime::Handle::current();
-        match tokio::task::spawn_blocking(move || handle.block_on(worker.execute(&payload))).await {
-            Ok(result) => result,
+        let run = move || {
+            let cpu = crate::cpu_clock::ThreadCpu::start();
+            let result = handle.block_on(worker.execute(&payload));
+            (result, cpu.elapsed())
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(done) => done,
             // The handler panicked: a crash of the function, reported as its failure.
-            Err(e) => Err(crate::executor::TaskError::Crashed(e.to_string())),
+            Err(e) => (
+                Err(crate::executor::TaskError::Crashed(e.to_string())),
+                Duration::ZERO,
+            ),
         }
     }
 
@@ -158,9 +169,10 @@ impl LocalInvoker {
             event.start_unix_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-            let result = self.run_handler(&container.worker, &p).await;
+            let (result, cpu) = self.run_handler(&container.worker, &p).await;
             let run = started.elapsed();
             event.run_ms = ms(run);
+            event.cpu_ms = ms(cpu);
             match result {
                 Ok(outcome) => {
                     event.fired = outcome.successors.clone();
