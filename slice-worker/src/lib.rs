@@ -11,6 +11,7 @@ pub mod cpu_clock;
 pub mod dag;
 pub mod event;
 pub mod executor;
+pub mod handler;
 pub mod invoker;
 pub mod plan;
 pub mod store;

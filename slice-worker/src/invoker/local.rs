@@ -7,10 +7,11 @@
 //! from a seeded hash, so a faulty run is reproducible.
 
 use super::faults::{Fault, Faults};
-use crate::event::{Status, TaskEvent};
-use crate::executor::Worker;
-use crate::store::{Keys, Store};
+use crate::executor::{Outcome, TaskError, Worker};
+use crate::handler::{self, Ended, Host, Invocation};
+use crate::store::Store;
 use crate::task::TaskPayload;
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,10 +45,6 @@ pub struct LocalInvoker {
     /// Idle containers per function (slice).
     idle: Mutex<HashMap<usize, Vec<Container>>>,
     started: AtomicU64,
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 impl LocalInvoker {
@@ -104,29 +101,53 @@ impl LocalInvoker {
         (c, true)
     }
 
-    async fn report(&self, run: &str, event: &TaskEvent) {
-        if let Some(keys) = Keys::new(run) {
-            // A lost event is recovered by the run driver's deadline, like a lost report on a real platform.
-            let _ = self
-                .store
-                .append_event(&keys.events(), &event.to_fields(), self.opts.event_ttl)
-                .await;
+    async fn run_invocation(self: Arc<Self>, payload: TaskPayload, delivery: u32) {
+        let queued = Instant::now();
+        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
+            return;
+        };
+        let function = payload.task.slice();
+        let (container, cold) = self.container(function).await;
+        let invocation = Invocation {
+            worker: container.id.clone(),
+            cold,
+            invoke: queued.elapsed(),
+            become_successor: self.opts.become_successor,
+            event_ttl: self.opts.event_ttl,
+        };
+        let host = LocalHost {
+            invoker: self.clone(),
+            worker: container.worker.clone(),
+            delivery,
+        };
+        let ended = handler::run(&host, self.store.as_ref(), payload, invocation).await;
+        // A crashed container is gone with its caches; any other goes back to its function's idle pool.
+        if ended != Ended::Crashed {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(function)
+                .or_default()
+                .push(container);
         }
     }
+}
 
+/// One container of the local invoker as the handler's host.
+struct LocalHost {
+    invoker: Arc<LocalInvoker>,
+    worker: Arc<Worker>,
+    delivery: u32,
+}
+
+#[async_trait]
+impl Host for LocalHost {
     /// Runs the handler on a blocking-pool thread, like a function's own process: the handler computes for
     /// milliseconds, and on an async worker it would hold back the tasks queued behind it there (tokio keeps the
-    /// last task a worker spawned in a slot no other worker may take — measured: a started backward waited 11 ms
-    /// for the update its own invocation became, beside an idle core).
-    async fn run_handler(
-        &self,
-        worker: &Arc<Worker>,
-        payload: &TaskPayload,
-    ) -> (
-        Result<crate::executor::Outcome, crate::executor::TaskError>,
-        Duration,
-    ) {
-        let (worker, payload) = (worker.clone(), payload.clone());
+    /// task a worker spawned last in that worker's own slot — a started backward waited 11 ms beside an idle core
+    /// for the update its own invocation became). A panic is a crash of the function, reported as its failure.
+    async fn execute(&self, payload: &TaskPayload) -> (Result<Outcome, TaskError>, Duration) {
+        let (worker, payload) = (self.worker.clone(), payload.clone());
         let handle = tokio::runtime::Handle::current();
         let run = move || {
             let cpu = crate::cpu_clock::ThreadCpu::start();
@@ -135,95 +156,19 @@ impl LocalInvoker {
         };
         match tokio::task::spawn_blocking(run).await {
             Ok(done) => done,
-            // The handler panicked: a crash of the function, reported as its failure.
-            Err(e) => (
-                Err(crate::executor::TaskError::Crashed(e.to_string())),
-                Duration::ZERO,
-            ),
+            Err(e) => (Err(TaskError::Crashed(e.to_string())), Duration::ZERO),
         }
     }
 
-    async fn run_invocation(self: Arc<Self>, payload: TaskPayload, delivery: u32) {
-        let queued = Instant::now();
-        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
-            return;
-        };
-        let function = payload.task.slice();
-        let (container, mut cold) = self.container(function).await;
-        let mut invoke = queued.elapsed();
-        let mut became = false;
-        let mut next = Some(payload);
-        while let Some(p) = next.take() {
-            let fault = self.opts.faults.fault(p.task, p.attempt, delivery);
-            let mut event = TaskEvent::new(p.task, p.attempt, container.id.clone(), Status::Ran);
-            event.cold = cold;
-            event.became = became;
-            event.invoke_ms = ms(invoke);
-            if fault == Fault::CrashBefore {
-                // The container is gone with its caches.
-                event.status = Status::Crashed("before".into());
-                self.report(&p.run, &event).await;
-                return;
-            }
-            let started = Instant::now();
-            event.start_unix_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-            let (result, cpu) = self.run_handler(&container.worker, &p).await;
-            let run = started.elapsed();
-            event.run_ms = ms(run);
-            event.cpu_ms = ms(cpu);
-            match result {
-                Ok(outcome) => {
-                    event.fired = outcome.successors.clone();
-                    event.status = match outcome.skipped {
-                        Some(skip) => Status::Skipped(skip.as_str().into()),
-                        None => Status::Ran,
-                    };
-                    event.weights_cached = outcome.weights_cached;
-                    event.bytes_in = outcome.bytes_in;
-                    event.bytes_out = outcome.bytes_out;
-                    event.fetch_ms = ms(outcome.fetch);
-                    event.store_ms = ms(outcome.store);
-                    event.compute_ms = ms(run.saturating_sub(outcome.fetch + outcome.store));
-                    event.loss = outcome.loss;
-                    if fault == Fault::CrashAfter {
-                        event.status = Status::Crashed("after".into());
-                        self.report(&p.run, &event).await;
-                        return;
-                    }
-                    self.report(&p.run, &event).await;
-                    let mut successors = outcome.successors;
-                    if self.opts.become_successor {
-                        if let Some(i) = successors.iter().position(|t| t.slice() == function) {
-                            let task = successors.remove(i);
-                            next = Some(TaskPayload {
-                                run: p.run.clone(),
-                                task,
-                                attempt: 1,
-                            });
-                        }
-                    }
-                    for task in successors {
-                        self.invoke(TaskPayload {
-                            run: p.run.clone(),
-                            task,
-                            attempt: 1,
-                        });
-                    }
-                }
-                Err(e) => {
-                    event.status = Status::Failed(e.to_string());
-                    self.report(&p.run, &event).await;
-                }
-            }
-            (cold, became, invoke) = (false, true, Duration::ZERO);
-        }
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(function)
-            .or_default()
-            .push(container);
+    async fn start(&self, payload: TaskPayload) -> Result<(), String> {
+        self.invoker.invoke(payload);
+        Ok(())
+    }
+
+    fn fault(&self, p: &TaskPayload) -> Fault {
+        self.invoker
+            .opts
+            .faults
+            .fault(p.task, p.attempt, self.delivery)
     }
 }

@@ -1,0 +1,160 @@
+//! One invocation of the function, whatever hosts it — a container of the local invoker or a worker process under
+//! the Lambda runtime: run the task, report its completion event, run the successor on its own slice in the same
+//! invocation if the plan says *become*, and start every other successor in an invocation of its own.
+//!
+//! The hosts differ only in how they run the handler (a blocking-pool thread, or inline in a worker process), how
+//! they start an invocation (a spawned local delivery, or an asynchronous Lambda `Invoke`) and which faults they
+//! inject; [`Host`] says those three things.
+
+use crate::event::{Status, TaskEvent};
+use crate::executor::{Outcome, TaskError};
+use crate::invoker::Fault;
+use crate::store::{Keys, Store};
+use crate::task::TaskPayload;
+use async_trait::async_trait;
+use std::time::{Duration, Instant};
+
+/// What distinguishes one host of the handler from another.
+#[async_trait]
+pub trait Host: Send + Sync {
+    /// Runs the handler for `payload`; returns its result and the CPU time it used (zero if unknown).
+    async fn execute(&self, payload: &TaskPayload) -> (Result<Outcome, TaskError>, Duration);
+
+    /// Starts `payload` in an invocation of its own, without waiting for it (an `Event` invoke). An error means
+    /// the platform refused it after retries: the run driver's deadline recovers the task.
+    async fn start(&self, payload: TaskPayload) -> Result<(), String>;
+
+    /// The fault the platform injects into this execution (only the local invoker injects any).
+    fn fault(&self, _payload: &TaskPayload) -> Fault {
+        Fault::None
+    }
+}
+
+/// The invocation as the platform started it.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// The instance running it, e.g. `slice-1#3` or a Lambda log stream.
+    pub worker: String,
+    /// Whether this invocation started the instance.
+    pub cold: bool,
+    /// From the invoke call to the handler's start.
+    pub invoke: Duration,
+    /// Run a completed successor on the same slice here instead of invoking it.
+    pub become_successor: bool,
+    /// TTL of the run's event stream.
+    pub event_ttl: Duration,
+}
+
+/// How an invocation ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ended {
+    /// Every task it ran succeeded (or was skipped as already done).
+    Done,
+    /// A task failed; its event says why and the run driver retries it with a new attempt.
+    Failed { task: String, reason: String },
+    /// The (injected) crash killed the instance: the host must not reuse it.
+    Crashed,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// Appends `event` to the run's stream. A lost event is recovered by the run driver's deadline, like a lost report
+/// on a real platform, so a failure here is only logged by the caller's platform (not retried).
+async fn report(store: &dyn Store, run: &str, event: &TaskEvent, ttl: Duration) {
+    if let Some(keys) = Keys::new(run) {
+        let _ = store
+            .append_event(&keys.events(), &event.to_fields(), ttl)
+            .await;
+    }
+}
+
+/// Runs `first` and whatever it becomes; see the module doc.
+pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: Invocation) -> Ended {
+    let function = first.task.slice();
+    let (mut cold, mut became, mut invoke) = (inv.cold, false, inv.invoke);
+    let mut next = Some(first);
+    let mut ended = Ended::Done;
+    while let Some(p) = next.take() {
+        let fault = host.fault(&p);
+        let mut event = TaskEvent::new(p.task, p.attempt, inv.worker.clone(), Status::Ran);
+        event.cold = cold;
+        event.became = became;
+        event.invoke_ms = ms(invoke);
+        if fault == Fault::CrashBefore {
+            event.status = Status::Crashed("before".into());
+            report(store, &p.run, &event, inv.event_ttl).await;
+            return Ended::Crashed;
+        }
+        let started = Instant::now();
+        event.start_unix_ms = unix_ms();
+        let (result, cpu) = host.execute(&p).await;
+        let run = started.elapsed();
+        event.run_ms = ms(run);
+        event.cpu_ms = ms(cpu);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                event.status = Status::Failed(e.to_string());
+                report(store, &p.run, &event, inv.event_ttl).await;
+                return Ended::Failed {
+                    task: p.task.to_string(),
+                    reason: e.to_string(),
+                };
+            }
+        };
+        event.fired = outcome.successors.clone();
+        event.status = match &outcome.skipped {
+            Some(skip) => Status::Skipped(skip.as_str().into()),
+            None => Status::Ran,
+        };
+        event.weights_cached = outcome.weights_cached;
+        event.bytes_in = outcome.bytes_in;
+        event.bytes_out = outcome.bytes_out;
+        event.fetch_ms = ms(outcome.fetch);
+        event.store_ms = ms(outcome.store);
+        event.compute_ms = ms(run.saturating_sub(outcome.fetch + outcome.store));
+        event.loss = outcome.loss;
+        if fault == Fault::CrashAfter {
+            // Outputs written and completions recorded, but the instance dies before reporting or starting
+            // anything: the successors this task completed are recovered by the driver's deadline.
+            event.status = Status::Crashed("after".into());
+            report(store, &p.run, &event, inv.event_ttl).await;
+            return Ended::Crashed;
+        }
+        report(store, &p.run, &event, inv.event_ttl).await;
+        let mut successors = outcome.successors;
+        if inv.become_successor {
+            if let Some(i) = successors.iter().position(|t| t.slice() == function) {
+                next = Some(TaskPayload {
+                    run: p.run.clone(),
+                    task: successors.remove(i),
+                    attempt: 1,
+                });
+            }
+        }
+        for task in successors {
+            let payload = TaskPayload {
+                run: p.run.clone(),
+                task,
+                attempt: 1,
+            };
+            if let Err(reason) = host.start(payload).await {
+                // Not this task's failure: its work is done and recorded. The successor is late, not lost.
+                ended = Ended::Failed {
+                    task: task.to_string(),
+                    reason: format!("could not be started: {reason}"),
+                };
+            }
+        }
+        (cold, became, invoke) = (false, true, Duration::ZERO);
+    }
+    ended
+}
