@@ -30,14 +30,18 @@ pub struct Calibration {
     pub warmup_steps: usize,
 }
 
-/// The prediction for the run `cfg` describes, with cuts `cuts`, from `profile`, on the local platform.
+/// The prediction for the run `cfg` describes, with cuts `cuts`, from `profile`: on the local platform for the
+/// local invoker, on `[platform]` for Lambda.
 pub fn predict(
     cfg: &Config,
     profile: &Profile,
     cuts: &[usize],
 ) -> Result<StepPrediction, RunError> {
     let mut local = cfg.clone();
-    local.platform.kind = PlatformKind::Local;
+    // Local runs are predicted for this machine; Lambda runs for the configured platform.
+    if cfg.runtime.invoker != "lambda" {
+        local.platform.kind = PlatformKind::Local;
+    }
     local.plan.cuts = Some(cuts.to_vec());
     local.plan.slices = Slices::Count(cuts.len() + 1);
     // The profile may have been measured at another micro-batch size (planning `microbatches = "auto"`).

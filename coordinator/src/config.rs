@@ -34,6 +34,78 @@ pub struct Config {
     /// `[pricing]`: prices the planner's costs use (default: AWS us-east-1 list prices).
     #[serde(default)]
     pub pricing: Pricing,
+    /// `[lambda]`: the functions of `runtime.invoker = "lambda"` and `trainer deploy`.
+    #[serde(default)]
+    pub lambda: LambdaConfig,
+}
+
+/// `[lambda]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfig {
+    /// Function names are `{prefix}-{memory}mb`: one function per distinct memory size of the plan.
+    #[serde(default = "function_prefix")]
+    pub function_prefix: String,
+    /// AWS region (default: the SDK's chain — `AWS_REGION`, the profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Named profile of the AWS shared config files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Another Lambda endpoint (an emulator, a VPC endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// The execution role `trainer deploy` gives the functions (required to deploy, not to run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// `"arm64"` (Graviton: 20 % cheaper per GB-second) or `"x86_64"`.
+    #[serde(default = "arm64")]
+    pub architecture: String,
+    /// Function timeout, seconds (Lambda allows 1–900).
+    #[serde(default = "lambda_timeout_s")]
+    pub timeout_s: u32,
+    /// Memory of every slice's function when the planner did not choose (`plan.slices` fixed), MB.
+    #[serde(default = "lambda_memory_mb")]
+    pub memory_mb: u32,
+    /// Reserved concurrency per function (none: the account's unreserved pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrency: Option<u32>,
+}
+
+fn function_prefix() -> String {
+    "trainer".into()
+}
+fn arm64() -> String {
+    "arm64".into()
+}
+fn lambda_timeout_s() -> u32 {
+    300
+}
+fn lambda_memory_mb() -> u32 {
+    2048
+}
+
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        LambdaConfig {
+            function_prefix: function_prefix(),
+            region: None,
+            profile: None,
+            endpoint_url: None,
+            role_arn: None,
+            architecture: arm64(),
+            timeout_s: lambda_timeout_s(),
+            memory_mb: lambda_memory_mb(),
+            reserved_concurrency: None,
+        }
+    }
+}
+
+impl LambdaConfig {
+    /// The function that runs slices given `memory_mb`.
+    pub fn function_name(&self, memory_mb: u32) -> String {
+        format!("{}-{memory_mb}mb", self.function_prefix)
+    }
 }
 
 /// Which optimizer (its hyper-parameters are flat keys of `[train]`).
@@ -276,7 +348,8 @@ impl Default for PlanConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// `"local"`: tasks run in this process (the embedded default).
+    /// `"local"`: tasks run in this process (the embedded default); `"lambda"`: each slice's tasks run on its AWS
+    /// Lambda function (`[lambda]`, `trainer deploy`), through a Redis store.
     #[serde(default = "local")]
     pub invoker: String,
     /// `"memory"` (the embedded default: tensors stay in process) or a Redis URL (`redis://host:6379`,
@@ -574,13 +647,52 @@ impl Config {
         if self.runtime.concurrency == 0 {
             return Err(bad("runtime.concurrency", "must be at least 1"));
         }
-        if self.runtime.invoker != "local" {
+        if self.runtime.invoker != "local" && self.runtime.invoker != "lambda" {
             return Err(bad(
                 "runtime.invoker",
                 format!(
-                    "unknown invoker {:?}; available: \"local\"",
+                    "unknown invoker {:?}; available: \"local\", \"lambda\"",
                     self.runtime.invoker
                 ),
+            ));
+        }
+        if self.runtime.invoker == "lambda" && self.runtime.store == "memory" {
+            return Err(bad(
+                "runtime.store",
+                "the lambda invoker needs a store its functions can reach: a redis:// or rediss:// URL",
+            ));
+        }
+        let l = &self.lambda;
+        let name_ok = !l.function_prefix.is_empty()
+            && l.function_prefix.len() <= 50
+            && l.function_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err(bad(
+                "lambda.function_prefix",
+                format!(
+                    "{:?}: use 1-50 letters, digits, '-' or '_' (Lambda function names)",
+                    l.function_prefix
+                ),
+            ));
+        }
+        if l.architecture != "arm64" && l.architecture != "x86_64" {
+            return Err(bad(
+                "lambda.architecture",
+                format!("{:?}: use \"arm64\" or \"x86_64\"", l.architecture),
+            ));
+        }
+        if !(1..=900).contains(&l.timeout_s) {
+            return Err(bad(
+                "lambda.timeout_s",
+                format!("{}: Lambda allows 1 to 900 seconds", l.timeout_s),
+            ));
+        }
+        if !(128..=10_240).contains(&l.memory_mb) {
+            return Err(bad(
+                "lambda.memory_mb",
+                format!("{}: Lambda allows 128 to 10,240 MB", l.memory_mb),
             ));
         }
         let st = &self.runtime.store;

@@ -16,7 +16,9 @@ use models::checkpoint::{
 use models::{Model, OptimizerState, UnitTensors};
 use slice_worker::event::TaskEvent;
 use slice_worker::executor::{forward_dependencies, record_completion};
-use slice_worker::invoker::{Faults, LocalInvoker, LocalOptions};
+use slice_worker::invoker::{
+    Faults, Invoker, LambdaClient, LambdaInvoker, LocalInvoker, LocalOptions,
+};
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, MemoryStore, RedisStore, Store, StoreError};
 use slice_worker::task::{TaskId, TaskPayload};
@@ -46,7 +48,7 @@ struct Driver<'a> {
     plan: RunPlan,
     keys: Keys,
     store: Arc<dyn Store>,
-    invoker: Arc<LocalInvoker>,
+    invoker: Arc<dyn Invoker>,
     ttl: Duration,
     /// The latency model's prediction for this run (local platform), for calibration.
     prediction: Option<crate::planner::simulate::StepPrediction>,
@@ -269,6 +271,7 @@ async fn drive(
     let run_id = format!("{}-{nanos}", std::process::id());
     let keys = Keys::new(&run_id).unwrap_or_else(|| unreachable!("digits and a dash"));
     let ttl = Duration::from_secs(24 * 3600);
+    let slice_count = slices.len();
     let plan = RunPlan {
         run_id: run_id.clone(),
         model: cfg.model.clone(),
@@ -285,6 +288,12 @@ async fn drive(
             .filter(|&p| p > 0)
             .collect(),
         recompute: cfg.plan.recompute,
+        become_successor: cfg.plan.become_successor,
+        functions: if cfg.runtime.invoker == "lambda" {
+            lambda_functions(cfg, planned.as_ref(), slice_count)
+        } else {
+            Vec::new()
+        },
     };
     out.create(cfg)?;
     // plan.json: the run plan the tasks read and, for `slices = "auto"`, the planner's choice and alternatives.
@@ -299,20 +308,32 @@ async fn drive(
     out.write_json("plan.json", &plan_json)?;
     let mut metrics = out.jsonl_writer("metrics.jsonl")?;
     let r = &cfg.runtime;
-    let invoker = LocalInvoker::new(
-        store.clone(),
-        LocalOptions {
-            concurrency: r.concurrency,
-            faults: Faults {
-                fault_rate: r.fault_rate,
-                duplicate_rate: r.duplicate_rate,
-                cold_start: Duration::from_millis(r.cold_start_ms),
-                seed: r.seed,
+    let invoker: Arc<dyn Invoker> = if r.invoker == "lambda" {
+        let l = &cfg.lambda;
+        let settings = slice_worker::invoker::LambdaSettings {
+            region: l.region.clone(),
+            profile: l.profile.clone(),
+            endpoint_url: l.endpoint_url.clone(),
+            static_credentials: None,
+        };
+        let client = LambdaClient::new(&settings, r.concurrency, Default::default()).await;
+        LambdaInvoker::new(Arc::new(client), plan.functions.clone())
+    } else {
+        LocalInvoker::new(
+            store.clone(),
+            LocalOptions {
+                concurrency: r.concurrency,
+                faults: Faults {
+                    fault_rate: r.fault_rate,
+                    duplicate_rate: r.duplicate_rate,
+                    cold_start: Duration::from_millis(r.cold_start_ms),
+                    seed: r.seed,
+                },
+                become_successor: cfg.plan.become_successor,
+                event_ttl: ttl,
             },
-            become_successor: cfg.plan.become_successor,
-            event_ttl: ttl,
-        },
-    );
+        )
+    };
     let driver = Driver {
         cfg,
         model,
@@ -331,6 +352,24 @@ async fn drive(
     let summary = result?;
     cleanup?;
     Ok(summary)
+}
+
+/// The Lambda function of each slice: `{prefix}-{memory}mb` with the planner's memory for the slice when it chose
+/// the split, else `lambda.memory_mb`.
+pub fn lambda_functions(
+    cfg: &Config,
+    planned: Option<&crate::planner::search::PlanOutcome>,
+    slices: usize,
+) -> Vec<String> {
+    match planned {
+        Some(o) => o
+            .chosen
+            .slices
+            .iter()
+            .map(|s| cfg.lambda.function_name(s.memory_mb))
+            .collect(),
+        None => vec![cfg.lambda.function_name(cfg.lambda.memory_mb); slices],
+    }
 }
 
 async fn run_steps(
@@ -427,7 +466,16 @@ async fn run_steps(
                 d.invoke(task, attempt);
             }
         }
-        for (task, attempt) in tracker.overdue(now)? {
+        let overdue = tracker
+            .overdue(now)
+            .map_err(|e| match (e, d.invoker.last_refusal()) {
+                (RunError::Task { task, reason }, Some(refused)) => RunError::Task {
+                    task,
+                    reason: format!("{reason}; the platform refused an invocation: {refused}"),
+                },
+                (e, _) => e,
+            })?;
+        for (task, attempt) in overdue {
             late += 1;
             if late <= LATE_WARNINGS {
                 let more = if late == LATE_WARNINGS {

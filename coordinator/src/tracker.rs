@@ -248,6 +248,8 @@ mod tests {
             ttl_s: 60,
             keep_every: Vec::new(),
             recompute: true,
+            become_successor: true,
+            functions: Vec::new(),
         }
     }
 

@@ -162,6 +162,11 @@ impl Worker {
         Ok(ctx)
     }
 
+    /// The plan of run `run` (read from the store once per container).
+    pub async fn plan(&self, run: &str) -> Result<RunPlan, TaskError> {
+        Ok(self.run_ctx(run).await?.plan.clone())
+    }
+
     async fn fetch(&self, task: &TaskId, key: &str, out: &mut Outcome) -> Result<Bytes, TaskError> {
         let t0 = Instant::now();
         let v = self.store.get(key).await;

@@ -25,11 +25,19 @@ pub struct RunPlan {
     pub keep_every: Vec<u64>,
     /// `true`: a backward re-runs its slice's forward from the stored slice input. `false`: the forward stores its
     /// layer caches (`c:{t}:{s}:{m}`) and the backward reads them — more bytes, no second forward.
-    #[serde(default = "recompute_default")]
+    #[serde(default = "yes")]
     pub recompute: bool,
+    /// The *become* option for hosts that read it from the plan (Lambda workers): a task that completes a
+    /// successor on its own slice runs it in the same invocation.
+    #[serde(default = "yes", rename = "become")]
+    pub become_successor: bool,
+    /// The Lambda function of each slice, by slice index (empty when the run is not on Lambda): a worker starts a
+    /// successor by invoking its slice's function.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<String>,
 }
 
-fn recompute_default() -> bool {
+fn yes() -> bool {
     true
 }
 

@@ -120,6 +120,7 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
         compute_ms: 20.25,
         store_ms: 1.75,
         run_ms: 23.5,
+        cpu_ms: 21.0,
         start_unix_ms: 0.0,
         loss: None,
     };

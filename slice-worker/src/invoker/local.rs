@@ -39,6 +39,7 @@ struct Container {
 
 /// Runs tasks in this process on the tokio runtime.
 pub struct LocalInvoker {
+    me: std::sync::Weak<LocalInvoker>,
     store: Arc<dyn Store>,
     opts: LocalOptions,
     permits: Arc<Semaphore>,
@@ -49,7 +50,8 @@ pub struct LocalInvoker {
 
 impl LocalInvoker {
     pub fn new(store: Arc<dyn Store>, opts: LocalOptions) -> Arc<LocalInvoker> {
-        Arc::new(LocalInvoker {
+        Arc::new_cyclic(|me| LocalInvoker {
+            me: me.clone(),
             store,
             permits: Arc::new(Semaphore::new(opts.concurrency.max(1))),
             opts,
@@ -170,5 +172,13 @@ impl Host for LocalHost {
             .opts
             .faults
             .fault(p.task, p.attempt, self.delivery)
+    }
+}
+
+impl super::Invoker for LocalInvoker {
+    fn invoke(&self, payload: TaskPayload) {
+        if let Some(me) = self.me.upgrade() {
+            LocalInvoker::invoke(&me, payload);
+        }
     }
 }

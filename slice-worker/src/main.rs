@@ -1,0 +1,251 @@
+//! `slice-worker`: the function binary. Under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set) it serves
+//! invocations — one task payload each, run by the same handler as the local invoker's
+//! ([`slice_worker::handler`]), its successors started by `Invoke` (`Event`) on their slices' functions. Outside
+//! Lambda it runs one payload given on the command line, prints the outcome and starts nothing: a way to run or
+//! debug one task by hand against a run's store.
+//!
+//! Environment: `TRAINER_STORE` (the run's Redis URL; required), `TRAINER_THREADS` (compute threads; default:
+//! the CPUs this process may use — on Lambda, the function's vCPU share). The SDK's usual variables (`AWS_REGION`,
+//! credentials, `AWS_ENDPOINT_URL_LAMBDA`) reach Lambda for successors.
+
+use async_trait::async_trait;
+use slice_worker::executor::{Outcome, TaskError, Worker};
+use slice_worker::handler::{self, Ended, Host, Invocation};
+use slice_worker::invoker::lambda::{Backoff, LambdaClient, LambdaSettings};
+use slice_worker::store::{RedisStore, Store};
+use slice_worker::task::TaskPayload;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+// Tasks allocate and free tens of MB each; glibc's malloc hands large blocks back to the kernel at once and the
+// next task faults them in again (see the trainer binary).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Successor invokes one worker may have in flight.
+const INVOKE_CONCURRENCY: usize = 64;
+
+fn usage() -> &'static str {
+    "usage: slice-worker PAYLOAD_JSON   (outside Lambda: run one task, e.g. '{\"run\":\"r1\",\"task\":{\"kind\":\"F\",\"step\":1,\"slice\":0,\"mb\":0},\"attempt\":1}')\n\
+     environment: TRAINER_STORE=redis://… (required), TRAINER_THREADS=N (optional)\n\
+     under the Lambda runtime (AWS_LAMBDA_RUNTIME_API set) it serves invocations instead"
+}
+
+/// What the worker needs from its environment, read once at start.
+struct Settings {
+    store: String,
+    threads: usize,
+}
+
+fn settings() -> Result<Settings, String> {
+    let store = std::env::var("TRAINER_STORE").map_err(|_| {
+        "TRAINER_STORE is not set: the run's Redis URL (redis://… or rediss://…)".to_string()
+    })?;
+    if store == "memory" {
+        return Err("TRAINER_STORE=memory: a worker process needs a store other processes can reach (Redis)".into());
+    }
+    let threads =
+        match std::env::var("TRAINER_THREADS") {
+            Ok(v) => v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                format!("TRAINER_THREADS={v:?}: expected a positive whole number")
+            })?,
+            Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+    Ok(Settings { store, threads })
+}
+
+/// The worker process as the handler's host.
+struct LambdaHost {
+    worker: Arc<Worker>,
+    client: Option<Arc<LambdaClient>>,
+    functions: Vec<String>,
+}
+
+#[async_trait]
+impl Host for LambdaHost {
+    /// Inline on the process's single runtime thread: the thread's CPU clock is the handler's.
+    async fn execute(&self, payload: &TaskPayload) -> (Result<Outcome, TaskError>, Duration) {
+        let cpu = slice_worker::cpu_clock::ThreadCpu::start();
+        let result = self.worker.execute(payload).await;
+        (result, cpu.elapsed())
+    }
+
+    async fn start(&self, payload: TaskPayload) -> Result<(), String> {
+        let slice = payload.task.slice();
+        let function = self
+            .functions
+            .get(slice)
+            .ok_or_else(|| format!("the run's plan names no function for slice {slice}"))?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| format!("not under Lambda: {} not started", payload.task))?;
+        client
+            .invoke_event(function, payload.to_json().as_bytes())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs one invocation of `payload`.
+async fn serve_one(
+    worker: &Arc<Worker>,
+    store: &dyn Store,
+    client: Option<Arc<LambdaClient>>,
+    payload: TaskPayload,
+    instance: &str,
+    cold: bool,
+) -> Ended {
+    // The plan says which function runs each slice and whether to become successors; an unknown run fails here,
+    // before any work, with the run named.
+    let plan = match worker.plan(&payload.run).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            return Ended::Failed {
+                task: payload.task.to_string(),
+                reason: e.to_string(),
+            }
+        }
+    };
+    let host = LambdaHost {
+        worker: worker.clone(),
+        client,
+        functions: plan.functions.clone(),
+    };
+    let invocation = Invocation {
+        worker: instance.to_string(),
+        cold,
+        invoke: Duration::ZERO,
+        become_successor: plan.become_successor,
+        event_ttl: Duration::from_secs(plan.ttl_s),
+    };
+    handler::run(&host, store, payload, invocation).await
+}
+
+async fn lambda_main(settings: Settings) -> Result<(), String> {
+    let store: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(&settings.store)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let worker = Arc::new(Worker::new(store.clone()));
+    let client = Arc::new(
+        LambdaClient::new(
+            &LambdaSettings::default(),
+            INVOKE_CONCURRENCY,
+            Backoff::default(),
+        )
+        .await,
+    );
+    let instance = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
+        .unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+    let fresh = Arc::new(AtomicBool::new(true));
+    let handler = lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let (worker, store, client, instance, fresh) = (
+                worker.clone(),
+                store.clone(),
+                client.clone(),
+                instance.clone(),
+                fresh.clone(),
+            );
+            async move {
+                let payload: TaskPayload = serde_json::from_value(event.payload)
+                    .map_err(|e| format!("malformed task payload: {e}"))?;
+                let cold = fresh.swap(false, Ordering::Relaxed);
+                let task = payload.task.to_string();
+                match serve_one(
+                    &worker,
+                    store.as_ref(),
+                    Some(client),
+                    payload,
+                    &instance,
+                    cold,
+                )
+                .await
+                {
+                    Ended::Done => Ok::<serde_json::Value, lambda_runtime::Error>(
+                        serde_json::json!({ "task": task, "ended": "done" }),
+                    ),
+                    // A function error: visible in the platform's metrics; the run driver retries with a new attempt.
+                    Ended::Failed { task, reason } => Err(format!("{task}: {reason}").into()),
+                    Ended::Crashed => Err(format!("{task}: crashed").into()),
+                }
+            }
+        },
+    );
+    lambda_runtime::run(handler)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn local_main(settings: Settings, payload: TaskPayload) -> Result<(), String> {
+    let store: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(&settings.store)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let worker = Arc::new(Worker::new(store.clone()));
+    match serve_one(&worker, store.as_ref(), None, payload, "local", true).await {
+        Ended::Done => Ok(()),
+        Ended::Failed { task, reason } => Err(format!("{task}: {reason}")),
+        Ended::Crashed => Err("crashed".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    let under_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let payload = match (under_lambda, args.as_slice()) {
+        (true, _) => None,
+        (false, [json]) => match TaskPayload::from_json(json) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("slice-worker: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (false, _) => {
+            eprintln!("{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("slice-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    slice_worker::models::matmul::set_threads(settings.threads);
+    // One thread: a function instance runs one invocation at a time, and the handler's CPU clock is this thread's.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("slice-worker: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match payload {
+            None => lambda_main(settings).await,
+            Some(p) => local_main(settings, p).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("slice-worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

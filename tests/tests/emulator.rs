@@ -1,0 +1,260 @@
+//! End to end through Lambda's interfaces: the run driver starts tasks with the real `aws-sdk-lambda` → a local
+//! Lambda emulator → real `slice-worker` processes under `lambda_runtime` → a real `redis-server`. The workers start
+//! each other's tasks through the same SDK. The weights must equal the monolithic run's bytes, with and without the
+//! faults the platform brings (throttling, duplicate deliveries, handler errors, crashes mid-call, timeouts), and
+//! every task of the graph must fire exactly once.
+
+use coordinator::config::Config;
+use coordinator::fit::{fit, Quiet};
+use coordinator::run_dir::RunDir;
+use coordinator::slice_worker::dag::step_tasks;
+use coordinator::slice_worker::event::{Status, TaskEvent};
+use coordinator::slice_worker::plan::RunPlan;
+use coordinator::slice_worker::task::TaskId;
+use e2e_tests::lambda_emulator::{
+    cargo_binary, worker_binary, Emulator, Faults, FunctionSpec, Stats,
+};
+use e2e_tests::redis_server::RedisServer;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+const MNIST_MLP: &str = r#"
+model = { kind = "mlp", widths = [784, 64, 32, 32, 10] }
+data = { kind = "mnist" }
+train = { steps = 4, batch_size = 32, microbatches = 2, optimizer = "sgd", lr = 0.05, momentum = 0.9, seed = 5 }
+"#;
+
+const FUNCTION: &str = "trainer-1024mb";
+
+fn fit_to(cfg_text: &str, dir: &Path) -> Vec<u8> {
+    let cfg: Config = toml::from_str(cfg_text).unwrap_or_else(|e| panic!("{cfg_text}\n{e}"));
+    fit(&cfg, &RunDir::new(dir), &mut Quiet, &AtomicBool::new(false))
+        .unwrap_or_else(|e| panic!("{cfg_text}\n{e}"));
+    std::fs::read(dir.join("model.safetensors")).expect("checkpoint written")
+}
+
+/// `trainer fit` in a process of its own, with credentials the emulator accepts (the SDK's standard chain reads
+/// them from the environment, as on a developer's machine).
+fn trainer_fit(cfg_text: &str, dir: &Path) -> Vec<u8> {
+    let trainer = cargo_binary("trainer")
+        .expect("the trainer binary beside this test (cargo test --workspace builds it)");
+    std::fs::create_dir_all(dir).expect("run parent");
+    let cfg = dir.with_extension("toml");
+    std::fs::write(&cfg, cfg_text).expect("config written");
+    let out = std::process::Command::new(trainer)
+        .arg("fit")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.join("run"))
+        .arg("--quiet")
+        .env("AWS_ACCESS_KEY_ID", "emulator")
+        .env("AWS_SECRET_ACCESS_KEY", "emulator")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("trainer runs");
+    assert!(
+        out.status.success(),
+        "{cfg_text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(dir.join("run/model.safetensors")).expect("checkpoint written")
+}
+
+fn emulator(store: &str, faults: Faults, timeout: Duration) -> Emulator {
+    let binary = worker_binary().expect(
+        "the slice-worker binary beside this test executable (cargo test --workspace builds it)",
+    );
+    Emulator::start(
+        vec![FunctionSpec {
+            name: FUNCTION.into(),
+            binary,
+            env: vec![
+                ("TRAINER_STORE".into(), store.into()),
+                ("TRAINER_THREADS".into(), "1".into()),
+            ],
+            memory_mb: 1024,
+            timeout,
+            concurrency: 4,
+            async_retries: 2,
+        }],
+        faults,
+    )
+    .expect("emulator starts")
+}
+
+fn on_lambda(base: &str, store: &str, endpoint: &str, task_timeout_s: f64) -> String {
+    format!(
+        "{base}\n[plan]\nslices = 3\n[runtime]\ninvoker = \"lambda\"\nstore = {store:?}\nconcurrency = 8\n\
+         task_timeout_s = {task_timeout_s}\nmax_attempts = 12\n[lambda]\nmemory_mb = 1024\nendpoint_url = {endpoint:?}\n\
+         region = \"us-east-1\"\n"
+    )
+}
+
+/// Every task of the graph fired exactly once (leaves at most once: the driver's data record may fire them) and
+/// succeeded at least once; no execution failed. Returns the executions that were skipped as already done.
+fn check_events(dir: &Path) -> usize {
+    let plan: RunPlan =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).expect("plan.json"))
+            .expect("a plan");
+    assert_eq!(plan.functions, vec![FUNCTION.to_string(); 3]);
+    let events: Vec<TaskEvent> = std::fs::read_to_string(dir.join("events.jsonl"))
+        .expect("events.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let mut fired: HashMap<TaskId, usize> = HashMap::new();
+    let mut succeeded: HashMap<TaskId, usize> = HashMap::new();
+    let mut skipped = 0;
+    for e in &events {
+        for t in &e.fired {
+            *fired.entry(*t).or_default() += 1;
+        }
+        match &e.status {
+            Status::Ran => *succeeded.entry(e.task).or_default() += 1,
+            Status::Skipped(_) => {
+                skipped += 1;
+                succeeded.entry(e.task).or_default();
+            }
+            other => panic!("{}: {other:?}", e.task),
+        }
+    }
+    for step in 1..=plan.steps {
+        for task in step_tasks(&plan, step) {
+            let n = fired.remove(&task).unwrap_or(0);
+            if matches!(task, TaskId::F { slice: 0, .. }) {
+                assert!(n <= 1, "{task} fired {n} times");
+            } else {
+                assert_eq!(n, 1, "{task} fired {n} times");
+            }
+            assert!(
+                succeeded.contains_key(&task),
+                "{task} never reported success"
+            );
+        }
+    }
+    assert!(fired.is_empty(), "fired tasks outside the graph: {fired:?}");
+    skipped
+}
+
+#[test]
+fn emulator_split_run_equals_the_monolithic_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mono = fit_to(MNIST_MLP, &dir.path().join("mono"));
+    let redis = RedisServer::start(&[]);
+    let lambda = emulator(&redis.url(), Faults::default(), Duration::from_secs(30));
+    let run = dir.path().join("lambda");
+    let split = trainer_fit(
+        &on_lambda(MNIST_MLP, &redis.url(), lambda.url(), 30.0),
+        &run,
+    );
+    let run = run.join("run");
+    assert!(
+        split == mono,
+        "weights through Lambda differ from the monolithic run"
+    );
+    check_events(&run);
+    let stats = lambda.stats();
+    // Every task went through the Invoke API: the driver's leaves and the workers' successors alike.
+    assert!(
+        stats.invokes > 0 && stats.instances_started >= 1,
+        "{stats:?}"
+    );
+    assert_eq!(stats.function_errors, 0, "{stats:?}");
+    assert!(stats.peak_rss_kib[FUNCTION] > 1024, "{stats:?}");
+}
+
+#[test]
+fn emulator_faulty_split_run_equals_the_monolithic_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mono = fit_to(MNIST_MLP, &dir.path().join("mono"));
+    let redis = RedisServer::start(&[]);
+    let faults = Faults {
+        seed: 3,
+        throttle_rate: 0.15,
+        duplicate_rate: 0.2,
+        error_rate: 0.1,
+        crash_rate: 0.08,
+        timeout_rate: 0.04,
+    };
+    // A short function timeout (the timeouts are injected) and a driver deadline beyond it with the platform's two
+    // retries: what the platform recovers, the driver need not.
+    let lambda = emulator(&redis.url(), faults, Duration::from_secs(2));
+    let run = dir.path().join("lambda");
+    let split = trainer_fit(&on_lambda(MNIST_MLP, &redis.url(), lambda.url(), 8.0), &run);
+    let run = run.join("run");
+    assert!(
+        split == mono,
+        "weights through a faulty Lambda differ from the monolithic run"
+    );
+    let skipped = check_events(&run);
+    let s: Stats = lambda.stats();
+    assert!(
+        s.throttled > 0
+            && s.duplicated > 0
+            && s.crashes > 0
+            && s.function_errors > 0
+            && s.async_retries > 0,
+        "every kind of fault happened: {s:?}"
+    );
+    assert!(
+        skipped > 0,
+        "duplicates and retries found their work done: {s:?}"
+    );
+}
+
+#[test]
+fn emulator_answers_the_invoke_api_as_lambda_does() {
+    use coordinator::slice_worker::invoker::lambda::{
+        Backoff, InvokeError, LambdaClient, LambdaSettings,
+    };
+    let redis = RedisServer::start(&[]);
+    let lambda = emulator(&redis.url(), Faults::default(), Duration::from_secs(5));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let settings = LambdaSettings {
+            region: Some("us-east-1".into()),
+            profile: None,
+            endpoint_url: Some(lambda.url().into()),
+            static_credentials: Some(("emulator".into(), "emulator".into())),
+        };
+        let backoff = Backoff { base: Duration::from_millis(1), cap: Duration::from_millis(5), tries: 3 };
+        let client = LambdaClient::new(&settings, 4, backoff).await;
+        let e = client.invoke_event("no-such-function", b"{}").await;
+        assert!(matches!(&e, Err(InvokeError::Refused { reason, .. }) if reason.contains("404")), "{e:?}");
+        let big = vec![b' '; 1024 * 1024 + 1];
+        let e = client.invoke_event(FUNCTION, &big).await;
+        assert!(matches!(e, Err(InvokeError::TooLarge { .. })), "{e:?}");
+        // A payload the worker rejects: a function error on a synchronous call, not a transport retry.
+        let e = client.invoke_sync(FUNCTION, b"{\"not\":\"a task\"}").await;
+        assert!(
+            matches!(&e, Err(InvokeError::FunctionError { body, .. }) if body.contains("malformed task payload")),
+            "{e:?}"
+        );
+        assert_eq!(client.retried(), 0);
+        client.invoke_event(FUNCTION, b"{\"not\":\"a task\"}").await.expect("queued: 202");
+    });
+    // A worker that cannot reach its store dies in its init: the invocation fails with Runtime.InitError, and the
+    // emulator does not start instance after instance.
+    let unreachable = emulator(
+        "redis://127.0.0.1:1",
+        Faults::default(),
+        Duration::from_secs(5),
+    );
+    rt.block_on(async {
+        let settings = LambdaSettings {
+            region: Some("us-east-1".into()),
+            profile: None,
+            endpoint_url: Some(unreachable.url().into()),
+            static_credentials: Some(("emulator".into(), "emulator".into())),
+        };
+        let client = LambdaClient::new(&settings, 4, Backoff::default()).await;
+        let e = client.invoke_sync(FUNCTION, b"{}").await;
+        assert!(
+            matches!(&e, Err(InvokeError::FunctionError { body, .. }) if body.contains("Runtime.InitError")),
+            "{e:?}"
+        );
+    });
+    assert_eq!(unreachable.stats().instances_started, 1);
+}
