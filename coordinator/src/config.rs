@@ -656,6 +656,15 @@ impl Config {
                 ),
             ));
         }
+        let auto = (self.plan.slices == Slices::Auto && self.plan.cuts.is_none())
+            || self.train.microbatches == AUTO;
+        if self.runtime.invoker == "lambda" && auto && self.plan.profile.is_none() {
+            return Err(bad(
+                "plan.profile",
+                "a Lambda run whose split the planner chooses plans from a saved profile (`trainer profile`), so that \
+                 `trainer deploy` and the run choose the same functions",
+            ));
+        }
         if self.runtime.invoker == "lambda" && self.runtime.store == "memory" {
             return Err(bad(
                 "runtime.store",

@@ -31,6 +31,9 @@ pub enum RunError {
         "stopped by request after step {step}; the last checkpoint in the run folder is consistent"
     )]
     Interrupted { step: u64 },
+    /// A Lambda management call failed (the message names the call and the function).
+    #[error("deploy: {0}")]
+    Deploy(String),
 }
 
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {

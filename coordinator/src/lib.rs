@@ -3,7 +3,8 @@
 //! Owns the run configuration ([`config::Config`], the TOML users write), the single-process reference run
 //! ([`fit::fit`]) with its run folder ([`run_dir::RunDir`]) and evaluation, and the driver of split runs
 //! ([`split`], following the event stream with [`tracker::Tracker`]), and the [`planner`] (profile, platform model,
-//! latency model, Monte Carlo, search) with the [`calibration`] every split run reports.
+//! latency model, Monte Carlo, search) with the [`calibration`] every split run reports, and [`deploy`] (the
+//! Lambda functions of a config).
 //!
 //! Must not know about: the command line (flags, progress bars, exit codes belong to `trainer`).
 //!
@@ -20,6 +21,7 @@
 
 pub mod calibration;
 pub mod config;
+pub mod deploy;
 pub mod error;
 pub mod evaluate;
 pub mod fit;

@@ -3,6 +3,7 @@
 //! Thin binary: parses flags (stage one), loads and validates the config (stage two, [`load`]), and hands the run to
 //! `coordinator`. Only this crate uses `anyhow`, prints, and chooses exit codes.
 
+mod deploy_cmd;
 mod load;
 mod plan_cmd;
 mod progress;
@@ -81,8 +82,22 @@ enum Command {
     Sweep { sweep: PathBuf },
     /// Cost and latency report of a run or sweep folder. [experiments issue]
     Report { dir: PathBuf },
-    /// Create or update the Lambda functions of a plan. [Lambda issue]
-    Deploy { config: PathBuf },
+    /// Create or update the Lambda functions a config's runs use (one per memory size of its plan).
+    Deploy {
+        config: PathBuf,
+        /// Print the calls without making them (needs no credentials).
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete the functions instead.
+        #[arg(long)]
+        destroy: bool,
+        /// A worker package (bootstrap.zip for provided.al2023) instead of building one with cargo-lambda.
+        #[arg(long)]
+        zip: Option<PathBuf>,
+        /// Override a config value (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
+    },
     /// Evaluate a run folder's weights on the whole held-out split (test set or validation text).
     Eval {
         /// A run folder written by `trainer fit`.
@@ -200,7 +215,19 @@ fn run(cli: Cli) -> Result<()> {
         } => plan_cmd::run_profile(&config, &sets, &out, reps, events.as_deref()),
         Command::Sweep { .. } => not_yet("sweep", 6),
         Command::Report { .. } => not_yet("report", 6),
-        Command::Deploy { .. } => not_yet("deploy", 5),
+        Command::Deploy {
+            config,
+            dry_run,
+            destroy,
+            zip,
+            sets,
+        } => deploy_cmd::run_deploy(deploy_cmd::DeployArgs {
+            config: &config,
+            sets: &sets,
+            dry_run,
+            destroy,
+            zip: zip.as_deref(),
+        }),
         Command::Eval { run, checkpoint } => {
             set_threads(0)?;
             let e = coordinator::evaluate::evaluate_run(&run, checkpoint.as_deref())?;

@@ -510,3 +510,130 @@ fn a_split_run_plans_from_the_profile_its_config_names() {
     );
     assert!(!out.join("metrics.jsonl").exists());
 }
+
+#[test]
+fn deploy_dry_run_prints_the_functions_of_the_plan_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = r#"
+model = { kind = "mlp", widths = [784, 64, 32, 10] }
+data = { kind = "synthetic" }
+train = { steps = 4, batch_size = 32, microbatches = 2, lr = 0.1 }
+[plan]
+slices = 3
+[runtime]
+invoker = "lambda"
+store = "rediss://trainer:s3cret@cache.example.com:6380"
+[lambda]
+function_prefix = "mnist"
+role_arn = "arn:aws:iam::123456789012:role/trainer-worker"
+memory_mb = 1536
+reserved_concurrency = 50
+"#;
+    let cfg = write(dir.path(), "lambda.toml", base);
+    let c = cfg.to_str().unwrap();
+    // Fixed slices: every slice on lambda.memory_mb, one function.
+    let o = trainer(&["deploy", c, "--dry-run"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("CreateFunction mnist-1536mb") && out.contains("memory 1536 MB"),
+        "{out}"
+    );
+    assert!(
+        out.contains("runs slice(s) 0, 1, 2") && out.contains("provided.al2023"),
+        "{out}"
+    );
+    assert!(out.contains("ReservedConcurrentExecutions = 50"), "{out}");
+    assert!(
+        !out.contains("s3cret") && out.contains("trainer:***@"),
+        "{out}"
+    );
+    let o = trainer(&["deploy", c, "--dry-run", "--destroy"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && out.contains("DeleteFunction mnist-1536mb"),
+        "{out}"
+    );
+    // The planner's split needs a saved profile, so that deploy and the run choose alike.
+    let o = trainer(&["deploy", c, "--dry-run", "--set", "plan.slices=\"auto\""]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("plan.profile"),
+        "{}",
+        stderr(&o)
+    );
+    let prof = dir.path().join("profile.json");
+    let o = trainer(&[
+        "profile",
+        c,
+        "--out",
+        prof.to_str().unwrap(),
+        "--reps",
+        "1",
+        "--set",
+        "runtime.invoker=\"local\"",
+        "--set",
+        "runtime.store=\"memory\"",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let given = format!("plan.profile={:?}", prof.to_str().unwrap());
+    let o = trainer(&[
+        "deploy",
+        c,
+        "--dry-run",
+        "--set",
+        "plan.slices=\"auto\"",
+        "--set",
+        &given,
+        "--set",
+        "plan.memory_cap_mb=1024",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Under a 1,024 MB cap every function is named by a memory size within it.
+    let sizes: Vec<u32> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("CreateFunction mnist-"))
+        .map(|rest| rest.split("mb").next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        !sizes.is_empty() && sizes.iter().all(|&mb| (128..=1024).contains(&mb)),
+        "{out}"
+    );
+    // A real deploy without a role stops before any call, naming the key.
+    let no_role = write(
+        dir.path(),
+        "norole.toml",
+        &base.replace("role_arn", "# role_arn"),
+    );
+    let zip = write(dir.path(), "bootstrap.zip", "not really a zip");
+    let o = trainer(&[
+        "deploy",
+        no_role.to_str().unwrap(),
+        "--zip",
+        zip.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("lambda.role_arn"),
+        "{}",
+        stderr(&o)
+    );
+    // Bad [lambda] values are named.
+    let o = trainer(&["deploy", c, "--dry-run", "--set", "lambda.timeout_s=901"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("lambda.timeout_s"),
+        "{}",
+        stderr(&o)
+    );
+    let o = trainer(&[
+        "deploy",
+        c,
+        "--dry-run",
+        "--set",
+        "lambda.architecture=\"sparc\"",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("lambda.architecture"),
+        "{}",
+        stderr(&o)
+    );
+}

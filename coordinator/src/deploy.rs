@@ -1,0 +1,273 @@
+//! `trainer deploy`: the Lambda functions a config's runs need — one per distinct memory size, named
+//! `{lambda.function_prefix}-{memory}mb` — created or updated with the worker package, memory, timeout and the
+//! store's URL in their environment; `--dry-run` prints the calls without credentials; `--destroy` deletes them.
+//!
+//! The functions are the ones a split run on Lambda will invoke (`split::lambda_functions`): the planner's memory
+//! per slice when the config leaves the split to it (planned from `plan.profile`, so that deploy and fit choose
+//! alike), else `lambda.memory_mb` for every slice.
+
+use crate::config::{Config, Slices, AUTO};
+use crate::error::RunError;
+use crate::planner::search::PlanOutcome;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State};
+use slice_worker::invoker::lambda::LambdaClient;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One function to deploy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionPlan {
+    pub name: String,
+    pub memory_mb: u32,
+    /// The slices it runs.
+    pub slices: Vec<usize>,
+}
+
+/// Whether the config leaves the split to the planner (then deploy and fit must plan from the same profile).
+pub fn planned_split(cfg: &Config) -> bool {
+    (cfg.plan.slices == Slices::Auto && cfg.plan.cuts.is_none()) || cfg.train.microbatches == AUTO
+}
+
+/// The functions of `cfg`'s runs, given the planner's outcome when it decides the split.
+pub fn functions(cfg: &Config, planned: Option<&PlanOutcome>, slices: usize) -> Vec<FunctionPlan> {
+    let names = crate::split::lambda_functions(cfg, planned, slices);
+    let memory: Vec<u32> = match planned {
+        Some(o) => o.chosen.slices.iter().map(|s| s.memory_mb).collect(),
+        None => vec![cfg.lambda.memory_mb; slices],
+    };
+    let mut out: Vec<FunctionPlan> = Vec::new();
+    for (slice, (name, mb)) in names.into_iter().zip(memory).enumerate() {
+        match out.iter_mut().find(|f| f.name == name) {
+            Some(f) => f.slices.push(slice),
+            None => out.push(FunctionPlan {
+                name,
+                memory_mb: mb,
+                slices: vec![slice],
+            }),
+        }
+    }
+    out
+}
+
+/// The command that packages the worker for `provided.al2023` (cargo-lambda: `pip install cargo-lambda`).
+pub fn package_command(cfg: &Config) -> Vec<String> {
+    let arch = if cfg.lambda.architecture == "arm64" {
+        "--arm64"
+    } else {
+        "--x86-64"
+    };
+    [
+        "cargo",
+        "lambda",
+        "build",
+        "--release",
+        "-p",
+        "slice-worker",
+        arch,
+        "--output-format",
+        "zip",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Where [`package_command`] leaves the zip.
+pub fn package_path(workspace: &Path) -> PathBuf {
+    workspace.join("target/lambda/slice-worker/bootstrap.zip")
+}
+
+/// The calls `deploy` makes, one line each, with the store's password redacted.
+pub fn describe(cfg: &Config, functions: &[FunctionPlan], zip: &str) -> Vec<String> {
+    let l = &cfg.lambda;
+    let role = l
+        .role_arn
+        .clone()
+        .unwrap_or_else(|| "<lambda.role_arn: required to deploy>".into());
+    let store = slice_worker::store::redact_url(&cfg.runtime.store);
+    let mut lines = vec![format!(
+        "package: {} -> {zip}",
+        package_command(cfg).join(" ")
+    )];
+    for f in functions {
+        let slices: Vec<String> = f.slices.iter().map(|s| s.to_string()).collect();
+        lines.push(format!(
+            "CreateFunction {} (UpdateFunctionCode + UpdateFunctionConfiguration if it exists): runtime provided.al2023, \
+             handler bootstrap, architecture {}, memory {} MB, timeout {} s, role {role}, environment TRAINER_STORE={store}; \
+             runs slice(s) {}",
+            f.name,
+            l.architecture,
+            f.memory_mb,
+            l.timeout_s,
+            slices.join(", ")
+        ));
+        lines.push(format!(
+            "GetFunction {} until State = Active and LastUpdateStatus = Successful",
+            f.name
+        ));
+        if let Some(n) = l.reserved_concurrency {
+            lines.push(format!(
+                "PutFunctionConcurrency {}: ReservedConcurrentExecutions = {n}",
+                f.name
+            ));
+        }
+    }
+    lines
+}
+
+/// The calls `deploy --destroy` makes.
+pub fn describe_destroy(functions: &[FunctionPlan]) -> Vec<String> {
+    functions
+        .iter()
+        .map(|f| format!("DeleteFunction {}", f.name))
+        .collect()
+}
+
+fn sdk_err(what: &str, function: &str, e: impl std::fmt::Debug) -> RunError {
+    RunError::Deploy(format!("{what} {function}: {e:?}"))
+}
+
+/// Creates or updates every function and waits until each is active. Returns what it did, one line each.
+pub async fn apply(
+    cfg: &Config,
+    client: &LambdaClient,
+    functions: &[FunctionPlan],
+    zip: &Path,
+) -> Result<Vec<String>, RunError> {
+    let l = &cfg.lambda;
+    let role = l.role_arn.clone().ok_or_else(|| {
+        RunError::Config(crate::config::ConfigError {
+            field: "lambda.role_arn".into(),
+            reason: "required to deploy: the execution role the functions run as (README: IAM)"
+                .into(),
+        })
+    })?;
+    let code = std::fs::read(zip).map_err(crate::error::io(zip))?;
+    let sdk = client.sdk();
+    let arch = if l.architecture == "arm64" {
+        Architecture::Arm64
+    } else {
+        Architecture::X8664
+    };
+    let env = Environment::builder()
+        .variables("TRAINER_STORE", cfg.runtime.store.clone())
+        .build();
+    let mut done = Vec::new();
+    for f in functions {
+        let exists = sdk
+            .get_function()
+            .function_name(&f.name)
+            .send()
+            .await
+            .is_ok();
+        if exists {
+            sdk.update_function_code()
+                .function_name(&f.name)
+                .zip_file(Blob::new(code.clone()))
+                .architectures(arch.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_err("UpdateFunctionCode", &f.name, e))?;
+            wait_active(client, &f.name).await?;
+            sdk.update_function_configuration()
+                .function_name(&f.name)
+                .memory_size(f.memory_mb as i32)
+                .timeout(l.timeout_s as i32)
+                .role(&role)
+                .environment(env.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_err("UpdateFunctionConfiguration", &f.name, e))?;
+            done.push(format!("updated {} ({} MB)", f.name, f.memory_mb));
+        } else {
+            sdk.create_function()
+                .function_name(&f.name)
+                .runtime(Runtime::Providedal2023)
+                .handler("bootstrap")
+                .architectures(arch.clone())
+                .role(&role)
+                .memory_size(f.memory_mb as i32)
+                .timeout(l.timeout_s as i32)
+                .environment(env.clone())
+                .code(
+                    FunctionCode::builder()
+                        .zip_file(Blob::new(code.clone()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| sdk_err("CreateFunction", &f.name, e))?;
+            done.push(format!("created {} ({} MB)", f.name, f.memory_mb));
+        }
+        wait_active(client, &f.name).await?;
+        if let Some(n) = l.reserved_concurrency {
+            sdk.put_function_concurrency()
+                .function_name(&f.name)
+                .reserved_concurrent_executions(n as i32)
+                .send()
+                .await
+                .map_err(|e| sdk_err("PutFunctionConcurrency", &f.name, e))?;
+            done.push(format!("{}: reserved concurrency {n}", f.name));
+        }
+    }
+    Ok(done)
+}
+
+/// Polls until the function is active and its last update succeeded (at most 5 minutes).
+async fn wait_active(client: &LambdaClient, name: &str) -> Result<(), RunError> {
+    for _ in 0..300 {
+        let out = client
+            .sdk()
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| sdk_err("GetFunction", name, e))?;
+        let conf = out.configuration();
+        let state = conf.and_then(|c| c.state().cloned());
+        let update = conf.and_then(|c| c.last_update_status().map(|s| s.as_str().to_string()));
+        match state {
+            Some(State::Failed) => {
+                let reason = conf
+                    .and_then(|c| c.state_reason())
+                    .unwrap_or("no reason given");
+                return Err(RunError::Deploy(format!(
+                    "{name} failed to become active: {reason}"
+                )));
+            }
+            Some(State::Active) if update.as_deref() != Some("InProgress") => return Ok(()),
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    Err(RunError::Deploy(format!(
+        "{name} did not become active within 5 minutes"
+    )))
+}
+
+/// Deletes the functions; a function that does not exist is not an error.
+pub async fn destroy(
+    client: &LambdaClient,
+    functions: &[FunctionPlan],
+) -> Result<Vec<String>, RunError> {
+    let mut done = Vec::new();
+    for f in functions {
+        match client
+            .sdk()
+            .delete_function()
+            .function_name(&f.name)
+            .send()
+            .await
+        {
+            Ok(_) => done.push(format!("deleted {}", f.name)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                done.push(format!("{} did not exist", f.name))
+            }
+            Err(e) => return Err(sdk_err("DeleteFunction", &f.name, e)),
+        }
+    }
+    Ok(done)
+}
