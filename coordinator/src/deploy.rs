@@ -128,6 +128,17 @@ fn sdk_err(what: &str, function: &str, e: impl std::fmt::Debug) -> RunError {
     RunError::Deploy(format!("{what} {function}: {e:?}"))
 }
 
+/// The execution role the functions run as; deploying needs one.
+pub fn role(cfg: &Config) -> Result<String, RunError> {
+    cfg.lambda.role_arn.clone().ok_or_else(|| {
+        RunError::Config(crate::config::ConfigError {
+            field: "lambda.role_arn".into(),
+            reason: "required to deploy: the execution role the functions run as (README: IAM)"
+                .into(),
+        })
+    })
+}
+
 /// Creates or updates every function and waits until each is active. Returns what it did, one line each.
 pub async fn apply(
     cfg: &Config,
@@ -136,13 +147,7 @@ pub async fn apply(
     zip: &Path,
 ) -> Result<Vec<String>, RunError> {
     let l = &cfg.lambda;
-    let role = l.role_arn.clone().ok_or_else(|| {
-        RunError::Config(crate::config::ConfigError {
-            field: "lambda.role_arn".into(),
-            reason: "required to deploy: the execution role the functions run as (README: IAM)"
-                .into(),
-        })
-    })?;
+    let role = role(cfg)?;
     let code = std::fs::read(zip).map_err(crate::error::io(zip))?;
     let sdk = client.sdk();
     let arch = if l.architecture == "arm64" {

@@ -80,6 +80,10 @@ pub fn run_deploy(args: DeployArgs<'_>) -> Result<()> {
         }
         return Ok(());
     }
+    if !args.destroy {
+        // Before building anything or reaching AWS.
+        deploy::role(&cfg)?;
+    }
     let zip = match (args.destroy, args.zip) {
         (true, _) => None,
         (false, Some(z)) => Some(z.to_path_buf()),
