@@ -70,6 +70,11 @@ pub struct LambdaConfig {
     /// Reserved concurrency per function (none: the account's unreserved pool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_concurrency: Option<u32>,
+    /// Subnets and security groups of the functions, to reach a store inside a VPC (ElastiCache); empty: no VPC.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnet_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
 }
 
 fn function_prefix() -> String {
@@ -97,6 +102,8 @@ impl Default for LambdaConfig {
             timeout_s: lambda_timeout_s(),
             memory_mb: lambda_memory_mb(),
             reserved_concurrency: None,
+            subnet_ids: Vec::new(),
+            security_group_ids: Vec::new(),
         }
     }
 }
@@ -696,6 +703,12 @@ impl Config {
             return Err(bad(
                 "lambda.timeout_s",
                 format!("{}: Lambda allows 1 to 900 seconds", l.timeout_s),
+            ));
+        }
+        if l.subnet_ids.is_empty() != l.security_group_ids.is_empty() {
+            return Err(bad(
+                "lambda.subnet_ids",
+                "a VPC needs both lambda.subnet_ids and lambda.security_group_ids (or neither)",
             ));
         }
         if !(128..=10_240).contains(&l.memory_mb) {

@@ -10,7 +10,7 @@ use crate::config::{Config, Slices, AUTO};
 use crate::error::RunError;
 use crate::planner::search::PlanOutcome;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State, VpcConfig};
 use slice_worker::invoker::lambda::LambdaClient;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,6 +86,15 @@ pub fn describe(cfg: &Config, functions: &[FunctionPlan], zip: &str) -> Vec<Stri
         .clone()
         .unwrap_or_else(|| "<lambda.role_arn: required to deploy>".into());
     let store = slice_worker::store::redact_url(&cfg.runtime.store);
+    let vpc = if l.subnet_ids.is_empty() {
+        "no VPC".to_string()
+    } else {
+        format!(
+            "VPC subnets [{}] security groups [{}]",
+            l.subnet_ids.join(", "),
+            l.security_group_ids.join(", ")
+        )
+    };
     let mut lines = vec![format!(
         "package: {} -> {zip}",
         package_command(cfg).join(" ")
@@ -94,8 +103,8 @@ pub fn describe(cfg: &Config, functions: &[FunctionPlan], zip: &str) -> Vec<Stri
         let slices: Vec<String> = f.slices.iter().map(|s| s.to_string()).collect();
         lines.push(format!(
             "CreateFunction {} (UpdateFunctionCode + UpdateFunctionConfiguration if it exists): runtime provided.al2023, \
-             handler bootstrap, architecture {}, memory {} MB, timeout {} s, role {role}, environment TRAINER_STORE={store}; \
-             runs slice(s) {}",
+             handler bootstrap, architecture {}, memory {} MB, timeout {} s, role {role}, environment TRAINER_STORE={store}, \
+             {vpc}; runs slice(s) {}",
             f.name,
             l.architecture,
             f.memory_mb,
@@ -158,6 +167,10 @@ pub async fn apply(
     let env = Environment::builder()
         .variables("TRAINER_STORE", cfg.runtime.store.clone())
         .build();
+    let vpc = VpcConfig::builder()
+        .set_subnet_ids(Some(l.subnet_ids.clone()))
+        .set_security_group_ids(Some(l.security_group_ids.clone()))
+        .build();
     let mut done = Vec::new();
     for f in functions {
         let exists = sdk
@@ -181,6 +194,7 @@ pub async fn apply(
                 .timeout(l.timeout_s as i32)
                 .role(&role)
                 .environment(env.clone())
+                .vpc_config(vpc.clone())
                 .send()
                 .await
                 .map_err(|e| sdk_err("UpdateFunctionConfiguration", &f.name, e))?;
@@ -195,6 +209,7 @@ pub async fn apply(
                 .memory_size(f.memory_mb as i32)
                 .timeout(l.timeout_s as i32)
                 .environment(env.clone())
+                .vpc_config(vpc.clone())
                 .code(
                     FunctionCode::builder()
                         .zip_file(Blob::new(code.clone()))
