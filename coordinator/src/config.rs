@@ -75,6 +75,10 @@ pub struct LambdaConfig {
     pub subnet_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_group_ids: Vec<String>,
+    /// A function of its own for every slice, even where memory sizes repeat: a warm container then only ever
+    /// holds one slice's weights (slices sharing a function share containers and their weight caches).
+    #[serde(default)]
+    pub function_per_slice: bool,
 }
 
 fn function_prefix() -> String {
@@ -104,14 +108,20 @@ impl Default for LambdaConfig {
             reserved_concurrency: None,
             subnet_ids: Vec::new(),
             security_group_ids: Vec::new(),
+            function_per_slice: false,
         }
     }
 }
 
 impl LambdaConfig {
-    /// The function that runs slices given `memory_mb`.
-    pub fn function_name(&self, memory_mb: u32) -> String {
-        format!("{}-{memory_mb}mb", self.function_prefix)
+    /// The function that runs `slice`, given `memory_mb`: `{prefix}-{memory}mb`, or `{prefix}-s{slice}-{memory}mb`
+    /// with `function_per_slice`.
+    pub fn function_name(&self, slice: usize, memory_mb: u32) -> String {
+        if self.function_per_slice {
+            format!("{}-s{slice}-{memory_mb}mb", self.function_prefix)
+        } else {
+            format!("{}-{memory_mb}mb", self.function_prefix)
+        }
     }
 }
 

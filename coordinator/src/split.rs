@@ -354,8 +354,8 @@ async fn drive(
     Ok(summary)
 }
 
-/// The Lambda function of each slice: `{prefix}-{memory}mb` with the planner's memory for the slice when it chose
-/// the split, else `lambda.memory_mb`.
+/// The Lambda function of each slice ([`crate::config::LambdaConfig::function_name`]) with the planner's memory for
+/// the slice when it chose the split, else `lambda.memory_mb`.
 pub fn lambda_functions(
     cfg: &Config,
     planned: Option<&crate::planner::search::PlanOutcome>,
@@ -366,9 +366,12 @@ pub fn lambda_functions(
             .chosen
             .slices
             .iter()
-            .map(|s| cfg.lambda.function_name(s.memory_mb))
+            .enumerate()
+            .map(|(i, s)| cfg.lambda.function_name(i, s.memory_mb))
             .collect(),
-        None => vec![cfg.lambda.function_name(cfg.lambda.memory_mb); slices],
+        None => (0..slices)
+            .map(|i| cfg.lambda.function_name(i, cfg.lambda.memory_mb))
+            .collect(),
     }
 }
 
