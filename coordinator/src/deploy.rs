@@ -78,6 +78,9 @@ pub fn package_path(workspace: &Path) -> PathBuf {
     workspace.join("target/lambda/slice-worker/bootstrap.zip")
 }
 
+/// The payload of the synchronous invoke that checks a deployed function runs and reaches its store.
+pub const PROBE: &[u8] = b"{\"probe\":true}";
+
 /// The calls `deploy` makes, one line each, with the store's password redacted.
 pub fn describe(cfg: &Config, functions: &[FunctionPlan], zip: &str) -> Vec<String> {
     let l = &cfg.lambda;
@@ -114,6 +117,11 @@ pub fn describe(cfg: &Config, functions: &[FunctionPlan], zip: &str) -> Vec<Stri
         lines.push(format!(
             "GetFunction {} until State = Active and LastUpdateStatus = Successful",
             f.name
+        ));
+        lines.push(format!(
+            "Invoke {} (RequestResponse) {}: the worker answers once it runs and reaches the store",
+            f.name,
+            String::from_utf8_lossy(PROBE)
         ));
         if let Some(n) = l.reserved_concurrency {
             lines.push(format!(
@@ -221,6 +229,14 @@ pub async fn apply(
             done.push(format!("created {} ({} MB)", f.name, f.memory_mb));
         }
         wait_active(client, &f.name).await?;
+        let answer = client.invoke_sync(&f.name, PROBE).await.map_err(|e| {
+            RunError::Deploy(format!("{} is deployed but its probe failed: {e}", f.name))
+        })?;
+        done.push(format!(
+            "{}: probe answered {}",
+            f.name,
+            String::from_utf8_lossy(&answer.payload)
+        ));
         if let Some(n) = l.reserved_concurrency {
             sdk.put_function_concurrency()
                 .function_name(&f.name)

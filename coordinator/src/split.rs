@@ -96,11 +96,8 @@ impl Driver<'_> {
     }
 
     fn invoke(&self, task: TaskId, attempt: u32) {
-        self.invoker.invoke(TaskPayload {
-            run: self.plan.run_id.clone(),
-            task,
-            attempt,
-        });
+        self.invoker
+            .invoke(TaskPayload::new(&self.plan.run_id, task, attempt));
     }
 
     /// Step `step`'s loss: the micro-batch shares the last slice wrote, summed in micro-batch order as the

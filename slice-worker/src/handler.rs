@@ -133,19 +133,11 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
         let mut successors = outcome.successors;
         if inv.become_successor {
             if let Some(i) = successors.iter().position(|t| t.slice() == function) {
-                next = Some(TaskPayload {
-                    run: p.run.clone(),
-                    task: successors.remove(i),
-                    attempt: 1,
-                });
+                next = Some(TaskPayload::new(&p.run, successors.remove(i), 1));
             }
         }
         for task in successors {
-            let payload = TaskPayload {
-                run: p.run.clone(),
-                task,
-                attempt: 1,
-            };
+            let payload = TaskPayload::new(&p.run, task, 1);
             if let Err(reason) = host.start(payload).await {
                 // Not this task's failure: its work is done and recorded. The successor is late, not lost.
                 ended = Ended::Failed {

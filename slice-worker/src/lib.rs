@@ -1,8 +1,10 @@
 //! # slice-worker: the function
 //!
-//! Owns the [`store::Store`] trait with its Redis and in-memory implementations and (as the distributed-runtime issue
-//! lands) the task protocol, the executor that runs one forward / backward / update task of one slice, the successor
-//! logic (fan-out, fan-in claims, "becoming" the next task) and the invokers (local pool, AWS Lambda).
+//! Owns the [`store::Store`] trait with its Redis and in-memory implementations, the task graph ([`dag`]), the task
+//! protocol and completion events, the executor that runs one forward / backward / update task of one slice, the
+//! invocation body every host shares ([`handler`]: report, *become*, start successors) and the invokers (the local
+//! pool with injected faults; AWS Lambda through the SDK). The `slice-worker` binary (`src/main.rs`) is the function:
+//! the same handler under the Lambda runtime.
 //!
 //! Must not know about: the planner or the CLI. It keeps no state between tasks except an explicit warm-container
 //! cache of weights keyed by version.

@@ -83,7 +83,7 @@ impl Host for LambdaHost {
             .as_ref()
             .ok_or_else(|| format!("not under Lambda: {} not started", payload.task))?;
         client
-            .invoke_event(function, payload.to_json().as_bytes())
+            .invoke_event(function, payload.stamped().to_json().as_bytes())
             .await
             .map_err(|e| e.to_string())
     }
@@ -117,11 +117,25 @@ async fn serve_one(
     let invocation = Invocation {
         worker: instance.to_string(),
         cold,
-        invoke: Duration::ZERO,
+        // From the sender's clock to this one: queueing, throttling retries, cold start.
+        invoke: payload.since_sent(),
         become_successor: plan.become_successor,
         event_ttl: Duration::from_secs(plan.ttl_s),
     };
     handler::run(&host, store, payload, invocation).await
+}
+
+/// The answer to `{"probe": true}` (a synchronous invoke after deploy): the function runs and reaches its store.
+async fn probe(store: &dyn Store) -> Result<serde_json::Value, lambda_runtime::Error> {
+    store
+        .exists_many(&["trainer:probe".to_string()])
+        .await
+        .map_err(|e| format!("the store is not reachable: {e}"))?;
+    Ok(serde_json::json!({
+        "probe": "ok",
+        "store": store.describe(),
+        "threads": slice_worker::models::matmul::threads(),
+    }))
 }
 
 async fn lambda_main(settings: Settings) -> Result<(), String> {
@@ -152,6 +166,9 @@ async fn lambda_main(settings: Settings) -> Result<(), String> {
                 fresh.clone(),
             );
             async move {
+                if event.payload.get("probe") == Some(&serde_json::Value::Bool(true)) {
+                    return probe(store.as_ref()).await;
+                }
                 let payload: TaskPayload = serde_json::from_value(event.payload)
                     .map_err(|e| format!("malformed task payload: {e}"))?;
                 let cold = fresh.swap(false, Ordering::Relaxed);

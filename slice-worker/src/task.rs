@@ -86,9 +86,42 @@ pub struct TaskPayload {
     pub run: String,
     pub task: TaskId,
     pub attempt: u32,
+    /// When the invoker sent it, ms since the Unix epoch (set for platforms whose invocation latency cannot be
+    /// timed on one clock: the receiving worker reports `now − sent` as the event's `invoke_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_unix_ms: Option<u64>,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl TaskPayload {
+    /// The payload of `task`'s invocation `attempt` in run `run`, not yet sent.
+    pub fn new(run: &str, task: TaskId, attempt: u32) -> TaskPayload {
+        TaskPayload {
+            run: run.to_string(),
+            task,
+            attempt,
+            sent_unix_ms: None,
+        }
+    }
+
+    /// The payload marked as sent now.
+    pub fn stamped(mut self) -> TaskPayload {
+        self.sent_unix_ms = Some(unix_ms());
+        self
+    }
+
+    /// Time since it was sent (zero if it was not stamped, or the clocks disagree).
+    pub fn since_sent(&self) -> std::time::Duration {
+        self.sent_unix_ms.map_or(std::time::Duration::ZERO, |sent| {
+            std::time::Duration::from_millis(unix_ms().saturating_sub(sent))
+        })
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| unreachable!("plain struct serialises: {e}"))
     }
@@ -113,6 +146,7 @@ mod tests {
                 mb: 7,
             },
             attempt: 2,
+            sent_unix_ms: None,
         };
         let json = p.to_json();
         assert!(json.len() < 100, "{json}");

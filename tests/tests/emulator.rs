@@ -135,6 +135,11 @@ fn check_events(dir: &Path) -> usize {
         }
     }
     assert!(fired.is_empty(), "fired tasks outside the graph: {fired:?}");
+    // Invocation latency crosses processes on the sender's clock: a cold start (a new worker process) shows in it.
+    assert!(
+        events.iter().any(|e| e.cold && e.invoke_ms > 0.0),
+        "cold starts show in invoke_ms"
+    );
     skipped
 }
 
@@ -232,6 +237,13 @@ fn emulator_answers_the_invoke_api_as_lambda_does() {
             matches!(&e, Err(InvokeError::FunctionError { body, .. }) if body.contains("malformed task payload")),
             "{e:?}"
         );
+        // The probe `trainer deploy` sends: the worker runs and reaches its store.
+        let answer = client
+            .invoke_sync(FUNCTION, coordinator::deploy::PROBE)
+            .await
+            .expect("the probe is answered");
+        let answer: serde_json::Value = serde_json::from_slice(&answer.payload).expect("JSON");
+        assert_eq!(answer["probe"], "ok", "{answer}");
         assert_eq!(client.retried(), 0);
         client.invoke_event(FUNCTION, b"{\"not\":\"a task\"}").await.expect("queued: 202");
     });

@@ -545,6 +545,10 @@ reserved_concurrency = 50
     );
     assert!(out.contains("ReservedConcurrentExecutions = 50"), "{out}");
     assert!(
+        out.contains("Invoke mnist-1536mb (RequestResponse) {\"probe\":true}"),
+        "{out}"
+    );
+    assert!(
         !out.contains("s3cret") && out.contains("trainer:***@"),
         "{out}"
     );

@@ -306,7 +306,7 @@ impl super::Invoker for LambdaInvoker {
             let result = match me.functions.get(slice) {
                 Some(function) => me
                     .client
-                    .invoke_event(function, payload.to_json().as_bytes())
+                    .invoke_event(function, payload.clone().stamped().to_json().as_bytes())
                     .await
                     .map_err(|e| e.to_string()),
                 None => Err(format!("no function for slice {slice}")),
