@@ -1,8 +1,8 @@
 //! `slice-worker`: the function binary. Under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set) it serves
 //! invocations — one task payload each, run by the same handler as the local invoker's
 //! ([`slice_worker::handler`]), its successors started by `Invoke` (`Event`) on their slices' functions. Outside
-//! Lambda it runs one payload given on the command line, prints the outcome and starts nothing: a way to run or
-//! debug one task by hand against a run's store.
+//! Lambda it runs one payload given on the command line and prints the payloads of the successors it completed
+//! (one JSON line each) instead of starting them: a way to run or debug one task by hand against a run's store.
 //!
 //! Environment: `TRAINER_STORE` (the run's Redis URL; required), `TRAINER_THREADS` (compute threads; default:
 //! the CPUs this process may use — on Lambda, the function's vCPU share). The SDK's usual variables (`AWS_REGION`,
@@ -73,15 +73,16 @@ impl Host for LambdaHost {
     }
 
     async fn start(&self, payload: TaskPayload) -> Result<(), String> {
+        // Run by hand outside Lambda: say what would be started, start nothing.
+        let Some(client) = self.client.as_ref() else {
+            println!("{}", payload.to_json());
+            return Ok(());
+        };
         let slice = payload.task.slice();
         let function = self
             .functions
             .get(slice)
             .ok_or_else(|| format!("the run's plan names no function for slice {slice}"))?;
-        let client = self
-            .client
-            .as_ref()
-            .ok_or_else(|| format!("not under Lambda: {} not started", payload.task))?;
         client
             .invoke_event(function, payload.stamped().to_json().as_bytes())
             .await
