@@ -507,6 +507,13 @@ impl TrainConfig {
 }
 
 impl Config {
+    /// Whether the planner chooses the split (`plan.slices = "auto"` without cuts, or `train.microbatches =
+    /// "auto"`): the split run plans at its start, `trainer deploy` plans alike.
+    pub fn planner_picks_split(&self) -> bool {
+        (self.plan.slices == Slices::Auto && self.plan.cuts.is_none())
+            || self.train.microbatches == AUTO
+    }
+
     /// Checks values that parse but make no sense, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let t = &self.train;
@@ -673,9 +680,10 @@ impl Config {
                 ),
             ));
         }
-        let auto = (self.plan.slices == Slices::Auto && self.plan.cuts.is_none())
-            || self.train.microbatches == AUTO;
-        if self.runtime.invoker == "lambda" && auto && self.plan.profile.is_none() {
+        if self.runtime.invoker == "lambda"
+            && self.planner_picks_split()
+            && self.plan.profile.is_none()
+        {
             return Err(bad(
                 "plan.profile",
                 "a Lambda run whose split the planner chooses plans from a saved profile (`trainer profile`), so that \

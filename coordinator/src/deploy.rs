@@ -6,7 +6,7 @@
 //! per slice when the config leaves the split to it (planned from `plan.profile`, so that deploy and fit choose
 //! alike), else `lambda.memory_mb` for every slice.
 
-use crate::config::{Config, Slices, AUTO};
+use crate::config::Config;
 use crate::error::RunError;
 use crate::planner::search::PlanOutcome;
 use aws_sdk_lambda::primitives::Blob;
@@ -24,20 +24,13 @@ pub struct FunctionPlan {
     pub slices: Vec<usize>,
 }
 
-/// Whether the config leaves the split to the planner (then deploy and fit must plan from the same profile).
-pub fn planned_split(cfg: &Config) -> bool {
-    (cfg.plan.slices == Slices::Auto && cfg.plan.cuts.is_none()) || cfg.train.microbatches == AUTO
-}
-
 /// The functions of `cfg`'s runs, given the planner's outcome when it decides the split.
 pub fn functions(cfg: &Config, planned: Option<&PlanOutcome>, slices: usize) -> Vec<FunctionPlan> {
-    let names = crate::split::lambda_functions(cfg, planned, slices);
-    let memory: Vec<u32> = match planned {
-        Some(o) => o.chosen.slices.iter().map(|s| s.memory_mb).collect(),
-        None => vec![cfg.lambda.memory_mb; slices],
-    };
     let mut out: Vec<FunctionPlan> = Vec::new();
-    for (slice, (name, mb)) in names.into_iter().zip(memory).enumerate() {
+    for (slice, (name, mb)) in crate::split::lambda_functions(cfg, planned, slices)
+        .into_iter()
+        .enumerate()
+    {
         match out.iter_mut().find(|f| f.name == name) {
             Some(f) => f.slices.push(slice),
             None => out.push(FunctionPlan {

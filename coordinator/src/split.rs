@@ -201,14 +201,13 @@ async fn drive(
     // profile of this machine and store; the run then uses a resolved copy of the config with its choices.
     let batch = crate::planner::profile::first_batch(ds.as_ref(), &sampler)?;
     let auto_slices = cfg.plan.slices == Slices::Auto && cfg.plan.cuts.is_none();
-    let auto_m = cfg.train.microbatches == crate::config::AUTO;
     let mut planned = None;
     let mut profile_used = match &cfg.plan.profile {
         Some(path) => Some(crate::planner::read_profile_for(path, &model)?),
         None => None,
     };
     let mut resolved = cfg.clone();
-    if auto_slices || auto_m {
+    if cfg.planner_picks_split() {
         let profile = match profile_used.take() {
             Some(p) => p,
             None => crate::planner::profile::profile_async(cfg, &batch, 3).await?,
@@ -288,6 +287,9 @@ async fn drive(
         become_successor: cfg.plan.become_successor,
         functions: if cfg.runtime.invoker == "lambda" {
             lambda_functions(cfg, planned.as_ref(), slice_count)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
         } else {
             Vec::new()
         },
@@ -351,25 +353,22 @@ async fn drive(
     Ok(summary)
 }
 
-/// The Lambda function of each slice ([`crate::config::LambdaConfig::function_name`]) with the planner's memory for
-/// the slice when it chose the split, else `lambda.memory_mb`.
+/// The Lambda function of each slice and its memory ([`crate::config::LambdaConfig::function_name`]): the
+/// planner's memory for the slice when it chose the split, else `lambda.memory_mb`.
 pub fn lambda_functions(
     cfg: &Config,
     planned: Option<&crate::planner::search::PlanOutcome>,
     slices: usize,
-) -> Vec<String> {
-    match planned {
-        Some(o) => o
-            .chosen
-            .slices
-            .iter()
-            .enumerate()
-            .map(|(i, s)| cfg.lambda.function_name(i, s.memory_mb))
-            .collect(),
-        None => (0..slices)
-            .map(|i| cfg.lambda.function_name(i, cfg.lambda.memory_mb))
-            .collect(),
-    }
+) -> Vec<(String, u32)> {
+    let memory: Vec<u32> = match planned {
+        Some(o) => o.chosen.slices.iter().map(|s| s.memory_mb).collect(),
+        None => vec![cfg.lambda.memory_mb; slices],
+    };
+    memory
+        .into_iter()
+        .enumerate()
+        .map(|(i, mb)| (cfg.lambda.function_name(i, mb), mb))
+        .collect()
 }
 
 async fn run_steps(

@@ -7,18 +7,15 @@
 use coordinator::config::Config;
 use coordinator::fit::{fit, Quiet};
 use coordinator::run_dir::RunDir;
-use coordinator::slice_worker::dag::step_tasks;
-use coordinator::slice_worker::event::{Status, TaskEvent};
-use coordinator::slice_worker::plan::RunPlan;
-use coordinator::slice_worker::task::TaskId;
 use e2e_tests::lambda_emulator::{
     cargo_binary, worker_binary, Emulator, Faults, FunctionSpec, Stats,
 };
 use e2e_tests::redis_server::RedisServer;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+mod common;
 
 const MNIST_MLP: &str = r#"
 model = { kind = "mlp", widths = [784, 64, 32, 32, 10] }
@@ -92,55 +89,22 @@ fn on_lambda(base: &str, store: &str, endpoint: &str, task_timeout_s: f64) -> St
     )
 }
 
-/// Every task of the graph fired exactly once (leaves at most once: the driver's data record may fire them) and
-/// succeeded at least once; no execution failed. Returns the executions that were skipped as already done.
+/// The common checks (every task fired once, succeeded, none failed), and what Lambda adds: the plan names the
+/// function of every slice, nothing crashes by the local invoker's hand, cold starts show in `invoke_ms`. Returns
+/// the executions skipped as already done.
 fn check_events(dir: &Path) -> usize {
-    let plan: RunPlan =
-        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).expect("plan.json"))
-            .expect("a plan");
-    assert_eq!(plan.functions, vec![FUNCTION.to_string(); 3]);
-    let events: Vec<TaskEvent> = std::fs::read_to_string(dir.join("events.jsonl"))
-        .expect("events.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
-    let mut fired: HashMap<TaskId, usize> = HashMap::new();
-    let mut succeeded: HashMap<TaskId, usize> = HashMap::new();
-    let mut skipped = 0;
-    for e in &events {
-        for t in &e.fired {
-            *fired.entry(*t).or_default() += 1;
-        }
-        match &e.status {
-            Status::Ran => *succeeded.entry(e.task).or_default() += 1,
-            Status::Skipped(_) => {
-                skipped += 1;
-                succeeded.entry(e.task).or_default();
-            }
-            other => panic!("{}: {other:?}", e.task),
-        }
-    }
-    for step in 1..=plan.steps {
-        for task in step_tasks(&plan, step) {
-            let n = fired.remove(&task).unwrap_or(0);
-            if matches!(task, TaskId::F { slice: 0, .. }) {
-                assert!(n <= 1, "{task} fired {n} times");
-            } else {
-                assert_eq!(n, 1, "{task} fired {n} times");
-            }
-            assert!(
-                succeeded.contains_key(&task),
-                "{task} never reported success"
-            );
-        }
-    }
-    assert!(fired.is_empty(), "fired tasks outside the graph: {fired:?}");
+    let checked = common::check_events(dir);
+    assert_eq!(checked.plan.functions, vec![FUNCTION.to_string(); 3]);
+    assert_eq!(
+        checked.crashes, 0,
+        "only the local invoker injects crashes into events"
+    );
     // Invocation latency crosses processes on the sender's clock: a cold start (a new worker process) shows in it.
     assert!(
-        events.iter().any(|e| e.cold && e.invoke_ms > 0.0),
+        checked.events.iter().any(|e| e.cold && e.invoke_ms > 0.0),
         "cold starts show in invoke_ms"
     );
-    skipped
+    checked.skipped
 }
 
 #[test]
@@ -209,21 +173,24 @@ fn emulator_faulty_split_run_equals_the_monolithic_run() {
     );
 }
 
+/// The SDK pointed at an emulator, with credentials it accepts.
+fn settings(endpoint: &str) -> coordinator::slice_worker::invoker::LambdaSettings {
+    coordinator::slice_worker::invoker::LambdaSettings {
+        region: Some("us-east-1".into()),
+        profile: None,
+        endpoint_url: Some(endpoint.into()),
+        static_credentials: Some(("emulator".into(), "emulator".into())),
+    }
+}
+
 #[test]
 fn emulator_answers_the_invoke_api_as_lambda_does() {
-    use coordinator::slice_worker::invoker::lambda::{
-        Backoff, InvokeError, LambdaClient, LambdaSettings,
-    };
+    use coordinator::slice_worker::invoker::lambda::{Backoff, InvokeError, LambdaClient};
     let redis = RedisServer::start(&[]);
     let lambda = emulator(&redis.url(), Faults::default(), Duration::from_secs(5));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let settings = LambdaSettings {
-            region: Some("us-east-1".into()),
-            profile: None,
-            endpoint_url: Some(lambda.url().into()),
-            static_credentials: Some(("emulator".into(), "emulator".into())),
-        };
+        let settings = settings(lambda.url());
         let backoff = Backoff { base: Duration::from_millis(1), cap: Duration::from_millis(5), tries: 3 };
         let client = LambdaClient::new(&settings, 4, backoff).await;
         let e = client.invoke_event("no-such-function", b"{}").await;
@@ -255,12 +222,7 @@ fn emulator_answers_the_invoke_api_as_lambda_does() {
         Duration::from_secs(5),
     );
     rt.block_on(async {
-        let settings = LambdaSettings {
-            region: Some("us-east-1".into()),
-            profile: None,
-            endpoint_url: Some(unreachable.url().into()),
-            static_credentials: Some(("emulator".into(), "emulator".into())),
-        };
+        let settings = settings(unreachable.url());
         let client = LambdaClient::new(&settings, 4, Backoff::default()).await;
         let e = client.invoke_sync(FUNCTION, b"{}").await;
         assert!(

@@ -5,14 +5,14 @@
 use coordinator::config::Config;
 use coordinator::fit::{fit, Quiet};
 use coordinator::run_dir::RunDir;
-use coordinator::slice_worker::dag::step_tasks;
-use coordinator::slice_worker::event::{Status, TaskEvent};
-use coordinator::slice_worker::plan::RunPlan;
-use coordinator::slice_worker::task::TaskId;
 use e2e_tests::redis_server::RedisServer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+
+mod common;
+
+use common::check_events;
 
 fn run(toml_text: &str, dir: &Path) -> Vec<u8> {
     let cfg: Config = toml::from_str(toml_text).expect("valid config");
@@ -20,55 +20,6 @@ fn run(toml_text: &str, dir: &Path) -> Vec<u8> {
     fit(&cfg, &out, &mut Quiet, &AtomicBool::new(false))
         .unwrap_or_else(|e| panic!("{toml_text}\n{e}"));
     std::fs::read(dir.join("model.safetensors")).expect("checkpoint written")
-}
-
-/// Checks the run folder's events: each task fired once (leaves of later steps at most once: the driver's data
-/// record may fire them instead), faults really happened, and every task reported a success.
-fn check_events(dir: &Path) -> (usize, usize, usize) {
-    let plan: RunPlan =
-        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
-    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
-    let events: Vec<TaskEvent> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
-    let mut fired: HashMap<TaskId, usize> = HashMap::new();
-    let mut succeeded: HashMap<TaskId, usize> = HashMap::new();
-    let (mut crashes, mut skipped) = (0, 0);
-    for e in &events {
-        for t in &e.fired {
-            *fired.entry(*t).or_default() += 1;
-        }
-        match &e.status {
-            Status::Ran => *succeeded.entry(e.task).or_default() += 1,
-            Status::Skipped(_) => {
-                skipped += 1;
-                succeeded.entry(e.task).or_default();
-            }
-            Status::Crashed(_) => crashes += 1,
-            Status::Failed(reason) => panic!("{}: {reason}", e.task),
-        }
-    }
-    let mut all = 0;
-    for step in 1..=plan.steps {
-        for task in step_tasks(&plan, step) {
-            all += 1;
-            let n = fired.remove(&task).unwrap_or(0);
-            let leaf = matches!(task, TaskId::F { slice: 0, .. });
-            if leaf {
-                assert!(n <= 1, "{task} fired {n} times");
-            } else {
-                assert_eq!(n, 1, "{task} fired {n} times");
-            }
-            // Two deliveries running at once may both do the work (same inputs, same bytes): allowed.
-            assert!(
-                succeeded.contains_key(&task),
-                "{task} never reported success"
-            );
-        }
-    }
-    assert!(fired.is_empty(), "fired tasks outside the graph: {fired:?}");
-    (all, crashes, skipped)
 }
 
 const MLP: &str = r#"
@@ -133,7 +84,8 @@ fn check(base: &str, units: usize, store: &str) {
             w == *mono,
             "{name} on {store}: weights differ from the monolithic run"
         );
-        let (_, c, s) = check_events(&d);
+        let events = check_events(&d);
+        let (c, s) = (events.crashes, events.skipped);
         crashes += c;
         skipped += s;
     }

@@ -19,7 +19,7 @@ pub struct DeployArgs<'a> {
 
 /// The functions the config's runs need: planned from `plan.profile` when the planner picks the split.
 fn functions(cfg: &Config) -> Result<Vec<FunctionPlan>> {
-    if deploy::planned_split(cfg) {
+    if cfg.planner_picks_split() {
         let path = cfg.plan.profile.as_ref().context(
             "plan.profile: the planner picks this config's split; deploy plans it from a saved profile \
              (`trainer profile CONFIG --out profile.json`, then plan.profile = \"profile.json\") so that the run \
@@ -33,7 +33,7 @@ fn functions(cfg: &Config) -> Result<Vec<FunctionPlan>> {
     let slices = match (&cfg.plan.cuts, cfg.plan.slices) {
         (Some(cuts), _) => cuts.len() + 1,
         (None, Slices::Count(n)) => n,
-        (None, Slices::Auto) => unreachable!("planned_split covers auto slices"),
+        (None, Slices::Auto) => unreachable!("planner_picks_split covers auto slices"),
     };
     Ok(deploy::functions(cfg, None, slices))
 }

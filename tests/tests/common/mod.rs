@@ -1,0 +1,74 @@
+//! Shared by the end-to-end tests of split runs: what a run folder's `events.jsonl` must show, whatever invoker ran
+//! the tasks.
+
+// Each test binary compiles this module and uses part of it.
+#![allow(dead_code)]
+
+use coordinator::slice_worker::dag::step_tasks;
+use coordinator::slice_worker::event::{Status, TaskEvent};
+use coordinator::slice_worker::plan::RunPlan;
+use coordinator::slice_worker::task::TaskId;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A run folder's plan and events, checked.
+pub struct Checked {
+    pub plan: RunPlan,
+    pub events: Vec<TaskEvent>,
+    /// Executions the (local) platform crashed.
+    pub crashes: usize,
+    /// Executions that found their work done.
+    pub skipped: usize,
+}
+
+/// Checks the run folder's events: each task fired once (leaves of later steps at most once: the driver's data
+/// record may fire them instead), every task reported a success, no execution failed.
+pub fn check_events(dir: &Path) -> Checked {
+    let plan: RunPlan =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).expect("plan.json"))
+            .expect("a split run's plan");
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).expect("events.jsonl");
+    let events: Vec<TaskEvent> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let mut fired: HashMap<TaskId, usize> = HashMap::new();
+    let mut succeeded: HashMap<TaskId, usize> = HashMap::new();
+    let (mut crashes, mut skipped) = (0, 0);
+    for e in &events {
+        for t in &e.fired {
+            *fired.entry(*t).or_default() += 1;
+        }
+        match &e.status {
+            Status::Ran => *succeeded.entry(e.task).or_default() += 1,
+            Status::Skipped(_) => {
+                skipped += 1;
+                succeeded.entry(e.task).or_default();
+            }
+            Status::Crashed(_) => crashes += 1,
+            Status::Failed(reason) => panic!("{}: {reason}", e.task),
+        }
+    }
+    for step in 1..=plan.steps {
+        for task in step_tasks(&plan, step) {
+            let n = fired.remove(&task).unwrap_or(0);
+            if matches!(task, TaskId::F { slice: 0, .. }) {
+                assert!(n <= 1, "{task} fired {n} times");
+            } else {
+                assert_eq!(n, 1, "{task} fired {n} times");
+            }
+            // Two deliveries running at once may both do the work (same inputs, same bytes): allowed.
+            assert!(
+                succeeded.contains_key(&task),
+                "{task} never reported success"
+            );
+        }
+    }
+    assert!(fired.is_empty(), "fired tasks outside the graph: {fired:?}");
+    Checked {
+        plan,
+        events,
+        crashes,
+        skipped,
+    }
+}
