@@ -21,8 +21,10 @@ pub struct Checked {
     pub skipped: usize,
 }
 
-/// Checks the run folder's events: each task fired once (leaves of later steps at most once: the driver's data
-/// record may fire them instead), every task reported a success, no execution failed.
+/// Checks the run folder's events: each task fired at most once and every task reported a success, no execution
+/// failed. A task fired by none is allowed only where the firing was lost with its instance — killed after its
+/// fan-in claimed the task but before reporting or starting it — and the driver's deadline recovered it (an
+/// attempt above 1). Leaves of later steps may also be fired by the driver's data record instead.
 pub fn check_events(dir: &Path) -> Checked {
     let plan: RunPlan =
         serde_json::from_slice(&std::fs::read(dir.join("plan.json")).expect("plan.json"))
@@ -34,10 +36,14 @@ pub fn check_events(dir: &Path) -> Checked {
         .collect();
     let mut fired: HashMap<TaskId, usize> = HashMap::new();
     let mut succeeded: HashMap<TaskId, usize> = HashMap::new();
+    let mut recovered: HashMap<TaskId, usize> = HashMap::new();
     let (mut crashes, mut skipped) = (0, 0);
     for e in &events {
         for t in &e.fired {
             *fired.entry(*t).or_default() += 1;
+        }
+        if e.attempt > 1 {
+            *recovered.entry(e.task).or_default() += 1;
         }
         match &e.status {
             Status::Ran => *succeeded.entry(e.task).or_default() += 1,
@@ -52,10 +58,12 @@ pub fn check_events(dir: &Path) -> Checked {
     for step in 1..=plan.steps {
         for task in step_tasks(&plan, step) {
             let n = fired.remove(&task).unwrap_or(0);
-            if matches!(task, TaskId::F { slice: 0, .. }) {
-                assert!(n <= 1, "{task} fired {n} times");
-            } else {
-                assert_eq!(n, 1, "{task} fired {n} times");
+            assert!(n <= 1, "{task} fired {n} times");
+            if n == 0 && !matches!(task, TaskId::F { slice: 0, .. }) {
+                assert!(
+                    recovered.contains_key(&task),
+                    "{task} was never fired and the driver never started it"
+                );
             }
             // Two deliveries running at once may both do the work (same inputs, same bytes): allowed.
             assert!(
