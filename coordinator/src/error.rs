@@ -31,6 +31,9 @@ pub enum RunError {
         "stopped by request after step {step}; the last checkpoint in the run folder is consistent"
     )]
     Interrupted { step: u64 },
+    /// A sweep file that cannot run (the reason names the key or the point).
+    #[error("sweep {}: {reason}", file.display())]
+    Sweep { file: PathBuf, reason: String },
     /// A Lambda management call failed (the message names the call and the function).
     #[error("deploy: {0}")]
     Deploy(String),

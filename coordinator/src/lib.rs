@@ -21,6 +21,7 @@
 
 pub mod calibration;
 pub mod config;
+pub mod costs;
 pub mod deploy;
 pub mod error;
 pub mod evaluate;
@@ -28,6 +29,7 @@ pub mod fit;
 pub mod planner;
 pub mod run_dir;
 pub mod split;
+pub mod sweep;
 pub mod tracker;
 
 pub use error::RunError;

@@ -7,8 +7,10 @@ mod deploy_cmd;
 mod load;
 mod plan_cmd;
 mod progress;
+mod report;
+mod sweep_cmd;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use coordinator::fit::fit;
 use coordinator::run_dir::RunDir;
@@ -78,10 +80,30 @@ enum Command {
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         sets: Vec<String>,
     },
-    /// Run a grid of configs (split sizes, memory, micro-batches). [experiments issue]
-    Sweep { sweep: PathBuf },
-    /// Cost and latency report of a run or sweep folder. [experiments issue]
-    Report { dir: PathBuf },
+    /// Train a grid of splits (slices or cuts, memory, micro-batches, options) and set each point's measured
+    /// latency and cost beside the model's prediction → results.csv, results.json. Resumes where it stopped.
+    Sweep {
+        sweep: PathBuf,
+        /// Sweep folder (default: runs/sweep-<sweep file name>; running again resumes there).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Predictions only: train nothing.
+        #[arg(long)]
+        predict_only: bool,
+        /// Run points that failed earlier again.
+        #[arg(long)]
+        retry_failed: bool,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// report.md with tables and SVG + PNG plots of a sweep folder or a run folder.
+    Report {
+        dir: PathBuf,
+        /// Where to write the report (default: into DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Create or update the Lambda functions a config's runs use (one per memory size of its plan).
     Deploy {
         config: PathBuf,
@@ -188,10 +210,6 @@ fn run_fit(config: &Path, out: Option<PathBuf>, sets: &[String], quiet: bool) ->
     Ok(())
 }
 
-fn not_yet(what: &str, issue: u32) -> Result<()> {
-    bail!("`trainer {what}` is not available in this build yet (tracked in issue {issue})")
-}
-
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Fit {
@@ -213,8 +231,18 @@ fn run(cli: Cli) -> Result<()> {
             events,
             sets,
         } => plan_cmd::run_profile(&config, &sets, &out, reps, events.as_deref()),
-        Command::Sweep { .. } => not_yet("sweep", 6),
-        Command::Report { .. } => not_yet("report", 6),
+        Command::Sweep {
+            sweep,
+            out,
+            predict_only,
+            retry_failed,
+            quiet,
+        } => sweep_cmd::run_sweep(&sweep, out, predict_only, retry_failed, quiet),
+        Command::Report { dir, out } => {
+            let path = report::run_report(&dir, out.as_deref())?;
+            eprintln!("report: {}", path.display());
+            Ok(())
+        }
         Command::Deploy {
             config,
             dry_run,

@@ -92,6 +92,19 @@ fn plan_with(
             cfg.model.build()?.units().len()
         )));
     }
+    let req = request(cfg, profile, steps_per_epoch, microbatches);
+    let model = TaskModel::new(profile, &cfg.platform);
+    search::plan(&model, &cfg.pricing, &req).map_err(|e| {
+        RunError::Config(ConfigError {
+            field: e.key,
+            reason: e.reason,
+        })
+    })
+}
+
+/// The planner's request for `cfg` at `microbatches`: objective and constraints from `[plan]`, parallelism from the
+/// platform kind.
+fn request(cfg: &Config, profile: &Profile, steps_per_epoch: u64, microbatches: usize) -> Request {
     let p = &cfg.plan;
     let parallel = match cfg.platform.kind {
         PlatformKind::Lambda => simulate::Parallelism {
@@ -105,7 +118,7 @@ fn plan_with(
             cores: Some(cfg.platform.local_cores() as f64 / profile.threads.max(1) as f64),
         },
     };
-    let req = Request {
+    Request {
         objective: p.objective,
         slo_ms: p.slo_ms,
         quantile: p.quantile,
@@ -128,14 +141,41 @@ fn plan_with(
         draws: DRAWS,
         rerank: RERANK,
         seed: cfg.train.seed,
+    }
+}
+
+/// The model's prediction for one split fixed in full: `bounds` (unit boundaries, from 0 to the unit count) and the
+/// memory of each slice, on `cfg.platform` — what a sweep point is predicted to do, without any search.
+pub fn evaluate_split(
+    cfg: &Config,
+    profile: &Profile,
+    steps_per_epoch: u64,
+    bounds: &[usize],
+    memory: &[u32],
+) -> Result<search::PlannedStep, RunError> {
+    let m = cfg.train.microbatches.max(1);
+    let samples = cfg.train.batch_size / m;
+    let profile = if profile.microbatch == samples {
+        profile.clone()
+    } else {
+        profile.rescaled(samples)
     };
-    let model = TaskModel::new(profile, &cfg.platform);
-    search::plan(&model, &cfg.pricing, &req).map_err(|e| {
-        RunError::Config(ConfigError {
-            field: e.key,
-            reason: e.reason,
-        })
-    })
+    if bounds.first() != Some(&0)
+        || bounds.last() != Some(&profile.units.len())
+        || bounds.len() != memory.len() + 1
+    {
+        return Err(RunError::Mismatch(format!(
+            "split {bounds:?} with memory {memory:?} does not cover the {} profiled units",
+            profile.units.len()
+        )));
+    }
+    let req = request(cfg, &profile, steps_per_epoch, m);
+    let model = TaskModel::new(&profile, &cfg.platform);
+    let seg = search::Segmentation {
+        bounds: bounds.to_vec(),
+        memory: memory.to_vec(),
+    };
+    Ok(search::evaluate(&model, &cfg.pricing, &req, &seg))
 }
 
 /// Plans `cfg` with `profile`, or with a fresh quick profile of this machine (3 samples of everything) when there

@@ -29,7 +29,7 @@ pub struct StepPrediction {
 }
 
 /// Lambda bills each invocation's duration rounded up to the millisecond (tolerating float noise).
-fn billed(ms: f64) -> f64 {
+pub fn billed(ms: f64) -> f64 {
     (ms - 1e-9).ceil().max(0.0)
 }
 

@@ -1,0 +1,561 @@
+//! `trainer sweep`: trains every point of a grid (split, memory, micro-batches, options) for a fixed number of
+//! steps, each into its own run folder under `OUT/points/`, and sets what each run measured beside what the model
+//! predicted for it ([`results`]). A sweep resumes where it stopped: a finished point (its `point.json`) is kept, an
+//! interrupted one is moved aside and run again, a failed one stays failed unless asked to retry. A failed point is
+//! recorded and the sweep goes on.
+
+pub mod results;
+pub mod spec;
+
+use crate::config::Config;
+use crate::costs::{measured_cost, one_function_cost, vm_cost_per_step};
+use crate::error::{io, RunError};
+use crate::fit::{fit, Observer, Summary};
+use crate::planner::platform::PlatformKind;
+use crate::planner::profile::Profile;
+use crate::planner::search::{Objective, PlannedStep};
+use crate::run_dir::RunDir;
+use results::{Pick, Results, Row};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use slice_worker::event::TaskEvent;
+use spec::{Point, Sweep};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How to run a sweep.
+pub struct Options {
+    /// The sweep folder.
+    pub out: PathBuf,
+    /// Predictions only: no training, no run folders.
+    pub predict_only: bool,
+    /// Run failed points again when resuming.
+    pub retry_failed: bool,
+}
+
+/// What a finished point leaves in its folder: its row, and the config it ran (by hash) so a resumed sweep with
+/// another config does not reuse it.
+#[derive(Serialize, Deserialize)]
+struct PointRecord {
+    config_sha256: String,
+    row: Row,
+}
+
+const POINT_RECORD: &str = "point.json";
+
+fn config_hash(cfg: &Config) -> String {
+    let text =
+        toml::to_string(cfg).unwrap_or_else(|e| unreachable!("a parsed config serialises: {e}"));
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The platform a run's own prediction is made for: this machine for the local invoker, `[platform]` on Lambda.
+fn here(cfg: &Config) -> Config {
+    let mut c = cfg.clone();
+    if cfg.runtime.invoker != "lambda" {
+        c.platform.kind = PlatformKind::Local;
+    }
+    c
+}
+
+fn on_lambda(cfg: &Config) -> Config {
+    let mut c = cfg.clone();
+    c.platform.kind = PlatformKind::Lambda;
+    c
+}
+
+/// A point's memory per slice and its predictions, checked against that memory.
+struct Predicted {
+    memory: Vec<u32>,
+    here: PlannedStep,
+    lambda: PlannedStep,
+}
+
+fn predict(
+    sweep: &Sweep,
+    point: &Point,
+    profile: &Profile,
+    steps_per_epoch: u64,
+) -> Result<Predicted, RunError> {
+    let name = &point.name;
+    let at_point = |e: RunError| RunError::Sweep {
+        file: sweep.file.clone(),
+        reason: format!("point {name}: {e}"),
+    };
+    let lambda_cfg = on_lambda(&point.config);
+    let memory = match point.memory_mb {
+        Some(mb) => vec![mb; point.slices()],
+        // The planner's memory for these cuts (its objective, its constraints).
+        None => crate::planner::plan_for(&lambda_cfg, profile, steps_per_epoch)
+            .map_err(at_point)?
+            .chosen
+            .slices
+            .iter()
+            .map(|s| s.memory_mb)
+            .collect(),
+    };
+    let lambda = crate::planner::evaluate_split(
+        &lambda_cfg,
+        profile,
+        steps_per_epoch,
+        &point.bounds,
+        &memory,
+    )
+    .map_err(at_point)?;
+    for (k, s) in lambda.slices.iter().enumerate() {
+        if s.predicted_peak_mb > f64::from(s.memory_mb) {
+            return Err(at_point(RunError::Mismatch(format!(
+                "slice {k} (units {}..{}) needs {:.0} MB by the model, more than the {} MB it is given \
+                 (grid.memory_mb); give it more memory or cut it smaller",
+                s.units[0], s.units[1], s.predicted_peak_mb, s.memory_mb
+            ))));
+        }
+    }
+    let here = crate::planner::evaluate_split(
+        &here(&point.config),
+        profile,
+        steps_per_epoch,
+        &point.bounds,
+        &memory,
+    )
+    .map_err(at_point)?;
+    Ok(Predicted {
+        memory,
+        here,
+        lambda,
+    })
+}
+
+/// The steps a config trains.
+fn steps_of(cfg: &Config, steps_per_epoch: u64) -> u64 {
+    cfg.train
+        .steps
+        .unwrap_or_else(|| cfg.train.epochs.unwrap_or(0) * steps_per_epoch)
+}
+
+/// The row of a point before (or without) running it.
+fn predicted_row(point: &Point, p: &Predicted, status: &str, steps_per_epoch: u64) -> Row {
+    let cfg = &point.config;
+    Row {
+        point: point.name.clone(),
+        kind: "point".into(),
+        status: status.into(),
+        slices: point.slices(),
+        bounds: point.bounds.clone(),
+        microbatches: cfg.train.microbatches,
+        recompute: cfg.plan.recompute,
+        become_successor: cfg.plan.become_successor,
+        steps: steps_of(cfg, steps_per_epoch),
+        memory_mb: p.memory.clone(),
+        predicted_peak_mb: p
+            .lambda
+            .slices
+            .iter()
+            .map(|s| s.predicted_peak_mb)
+            .collect(),
+        predicted_step_ms_p50: p.here.predicted.step_ms_p50,
+        predicted_step_ms_p95: p.here.predicted.step_ms_p95,
+        predicted_cost_usd_per_step: p.here.cost_usd_per_step,
+        projected_step_ms_p50: p.lambda.predicted.step_ms_p50,
+        projected_step_ms_p95: p.lambda.predicted.step_ms_p95,
+        projected_gb_seconds_per_step: p.lambda.predicted.gb_seconds,
+        projected_cost_usd_per_step: p.lambda.cost_usd_per_step,
+        projected_cost_usd_per_epoch: p.lambda.cost_usd_per_epoch,
+        ..Row::default()
+    }
+}
+
+fn read_events(dir: &Path) -> Result<Vec<TaskEvent>, RunError> {
+    let path = dir.join("events.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| RunError::Mismatch(format!("{} line {}: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
+fn weights_sha(dir: &Path) -> Option<String> {
+    data::sha256_file(&dir.join("model.safetensors")).ok()
+}
+
+/// Fills a row's measured columns from a finished split run.
+fn measured(
+    row: &mut Row,
+    summary: &Summary,
+    dir: &Path,
+    cfg: &Config,
+    steps_per_epoch: u64,
+) -> Result<(), RunError> {
+    let (p50, p95) = match &summary.calibration {
+        Some(c) => (c.measured.step_ms_p50, c.measured.step_ms_p95),
+        None => (summary.step_ms_p50, summary.step_ms_p95),
+    };
+    row.measured_step_ms_p50 = Some(p50);
+    row.measured_step_ms_p95 = Some(p95);
+    let steps = summary.steps.max(1);
+    if let Some(rt) = &summary.runtime {
+        row.tasks = Some(rt.tasks_ran + rt.tasks_skipped + rt.tasks_failed);
+        row.cold_starts = Some(rt.cold_starts);
+        row.retries = Some(rt.retries);
+        row.bytes_per_step = Some((rt.bytes_in + rt.bytes_out) as f64 / steps as f64);
+    }
+    let mean_step_ms = summary.train_s * 1e3 / steps as f64;
+    let cost = measured_cost(
+        &read_events(dir)?,
+        &row.memory_mb,
+        steps,
+        mean_step_ms,
+        &cfg.pricing,
+    );
+    row.measured_gb_seconds_per_step = Some(cost.gb_seconds_per_step);
+    row.measured_cost_usd_per_step = Some(cost.cost_usd_per_step);
+    row.measured_cost_usd_per_epoch = Some(cost.cost_usd_per_step * steps_per_epoch as f64);
+    row.final_loss = Some(summary.final_train_loss);
+    row.weights_sha256 = weights_sha(dir);
+    Ok(())
+}
+
+/// Moves an unfinished point folder aside (`NAME.interrupted`, replacing an older one) so the point can run again.
+fn set_aside(dir: &Path) -> Result<(), RunError> {
+    let aside = dir.with_extension("interrupted");
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).map_err(io(&aside))?;
+    }
+    std::fs::rename(dir, &aside).map_err(io(dir))
+}
+
+/// The profile the predictions use: the sweep's or base's, else `OUT/profile.json` from an earlier start, else a
+/// fresh one of this machine (kept there).
+fn sweep_profile(
+    sweep: &Sweep,
+    out: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Profile, PathBuf), RunError> {
+    let model = sweep.base.model.build()?;
+    if let Some(path) = &sweep.profile {
+        return Ok((
+            crate::planner::read_profile_for(path, &model)?,
+            path.clone(),
+        ));
+    }
+    let kept = out.join("profile.json");
+    if kept.exists() {
+        return Ok((crate::planner::read_profile_for(&kept, &model)?, kept));
+    }
+    log("profiling this machine for the predictions (profile.json in the sweep folder)");
+    let (_, ds, sampler, _) = crate::fit::open_training(&sweep.base)?;
+    let batch = crate::planner::profile::first_batch(ds.as_ref(), &sampler)?;
+    let profile = crate::planner::profile::profile_with(&sweep.base, &batch, 5)?;
+    RunDir::new(out).write_json("profile.json", &profile)?;
+    Ok((profile, kept))
+}
+
+/// Runs (or resumes) `sweep` into `opts.out`; writes `results.json` and `results.csv` after every point. `log`
+/// hears one line per point; `observer` sees each fit.
+pub fn run_sweep(
+    sweep: &Sweep,
+    opts: &Options,
+    observer: &mut dyn Observer,
+    log: &mut dyn FnMut(&str),
+    stop: &AtomicBool,
+) -> Result<Results, RunError> {
+    let points = sweep.points()?;
+    let out = &opts.out;
+    std::fs::create_dir_all(out.join("points")).map_err(io(out))?;
+    let record = RunDir::new(out);
+    let sweep_text = std::fs::read(&sweep.file).map_err(io(&sweep.file))?;
+    record.write_bytes("sweep.toml", &sweep_text)?;
+    let (profile, profile_path) = sweep_profile(sweep, out, log)?;
+    let profile_path = std::fs::canonicalize(&profile_path).map_err(io(&profile_path))?;
+    let (model, _, sampler, _) = crate::fit::open_training(&sweep.base)?;
+    let units = model.units().len();
+    let steps_per_epoch = sampler.steps_per_epoch() as u64;
+
+    // Every point predicted (and its memory checked) before anything trains.
+    let mut planned = Vec::new();
+    for point in &points {
+        let mut point = point.clone();
+        // Each run predicts itself from the sweep's profile instead of profiling again at its start.
+        point.config.plan.profile = Some(profile_path.clone());
+        let p = predict(sweep, &point, &profile, steps_per_epoch)?;
+        planned.push((point, p));
+    }
+    let mut results = Results {
+        sweep_file: sweep.file.display().to_string(),
+        units,
+        steps_per_epoch,
+        memory_cap_mb: sweep
+            .base
+            .plan
+            .memory_cap_mb
+            .unwrap_or(sweep.base.platform.max_memory_mb),
+        points: Vec::new(),
+        reference: None,
+        pick: None,
+        legend: results::legend(),
+    };
+    let save = |results: &Results| -> Result<(), RunError> {
+        record.write_json("results.json", results)?;
+        record.write_bytes("results.csv", results::to_csv(results).as_bytes())
+    };
+
+    if sweep.spec.reference {
+        let cfg = sweep.reference();
+        let row = reference_row(
+            &cfg,
+            &profile,
+            steps_per_epoch,
+            units,
+            opts,
+            observer,
+            log,
+            stop,
+        )?;
+        results.reference = Some(row);
+        save(&results)?;
+    }
+    let reference = results.reference.clone();
+    for (i, (point, p)) in planned.iter().enumerate() {
+        let label = format!("[{}/{}] {}", i + 1, planned.len(), point.name);
+        if opts.predict_only {
+            results
+                .points
+                .push(predicted_row(point, p, "predicted", steps_per_epoch));
+            continue;
+        }
+        let dir = out.join("points").join(&point.name);
+        let hash = config_hash(&point.config);
+        if let Some(row) = finished(&dir, &hash, opts.retry_failed, &point.name)? {
+            log(&format!("{label}: {} earlier, kept", row.status));
+            results.points.push(row);
+            continue;
+        }
+        if dir.exists() {
+            log(&format!(
+                "{label}: unfinished folder moved to {}.interrupted",
+                point.name
+            ));
+            set_aside(&dir)?;
+        }
+        let mut row = predicted_row(point, p, "done", steps_per_epoch);
+        log(&format!("{label}: training {} steps", row.steps));
+        row.dir = Some(format!("points/{}", point.name));
+        match fit(&point.config, &RunDir::new(&dir), observer, stop) {
+            Ok(summary) => {
+                measured(&mut row, &summary, &dir, &point.config, steps_per_epoch)?;
+                if let Some(r) = reference
+                    .as_ref()
+                    .filter(|r| r.microbatches == row.microbatches)
+                {
+                    row.same_weights_as_reference =
+                        Some(r.weights_sha256.is_some() && r.weights_sha256 == row.weights_sha256);
+                }
+            }
+            Err(e @ RunError::Interrupted { .. }) => {
+                save(&results)?;
+                return Err(e);
+            }
+            Err(e) => {
+                if stop.load(Ordering::Relaxed) {
+                    save(&results)?;
+                    return Err(e);
+                }
+                log(&format!("{label}: failed: {e}"));
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                row.status = "failed".into();
+                row.error = Some(e.to_string());
+            }
+        }
+        RunDir::new(&dir).write_json(
+            POINT_RECORD,
+            &PointRecord {
+                config_sha256: hash,
+                row: row.clone(),
+            },
+        )?;
+        results.points.push(row);
+        save(&results)?;
+    }
+    results.pick = pick(&results.points, &sweep.base);
+    save(&results)?;
+    Ok(results)
+}
+
+/// The row of a point finished earlier in `dir`, if it ran this very config (and did not fail, unless failures
+/// are kept).
+fn finished(
+    dir: &Path,
+    hash: &str,
+    retry_failed: bool,
+    name: &str,
+) -> Result<Option<Row>, RunError> {
+    let path = dir.join(POINT_RECORD);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read(&path).map_err(io(&path))?;
+    let rec: PointRecord = serde_json::from_slice(&text).map_err(|e| {
+        RunError::Mismatch(format!("{}: not a sweep point record: {e}", path.display()))
+    })?;
+    if rec.config_sha256 != hash {
+        return Err(RunError::Mismatch(format!(
+            "point {name} in {} ran another config than this sweep gives it now: sweep into a new folder \
+             (--out), or delete that point's folder to run it again",
+            dir.display()
+        )));
+    }
+    if rec.row.status == "failed" && retry_failed {
+        set_aside(dir)?;
+        return Ok(None);
+    }
+    Ok(Some(rec.row))
+}
+
+/// The in-process run of the base config: the bytes the points must reproduce, and the one-function and VM
+/// comparisons.
+#[allow(clippy::too_many_arguments)]
+fn reference_row(
+    cfg: &Config,
+    profile: &Profile,
+    steps_per_epoch: u64,
+    units: usize,
+    opts: &Options,
+    observer: &mut dyn Observer,
+    log: &mut dyn FnMut(&str),
+    stop: &AtomicBool,
+) -> Result<Row, RunError> {
+    let biggest = cfg.plan.memory_cap_mb.unwrap_or(cfg.platform.max_memory_mb);
+    let bounds = vec![0, units];
+    let memory = vec![biggest];
+    let lambda = crate::planner::evaluate_split(
+        &on_lambda(cfg),
+        profile,
+        steps_per_epoch,
+        &bounds,
+        &memory,
+    )?;
+    let local =
+        crate::planner::evaluate_split(&here(cfg), profile, steps_per_epoch, &bounds, &memory)?;
+    let mut row = Row {
+        point: "reference".into(),
+        kind: "reference".into(),
+        status: "predicted".into(),
+        slices: 1,
+        bounds,
+        microbatches: cfg.train.microbatches,
+        recompute: cfg.plan.recompute,
+        become_successor: cfg.plan.become_successor,
+        steps: steps_of(cfg, steps_per_epoch),
+        memory_mb: memory,
+        predicted_peak_mb: lambda.slices.iter().map(|s| s.predicted_peak_mb).collect(),
+        predicted_step_ms_p50: local.predicted.step_ms_p50,
+        predicted_step_ms_p95: local.predicted.step_ms_p95,
+        predicted_cost_usd_per_step: local.cost_usd_per_step,
+        projected_step_ms_p50: lambda.predicted.step_ms_p50,
+        projected_step_ms_p95: lambda.predicted.step_ms_p95,
+        projected_gb_seconds_per_step: lambda.predicted.gb_seconds,
+        projected_cost_usd_per_step: lambda.cost_usd_per_step,
+        projected_cost_usd_per_epoch: lambda.cost_usd_per_epoch,
+        ..Row::default()
+    };
+    if opts.predict_only {
+        return Ok(row);
+    }
+    let dir = opts.out.join("points").join("reference");
+    let hash = config_hash(cfg);
+    if let Some(done) = finished(&dir, &hash, opts.retry_failed, "reference")? {
+        log(&format!("reference: {} earlier, kept", done.status));
+        return Ok(done);
+    }
+    if dir.exists() {
+        set_aside(&dir)?;
+    }
+    log(&format!(
+        "reference: training the base config in one process, {} steps",
+        row.steps
+    ));
+    row.dir = Some("points/reference".into());
+    let summary = fit(cfg, &RunDir::new(&dir), observer, stop)?;
+    row.status = "done".into();
+    row.measured_step_ms_p50 = Some(summary.step_ms_p50);
+    row.measured_step_ms_p95 = Some(summary.step_ms_p95);
+    let cost = one_function_cost(summary.step_ms_p50, biggest, &cfg.pricing);
+    row.measured_gb_seconds_per_step = Some(cost.gb_seconds_per_step);
+    row.measured_cost_usd_per_step = Some(cost.cost_usd_per_step);
+    row.measured_cost_usd_per_epoch = Some(cost.cost_usd_per_step * steps_per_epoch as f64);
+    row.vm_cost_usd_per_step = Some(vm_cost_per_step(summary.step_ms_p50, &cfg.pricing));
+    row.final_loss = Some(summary.final_train_loss);
+    row.weights_sha256 = weights_sha(&dir);
+    RunDir::new(&dir).write_json(
+        POINT_RECORD,
+        &PointRecord {
+            config_sha256: hash,
+            row: row.clone(),
+        },
+    )?;
+    Ok(row)
+}
+
+/// The point the model ranks best for the base config's objective, against the best measured one.
+pub fn pick(rows: &[Row], base: &Config) -> Option<Pick> {
+    let q = base.plan.quantile;
+    let tail = q >= 0.9;
+    let (objective, predicted, measured): (
+        &str,
+        fn(&Row, bool) -> f64,
+        fn(&Row, bool) -> Option<f64>,
+    ) = match base.plan.objective {
+        Objective::Latency => (
+            "latency",
+            |r, tail| {
+                if tail {
+                    r.predicted_step_ms_p95
+                } else {
+                    r.predicted_step_ms_p50
+                }
+            },
+            |r, tail| {
+                if tail {
+                    r.measured_step_ms_p95
+                } else {
+                    r.measured_step_ms_p50
+                }
+            },
+        ),
+        Objective::Cost => (
+            "cost",
+            |r, _| r.predicted_cost_usd_per_step,
+            |r, _| r.measured_cost_usd_per_step,
+        ),
+    };
+    let candidates: Vec<&Row> = rows.iter().filter(|r| r.status != "failed").collect();
+    let chosen = candidates
+        .iter()
+        .min_by(|a, b| predicted(a, tail).total_cmp(&predicted(b, tail)))?;
+    let measured_rows: Vec<(&Row, f64)> = candidates
+        .iter()
+        .filter_map(|r| measured(r, tail).map(|m| (*r, m)))
+        .collect();
+    let (best, best_value) = measured_rows
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(r, v)| (r.point.clone(), *v))
+        .unwrap_or_default();
+    let miss = match measured(chosen, tail) {
+        Some(v) if best_value > 0.0 => Some(v / best_value - 1.0),
+        _ => None,
+    };
+    Some(Pick {
+        objective: objective.into(),
+        quantile: if tail { 0.95 } else { 0.5 },
+        planner_pick: chosen.point.clone(),
+        best_measured: best,
+        miss,
+    })
+}

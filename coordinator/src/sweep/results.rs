@@ -1,0 +1,256 @@
+//! One row per sweep point — measured beside predicted — and the sweep's `results.json` and `results.csv`.
+//!
+//! Three kinds of number, never mixed: *measured* (this machine, from the run's summary and events), *predicted*
+//! (the latency model for this machine: what the measurement should show) and *projected* (the platform model for
+//! real Lambda: vCPU share by memory, invoke and cold-start latency). Costs: `measured_cost` is (a), the measured
+//! task durations here × the price of the memory each function was given; `projected_cost` is (b), the model's
+//! projection for Lambda.
+
+use serde::{Deserialize, Serialize};
+
+/// A row of `results.csv` / an entry of `results.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub point: String,
+    /// `point`, or `reference` for the in-process run of the base config.
+    pub kind: String,
+    /// `done`, `failed` (see `error`) or `predicted` (`--predict-only`).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The run folder, relative to the sweep folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    pub slices: usize,
+    /// Unit boundaries of the slices (`0 … units`).
+    pub bounds: Vec<usize>,
+    pub microbatches: usize,
+    pub recompute: bool,
+    #[serde(rename = "become")]
+    pub become_successor: bool,
+    pub steps: u64,
+    /// Memory each slice's function is given, MB.
+    pub memory_mb: Vec<u32>,
+    /// The model's peak memory of each slice, MB (the local invoker runs every slice in one process: a per-slice
+    /// RSS is measured only on Lambda or its emulator).
+    pub predicted_peak_mb: Vec<f64>,
+    pub measured_step_ms_p50: Option<f64>,
+    pub measured_step_ms_p95: Option<f64>,
+    pub predicted_step_ms_p50: f64,
+    pub predicted_step_ms_p95: f64,
+    pub projected_step_ms_p50: f64,
+    pub projected_step_ms_p95: f64,
+    /// Task executions (ran, skipped, failed), cold starts and driver retries over the run.
+    pub tasks: Option<u64>,
+    pub cold_starts: Option<u64>,
+    pub retries: Option<u64>,
+    /// Bytes read and written through the store per step.
+    pub bytes_per_step: Option<f64>,
+    /// (a) measured here.
+    pub measured_gb_seconds_per_step: Option<f64>,
+    pub measured_cost_usd_per_step: Option<f64>,
+    pub measured_cost_usd_per_epoch: Option<f64>,
+    /// (a) as the model predicts it for this machine (what `measured_cost` should show).
+    pub predicted_cost_usd_per_step: f64,
+    /// (b) projected for Lambda.
+    pub projected_gb_seconds_per_step: f64,
+    pub projected_cost_usd_per_step: f64,
+    pub projected_cost_usd_per_epoch: f64,
+    /// Reference only: the in-process step on a VM at `pricing.vm_usd_per_hour`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_cost_usd_per_step: Option<f64>,
+    pub final_loss: Option<f64>,
+    /// sha256 of the final `model.safetensors`.
+    pub weights_sha256: Option<String>,
+    /// Whether the weights equal the reference's bytes (only for points with the reference's micro-batch count).
+    pub same_weights_as_reference: Option<bool>,
+}
+
+/// The planner's pick among the points against the best measured point, for the sweep's objective.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pick {
+    /// `latency` (measured step time at `quantile`) or `cost` (measured cost (a) per step).
+    pub objective: String,
+    pub quantile: f64,
+    /// The point the model ranks best (from its predictions for this machine).
+    pub planner_pick: String,
+    pub best_measured: String,
+    /// The pick's measured value ÷ the best measured value − 1 (0 when the pick is the best; none before
+    /// anything was measured).
+    pub miss: Option<f64>,
+}
+
+/// `results.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub sweep_file: String,
+    pub units: usize,
+    pub steps_per_epoch: u64,
+    /// The most memory a function may have, MB (plan.memory_cap_mb, else the platform's maximum).
+    pub memory_cap_mb: u32,
+    pub points: Vec<Row>,
+    pub reference: Option<Row>,
+    pub pick: Option<Pick>,
+    /// What the columns mean (copied into every results.json so it stands alone).
+    pub legend: Vec<String>,
+}
+
+pub fn legend() -> Vec<String> {
+    [
+        "measured_*: this machine (local invoker), steady state after warm-up steps",
+        "predicted_*: the latency model for this machine (what measured_* should show)",
+        "projected_*: the platform model for AWS Lambda (vCPU share by memory, invoke and cold-start latency)",
+        "measured_cost (a): measured task durations here x the price of the memory each function was given, + requests + store",
+        "projected_cost (b): the platform model's projection for real Lambda",
+        "reference: the base config trained in one process; vm_cost prices its step on a VM, its measured_cost on one function of the largest memory",
+        "predicted_peak_mb: the model's peak per slice; a per-slice RSS is measured only on Lambda or its emulator",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+fn list<T: ToString>(v: &[T]) -> String {
+    v.iter().map(T::to_string).collect::<Vec<_>>().join(";")
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(T::to_string).unwrap_or_default()
+}
+
+/// Quotes a CSV field when it must be.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `results.csv`: the points, then the reference; lists joined with `;`.
+pub fn to_csv(results: &Results) -> String {
+    let header = [
+        "point",
+        "kind",
+        "status",
+        "slices",
+        "bounds",
+        "microbatches",
+        "recompute",
+        "become",
+        "steps",
+        "memory_mb",
+        "predicted_peak_mb",
+        "measured_step_ms_p50",
+        "measured_step_ms_p95",
+        "predicted_step_ms_p50",
+        "predicted_step_ms_p95",
+        "projected_step_ms_p50",
+        "projected_step_ms_p95",
+        "tasks",
+        "cold_starts",
+        "retries",
+        "bytes_per_step",
+        "measured_gb_seconds_per_step",
+        "measured_cost_usd_per_step",
+        "measured_cost_usd_per_epoch",
+        "predicted_cost_usd_per_step",
+        "projected_gb_seconds_per_step",
+        "projected_cost_usd_per_step",
+        "projected_cost_usd_per_epoch",
+        "vm_cost_usd_per_step",
+        "final_loss",
+        "weights_sha256",
+        "same_weights_as_reference",
+        "error",
+    ];
+    let mut out = header.join(",");
+    out.push('\n');
+    for r in results.points.iter().chain(&results.reference) {
+        let peaks: Vec<String> = r
+            .predicted_peak_mb
+            .iter()
+            .map(|p| format!("{p:.1}"))
+            .collect();
+        let cells = [
+            r.point.clone(),
+            r.kind.clone(),
+            r.status.clone(),
+            r.slices.to_string(),
+            list(&r.bounds),
+            r.microbatches.to_string(),
+            r.recompute.to_string(),
+            r.become_successor.to_string(),
+            r.steps.to_string(),
+            list(&r.memory_mb),
+            list(&peaks),
+            opt(&r.measured_step_ms_p50),
+            opt(&r.measured_step_ms_p95),
+            r.predicted_step_ms_p50.to_string(),
+            r.predicted_step_ms_p95.to_string(),
+            r.projected_step_ms_p50.to_string(),
+            r.projected_step_ms_p95.to_string(),
+            opt(&r.tasks),
+            opt(&r.cold_starts),
+            opt(&r.retries),
+            opt(&r.bytes_per_step),
+            opt(&r.measured_gb_seconds_per_step),
+            opt(&r.measured_cost_usd_per_step),
+            opt(&r.measured_cost_usd_per_epoch),
+            r.predicted_cost_usd_per_step.to_string(),
+            r.projected_gb_seconds_per_step.to_string(),
+            r.projected_cost_usd_per_step.to_string(),
+            r.projected_cost_usd_per_epoch.to_string(),
+            opt(&r.vm_cost_usd_per_step),
+            opt(&r.final_loss),
+            opt(&r.weights_sha256),
+            opt(&r.same_weights_as_reference),
+            opt(&r.error),
+        ];
+        let line: Vec<String> = cells.iter().map(|c| field(c)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_one_line_per_row_with_every_column_and_quotes_errors() {
+        let row = Row {
+            point: "s2".into(),
+            kind: "point".into(),
+            status: "failed".into(),
+            error: Some("task F(1,0,0) failed: \"boom\", twice".into()),
+            bounds: vec![0, 2, 4],
+            memory_mb: vec![512, 1024],
+            ..Row::default()
+        };
+        let results = Results {
+            sweep_file: "s.toml".into(),
+            units: 4,
+            steps_per_epoch: 10,
+            memory_cap_mb: 10_240,
+            points: vec![row.clone(), row],
+            reference: None,
+            pick: None,
+            legend: legend(),
+        };
+        let csv = to_csv(&results);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let columns = lines[0].split(',').count();
+        assert!(lines[1].contains("0;2;4") && lines[1].contains("512;1024"));
+        assert!(
+            lines[1].ends_with("\"task F(1,0,0) failed: \"\"boom\"\", twice\""),
+            "{}",
+            lines[1]
+        );
+        // Every column present: the unquoted part splits into the header's count minus the error's own commas.
+        let before_error = lines[1].rsplit_once(",\"").map(|(a, _)| a).unwrap_or("");
+        assert_eq!(before_error.split(',').count() + 1, columns);
+    }
+}

@@ -1,0 +1,278 @@
+//! The sweep file: a base config and a grid, expanded into points (one config each), every point checked before
+//! anything runs — an empty grid, an unknown key, a split the model cannot take or a point whose slice cannot fit
+//! its memory is an error that names the key or the point.
+
+use crate::config::{Config, Slices, AUTO};
+use crate::error::RunError;
+use serde::Deserialize;
+use slice_worker::plan::RunPlan;
+use std::path::{Path, PathBuf};
+
+/// `SWEEP.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    /// The base config, relative to the sweep file.
+    pub base: PathBuf,
+    /// `train.steps` of every point (default: the base config's).
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// A profile from `trainer profile`, relative to the sweep file (default: the base's `plan.profile`, else one
+    /// measured at the start of the sweep and kept as `profile.json` in the sweep folder).
+    #[serde(default)]
+    pub profile: Option<PathBuf>,
+    /// Also train the base config in one process (the monolithic reference): its bytes are what every point with
+    /// the same micro-batch count must reproduce, and its step time prices the one-function and VM comparisons.
+    #[serde(default = "yes")]
+    pub reference: bool,
+    pub grid: Grid,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[grid]`: every combination of the lists given is a point. `slices` and `cuts` are alternatives (one of them
+/// is required); the other lists default to the base config's value.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Slice counts (cut evenly by units).
+    #[serde(default)]
+    pub slices: Vec<usize>,
+    /// Explicit cuts, each a list of the unit indices where a slice starts (`[]`: one slice).
+    #[serde(default)]
+    pub cuts: Vec<Vec<usize>>,
+    /// Memory of every slice's function, MB (default: the planner's choice for the point's cuts on `[platform]`).
+    #[serde(default)]
+    pub memory_mb: Vec<u32>,
+    #[serde(default)]
+    pub microbatches: Vec<usize>,
+    #[serde(default)]
+    pub recompute: Vec<bool>,
+    #[serde(default, rename = "become")]
+    pub become_successor: Vec<bool>,
+}
+
+/// One point of the grid.
+#[derive(Clone, Debug)]
+pub struct Point {
+    /// Folder name and table label, from the grid's dimensions (`s4`, `s4-m8-mem1024`, …).
+    pub name: String,
+    /// The config it trains: the base with the point's cuts, micro-batches and options.
+    pub config: Config,
+    /// Unit boundaries of its slices, `0 = b0 < b1 < … = units`.
+    pub bounds: Vec<usize>,
+    /// Memory of every slice when the grid fixes it.
+    pub memory_mb: Option<u32>,
+}
+
+impl Point {
+    pub fn slices(&self) -> usize {
+        self.bounds.len() - 1
+    }
+}
+
+/// The sweep file read and its base config loaded.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    pub file: PathBuf,
+    pub spec: SweepFile,
+    pub base: Config,
+    /// The profile named by the sweep or the base, resolved against its file.
+    pub profile: Option<PathBuf>,
+}
+
+fn err(file: &Path, reason: impl Into<String>) -> RunError {
+    RunError::Sweep {
+        file: file.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+impl Sweep {
+    /// Reads `file` and the base config it names. Errors name the file and the key.
+    pub fn read(file: &Path) -> Result<Sweep, RunError> {
+        let text = std::fs::read_to_string(file).map_err(crate::error::io(file))?;
+        let spec: SweepFile = toml::from_str(&text).map_err(|e| err(file, e.to_string()))?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let base_path = dir.join(&spec.base);
+        let base_text = std::fs::read_to_string(&base_path)
+            .map_err(|e| err(file, format!("base = {:?}: {e}", spec.base.display())))?;
+        let base: Config = toml::from_str(&base_text)
+            .map_err(|e| err(file, format!("base config {}: {e}", base_path.display())))?;
+        base.validate()
+            .map_err(|e| err(file, format!("base config {}: {e}", base_path.display())))?;
+        let profile = spec
+            .profile
+            .as_ref()
+            .map(|p| dir.join(p))
+            .or_else(|| base.plan.profile.clone());
+        Ok(Sweep {
+            file: file.to_path_buf(),
+            spec,
+            base,
+            profile,
+        })
+    }
+
+    /// Expands the grid into points, each config validated. Errors name the grid key or the point.
+    pub fn points(&self) -> Result<Vec<Point>, RunError> {
+        let g = &self.spec.grid;
+        let file = &self.file;
+        let units = self
+            .base
+            .model
+            .build()
+            .map_err(|e| err(file, format!("base config: {e}")))?
+            .units()
+            .len();
+        // The splits: each a list of cuts, with a label.
+        let splits: Vec<(String, Vec<usize>)> = match (g.slices.is_empty(), g.cuts.is_empty()) {
+            (true, true) => {
+                return Err(err(
+                    file,
+                    "grid: the grid is empty: give grid.slices (e.g. [1, 2, 4]) or grid.cuts",
+                ))
+            }
+            (false, false) => {
+                return Err(err(file, "grid: give grid.slices or grid.cuts, not both"))
+            }
+            (false, true) => g
+                .slices
+                .iter()
+                .map(|&n| {
+                    let slices = RunPlan::even_slices(n, units)
+                        .map_err(|e| err(file, format!("grid.slices: {e}")))?;
+                    Ok((
+                        format!("s{n}"),
+                        slices.iter().skip(1).map(|s| s.0).collect(),
+                    ))
+                })
+                .collect::<Result<_, RunError>>()?,
+            (true, false) => g
+                .cuts
+                .iter()
+                .enumerate()
+                .map(|(i, cuts)| {
+                    RunPlan::slices_from_cuts(cuts, units)
+                        .map_err(|e| err(file, format!("grid.cuts[{i}] = {cuts:?}: {e}")))?;
+                    let label = cuts
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join("_");
+                    Ok((format!("cuts{label}"), cuts.clone()))
+                })
+                .collect::<Result<_, RunError>>()?,
+        };
+        if self.base.train.microbatches == AUTO && g.microbatches.is_empty() {
+            return Err(err(
+                file,
+                "grid.microbatches: the base config leaves train.microbatches to the planner; list the counts to sweep",
+            ));
+        }
+        let or_base = |v: &[u32]| -> Vec<Option<u32>> {
+            if v.is_empty() {
+                vec![None]
+            } else {
+                v.iter().map(|&x| Some(x)).collect()
+            }
+        };
+        let memories = or_base(&g.memory_mb);
+        let micro: Vec<Option<usize>> = if g.microbatches.is_empty() {
+            vec![None]
+        } else {
+            g.microbatches.iter().map(|&m| Some(m)).collect()
+        };
+        let flags = |v: &[bool]| -> Vec<Option<bool>> {
+            if v.is_empty() {
+                vec![None]
+            } else {
+                v.iter().map(|&b| Some(b)).collect()
+            }
+        };
+        let (recomputes, becomes) = (flags(&g.recompute), flags(&g.become_successor));
+        let mut points = Vec::new();
+        for (label, cuts) in &splits {
+            for &mem in &memories {
+                for &m in &micro {
+                    for &rc in &recomputes {
+                        for &bc in &becomes {
+                            let mut name = label.clone();
+                            let mut cfg = self.base.clone();
+                            if let Some(steps) = self.spec.steps {
+                                cfg.train.steps = Some(steps);
+                                cfg.train.epochs = None;
+                            }
+                            cfg.plan.slices = Slices::Count(cuts.len() + 1);
+                            // Explicit cuts, even for one slice (`cuts = []`): every point runs through the task
+                            // runtime, so points differ only in the split.
+                            cfg.plan.cuts = Some(cuts.clone());
+                            if let Some(mb) = mem {
+                                name.push_str(&format!("-mem{mb}"));
+                            }
+                            if let Some(m) = m {
+                                cfg.train.microbatches = m;
+                                name.push_str(&format!("-m{m}"));
+                            }
+                            if let Some(rc) = rc {
+                                cfg.plan.recompute = rc;
+                                name.push_str(if rc { "-recompute" } else { "-cache" });
+                            }
+                            if let Some(bc) = bc {
+                                cfg.plan.become_successor = bc;
+                                name.push_str(if bc { "-become" } else { "-invoke" });
+                            }
+                            cfg.validate()
+                                .map_err(|e| err(file, format!("point {name}: {e}")))?;
+                            let mut bounds = vec![0];
+                            bounds.extend_from_slice(cuts);
+                            bounds.push(units);
+                            points.push(Point {
+                                name,
+                                config: cfg,
+                                bounds,
+                                memory_mb: mem,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(mb) = g.memory_mb.iter().find(|&&mb| {
+            mb < self.base.platform.min_memory_mb
+                || mb
+                    > self
+                        .base
+                        .plan
+                        .memory_cap_mb
+                        .unwrap_or(self.base.platform.max_memory_mb)
+        }) {
+            return Err(err(
+                file,
+                format!(
+                    "grid.memory_mb: {mb} MB is outside {}..={} MB (platform.min_memory_mb, plan.memory_cap_mb or platform.max_memory_mb)",
+                    self.base.platform.min_memory_mb,
+                    self.base.plan.memory_cap_mb.unwrap_or(self.base.platform.max_memory_mb)
+                ),
+            ));
+        }
+        Ok(points)
+    }
+
+    /// The in-process run every point is compared with: the base config (with the sweep's steps), one slice.
+    pub fn reference(&self) -> Config {
+        let mut cfg = self.base.clone();
+        if let Some(steps) = self.spec.steps {
+            cfg.train.steps = Some(steps);
+            cfg.train.epochs = None;
+        }
+        cfg.plan.slices = Slices::Count(1);
+        cfg.plan.cuts = None;
+        if cfg.train.microbatches == AUTO {
+            cfg.train.microbatches = self.spec.grid.microbatches.first().copied().unwrap_or(1);
+        }
+        cfg
+    }
+}

@@ -1,0 +1,73 @@
+//! `trainer sweep SWEEP.toml`: runs (or resumes) a sweep and prints where its results are.
+
+use anyhow::{Context, Result};
+use coordinator::sweep::{run_sweep as sweep, spec::Sweep, Options};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// `runs/sweep-<file stem>`: the same folder every time, so running the sweep again resumes it.
+fn default_out(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "sweep".into());
+    PathBuf::from("runs").join(format!("sweep-{stem}"))
+}
+
+pub fn run_sweep(
+    file: &Path,
+    out: Option<PathBuf>,
+    predict_only: bool,
+    retry_failed: bool,
+    quiet: bool,
+) -> Result<()> {
+    let spec = Sweep::read(file)?;
+    crate::set_threads(spec.base.runtime.threads)?;
+    let out = out.unwrap_or_else(|| default_out(file));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+    let mut progress = crate::progress::Progress::new(quiet);
+    let mut log = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    let opts = Options {
+        out: out.clone(),
+        predict_only,
+        retry_failed,
+    };
+    let results = sweep(&spec, &opts, &mut progress, &mut log, &stop).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n(results so far are in {}; run the same command again to resume)",
+            out.display()
+        )
+    })?;
+    let failed = results
+        .points
+        .iter()
+        .filter(|r| r.status == "failed")
+        .count();
+    if !quiet {
+        if let Some(p) = &results.pick {
+            let miss = p
+                .miss
+                .map_or("not measured".into(), |m| format!("{:+.1} %", m * 100.0));
+            eprintln!(
+                "planner's pick ({}): {}; best measured: {} ({miss})",
+                p.objective, p.planner_pick, p.best_measured
+            );
+        }
+        eprintln!(
+            "{} points ({failed} failed): {}/results.csv; `trainer report {}` draws the plots",
+            results.points.len(),
+            out.display(),
+            out.display()
+        );
+    }
+    println!("{}", out.join("results.json").display());
+    Ok(())
+}
