@@ -69,5 +69,13 @@ pub fn run_sweep(
         );
     }
     println!("{}", out.join("results.json").display());
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} points failed: their errors are in {}/results.csv (the others finished; \
+             --retry-failed runs the failed ones again)",
+            results.points.len(),
+            out.display()
+        );
+    }
     Ok(())
 }

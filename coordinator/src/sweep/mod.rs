@@ -231,29 +231,33 @@ fn set_aside(dir: &Path) -> Result<(), RunError> {
 }
 
 /// The profile the predictions use: the sweep's or base's, else `OUT/profile.json` from an earlier start, else a
-/// fresh one of this machine (kept there).
+/// fresh one of this machine — returned to be kept there (the sweep writes nothing before every point checks out).
 fn sweep_profile(
     sweep: &Sweep,
     out: &Path,
     log: &mut dyn FnMut(&str),
-) -> Result<(Profile, PathBuf), RunError> {
+) -> Result<(Profile, PathBuf, bool), RunError> {
     let model = sweep.base.model.build()?;
     if let Some(path) = &sweep.profile {
         return Ok((
             crate::planner::read_profile_for(path, &model)?,
             path.clone(),
+            false,
         ));
     }
     let kept = out.join("profile.json");
     if kept.exists() {
-        return Ok((crate::planner::read_profile_for(&kept, &model)?, kept));
+        return Ok((
+            crate::planner::read_profile_for(&kept, &model)?,
+            kept,
+            false,
+        ));
     }
-    log("profiling this machine for the predictions (profile.json in the sweep folder)");
+    log("profiling this machine for the predictions (kept as profile.json in the sweep folder)");
     let (_, ds, sampler, _) = crate::fit::open_training(&sweep.base)?;
     let batch = crate::planner::profile::first_batch(ds.as_ref(), &sampler)?;
     let profile = crate::planner::profile::profile_with(&sweep.base, &batch, 5)?;
-    RunDir::new(out).write_json("profile.json", &profile)?;
-    Ok((profile, kept))
+    Ok((profile, kept, true))
 }
 
 /// Runs (or resumes) `sweep` into `opts.out`; writes `results.json` and `results.csv` after every point. `log`
@@ -267,12 +271,8 @@ pub fn run_sweep(
 ) -> Result<Results, RunError> {
     let points = sweep.points()?;
     let out = &opts.out;
-    std::fs::create_dir_all(out.join("points")).map_err(io(out))?;
-    let record = RunDir::new(out);
-    let sweep_text = std::fs::read(&sweep.file).map_err(io(&sweep.file))?;
-    record.write_bytes("sweep.toml", &sweep_text)?;
-    let (profile, profile_path) = sweep_profile(sweep, out, log)?;
-    let profile_path = std::fs::canonicalize(&profile_path).map_err(io(&profile_path))?;
+    let (profile, profile_path, new_profile) = sweep_profile(sweep, out, log)?;
+    let profile_path = std::path::absolute(&profile_path).map_err(io(&profile_path))?;
     let (model, _, sampler, _) = crate::fit::open_training(&sweep.base)?;
     let units = model.units().len();
     let steps_per_epoch = sampler.steps_per_epoch() as u64;
@@ -285,6 +285,13 @@ pub fn run_sweep(
         point.config.plan.profile = Some(profile_path.clone());
         let p = predict(sweep, &point, &profile, steps_per_epoch)?;
         planned.push((point, p));
+    }
+    std::fs::create_dir_all(out.join("points")).map_err(io(out))?;
+    let record = RunDir::new(out);
+    let sweep_text = std::fs::read(&sweep.file).map_err(io(&sweep.file))?;
+    record.write_bytes("sweep.toml", &sweep_text)?;
+    if new_profile {
+        record.write_json("profile.json", &profile)?;
     }
     let mut results = Results {
         sweep_file: sweep.file.display().to_string(),

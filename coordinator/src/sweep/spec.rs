@@ -101,7 +101,14 @@ impl Sweep {
             .map_err(|e| err(file, format!("base = {:?}: {e}", spec.base.display())))?;
         let base: Config = toml::from_str(&base_text)
             .map_err(|e| err(file, format!("base config {}: {e}", base_path.display())))?;
-        base.validate()
+        // Every point runs split (one slice is `cuts = []`): check the base as such, so split-only settings
+        // (injected faults) are accepted.
+        let mut as_split = base.clone();
+        if !as_split.plan.is_split() {
+            as_split.plan.cuts = Some(Vec::new());
+        }
+        as_split
+            .validate()
             .map_err(|e| err(file, format!("base config {}: {e}", base_path.display())))?;
         let profile = spec
             .profile
@@ -270,6 +277,10 @@ impl Sweep {
         }
         cfg.plan.slices = Slices::Count(1);
         cfg.plan.cuts = None;
+        // Injected platform faults belong to split runs; the reference trains in process.
+        cfg.runtime.fault_rate = 0.0;
+        cfg.runtime.duplicate_rate = 0.0;
+        cfg.runtime.cold_start_ms = 0;
         if cfg.train.microbatches == AUTO {
             cfg.train.microbatches = self.spec.grid.microbatches.first().copied().unwrap_or(1);
         }

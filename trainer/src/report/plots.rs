@@ -113,28 +113,27 @@ impl Plot for LatencyVsSlices<'_> {
     {
         let rows = || self.groups.iter().flat_map(|(_, r)| r.iter());
         let xs = padded(rows().map(|r| r.slices as f64), false);
-        let ys = padded(
-            rows().flat_map(|r| {
-                [
-                    r.measured_step_ms_p50.unwrap_or(f64::NAN),
-                    r.measured_step_ms_p95.unwrap_or(f64::NAN),
-                    r.predicted_step_ms_p50,
-                    r.predicted_step_ms_p95,
-                    r.projected_step_ms_p50,
-                ]
-            }),
-            true,
-        );
+        // Log scale: Lambda projections and local measurements can be an order of magnitude apart.
+        let ys = log_range(rows().flat_map(|r| {
+            [
+                r.measured_step_ms_p50.unwrap_or(f64::NAN),
+                r.measured_step_ms_p95.unwrap_or(f64::NAN),
+                r.predicted_step_ms_p50,
+                r.predicted_step_ms_p95,
+                r.projected_step_ms_p50,
+            ]
+        }));
         let mut chart = ChartBuilder::on(root)
             .caption("Step latency against slices", (FAMILY, 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(xs, ys)?;
+            .build_cartesian_2d(xs, ys.log_scale())?;
         chart
             .configure_mesh()
             .x_desc("slices")
-            .y_desc("step latency, ms")
+            .y_desc("step latency, ms (log)")
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FAMILY, 13))
             .draw()?;
         for (i, (label, rows)) in self.groups.iter().enumerate() {
