@@ -169,6 +169,7 @@ impl Sweep {
                         .map(|c| c.to_string())
                         .collect::<Vec<_>>()
                         .join("_");
+                    let label = if label.is_empty() { "none".into() } else { label };
                     Ok((format!("cuts{label}"), cuts.clone()))
                 })
                 .collect::<Result<_, RunError>>()?,

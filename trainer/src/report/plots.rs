@@ -71,6 +71,12 @@ fn padded(values: impl Iterator<Item = f64>, from_zero: bool) -> std::ops::Range
     (if from_zero { lo } else { lo - pad })..hi + pad
 }
 
+/// Log axes are drawn as log10 values on a linear axis (labels show the values): plotters' own log axis leaves
+/// ranges under a decade without labels.
+fn lg(v: f64) -> f64 {
+    v.log10()
+}
+
 /// Geometric padding for a log axis.
 fn log_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
@@ -128,24 +134,24 @@ impl Plot for LatencyVsSlices<'_> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(xs, ys.log_scale())?;
+            .build_cartesian_2d(xs, lg(ys.start)..lg(ys.end))?;
         chart
             .configure_mesh()
             .x_desc("slices")
             .y_desc("step latency, ms (log)")
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{:.0}", 10f64.powf(*v)))
             .label_style((FAMILY, 13))
             .draw()?;
         for (i, (label, rows)) in self.groups.iter().enumerate() {
             let c = color(i);
             let mut band: Vec<(f64, f64)> = rows
                 .iter()
-                .map(|r| (r.slices as f64, r.predicted_step_ms_p50))
+                .map(|r| (r.slices as f64, lg(r.predicted_step_ms_p50)))
                 .collect();
             band.extend(
                 rows.iter()
                     .rev()
-                    .map(|r| (r.slices as f64, r.predicted_step_ms_p95)),
+                    .map(|r| (r.slices as f64, lg(r.predicted_step_ms_p95))),
             );
             chart
                 .draw_series(std::iter::once(Polygon::new(band, c.mix(0.18).filled())))?
@@ -159,7 +165,7 @@ impl Plot for LatencyVsSlices<'_> {
                 });
             let measured: Vec<(f64, f64)> = rows
                 .iter()
-                .filter_map(|r| r.measured_step_ms_p50.map(|m| (r.slices as f64, m)))
+                .filter_map(|r| r.measured_step_ms_p50.map(|m| (r.slices as f64, lg(m))))
                 .collect();
             chart
                 .draw_series(LineSeries::new(measured.clone(), c.stroke_width(2)))?
@@ -172,12 +178,12 @@ impl Plot for LatencyVsSlices<'_> {
             chart.draw_series(measured.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
             chart.draw_series(rows.iter().filter_map(|r| {
                 r.measured_step_ms_p95
-                    .map(|m| Circle::new((r.slices as f64, m), 5, c.stroke_width(2)))
+                    .map(|m| Circle::new((r.slices as f64, lg(m)), 5, c.stroke_width(2)))
             }))?;
             chart
                 .draw_series(DashedLineSeries::new(
                     rows.iter()
-                        .map(|r| (r.slices as f64, r.projected_step_ms_p50)),
+                        .map(|r| (r.slices as f64, lg(r.projected_step_ms_p50))),
                     6,
                     4,
                     c.stroke_width(1).into(),
@@ -235,19 +241,19 @@ impl Plot for CostVsSlices<'_> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(80)
-            .build_cartesian_2d(xs, ys.log_scale())?;
+            .build_cartesian_2d(xs, lg(ys.start)..lg(ys.end))?;
         chart
             .configure_mesh()
             .x_desc("slices")
             .y_desc("USD per step (log)")
-            .y_label_formatter(&|v| format!("{v:.1e}"))
+            .y_label_formatter(&|v| format!("{:.1e}", 10f64.powf(*v)))
             .label_style((FAMILY, 13))
             .draw()?;
         for (i, (label, rows)) in self.groups.iter().enumerate() {
             let c = color(i);
             let measured: Vec<(f64, f64)> = rows
                 .iter()
-                .filter_map(|r| r.measured_cost_usd_per_step.map(|m| (r.slices as f64, m)))
+                .filter_map(|r| r.measured_cost_usd_per_step.map(|m| (r.slices as f64, lg(m))))
                 .collect();
             chart
                 .draw_series(LineSeries::new(measured.clone(), c.stroke_width(2)))?
@@ -261,7 +267,7 @@ impl Plot for CostVsSlices<'_> {
             chart
                 .draw_series(DashedLineSeries::new(
                     rows.iter()
-                        .map(|r| (r.slices as f64, r.predicted_cost_usd_per_step)),
+                        .map(|r| (r.slices as f64, lg(r.predicted_cost_usd_per_step))),
                     3,
                     3,
                     c.stroke_width(1).into(),
@@ -273,7 +279,7 @@ impl Plot for CostVsSlices<'_> {
             chart
                 .draw_series(DashedLineSeries::new(
                     rows.iter()
-                        .map(|r| (r.slices as f64, r.projected_cost_usd_per_step)),
+                        .map(|r| (r.slices as f64, lg(r.projected_cost_usd_per_step))),
                     8,
                     4,
                     c.stroke_width(2).into(),
@@ -298,7 +304,7 @@ impl Plot for CostVsSlices<'_> {
             ] {
                 if let Some(v) = value.filter(|v| *v > 0.0) {
                     chart
-                        .draw_series(LineSeries::new(vec![(x0, v), (x1, v)], c.stroke_width(1)))?
+                        .draw_series(LineSeries::new(vec![(x0, lg(v)), (x1, lg(v))], c.stroke_width(1)))?
                         .label(label)
                         .legend(legend_line(c));
                 }
