@@ -169,7 +169,11 @@ impl Sweep {
                         .map(|c| c.to_string())
                         .collect::<Vec<_>>()
                         .join("_");
-                    let label = if label.is_empty() { "none".into() } else { label };
+                    let label = if label.is_empty() {
+                        "none".into()
+                    } else {
+                        label
+                    };
                     Ok((format!("cuts{label}"), cuts.clone()))
                 })
                 .collect::<Result<_, RunError>>()?,

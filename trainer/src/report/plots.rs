@@ -186,7 +186,7 @@ impl Plot for LatencyVsSlices<'_> {
                         .map(|r| (r.slices as f64, lg(r.projected_step_ms_p50))),
                     6,
                     4,
-                    c.stroke_width(1).into(),
+                    c.stroke_width(1),
                 ))?
                 .label(named(self.groups, label, "projected p50 on Lambda"))
                 .legend(move |(x, y)| {
@@ -253,7 +253,10 @@ impl Plot for CostVsSlices<'_> {
             let c = color(i);
             let measured: Vec<(f64, f64)> = rows
                 .iter()
-                .filter_map(|r| r.measured_cost_usd_per_step.map(|m| (r.slices as f64, lg(m))))
+                .filter_map(|r| {
+                    r.measured_cost_usd_per_step
+                        .map(|m| (r.slices as f64, lg(m)))
+                })
                 .collect();
             chart
                 .draw_series(LineSeries::new(measured.clone(), c.stroke_width(2)))?
@@ -270,7 +273,7 @@ impl Plot for CostVsSlices<'_> {
                         .map(|r| (r.slices as f64, lg(r.predicted_cost_usd_per_step))),
                     3,
                     3,
-                    c.stroke_width(1).into(),
+                    c.stroke_width(1),
                 ))?
                 .label(named(self.groups, label, "(a) as predicted"))
                 .legend(move |(x, y)| {
@@ -282,7 +285,7 @@ impl Plot for CostVsSlices<'_> {
                         .map(|r| (r.slices as f64, lg(r.projected_cost_usd_per_step))),
                     8,
                     4,
-                    c.stroke_width(2).into(),
+                    c.stroke_width(2),
                 ))?
                 .label(named(self.groups, label, "(b) projected for Lambda"))
                 .legend(move |(x, y)| {
@@ -304,7 +307,10 @@ impl Plot for CostVsSlices<'_> {
             ] {
                 if let Some(v) = value.filter(|v| *v > 0.0) {
                     chart
-                        .draw_series(LineSeries::new(vec![(x0, lg(v)), (x1, lg(v))], c.stroke_width(1)))?
+                        .draw_series(LineSeries::new(
+                            vec![(x0, lg(v)), (x1, lg(v))],
+                            c.stroke_width(1),
+                        ))?
                         .label(label)
                         .legend(legend_line(c));
                 }
