@@ -285,8 +285,19 @@ fn help_lists_every_subcommand() {
     ] {
         assert!(text.contains(cmd), "--help lacks {cmd}");
     }
-    let o = trainer(&["sweep", "x.toml"]);
-    assert!(!o.status.success() && stderr(&o).contains("issue 6"));
+    // A missing sweep file, report folder: clear errors naming them.
+    let o = trainer(&["sweep", "no-such-sweep.toml"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no-such-sweep.toml"),
+        "{}",
+        stderr(&o)
+    );
+    let o = trainer(&["report", "no-such-folder"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no-such-folder"),
+        "{}",
+        stderr(&o)
+    );
     // A missing config is a clear error naming the file.
     let o = trainer(&["plan", "no-such-config.toml"]);
     assert!(

@@ -146,6 +146,12 @@ fn a_sweep_trains_every_point_resumes_where_it_stopped_and_reports() {
         assert!(svg.contains("<svg") && svg.contains("<text"), "{plot}.svg");
     }
 
+    let page = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(
+        page.contains("<table>") && page.matches("<figure><svg").count() == 6,
+        "report.html"
+    );
+
     // One run folder, reported elsewhere.
     let run_report = dir.path().join("run-report");
     let o = trainer(&[

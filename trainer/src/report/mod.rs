@@ -1,7 +1,8 @@
 //! `trainer report DIR`: a sweep folder (its `results.json`) or a run folder (its `summary.json`) turned into
-//! `report.md` with its tables and SVG + PNG plots beside it.
+//! `report.md` with its tables and SVG + PNG plots beside it, and `report.html`, the same in one self-contained file.
 
 mod font;
+mod html;
 mod plots;
 
 use anyhow::{bail, Context, Result};
@@ -32,11 +33,13 @@ pub fn run_report(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     };
     let path = out.join("report.md");
     write_atomic(&path, md.as_bytes())?;
+    let page = html::to_html(&md, out)?;
+    write_atomic(&out.join("report.html"), page.as_bytes())?;
     Ok(path)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("md.tmp");
+    let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }

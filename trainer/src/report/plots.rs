@@ -43,13 +43,18 @@ pub fn save<P: Plot>(plot: &P, dir: &Path, name: &str) -> Result<()> {
 }
 
 fn color(i: usize) -> RGBColor {
-    const COLORS: [RGBColor; 6] = [
+    // Matplotlib's "tab10".
+    const COLORS: [RGBColor; 10] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
         RGBColor(214, 39, 40),
         RGBColor(148, 103, 189),
         RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
     ];
     COLORS[i % COLORS.len()]
 }
@@ -432,7 +437,10 @@ impl Plot for Quantiles {
     {
         let r = padded(self.marks.iter().flat_map(|m| [m.1, m.2]), true);
         let mut chart = ChartBuilder::on(root)
-            .caption("Predicted against measured step latency", (FAMILY, 22))
+            .caption(
+                "Predicted against measured step latency (circles p50, triangles p95)",
+                (FAMILY, 20),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
@@ -450,18 +458,29 @@ impl Plot for Quantiles {
             ))?
             .label("predicted = measured")
             .legend(legend_line(BLACK));
-        for (i, (label, p, m, tail)) in self.marks.iter().enumerate() {
-            let c = color(i / 2);
+        let mut seen: Vec<&str> = Vec::new();
+        for (label, p, m, tail) in &self.marks {
+            // One colour per label (a point's p50 and p95 share it).
+            let (i, first) = match seen.iter().position(|l| l == label) {
+                Some(i) => (i, false),
+                None => {
+                    seen.push(label);
+                    (seen.len() - 1, true)
+                }
+            };
+            let c = color(i);
             let mark: DynElement<DB, (f64, f64)> = if *tail {
                 TriangleMarker::new((*p, *m), 7, c.filled()).into_dyn()
             } else {
                 Circle::new((*p, *m), 5, c.filled()).into_dyn()
             };
-            let q = if *tail { "p95" } else { "p50" };
-            chart
-                .draw_series(std::iter::once(mark))?
-                .label(format!("{label} {q}"))
-                .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
+            let drawn = chart.draw_series(std::iter::once(mark))?;
+            // One legend entry per label: its colour; the mark's shape says the quantile (see the caption).
+            if first {
+                drawn
+                    .label(label.clone())
+                    .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
+            }
         }
         chart
             .configure_series_labels()
