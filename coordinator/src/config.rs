@@ -634,6 +634,9 @@ impl Config {
         if let Err((key, why)) = self.platform.validate() {
             return Err(bad(&key, why));
         }
+        if let Err((key, why)) = self.pricing.validate() {
+            return Err(bad(&key, why));
+        }
         let split = self.plan.is_split();
         if split && self.train.grad_clip.is_some() {
             return Err(bad(

@@ -42,8 +42,12 @@ pub enum TaskError {
     Missing { task: String, key: String },
     #[error("run {0:?} is unknown here (no plan in the store): refusing the task")]
     UnknownRun(String),
-    #[error("run {run}: bad plan: {reason}")]
-    BadPlan { run: String, reason: String },
+    #[error("run {run}: the plan under {key} is unusable: {reason}")]
+    BadPlan {
+        run: String,
+        key: String,
+        reason: String,
+    },
     #[error("run {run}: task {task} is not part of the plan")]
     NotInPlan { run: String, task: String },
     #[error("the handler crashed: {0}")]
@@ -148,10 +152,12 @@ impl Worker {
             .ok_or_else(|| TaskError::UnknownRun(run.into()))?;
         let plan: RunPlan = serde_json::from_slice(&bytes).map_err(|e| TaskError::BadPlan {
             run: run.into(),
+            key: keys.plan(),
             reason: e.to_string(),
         })?;
         let model = plan.model.build().map_err(|e| TaskError::BadPlan {
             run: run.into(),
+            key: keys.plan(),
             reason: e.to_string(),
         })?;
         let ctx = Arc::new(RunCtx { plan, model, keys });

@@ -2,7 +2,6 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use coordinator::config::Config;
-use serde::Deserialize;
 use std::path::Path;
 
 /// Parses `value` as a TOML value (`0.1`, `true`, `[784, 10]`, `"adamw"`); a bare word is taken as a string.
@@ -54,8 +53,17 @@ pub fn load_config(path: &Path, sets: &[String]) -> Result<Config> {
         for s in sets {
             apply_set(&mut doc, s)?;
         }
-        Config::deserialize(toml::Value::Table(doc))
-            .map_err(|e| anyhow!("{} (with --set overrides): {e}", path.display()))?
+        // Parsed again from text, so that an error shows the offending key and line like one in the file does.
+        let merged = toml::to_string(&doc)
+            .map_err(|e| anyhow!("{} (with --set overrides): {e}", path.display()))?;
+        // Tagged tables (the model) report a bad value at the table, not the key: the overrides name it.
+        toml::from_str(&merged).map_err(|e| {
+            anyhow!(
+                "{} with --set {}: {e}",
+                path.display(),
+                sets.join(" --set ")
+            )
+        })?
     };
     cfg.validate()
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;

@@ -93,6 +93,26 @@ impl Default for Pricing {
     }
 }
 
+impl Pricing {
+    /// Every price finite and not negative; errors name the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (k, v) in [
+            ("usd_per_gb_s", self.usd_per_gb_s),
+            ("usd_per_request", self.usd_per_request),
+            ("store_usd_per_hour", self.store_usd_per_hour),
+            ("vm_usd_per_hour", self.vm_usd_per_hour),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err((
+                    format!("pricing.{k}"),
+                    format!("must be a price of 0 or more, got {v}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Platform {
     /// The memory sizes the planner considers, MB.
     pub fn memory_grid(&self, cap_mb: Option<u32>) -> Vec<u32> {

@@ -1,0 +1,515 @@
+//! The bad-input corpus: configs, data files, checkpoints, task payloads and store values that users (or a broken
+//! platform) hand over. Every case must fail with a non-zero exit and a message naming the thing that is wrong — the
+//! key, the file, the tensor, the store key — never a panic, and leave nothing half-written.
+
+use e2e_tests::lambda_emulator::{cargo_binary, worker_binary};
+use e2e_tests::redis_server::RedisServer;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A small config that trains; each case changes one thing.
+const BASE: &str = r#"
+[model]
+kind = "mlp"
+widths = [784, 16, 10]
+
+[data]
+kind = "synthetic"
+
+[train]
+steps = 2
+batch_size = 8
+microbatches = 2
+optimizer = "sgd"
+lr = 0.1
+"#;
+
+fn trainer(args: &[&str]) -> Output {
+    let bin =
+        cargo_binary("trainer").expect("the trainer binary (cargo test --workspace builds it)");
+    Command::new(bin).args(args).output().expect("trainer runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Checks one case's outcome: failed, named every needle, did not panic.
+fn check(what: &str, o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "{what}: accepted\n{err}");
+    assert!(!err.contains("panicked"), "{what}: panicked\n{err}");
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "{what}: the error does not name {n:?}\n{err}"
+        );
+    }
+}
+
+/// `trainer fit` on `text` (+ `--set`s): must fail naming `needles` and leave no run folder behind.
+fn bad_config(dir: &Path, i: usize, what: &str, text: &str, sets: &[&str], needles: &[&str]) {
+    let cfg = dir.join(format!("case{i}.toml"));
+    std::fs::write(&cfg, text).expect("config written");
+    let out = dir.join(format!("run{i}"));
+    let mut args = vec![
+        "fit",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    check(what, &trainer(&args), needles);
+    assert!(
+        !out.join("metrics.jsonl").exists(),
+        "{what}: left a run behind"
+    );
+    assert!(
+        !out.join("model.safetensors").exists(),
+        "{what}: left weights behind"
+    );
+}
+
+#[test]
+fn bad_configs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let with = |extra: &str| format!("{BASE}\n{extra}\n");
+    // (what, config text, --set overrides, what the error must name)
+    let cases: Vec<(&str, String, Vec<&str>, Vec<&str>)> = vec![
+        ("unknown top-level key", with("[modle]\nkind = \"mlp\""), vec![], vec!["modle"]),
+        ("unknown train key", BASE.into(), vec!["train.lrr=1"], vec!["lrr"]),
+        ("unknown plan key", BASE.into(), vec!["plan.slice=2"], vec!["slice"]),
+        ("unknown runtime key", BASE.into(), vec!["runtime.invokr=\"local\""], vec!["invokr"]),
+        ("unknown platform key", BASE.into(), vec!["platform.memory=1"], vec!["memory"]),
+        ("widths of the wrong type", BASE.into(), vec!["model.widths=\"big\""], vec!["widths"]),
+        ("steps of the wrong type", BASE.into(), vec!["train.steps=\"ten\""], vec!["steps"]),
+        ("lr of the wrong type", BASE.into(), vec!["train.lr=[1]"], vec!["lr"]),
+        ("negative batch size", BASE.into(), vec!["train.batch_size=-8"], vec!["batch_size"]),
+        ("zero batch size", BASE.into(), vec!["train.batch_size=0"], vec!["batch_size"]),
+        ("zero micro-batches", BASE.into(), vec!["train.microbatches=0"], vec!["microbatches"]),
+        ("micro-batches not dividing the batch", BASE.into(), vec!["train.microbatches=3"], vec!["microbatches"]),
+        ("negative learning rate", BASE.into(), vec!["train.lr=-0.1"], vec!["train.lr"]),
+        ("zero steps", BASE.into(), vec!["train.steps=0"], vec!["steps"]),
+        ("steps and epochs", BASE.into(), vec!["train.epochs=1"], vec!["epochs"]),
+        ("more slices than units", BASE.into(), vec!["plan.slices=3"], vec!["plan.slices"]),
+        ("zero slices", BASE.into(), vec!["plan.slices=0"], vec!["plan.slices"]),
+        ("cuts out of order", with("[plan]\ncuts = [1, 1]"), vec![], vec!["plan.cuts"]),
+        ("cuts beyond the model", with("[plan]\ncuts = [5]"), vec![], vec!["plan.cuts"]),
+        ("unknown model kind", BASE.into(), vec!["model.kind=\"resnet\""], vec!["resnet"]),
+        ("an MLP without layers", BASE.into(), vec!["model.widths=[784]"], vec!["widths"]),
+        ("a zero-width layer", BASE.into(), vec!["model.widths=[784, 0, 10]"], vec!["widths"]),
+        ("unknown optimizer", BASE.into(), vec!["train.optimizer=\"adam2\""], vec!["adam2"]),
+        ("unknown data kind", BASE.into(), vec!["data.kind=\"imagenet\""], vec!["imagenet"]),
+        (
+            "missing data folder",
+            BASE.into(),
+            vec!["data.kind=\"mnist\"", "data.dir=\"no-such-dir\""],
+            vec!["no-such-dir"],
+        ),
+        ("input width not the data's", BASE.into(), vec!["model.widths=[100, 16, 10]"], vec!["widths"]),
+        ("classes not the data's", BASE.into(), vec!["model.widths=[784, 16, 7]"], vec!["classes"]),
+        ("unknown invoker", BASE.into(), vec!["runtime.invoker=\"gcp\""], vec!["invoker"]),
+        ("a store that is no URL", BASE.into(), vec!["runtime.store=\"ftp://x\"", "plan.slices=2"], vec!["store"]),
+        ("zero concurrency", BASE.into(), vec!["runtime.concurrency=0", "plan.slices=2"], vec!["concurrency"]),
+        ("fault rate above 1", BASE.into(), vec!["runtime.fault_rate=1.5", "plan.slices=2"], vec!["fault_rate"]),
+        ("negative task timeout", BASE.into(), vec!["runtime.task_timeout_s=-1", "plan.slices=2"], vec!["task_timeout_s"]),
+        ("Lambda with the in-memory store", BASE.into(), vec!["runtime.invoker=\"lambda\"", "plan.slices=2"], vec!["store"]),
+        ("negative grad clip", BASE.into(), vec!["train.grad_clip=-1.0"], vec!["grad_clip"]),
+        ("unknown schedule", BASE.into(), vec!["train.schedule=\"zigzag\""], vec!["zigzag"]),
+        ("zero vCPU memory", BASE.into(), vec!["platform.mb_per_vcpu=0.0"], vec!["mb_per_vcpu"]),
+        ("negative price", BASE.into(), vec!["pricing.usd_per_gb_s=-1.0"], vec!["usd_per_gb_s"]),
+        ("not TOML", "[model\nkind = ".into(), vec![], vec!["TOML parse error", "line 1"]),
+        ("a --set without a value", BASE.into(), vec!["train.lr"], vec!["--set"]),
+        ("a GPT whose heads do not divide d_model", "[model]\nkind = \"gpt\"\nvocab = 16\ncontext = 8\nd_model = 30\nn_layers = 1\nn_heads = 4\n[data]\nkind = \"synthetic\"\n[data.synthetic]\ntask = \"tokens\"\n[train]\nsteps = 1\nbatch_size = 4\nlr = 0.1\n".into(), vec![], vec!["n_heads"]),
+    ];
+    assert!(cases.len() >= 40);
+    for (i, (what, text, sets, needles)) in cases.iter().enumerate() {
+        bad_config(dir.path(), i, what, text, sets, needles);
+    }
+    // A config file that is not there.
+    check(
+        "missing config",
+        &trainer(&["fit", "no-such.toml"]),
+        &["no-such.toml"],
+    );
+}
+
+/// The four MNIST files, gzip'd, from `source` (the real data set) into `dir`, with `alter` applied to one of them
+/// (raw bytes in, raw bytes out).
+fn mnist_with(dir: &Path, which: &str, alter: impl Fn(Vec<u8>) -> Vec<u8>) -> PathBuf {
+    use std::io::{Read, Write};
+    let source = data::data_root().join("mnist");
+    std::fs::create_dir_all(dir).expect("dir");
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        let gz = source.join(format!("{name}.gz"));
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&gz).expect("MNIST in the data folder"))
+            .read_to_end(&mut raw)
+            .expect("gunzip");
+        let raw = if name == which { alter(raw) } else { raw };
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(dir.join(format!("{name}.gz"))).expect("create"),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(&raw).expect("gzip");
+        enc.finish().expect("gzip");
+    }
+    dir.to_path_buf()
+}
+
+#[test]
+fn bad_data_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = dir.path().join("mnist.toml");
+    let cases: Vec<(&str, &str, Box<dyn Fn(Vec<u8>) -> Vec<u8>>, &[&str])> = vec![
+        (
+            "truncated images",
+            "train-images-idx3-ubyte",
+            Box::new(|mut b: Vec<u8>| {
+                b.truncate(b.len() / 2);
+                b
+            }),
+            &["train-images-idx3-ubyte"],
+        ),
+        (
+            "wrong magic",
+            "train-labels-idx1-ubyte",
+            Box::new(|mut b: Vec<u8>| {
+                b[3] = 9;
+                b
+            }),
+            &["train-labels-idx1-ubyte", "magic"],
+        ),
+        (
+            "label count not the image count",
+            "train-labels-idx1-ubyte",
+            Box::new(|mut b: Vec<u8>| {
+                b[7] = b[7].wrapping_sub(1);
+                b.pop();
+                b
+            }),
+            &["train-labels-idx1-ubyte"],
+        ),
+        (
+            "empty test images",
+            "t10k-images-idx3-ubyte",
+            Box::new(|_| Vec::new()),
+            &["t10k-images-idx3-ubyte"],
+        ),
+    ];
+    for (i, (what, which, alter, needles)) in cases.iter().enumerate() {
+        let data = mnist_with(&dir.path().join(format!("mnist{i}")), which, alter);
+        std::fs::write(
+            &cfg,
+            BASE.replace(
+                "kind = \"synthetic\"",
+                &format!("kind = \"mnist\"\ndir = {:?}", data),
+            ),
+        )
+        .expect("config");
+        let out = dir.path().join(format!("run{i}"));
+        let o = trainer(&[
+            "fit",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        check(what, &o, needles);
+        assert!(
+            !out.join("metrics.jsonl").exists(),
+            "{what}: left a run behind"
+        );
+    }
+    // A gzip file that is not gzip.
+    let data = mnist_with(&dir.path().join("mnist-gz"), "", |b| b);
+    std::fs::write(data.join("train-labels-idx1-ubyte.gz"), b"not gzip at all").expect("garbage");
+    std::fs::write(
+        &cfg,
+        BASE.replace(
+            "kind = \"synthetic\"",
+            &format!("kind = \"mnist\"\ndir = {:?}", data),
+        ),
+    )
+    .expect("config");
+    check(
+        "corrupt gzip",
+        &trainer(&[
+            "fit",
+            cfg.to_str().unwrap(),
+            "--out",
+            dir.path().join("gz").to_str().unwrap(),
+        ]),
+        &["train-labels-idx1-ubyte.gz"],
+    );
+}
+
+#[test]
+fn bad_checkpoints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = dir.path().join("ok.toml");
+    std::fs::write(&cfg, BASE).expect("config");
+    let run = dir.path().join("run");
+    let o = trainer(&[
+        "fit",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let good = std::fs::read(run.join("model.safetensors")).expect("weights");
+    // Another model's checkpoint: other names and shapes.
+    let other_cfg = dir.path().join("other.toml");
+    std::fs::write(&other_cfg, BASE.replace("[784, 16, 10]", "[784, 24, 10]")).expect("config");
+    let other = dir.path().join("other");
+    let o = trainer(&[
+        "fit",
+        other_cfg.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let deeper_cfg = dir.path().join("deeper.toml");
+    std::fs::write(
+        &deeper_cfg,
+        BASE.replace("[784, 16, 10]", "[784, 16, 16, 10]"),
+    )
+    .expect("config");
+    let deeper = dir.path().join("deeper");
+    let o = trainer(&[
+        "fit",
+        deeper_cfg.to_str().unwrap(),
+        "--out",
+        deeper.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("checkpoint written");
+        p
+    };
+    let cases: Vec<(&str, PathBuf, Vec<&str>)> = vec![
+        (
+            "truncated",
+            file("truncated.safetensors", &good[..good.len() - 100]),
+            vec!["truncated.safetensors"],
+        ),
+        (
+            "truncated header",
+            file("header.safetensors", &good[..20]),
+            vec!["header.safetensors"],
+        ),
+        (
+            "garbage",
+            file("garbage.safetensors", b"this is not a checkpoint"),
+            vec!["garbage.safetensors"],
+        ),
+        (
+            "empty",
+            file("empty.safetensors", b""),
+            vec!["empty.safetensors"],
+        ),
+        (
+            "other shapes",
+            other.join("model.safetensors"),
+            vec!["shape"],
+        ),
+        (
+            "other names",
+            deeper.join("model.safetensors"),
+            vec!["model.safetensors"],
+        ),
+        (
+            "missing",
+            dir.path().join("nope.safetensors"),
+            vec!["nope.safetensors"],
+        ),
+    ];
+    for (what, path, needles) in &cases {
+        let o = trainer(&[
+            "eval",
+            run.to_str().unwrap(),
+            "--checkpoint",
+            path.to_str().unwrap(),
+        ]);
+        check(what, &o, needles);
+    }
+    // A run folder without a resolved config.
+    let o = trainer(&["eval", dir.path().to_str().unwrap()]);
+    check("not a run folder", &o, &["config.resolved.toml"]);
+}
+
+fn worker(args: &[&str], store: &str) -> Output {
+    let bin = worker_binary().expect("the slice-worker binary (cargo test --workspace builds it)");
+    Command::new(bin)
+        .args(args)
+        .env("TRAINER_STORE", store)
+        .env("TRAINER_THREADS", "1")
+        .output()
+        .expect("slice-worker runs")
+}
+
+#[test]
+fn bad_payloads_and_store_values() {
+    use coordinator::slice_worker::plan::RunPlan;
+    use coordinator::slice_worker::store::{Keys, RedisStore, Store};
+    let redis = RedisServer::start(&[]);
+    let url = redis.url();
+    let payload = |run: &str, task: &str| format!(r#"{{"run":"{run}","task":{task},"attempt":1}}"#);
+    let f0 = r#"{"kind":"F","step":1,"slice":0,"mb":0}"#;
+    // Payloads.
+    check(
+        "malformed JSON",
+        &worker(&["{\"run\":"], &url),
+        &["malformed task payload"],
+    );
+    check(
+        "not a task",
+        &worker(&[r#"{"run":"r","task":{"kind":"Q"},"attempt":1}"#], &url),
+        &["malformed task payload"],
+    );
+    check(
+        "unknown run",
+        &worker(&[&payload("no-such-run", f0)], &url),
+        &["no-such-run"],
+    );
+    check(
+        "a run id with a colon",
+        &worker(&[&payload("a:b", f0)], &url),
+        &["a:b"],
+    );
+
+    // Store values of a run whose plan is real: garbage where the plan, the weights or an input should be.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = rt.block_on(RedisStore::connect(&url)).expect("redis");
+    let cfg: coordinator::config::Config = toml::from_str(BASE).expect("config");
+    let plan = |run: &str| RunPlan {
+        run_id: run.into(),
+        model: cfg.model.clone(),
+        slices: vec![(0, 1), (1, 2)],
+        microbatches: 2,
+        batch_size: 8,
+        steps: 2,
+        optimizer: cfg.train.optimizer_spec(),
+        schedule: cfg.train.schedule_spec(),
+        lr: 0.1,
+        ttl_s: 600,
+        keep_every: Vec::new(),
+        recompute: true,
+        become_successor: true,
+        functions: Vec::new(),
+    };
+    let put = |key: String, bytes: Vec<u8>| {
+        rt.block_on(store.put_many(
+            vec![(key, bytes.into())],
+            std::time::Duration::from_secs(600),
+        ))
+        .expect("put");
+    };
+    // 1. A plan that is not JSON.
+    let keys = Keys::new("garbage-plan").expect("keys");
+    put(keys.plan(), b"\x00\x01 not json".to_vec());
+    check(
+        "garbage plan",
+        &worker(&[&payload("garbage-plan", f0)], &url),
+        &[&keys.plan()],
+    );
+    // 2. A real plan, garbage weights.
+    let keys = Keys::new("garbage-weights").expect("keys");
+    put(
+        keys.plan(),
+        serde_json::to_vec(&plan("garbage-weights")).expect("json"),
+    );
+    let input = coordinator::slice_worker::wire::encode_tensor(&ndarray::ArrayD::<f32>::zeros(
+        ndarray::IxDyn(&[4, 784]),
+    ))
+    .expect("input");
+    put(keys.weights(0, 0), b"garbage".to_vec());
+    put(keys.inputs(1, 0), input.to_vec());
+    check(
+        "garbage weights",
+        &worker(&[&payload("garbage-weights", f0)], &url),
+        &[&keys.weights(0, 0)],
+    );
+    // 2b. Weights fine, the input garbage (not a tensor).
+    let keys = Keys::new("garbage-input").expect("keys");
+    put(
+        keys.plan(),
+        serde_json::to_vec(&plan("garbage-input")).expect("json"),
+    );
+    let model = cfg.model.build().expect("model");
+    let params = model.init::<f32>(1);
+    let good = models::checkpoint::params_to_bytes(&model, 0..1, &params[0..1]).expect("bytes");
+    put(keys.weights(0, 0), good);
+    put(keys.inputs(1, 0), b"\xff\xfe not a tensor".to_vec());
+    check(
+        "garbage input",
+        &worker(&[&payload("garbage-input", f0)], &url),
+        &[&keys.inputs(1, 0)],
+    );
+    // 2c. An input of the wrong shape (f32 but 100 features, not 784).
+    let keys = Keys::new("input-shape").expect("keys");
+    put(
+        keys.plan(),
+        serde_json::to_vec(&plan("input-shape")).expect("json"),
+    );
+    let good = models::checkpoint::params_to_bytes(&model, 0..1, &params[0..1]).expect("bytes");
+    put(keys.weights(0, 0), good);
+    let wrong = coordinator::slice_worker::wire::encode_tensor(&ndarray::ArrayD::<f32>::zeros(
+        ndarray::IxDyn(&[4, 100]),
+    ))
+    .expect("input");
+    put(keys.inputs(1, 0), wrong.to_vec());
+    check(
+        "wrong-shape input",
+        &worker(&[&payload("input-shape", f0)], &url),
+        &["F(1,0,0)"],
+    );
+    // 3. A real plan, weights of the wrong shape (another model's).
+    let keys = Keys::new("wrong-shape").expect("keys");
+    put(
+        keys.plan(),
+        serde_json::to_vec(&plan("wrong-shape")).expect("json"),
+    );
+    let other = coordinator::config::Config {
+        model: toml::from_str::<coordinator::config::Config>(
+            &BASE.replace("[784, 16, 10]", "[784, 24, 10]"),
+        )
+        .expect("config")
+        .model,
+        ..cfg.clone()
+    };
+    let model = other.model.build().expect("model");
+    let params = model.init::<f32>(1);
+    let bytes = models::checkpoint::params_to_bytes(&model, 0..1, &params[0..1]).expect("bytes");
+    put(keys.weights(0, 0), bytes);
+    put(keys.inputs(1, 0), input.to_vec());
+    check(
+        "wrong-shape weights",
+        &worker(&[&payload("wrong-shape", f0)], &url),
+        &[&keys.weights(0, 0)],
+    );
+    // 4. A task the plan does not have.
+    let f9 = r#"{"kind":"F","step":1,"slice":9,"mb":0}"#;
+    check(
+        "task not in the plan",
+        &worker(&[&payload("wrong-shape", f9)], &url),
+        &["not part of the plan"],
+    );
+}
