@@ -273,6 +273,56 @@ async fn redis_auth_works_and_passwords_never_show() {
     assert!(!missing.to_string().contains("s3cr3t"));
 }
 
+/// TLS with an ACL user (user + password), against a real `redis-server` serving TLS only with a certificate from a
+/// private CA: the whole conformance suite over it, the password never shown, and the CA required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_with_an_acl_user_conforms() {
+    let server = RedisServer::start_tls(&[
+        "--user",
+        "trainer",
+        "on",
+        ">tls-s3cr3t",
+        "~*",
+        "&*",
+        "+@all",
+        "--user",
+        "default",
+        "off",
+    ]);
+    let ca = server.ca.clone().expect("a TLS server has a CA");
+    let url = format!("rediss://trainer:tls-s3cr3t@127.0.0.1:{}", server.port);
+    // Without the CA the server's certificate is not trusted: a clear error, no password.
+    std::env::remove_var(slice_worker::store::CA_ENV);
+    let err = RedisStore::connect(&url)
+        .await
+        .err()
+        .expect("an untrusted certificate is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("127.0.0.1") && !text.contains("tls-s3cr3t"),
+        "{text}"
+    );
+    std::env::set_var(slice_worker::store::CA_ENV, &ca);
+    let wrong = format!("rediss://trainer:nope@127.0.0.1:{}", server.port);
+    let err = RedisStore::connect(&wrong)
+        .await
+        .err()
+        .expect("a wrong password is refused");
+    assert!(!err.to_string().contains("nope@"), "{err}");
+    let nobody = RedisStore::connect(&server.url())
+        .await
+        .err()
+        .expect("the default user is off");
+    assert!(nobody.to_string().contains("127.0.0.1"), "{nobody}");
+    let store = RedisStore::connect(&url).await.expect("TLS + ACL user");
+    assert!(
+        store.describe().starts_with("rediss://") && !store.describe().contains("tls-s3cr3t"),
+        "{}",
+        store.describe()
+    );
+    conformance(Arc::new(store)).await;
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_is_a_quick_clear_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -7,28 +7,110 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    /// TLS servers: the PEM file of the CA that signed the server's certificate.
+    pub ca: Option<std::path::PathBuf>,
     _dir: tempfile::TempDir,
 }
 
 impl RedisServer {
     /// Starts `redis-server` (extra arguments appended, e.g. `["--requirepass", "pw"]`) and waits until it answers.
     pub fn start(extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn(dir, extra, false)
+    }
+
+    /// Starts `redis-server` serving TLS only, with a certificate for 127.0.0.1 signed by a throwaway CA made with
+    /// `openssl` (see [`RedisServer::ca`]); `extra` as for [`RedisServer::start`].
+    pub fn start_tls(extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = |name: &str| dir.path().join(name).to_string_lossy().to_string();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl is installed (.ci/run installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(p("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=trainer-test-ca",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.crt"),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.crt"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-extfile",
+            &p("ext.cnf"),
+            "-out",
+            &p("server.crt"),
+        ]);
+        let (crt, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+        let mut args = vec![
+            "--tls-cert-file",
+            &crt,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        let mut server = Self::spawn(dir, &args, true);
+        server.ca = Some(server._dir.path().join("ca.crt"));
+        server
+    }
+
+    fn spawn(dir: tempfile::TempDir, extra: &[&str], tls: bool) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let dir = tempfile::tempdir().expect("temp dir");
+        let port_s = port.to_string();
+        let ports: [&str; 4] = if tls {
+            ["--port", "0", "--tls-port", &port_s]
+        } else {
+            ["--port", &port_s, "--tls-port", "0"]
+        };
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(ports)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir.path())
             .args(extra)
@@ -39,6 +121,7 @@ impl RedisServer {
         let server = RedisServer {
             child,
             port,
+            ca: None,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -52,8 +135,10 @@ impl RedisServer {
         server
     }
 
+    /// `redis://` or, for a TLS server, `rediss://`, without credentials.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 }
 

@@ -652,3 +652,59 @@ reserved_concurrency = 50
         stderr(&o)
     );
 }
+
+/// A split run through Redis over TLS (private CA via `TRAINER_REDIS_CA`) as an ACL user whose password comes from
+/// `REDIS_PASSWORD`: trains to the in-process run's bytes, and the password is in no file of the run.
+#[test]
+fn a_split_run_over_tls_as_an_acl_user_matches_and_hides_the_password() {
+    let server = e2e_tests::redis_server::RedisServer::start_tls(&[
+        "--user",
+        "trainer",
+        "on",
+        ">tls-s3cr3t",
+        "~*",
+        "&*",
+        "+@all",
+        "--user",
+        "default",
+        "off",
+    ]);
+    let ca = server.ca.clone().expect("a TLS server has a CA");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let (o, mono) = fit(dir.path(), &cfg, "mono", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = format!(
+        "runtime.store=\"rediss://trainer@127.0.0.1:{}\"",
+        server.port
+    );
+    let out = dir.path().join("tls");
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args([
+            "fit",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .args(["--set", "plan.slices=2", "--set", &store])
+        .env("REDIS_PASSWORD", "tls-s3cr3t")
+        .env("TRAINER_REDIS_CA", &ca)
+        .output()
+        .expect("trainer runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        std::fs::read(mono.join("model.safetensors")).unwrap(),
+        "TLS split run differs from the in-process run"
+    );
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(10).any(|w| w == b"tls-s3cr3t"),
+            "{} holds the password",
+            path.display()
+        );
+    }
+}

@@ -14,7 +14,7 @@ mod url;
 
 pub use keys::Keys;
 pub use memory::MemoryStore;
-pub use redis_store::RedisStore;
+pub use redis_store::{RedisStore, CA_ENV};
 pub use url::{has_password, redact_url, without_password};
 
 use async_trait::async_trait;

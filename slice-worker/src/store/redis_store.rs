@@ -1,7 +1,9 @@
 //! The Redis store: one multiplexed connection for commands (pipelined where a call moves several values), one for
 //! blocking stream reads (a blocking `XREAD` would stall everything queued behind it), a Lua script for the
 //! exactly-once fan-in, `SET NX` for claims. `rediss://` (TLS) and AUTH come through the URL; a password may also come
-//! from `REDIS_PASSWORD`. Errors and `describe()` never show the password.
+//! from `REDIS_PASSWORD`. A TLS server whose certificate a public CA did not sign (a private CA, a self-signed test
+//! server) is trusted through `TRAINER_REDIS_CA`, a PEM file of the CA. Errors and `describe()` never show the
+//! password.
 
 use super::bulk::{BulkError, BulkPool};
 use super::url::redact_url;
@@ -34,6 +36,46 @@ return fired
 /// How long connecting may take before the store counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// PEM file of the CA that signed a `rediss://` server's certificate, when the public roots do not cover it.
+pub const CA_ENV: &str = "TRAINER_REDIS_CA";
+
+/// A client for `url`: TLS trusts `TRAINER_REDIS_CA` when it is set, else the public roots.
+fn client_for(url: &str, shown: &str) -> StoreResult<redis::Client> {
+    if url.starts_with("rediss://") {
+        // Already installed (by us or the host program) is fine: any provider works for the store.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let bad = |reason: String| StoreError::BadUrl {
+        url: shown.to_string(),
+        reason,
+    };
+    let ca = std::env::var_os(CA_ENV).filter(|v| !v.is_empty());
+    match ca {
+        Some(path) if url.starts_with("rediss://") => {
+            let pem = std::fs::read(&path).map_err(|e| {
+                bad(format!(
+                    "{CA_ENV}={}: {e}",
+                    std::path::Path::new(&path).display()
+                ))
+            })?;
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+            .map_err(|e| {
+                bad(format!(
+                    "{CA_ENV}={}: {e}",
+                    std::path::Path::new(&path).display()
+                ))
+            })
+        }
+        _ => redis::Client::open(url).map_err(|e| bad(e.to_string())),
+    }
+}
+
 /// A store on a Redis server (`runtime.store = "redis://…"` or `"rediss://…"`).
 pub struct RedisStore {
     url: String,
@@ -46,14 +88,25 @@ pub struct RedisStore {
 
 /// Puts `REDIS_PASSWORD` into a URL that carries no password of its own.
 fn with_env_password(url: &str) -> String {
-    let Ok(pw) = std::env::var("REDIS_PASSWORD") else {
-        return url.to_string();
-    };
+    match std::env::var("REDIS_PASSWORD") {
+        Ok(pw) => with_password(url, &pw),
+        Err(_) => url.to_string(),
+    }
+}
+
+/// `url` with password `pw` unless it has one (or `pw` is empty).
+fn with_password(url: &str, pw: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let authority = rest.split('/').next().unwrap_or("");
-    if authority.contains('@') || pw.is_empty() {
+    // A user without a password (`rediss://user@host`) takes it from the environment; a URL with one keeps it.
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => return url.to_string(),
+        Some((user, _)) => (user, &rest[user.len() + 1..]),
+        None => ("", rest),
+    };
+    if pw.is_empty() {
         return url.to_string();
     }
     let encoded: String = pw
@@ -65,7 +118,7 @@ fn with_env_password(url: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    format!("{scheme}://:{encoded}@{rest}")
+    format!("{scheme}://{user}:{encoded}@{host}")
 }
 
 impl RedisStore {
@@ -73,10 +126,7 @@ impl RedisStore {
     pub async fn connect(url: &str) -> StoreResult<RedisStore> {
         let shown = redact_url(url);
         let full = with_env_password(url);
-        let client = redis::Client::open(full.as_str()).map_err(|e| StoreError::BadUrl {
-            url: shown.clone(),
-            reason: e.to_string(),
-        })?;
+        let client = client_for(&full, &shown)?;
         let unreachable = |reason: String| StoreError::Connection {
             url: shown.clone(),
             reason,
@@ -409,5 +459,25 @@ impl Store for RedisStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_password;
+
+    #[test]
+    fn the_environment_password_fills_a_url_without_one() {
+        assert_eq!(with_password("redis://h:1", "p w"), "redis://:p%20w@h:1");
+        assert_eq!(
+            with_password("rediss://alice@h:1/0", "pw"),
+            "rediss://alice:pw@h:1/0"
+        );
+        assert_eq!(
+            with_password("redis://alice:own@h:1", "pw"),
+            "redis://alice:own@h:1"
+        );
+        assert_eq!(with_password("redis://:own@h:1", "pw"), "redis://:own@h:1");
+        assert_eq!(with_password("redis://h:1", ""), "redis://h:1");
     }
 }
