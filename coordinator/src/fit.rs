@@ -237,22 +237,114 @@ pub fn fit(
     let started = Instant::now();
     cfg.validate()?;
     let (model, ds, sampler, total) = open_training(cfg)?;
+    let opt = cfg.train.optimizer_spec();
+    out.create(cfg)?;
+    let metrics = out.jsonl_writer("metrics.jsonl")?;
+    let params: UnitTensors<f32> = model.init(cfg.train.seed);
+    let state: OptimizerState<f32> = params.iter().map(|p| opt.init_state(p)).collect();
+    let from = Start {
+        model,
+        ds,
+        sampler,
+        total,
+        params,
+        state,
+        done: 0,
+        losses: Vec::new(),
+        metrics,
+        started,
+    };
+    train_from(cfg, out, observer, stop, from)
+}
+
+/// Continues the in-process run in `out` from its last checkpoint (verified against `checkpoint.json`) to the
+/// config's last step, ending with the bytes an uninterrupted run would have: the data order, the optimizer state
+/// and the step counter all come from the checkpoint. `cfg` must be the run's own config.
+pub fn resume(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Summary, RunError> {
+    if cfg.plan.is_split() {
+        return Err(RunError::Mismatch(
+            "--resume continues in-process runs (plan.slices = 1); resuming a split run is not built yet".into(),
+        ));
+    }
+    let started = Instant::now();
+    cfg.validate()?;
+    crate::resume::check_same_config(cfg, out.path())?;
+    let (model, ds, sampler, total) = open_training(cfg)?;
+    let opt = cfg.train.optimizer_spec();
+    let ck = crate::resume::load_checkpoint(out.path(), &model, &opt)?;
+    if ck.train.step >= total {
+        return Err(RunError::Mismatch(format!(
+            "{}: the run already finished its {total} steps (checkpoint at step {})",
+            out.path().display(),
+            ck.train.step
+        )));
+    }
+    let losses = crate::resume::keep_metrics_up_to(out.path(), ck.train.step)?;
+    let metrics = out.jsonl_appender("metrics.jsonl")?;
+    let from = Start {
+        model,
+        ds,
+        sampler,
+        total,
+        params: ck.params,
+        state: ck.state,
+        done: ck.train.step,
+        losses,
+        metrics,
+        started,
+    };
+    train_from(cfg, out, observer, stop, from)
+}
+
+/// Where the in-process loop starts: after `done` steps with these weights and optimizer state.
+struct Start {
+    model: Model,
+    ds: Box<dyn Dataset>,
+    sampler: Sampler,
+    total: u64,
+    params: UnitTensors<f32>,
+    state: OptimizerState<f32>,
+    done: u64,
+    /// Losses of the steps already done (for the summary's averages).
+    losses: Vec<f64>,
+    metrics: crate::run_dir::JsonlWriter,
+    started: Instant,
+}
+
+fn train_from(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+    from: Start,
+) -> Result<Summary, RunError> {
+    let Start {
+        model,
+        ds,
+        sampler,
+        total,
+        mut params,
+        mut state,
+        done,
+        mut losses,
+        mut metrics,
+        started,
+    } = from;
     let t = &cfg.train;
     let opt = t.optimizer_spec();
     let schedule = t.schedule_spec();
     let threads = models::matmul::threads();
-
-    out.create(cfg)?;
-    let mut metrics = out.jsonl_writer("metrics.jsonl")?;
-    let mut params: UnitTensors<f32> = model.init(t.seed);
-    let mut state: OptimizerState<f32> = params.iter().map(|p| opt.init_state(p)).collect();
     observer.started(total, t.batch_size);
 
     let mut step_ms = Vec::with_capacity(total as usize);
-    let mut losses = Vec::with_capacity(total as usize);
-    let mut epoch = 0;
+    let mut epoch = sampler.epoch(done.saturating_sub(1));
     let train_start = Instant::now();
-    for step in 1..=total {
+    for step in done + 1..=total {
         let t0 = Instant::now();
         let (e, indices) = sampler.indices(step - 1);
         epoch = e;

@@ -27,6 +27,7 @@ pub mod error;
 pub mod evaluate;
 pub mod fit;
 pub mod planner;
+pub mod resume;
 pub mod run_dir;
 pub mod split;
 pub mod sweep;

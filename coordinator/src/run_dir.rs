@@ -8,6 +8,9 @@
 //! summary.json           written once, when the run ends
 //! model.safetensors      the weights only, PyTorch state_dict names; bytes depend on the weights alone
 //! optimizer.safetensors  optimizer state `{param}.{slot}` + the training state (step, epoch, seed, data order)
+//! checkpoint/            what `--resume` reads: the same two files and `checkpoint.json` (step, sha256 of each),
+//!                        written as a whole folder and swapped in by renames, so a kill at any moment leaves one
+//!                        complete checkpoint (`checkpoint/`, or `checkpoint.old/` / `checkpoint.next/` mid-swap)
 //! ```
 
 use crate::config::Config;
@@ -75,6 +78,19 @@ impl RunDir {
         self.write_bytes("config.resolved.toml", format!("{header}{text}").as_bytes())
     }
 
+    /// Opens the JSON-lines file `name` for appending (a resumed run).
+    pub fn jsonl_appender(&self, name: &str) -> Result<JsonlWriter, RunError> {
+        let path = self.path.join(name);
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(JsonlWriter {
+            path,
+            file: BufWriter::new(file),
+        })
+    }
+
     /// Creates (or truncates) the JSON-lines file `name`.
     pub fn jsonl_writer(&self, name: &str) -> Result<JsonlWriter, RunError> {
         let path = self.path.join(name);
@@ -105,6 +121,7 @@ impl RunDir {
         state: &OptimizerState<f32>,
         train: &TrainState,
     ) -> Result<(), RunError> {
+        let step = train.step;
         let all = 0..model.units().len();
         self.write_bytes(
             "model.safetensors",
@@ -113,6 +130,7 @@ impl RunDir {
         let train =
             serde_json::to_string(train).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
         let bytes = optimizer_to_bytes(model, all, opt.slots(), state, train)?;
-        self.write_bytes("optimizer.safetensors", &bytes)
+        self.write_bytes("optimizer.safetensors", &bytes)?;
+        crate::resume::commit(self.path(), step)
     }
 }

@@ -50,6 +50,10 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
+        /// Continue the interrupted run in RUN_DIR from its last checkpoint (in-process runs) instead of starting
+        /// a new one; it ends with the bytes an uninterrupted run would have.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+        resume: Option<PathBuf>,
     },
     /// Pick the split (slices, cuts, memory per function) from the latency and cost model.
     Plan {
@@ -185,10 +189,17 @@ pub(crate) fn set_threads(requested: usize) -> Result<usize> {
     Ok(n)
 }
 
-fn run_fit(config: &Path, out: Option<PathBuf>, sets: &[String], quiet: bool) -> Result<()> {
+fn run_fit(
+    config: &Path,
+    out: Option<PathBuf>,
+    sets: &[String],
+    quiet: bool,
+    resume: Option<PathBuf>,
+) -> Result<()> {
     let cfg = load::load_config(config, sets)?;
     let threads = set_threads(cfg.runtime.threads)?;
-    let out = out.unwrap_or_else(|| default_out(config));
+    let resuming = resume.is_some();
+    let out = resume.or(out).unwrap_or_else(|| default_out(config));
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
@@ -201,7 +212,19 @@ fn run_fit(config: &Path, out: Option<PathBuf>, sets: &[String], quiet: bool) ->
         );
     }
     let mut progress = progress::Progress::new(quiet);
-    let summary = fit(&cfg, &RunDir::new(&out), &mut progress, &stop)?;
+    let summary = if resuming {
+        coordinator::fit::resume(&cfg, &RunDir::new(&out), &mut progress, &stop)
+    } else {
+        fit(&cfg, &RunDir::new(&out), &mut progress, &stop)
+    }
+    .map_err(|e| match e {
+        coordinator::RunError::Interrupted { .. } => anyhow::anyhow!(
+            "{e}\nresume with: trainer fit {} --resume {}",
+            config.display(),
+            out.display()
+        ),
+        e => e.into(),
+    })?;
     let json = serde_json::to_string_pretty(&summary)?;
     println!("{json}");
     if !quiet {
@@ -217,7 +240,8 @@ fn run(cli: Cli) -> Result<()> {
             out,
             sets,
             quiet,
-        } => run_fit(&config, out, &sets, quiet),
+            resume,
+        } => run_fit(&config, out, &sets, quiet, resume),
         Command::Plan {
             config,
             profile,
