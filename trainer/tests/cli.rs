@@ -713,7 +713,7 @@ fn a_split_run_over_tls_as_an_acl_user_matches_and_hides_the_password() {
     }
 }
 
-/// Interrupted by SIGINT (a clean stop) or killed outright (SIGKILL), `--resume` continues from the last checkpoint
+/// Interrupted by SIGINT or SIGTERM (a clean stop) or killed outright (SIGKILL), `--resume` continues from the last checkpoint
 /// and ends with the bytes of the run that was never interrupted; a corrupt checkpoint, another config and a
 /// finished run are refused with the reason.
 #[test]
@@ -760,7 +760,7 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
         assert!(killed.success());
         let o = child.wait_with_output().unwrap();
         assert!(!o.status.success(), "{name}: finished although interrupted");
-        if signal == "-INT" {
+        if signal != "-KILL" {
             let err = stderr(&o);
             assert!(err.contains("--resume") && err.contains(name), "{err}");
         }
@@ -781,7 +781,11 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
         trainer(&args)
     };
 
-    for (name, signal) in [("sigint", "-INT"), ("sigkill", "-KILL")] {
+    for (name, signal) in [
+        ("sigint", "-INT"),
+        ("sigterm", "-TERM"),
+        ("sigkill", "-KILL"),
+    ] {
         let out = interrupted(name, signal, 100);
         let o = resume(&out, &[]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
