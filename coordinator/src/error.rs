@@ -22,6 +22,8 @@ pub enum RunError {
     Mismatch(String),
     #[error("step {step}: the loss is {loss} (not finite); lower train.lr or set train.grad_clip")]
     NotFinite { step: u64, loss: f64 },
+    #[error("step {step}: the gradient of {param} is not finite (NaN or infinity); lower train.lr or set train.grad_clip")]
+    NotFiniteGradient { step: u64, param: String },
     /// The store failed or the run cannot go on through it (the message names the store or the key).
     #[error("{0}")]
     Store(String),

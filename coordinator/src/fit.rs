@@ -361,6 +361,16 @@ fn train_from(
             return Err(RunError::NotFinite { step, loss });
         }
         let mut grads = grads.unwrap_or_else(|| unreachable!("at least one micro-batch"));
+        for (unit, per_unit) in model.units().iter().zip(&grads) {
+            for (spec, g) in unit.params().iter().zip(per_unit) {
+                if !g.iter().all(|v| v.is_finite()) {
+                    return Err(RunError::NotFiniteGradient {
+                        step,
+                        param: spec.name.clone(),
+                    });
+                }
+            }
+        }
         let grad_norm = t.grad_clip.map(|max| {
             let norm = global_norm(&unit_sums_of_squares(&grads));
             scale(&mut grads, clip_factor(norm, max));

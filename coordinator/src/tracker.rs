@@ -143,6 +143,13 @@ impl Tracker {
                 s.crashes += 1;
                 Ok(None)
             }
+            Status::Fatal(reason) => {
+                s.tasks_failed += 1;
+                Err(RunError::Task {
+                    task: e.task.to_string(),
+                    reason: reason.clone(),
+                })
+            }
             Status::Failed(reason) => {
                 s.tasks_failed += 1;
                 if self.done.contains(&e.task) {

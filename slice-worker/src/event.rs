@@ -19,6 +19,9 @@ pub enum Status {
     Skipped(String),
     /// The handler returned an error; the run driver retries with a new attempt number.
     Failed(String),
+    /// The task found that the run cannot go on (non-finite gradients): the run driver stops the run with this
+    /// reason instead of retrying a computation that would give the same values.
+    Fatal(String),
     /// Injected by the local invoker: the container died `before` running or `after` writing its outputs and
     /// recording completions but before reporting. The platform's log, not the task's: the run driver does not
     /// act on it (it cannot see crashes on a real platform either), only records it.

@@ -52,6 +52,21 @@ pub enum TaskError {
     NotInPlan { run: String, task: String },
     #[error("the handler crashed: {0}")]
     Crashed(String),
+    /// Deterministic: running the task again gives the same values.
+    #[error("{task}: {what} is not finite (NaN or infinity) at step {step}, slice {slice}: lower train.lr (gradient clipping, train.grad_clip, needs an in-process run)")]
+    NotFinite {
+        task: String,
+        what: String,
+        step: u64,
+        slice: usize,
+    },
+}
+
+impl TaskError {
+    /// Whether the run cannot go on: retrying the task would fail the same way.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, TaskError::NotFinite { .. })
+    }
 }
 
 /// Why a task did no work.
@@ -484,6 +499,19 @@ impl Worker {
             add_in_order(&mut acc, g);
         }
         let grads = acc.unwrap_or_else(|| unreachable!("a plan has at least one micro-batch"));
+        let units = &ctx.model.units()[range.clone()];
+        for (unit, per_unit) in units.iter().zip(&grads) {
+            for (spec, g) in unit.params().iter().zip(per_unit) {
+                if !g.iter().all(|v| v.is_finite()) {
+                    return Err(TaskError::NotFinite {
+                        task: task.to_string(),
+                        what: format!("the gradient of {}", spec.name),
+                        step,
+                        slice,
+                    });
+                }
+            }
+        }
         let mut params =
             UnitTensors::clone(&*self.slice_params(ctx, task, slice, step - 1, out).await?);
         let okey = ctx.keys.optimizer(slice, step - 1);

@@ -102,7 +102,11 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
-                event.status = Status::Failed(e.to_string());
+                event.status = if e.is_fatal() {
+                    Status::Fatal(e.to_string())
+                } else {
+                    Status::Failed(e.to_string())
+                };
                 report(store, &p.run, &event, inv.event_ttl).await;
                 return Ended::Failed {
                     task: p.task.to_string(),

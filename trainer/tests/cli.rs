@@ -844,3 +844,42 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
         metrics_before
     );
 }
+
+/// A learning rate that blows the weights up stops the run at the step where values stop being finite, naming the
+/// step — and in a split run the slice and the tensor — instead of training on NaN or retrying in vain.
+#[test]
+fn non_finite_values_stop_the_run_naming_the_step_and_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
+    let (o, out) = fit(dir.path(), &cfg, "mono", &["--set", "train.lr=1e30"]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("step ") && err.contains("not finite"),
+        "{err}"
+    );
+    assert!(!out.join("summary.json").exists());
+    let (o, out) = fit(
+        dir.path(),
+        &cfg,
+        "split",
+        &[
+            "--set",
+            "train.lr=1e30",
+            "--set",
+            "plan.slices=2",
+            "--set",
+            "runtime.max_attempts=6",
+        ],
+    );
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("not finite") && err.contains("slice "),
+        "{err}"
+    );
+    assert!(
+        !err.contains("attempt 6 of 6"),
+        "a deterministic failure is not retried: {err}"
+    );
+    assert!(!out.join("summary.json").exists());
+}

@@ -52,7 +52,7 @@ pub fn check_events(dir: &Path) -> Checked {
                 succeeded.entry(e.task).or_default();
             }
             Status::Crashed(_) => crashes += 1,
-            Status::Failed(reason) => panic!("{}: {reason}", e.task),
+            Status::Failed(reason) | Status::Fatal(reason) => panic!("{}: {reason}", e.task),
         }
     }
     for step in 1..=plan.steps {
