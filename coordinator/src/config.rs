@@ -389,6 +389,10 @@ pub struct RuntimeConfig {
     /// Local invoker: delay of starting a new container, milliseconds.
     #[serde(default)]
     pub cold_start_ms: u64,
+    /// Local invoker: probability that a delivery is stuck for twice `task_timeout_s` before it runs, so that the
+    /// driver's retry overtakes it and it arrives late.
+    #[serde(default)]
+    pub stall_rate: f64,
     /// Seed of the injected faults (which deliveries crash or repeat).
     #[serde(default)]
     pub seed: u64,
@@ -411,6 +415,7 @@ impl Default for RuntimeConfig {
             fault_rate: 0.0,
             duplicate_rate: 0.0,
             cold_start_ms: 0,
+            stall_rate: 0.0,
             seed: 0,
             task_timeout_s: task_timeout_s(),
             max_attempts: max_attempts(),
@@ -648,6 +653,7 @@ impl Config {
         for (key, v) in [
             ("runtime.fault_rate", r.fault_rate),
             ("runtime.duplicate_rate", r.duplicate_rate),
+            ("runtime.stall_rate", r.stall_rate),
         ] {
             if !(0.0..1.0).contains(&v) {
                 return Err(bad(key, format!("must be in [0, 1), got {v}")));

@@ -326,6 +326,9 @@ async fn drive(
                     fault_rate: r.fault_rate,
                     duplicate_rate: r.duplicate_rate,
                     cold_start: Duration::from_millis(r.cold_start_ms),
+                    stall_rate: r.stall_rate,
+                    // Stuck past the deadline: the driver's retry overtakes the stuck delivery.
+                    stall: timeout_of(r.task_timeout_s) * 2,
                     seed: r.seed,
                 },
                 become_successor: cfg.plan.become_successor,
@@ -580,4 +583,9 @@ async fn run_steps(
     out.write_json("summary.json", &summary)?;
     observer.finished(&summary);
     Ok(summary)
+}
+
+/// `runtime.task_timeout_s` as a duration (validated positive and finite).
+fn timeout_of(seconds: f64) -> Duration {
+    Duration::from_secs_f64(seconds)
 }

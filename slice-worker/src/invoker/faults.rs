@@ -14,6 +14,11 @@ pub struct Faults {
     pub duplicate_rate: f64,
     /// Extra latency of starting a new container.
     pub cold_start: Duration,
+    /// Probability that a delivery is stuck for `stall` before its handler runs (a frozen container): the run
+    /// driver's deadline invokes the task again meanwhile, and the stuck delivery wakes up late — re-ordered after
+    /// its own retry, perhaps after its step finished.
+    pub stall_rate: f64,
+    pub stall: Duration,
     pub seed: u64,
 }
 
@@ -35,6 +40,15 @@ impl Faults {
     /// runs, sometimes after it finished.
     pub fn duplicate_delay(&self, task: TaskId, attempt: u32) -> Duration {
         Duration::from_secs_f64(0.020 * uniform(self.seed, task, attempt, u32::MAX - 1))
+    }
+
+    /// How long delivery `delivery` of `task`'s invocation `attempt` is stuck before it runs (zero: not stuck).
+    pub fn stalled(&self, task: TaskId, attempt: u32, delivery: u32) -> Duration {
+        if uniform(self.seed, task, attempt, u32::MAX - 2 - delivery) < self.stall_rate {
+            self.stall
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// What happens to delivery `delivery` (0 = the first) of `task`'s invocation `attempt`.
@@ -88,9 +102,11 @@ mod tests {
             fault_rate: 0.2,
             duplicate_rate: 0.3,
             cold_start: Duration::ZERO,
+            stall_rate: 0.05,
+            stall: Duration::from_millis(7),
             seed: 5,
         };
-        let (mut before, mut after, mut dup) = (0, 0, 0);
+        let (mut before, mut after, mut dup, mut stuck) = (0, 0, 0, 0);
         let n = 20_000;
         for i in 0..n {
             let t = TaskId::F {
@@ -104,17 +120,22 @@ mod tests {
                 Fault::None => {}
             }
             dup += usize::from(f.duplicated(t, 1));
+            stuck += usize::from(!f.stalled(t, 1, 0).is_zero());
             assert_eq!(f.fault(t, 1, 0), f.fault(t, 1, 0));
         }
         let rate = |k: usize| k as f64 / n as f64;
         assert!((rate(before) - 0.1).abs() < 0.01, "{before}");
         assert!((rate(after) - 0.1).abs() < 0.01, "{after}");
         assert!((rate(dup) - 0.3).abs() < 0.015, "{dup}");
+        assert!((rate(stuck) - 0.05).abs() < 0.008, "{stuck}");
         let none = Faults::default();
         assert_eq!(
             none.fault(TaskId::U { step: 1, slice: 0 }, 1, 0),
             Fault::None
         );
         assert!(!none.duplicated(TaskId::U { step: 1, slice: 0 }, 1));
+        assert!(none
+            .stalled(TaskId::U { step: 1, slice: 0 }, 1, 0)
+            .is_zero());
     }
 }

@@ -73,6 +73,11 @@ impl LocalInvoker {
 
     fn deliver(self: &Arc<Self>, payload: TaskPayload, delivery: u32, delay: Duration) {
         let me = self.clone();
+        let delay = delay
+            + self
+                .opts
+                .faults
+                .stalled(payload.task, payload.attempt, delivery);
         tokio::spawn(async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
