@@ -166,11 +166,19 @@ fn mnist_with(dir: &Path, which: &str, alter: impl Fn(Vec<u8>) -> Vec<u8>) -> Pa
     dir.to_path_buf()
 }
 
+/// A broken data file: what it is, which file, how it is broken, what the error must name.
+type DataCase = (
+    &'static str,
+    &'static str,
+    Box<dyn Fn(Vec<u8>) -> Vec<u8>>,
+    &'static [&'static str],
+);
+
 #[test]
 fn bad_data_files() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = dir.path().join("mnist.toml");
-    let cases: Vec<(&str, &str, Box<dyn Fn(Vec<u8>) -> Vec<u8>>, &[&str])> = vec![
+    let cases: Vec<DataCase> = vec![
         (
             "truncated images",
             "train-images-idx3-ubyte",
