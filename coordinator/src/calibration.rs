@@ -44,14 +44,8 @@ pub fn predict(
     }
     local.plan.cuts = Some(cuts.to_vec());
     local.plan.slices = Slices::Count(cuts.len() + 1);
-    // The profile may have been measured at another micro-batch size (planning `microbatches = "auto"`).
-    let samples = cfg.train.batch_size / cfg.train.microbatches.max(1);
-    let profile = if profile.microbatch == samples {
-        profile.clone()
-    } else {
-        profile.rescaled(samples)
-    };
-    let outcome = crate::planner::plan_for(&local, &profile, 1)?;
+    // plan_for rescales a profile measured at another micro-batch size (planning `microbatches = "auto"`).
+    let outcome = crate::planner::plan_for(&local, profile, 1)?;
     Ok(outcome.chosen.predicted)
 }
 

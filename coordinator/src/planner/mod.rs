@@ -33,7 +33,10 @@ pub fn plan_for(
     steps_per_epoch: u64,
 ) -> Result<PlanOutcome, RunError> {
     if cfg.train.microbatches != crate::config::AUTO {
-        return plan_with(cfg, profile, steps_per_epoch, cfg.train.microbatches);
+        // The profile may have been measured at another micro-batch size (another config, `"auto"`).
+        let m = cfg.train.microbatches;
+        let scaled = profile.rescaled(cfg.train.batch_size / m);
+        return plan_with(cfg, &scaled, steps_per_epoch, m);
     }
     let p = &cfg.plan;
     let mut outcomes = Vec::new();
@@ -154,12 +157,7 @@ pub fn evaluate_split(
     memory: &[u32],
 ) -> Result<search::PlannedStep, RunError> {
     let m = cfg.train.microbatches.max(1);
-    let samples = cfg.train.batch_size / m;
-    let profile = if profile.microbatch == samples {
-        profile.clone()
-    } else {
-        profile.rescaled(samples)
-    };
+    let profile = profile.rescaled(cfg.train.batch_size / m);
     if bounds.first() != Some(&0)
         || bounds.last() != Some(&profile.units.len())
         || bounds.len() != memory.len() + 1
@@ -252,15 +250,9 @@ pub fn observe_run(
         kind: PlatformKind::Local,
         ..cfg.platform.clone()
     };
-    let samples = plan.batch_size / plan.microbatches.max(1);
-    let scaled = if profile.microbatch == samples {
-        profile.clone()
-    } else {
-        profile.rescaled(samples)
-    };
     let scaled = Profile {
         observed: None,
-        ..scaled
+        ..profile.rescaled(plan.batch_size / plan.microbatches.max(1))
     };
     let model = TaskModel::new(&scaled, &local);
     let shape = PlanShape {

@@ -80,7 +80,8 @@ pub struct TransferPoint {
 
 impl Profile {
     /// The profile as if measured at `samples` per micro-batch: compute and activation sizes scale linearly with
-    /// the samples (parameters do not) — an approximation that ignores per-call fixed costs.
+    /// the samples (parameters do not) — an approximation that ignores per-call fixed costs. At the profile's own
+    /// size it is the profile unchanged (every factor is exactly 1).
     pub fn rescaled(&self, samples: usize) -> Profile {
         let k = samples as f64 / self.microbatch.max(1) as f64;
         let scale = |v: &[f64]| v.iter().map(|x| x * k).collect::<Vec<f64>>();
