@@ -24,6 +24,19 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// The task events of a split run folder's `events.jsonl`, in file order; errors name the file and line.
+pub fn read_events(dir: &Path) -> Result<Vec<slice_worker::event::TaskEvent>, RunError> {
+    let path = dir.join("events.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| RunError::Mismatch(format!("{} line {}: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
 /// A run folder on disk.
 pub struct RunDir {
     path: PathBuf,

@@ -275,14 +275,7 @@ pub fn observe_run(
         backward: Vec::new(),
         update: Vec::new(),
     };
-    for (i, line) in read("events.jsonl")?.lines().enumerate() {
-        let e: slice_worker::event::TaskEvent = serde_json::from_str(line).map_err(|err| {
-            RunError::Mismatch(format!(
-                "{}/events.jsonl line {}: {err}",
-                run_dir.display(),
-                i + 1
-            ))
-        })?;
+    for e in crate::run_dir::read_events(run_dir)? {
         // Steady state only, as calibration measures it: not the warm-up steps (new containers, first fetches,
         // memory touched for the first time), not cold starts.
         if !matches!(e.status, slice_worker::event::Status::Ran)

@@ -18,7 +18,6 @@ use crate::run_dir::RunDir;
 use results::{Pick, Results, Row};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use slice_worker::event::TaskEvent;
 use spec::{Point, Sweep};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,18 +167,6 @@ fn predicted_row(point: &Point, p: &Predicted, status: &str, steps_per_epoch: u6
     }
 }
 
-fn read_events(dir: &Path) -> Result<Vec<TaskEvent>, RunError> {
-    let path = dir.join("events.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| RunError::Mismatch(format!("{} line {}: {e}", path.display(), i + 1)))
-        })
-        .collect()
-}
-
 fn weights_sha(dir: &Path) -> Option<String> {
     data::sha256_file(&dir.join("model.safetensors")).ok()
 }
@@ -207,7 +194,7 @@ fn measured(
     }
     let mean_step_ms = summary.train_s * 1e3 / steps as f64;
     let cost = measured_cost(
-        &read_events(dir)?,
+        &crate::run_dir::read_events(dir)?,
         &row.memory_mb,
         steps,
         mean_step_ms,

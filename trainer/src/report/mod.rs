@@ -69,18 +69,6 @@ fn loss_curve(run: &Path) -> Result<Vec<(f64, f64)>> {
         .collect()
 }
 
-fn read_events(run: &Path) -> Result<Vec<TaskEvent>> {
-    let path = run.join("events.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
-        })
-        .collect()
-}
-
 /// The bars of the last (up to) three steps of a run: steady state, readable.
 fn timeline_bars(events: &[TaskEvent]) -> (Vec<Bar>, u64, u64) {
     let last = events.iter().map(|e| e.task.step()).max().unwrap_or(0);
@@ -354,7 +342,7 @@ fn sweep_report(dir: &Path, out: &Path) -> Result<String> {
     if let Some(r) = shown {
         let run = dir.join(r.dir.as_deref().unwrap_or_default());
         if run.join("events.jsonl").is_file() {
-            let (bars, first, last) = timeline_bars(&read_events(&run)?);
+            let (bars, first, last) = timeline_bars(&coordinator::run_dir::read_events(&run)?);
             plots::save(
                 &plots::Timeline {
                     title: format!("Timeline of {}: steps {first}–{last}", r.point),
@@ -431,7 +419,7 @@ fn run_report_md(dir: &Path, out: &Path) -> Result<String> {
     }
     let is_split = dir.join("events.jsonl").is_file();
     if is_split {
-        let events = read_events(dir)?;
+        let events = coordinator::run_dir::read_events(dir)?;
         let cfg_text = std::fs::read_to_string(dir.join("config.resolved.toml")).ok();
         let cfg: Option<Config> = cfg_text.and_then(|t| toml::from_str(&t).ok());
         let plan: Value = read_json(&dir.join("plan.json"))?;
