@@ -19,25 +19,22 @@ const CURRENT: &str = "checkpoint";
 const NEXT: &str = "checkpoint.next";
 const OLD: &str = "checkpoint.old";
 
-/// Copies the checkpoint files just written in `dir` into a complete `checkpoint/` folder: written whole as
-/// `checkpoint.next/` (manifest last), then swapped in by renames. Whenever the process dies, one of the three
-/// folders holds a complete, verifiable checkpoint.
-pub fn commit(dir: &Path, step: u64) -> Result<(), RunError> {
+/// Writes the checkpoint files (`FILES`, their bytes in that order) into a complete `checkpoint/` folder: written
+/// whole as `checkpoint.next/` (manifest last), then swapped in by renames. Whenever the process dies, one of the
+/// three folders holds a complete, verifiable checkpoint.
+pub fn commit(dir: &Path, step: u64, files: [&[u8]; 2]) -> Result<(), RunError> {
     let (current, next, old) = (dir.join(CURRENT), dir.join(NEXT), dir.join(OLD));
-    for stale in [&next, &old] {
-        if stale.exists() && current.join(MANIFEST).exists() {
-            std::fs::remove_dir_all(stale).map_err(io(stale))?;
-        }
-    }
+    // A leftover of a run killed mid-write (incomplete, or already resumed from): replaced.
     if next.exists() {
         std::fs::remove_dir_all(&next).map_err(io(&next))?;
     }
     std::fs::create_dir_all(&next).map_err(io(&next))?;
-    for f in FILES {
-        let bytes = read_file(&dir.join(f))?;
-        write_atomic(&next.join(f), &bytes)?;
+    let mut sha = std::collections::BTreeMap::new();
+    for (name, bytes) in FILES.iter().zip(files) {
+        write_atomic(&next.join(name), bytes)?;
+        sha.insert(name.to_string(), sha256(bytes));
     }
-    let manifest = Manifest::of(&next, step)?;
+    let manifest = Manifest { step, sha256: sha };
     let text =
         serde_json::to_vec_pretty(&manifest).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
     write_atomic(&next.join(MANIFEST), &text)?;
@@ -66,21 +63,6 @@ fn sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-impl Manifest {
-    /// The manifest of the checkpoint files now in `dir`, at `step`.
-    pub fn of(dir: &Path, step: u64) -> Result<Manifest, RunError> {
-        let mut sha = std::collections::BTreeMap::new();
-        for f in FILES {
-            let path = dir.join(f);
-            sha.insert(
-                f.to_string(),
-                sha256(&std::fs::read(&path).map_err(io(&path))?),
-            );
-        }
-        Ok(Manifest { step, sha256: sha })
-    }
 }
 
 /// A verified checkpoint.

@@ -136,14 +136,12 @@ impl RunDir {
     ) -> Result<(), RunError> {
         let step = train.step;
         let all = 0..model.units().len();
-        self.write_bytes(
-            "model.safetensors",
-            &params_to_bytes(model, all.clone(), params)?,
-        )?;
+        let weights = params_to_bytes(model, all.clone(), params)?;
+        self.write_bytes("model.safetensors", &weights)?;
         let train =
             serde_json::to_string(train).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
-        let bytes = optimizer_to_bytes(model, all, opt.slots(), state, train)?;
-        self.write_bytes("optimizer.safetensors", &bytes)?;
-        crate::resume::commit(self.path(), step)
+        let optimizer = optimizer_to_bytes(model, all, opt.slots(), state, train)?;
+        self.write_bytes("optimizer.safetensors", &optimizer)?;
+        crate::resume::commit(self.path(), step, [&weights, &optimizer])
     }
 }
