@@ -8,7 +8,8 @@ use crate::evaluate::{evaluate, Evaluation};
 use crate::run_dir::RunDir;
 use data::{Dataset, Sampler, Task};
 use models::train::{
-    add_in_order, clip_factor, global_norm, microbatch_gradients, scale, unit_sums_of_squares,
+    add_in_order, clip_factor, first_non_finite, global_norm, microbatch_gradients, scale,
+    unit_sums_of_squares,
 };
 use models::{LossKind, Model, OptimizerState, UnitTensors};
 use serde::Serialize;
@@ -361,15 +362,8 @@ fn train_from(
             return Err(RunError::NotFinite { step, loss });
         }
         let mut grads = grads.unwrap_or_else(|| unreachable!("at least one micro-batch"));
-        for (unit, per_unit) in model.units().iter().zip(&grads) {
-            for (spec, g) in unit.params().iter().zip(per_unit) {
-                if !g.iter().all(|v| v.is_finite()) {
-                    return Err(RunError::NotFiniteGradient {
-                        step,
-                        param: spec.name.clone(),
-                    });
-                }
-            }
+        if let Some(param) = first_non_finite(&model, 0..model.units().len(), &grads) {
+            return Err(RunError::NotFiniteGradient { step, param });
         }
         let grad_norm = t.grad_clip.map(|max| {
             let norm = global_norm(&unit_sums_of_squares(&grads));

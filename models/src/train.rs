@@ -96,6 +96,21 @@ pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
 }
 
 /// Multiplies every gradient by `factor` (skipped when it is exactly 1, so unclipped steps are untouched).
+/// The state-dict name of the first parameter of units `range` whose gradient holds a NaN or an infinity
+/// (`grads[unit][param]`, the units of `range` in order), if any.
+pub fn first_non_finite<T: Float>(
+    model: &Model,
+    range: std::ops::Range<usize>,
+    grads: &[Vec<Tensor<T>>],
+) -> Option<String> {
+    model.units()[range]
+        .iter()
+        .zip(grads)
+        .flat_map(|(unit, per_unit)| unit.params().into_iter().zip(per_unit))
+        .find(|(_, g)| !g.iter().all(|v| v.is_finite()))
+        .map(|(spec, _)| spec.name)
+}
+
 pub fn scale<T: Float>(grads: &mut [Vec<Tensor<T>>], factor: f64) {
     if factor == 1.0 {
         return;

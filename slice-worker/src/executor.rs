@@ -23,7 +23,7 @@ use models::cache_codec::{caches_from_bytes, caches_to_bytes};
 use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
 };
-use models::train::add_in_order;
+use models::train::{add_in_order, first_non_finite};
 use models::{Model, ModelError, Tensor, UnitTensors};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -499,18 +499,13 @@ impl Worker {
             add_in_order(&mut acc, g);
         }
         let grads = acc.unwrap_or_else(|| unreachable!("a plan has at least one micro-batch"));
-        let units = &ctx.model.units()[range.clone()];
-        for (unit, per_unit) in units.iter().zip(&grads) {
-            for (spec, g) in unit.params().iter().zip(per_unit) {
-                if !g.iter().all(|v| v.is_finite()) {
-                    return Err(TaskError::NotFinite {
-                        task: task.to_string(),
-                        what: format!("the gradient of {}", spec.name),
-                        step,
-                        slice,
-                    });
-                }
-            }
+        if let Some(name) = first_non_finite(&ctx.model, range.clone(), &grads) {
+            return Err(TaskError::NotFinite {
+                task: task.to_string(),
+                what: format!("the gradient of {name}"),
+                step,
+                slice,
+            });
         }
         let mut params =
             UnitTensors::clone(&*self.slice_params(ctx, task, slice, step - 1, out).await?);
