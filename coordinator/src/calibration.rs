@@ -30,6 +30,15 @@ pub struct Calibration {
     pub warmup_steps: usize,
 }
 
+/// `cfg` with the platform its runs are predicted for: this machine for the local invoker, `[platform]` on Lambda.
+pub fn on_its_platform(cfg: &Config) -> Config {
+    let mut c = cfg.clone();
+    if cfg.runtime.invoker != "lambda" {
+        c.platform.kind = PlatformKind::Local;
+    }
+    c
+}
+
 /// The prediction for the run `cfg` describes, with cuts `cuts`, from `profile`: on the local platform for the
 /// local invoker, on `[platform]` for Lambda.
 pub fn predict(
@@ -37,11 +46,7 @@ pub fn predict(
     profile: &Profile,
     cuts: &[usize],
 ) -> Result<StepPrediction, RunError> {
-    let mut local = cfg.clone();
-    // Local runs are predicted for this machine; Lambda runs for the configured platform.
-    if cfg.runtime.invoker != "lambda" {
-        local.platform.kind = PlatformKind::Local;
-    }
+    let mut local = on_its_platform(cfg);
     local.plan.cuts = Some(cuts.to_vec());
     local.plan.slices = Slices::Count(cuts.len() + 1);
     // plan_for rescales a profile measured at another micro-batch size (planning `microbatches = "auto"`).

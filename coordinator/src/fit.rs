@@ -156,10 +156,15 @@ pub(crate) fn open_training(
     check_fit(&model, ds.as_ref())?;
     let t = &cfg.train;
     let sampler = Sampler::new(t.seed, ds.train_len(), t.batch_size)?;
-    let total = t
-        .steps
-        .unwrap_or_else(|| t.epochs.unwrap_or(1) * sampler.steps_per_epoch() as u64);
+    let total = total_steps(cfg, sampler.steps_per_epoch() as u64);
     Ok((model, ds, sampler, total))
+}
+
+/// The steps `cfg` trains: `train.steps`, or `train.epochs` (default 1) of `steps_per_epoch`.
+pub(crate) fn total_steps(cfg: &Config, steps_per_epoch: u64) -> u64 {
+    let t = &cfg.train;
+    t.steps
+        .unwrap_or_else(|| t.epochs.unwrap_or(1) * steps_per_epoch)
 }
 
 impl TrainState {

@@ -10,7 +10,7 @@ pub mod spec;
 use crate::config::Config;
 use crate::costs::{measured_cost, one_function_cost, vm_cost_per_step};
 use crate::error::{io, RunError};
-use crate::fit::{fit, Observer, Summary};
+use crate::fit::{fit, total_steps, Observer, Summary};
 use crate::planner::platform::PlatformKind;
 use crate::planner::profile::Profile;
 use crate::planner::search::{Objective, PlannedStep};
@@ -51,26 +51,71 @@ fn config_hash(cfg: &Config) -> String {
         .collect()
 }
 
-/// The platform a run's own prediction is made for: this machine for the local invoker, `[platform]` on Lambda.
-fn here(cfg: &Config) -> Config {
-    let mut c = cfg.clone();
-    if cfg.runtime.invoker != "lambda" {
-        c.platform.kind = PlatformKind::Local;
-    }
-    c
-}
-
 fn on_lambda(cfg: &Config) -> Config {
     let mut c = cfg.clone();
     c.platform.kind = PlatformKind::Lambda;
     c
 }
 
-/// A point's memory per slice and its predictions, checked against that memory.
+/// A split's memory per slice and its predictions: for this machine (what a run here measures) and for Lambda.
 struct Predicted {
     memory: Vec<u32>,
     here: PlannedStep,
     lambda: PlannedStep,
+}
+
+impl Predicted {
+    fn of(
+        cfg: &Config,
+        profile: &Profile,
+        steps_per_epoch: u64,
+        bounds: &[usize],
+        memory: Vec<u32>,
+    ) -> Result<Predicted, RunError> {
+        let evaluate = |c: &Config| {
+            crate::planner::evaluate_split(c, profile, steps_per_epoch, bounds, &memory)
+        };
+        Ok(Predicted {
+            lambda: evaluate(&on_lambda(cfg))?,
+            here: evaluate(&crate::calibration::on_its_platform(cfg))?,
+            memory,
+        })
+    }
+
+    /// The row of a split with these predictions, before (or without) running it.
+    fn row(
+        &self,
+        point: &str,
+        kind: &str,
+        status: &str,
+        cfg: &Config,
+        bounds: &[usize],
+        steps: u64,
+    ) -> Row {
+        let (here, lambda) = (&self.here, &self.lambda);
+        Row {
+            point: point.into(),
+            kind: kind.into(),
+            status: status.into(),
+            slices: bounds.len() - 1,
+            bounds: bounds.to_vec(),
+            microbatches: cfg.train.microbatches,
+            recompute: cfg.plan.recompute,
+            become_successor: cfg.plan.become_successor,
+            steps,
+            memory_mb: self.memory.clone(),
+            predicted_peak_mb: lambda.slices.iter().map(|s| s.predicted_peak_mb).collect(),
+            predicted_step_ms_p50: here.predicted.step_ms_p50,
+            predicted_step_ms_p95: here.predicted.step_ms_p95,
+            predicted_cost_usd_per_step: here.cost_usd_per_step,
+            projected_step_ms_p50: lambda.predicted.step_ms_p50,
+            projected_step_ms_p95: lambda.predicted.step_ms_p95,
+            projected_gb_seconds_per_step: lambda.predicted.gb_seconds,
+            projected_cost_usd_per_step: lambda.cost_usd_per_step,
+            projected_cost_usd_per_epoch: lambda.cost_usd_per_epoch,
+            ..Row::default()
+        }
+    }
 }
 
 fn predict(
@@ -96,15 +141,15 @@ fn predict(
             .map(|s| s.memory_mb)
             .collect(),
     };
-    let lambda = crate::planner::evaluate_split(
-        &lambda_cfg,
+    let p = Predicted::of(
+        &point.config,
         profile,
         steps_per_epoch,
         &point.bounds,
-        &memory,
+        memory,
     )
     .map_err(at_point)?;
-    for (k, s) in lambda.slices.iter().enumerate() {
+    for (k, s) in p.lambda.slices.iter().enumerate() {
         if s.predicted_peak_mb > f64::from(s.memory_mb) {
             return Err(at_point(RunError::Mismatch(format!(
                 "slice {k} (units {}..{}) needs {:.0} MB by the model, more than the {} MB it is given \
@@ -113,58 +158,7 @@ fn predict(
             ))));
         }
     }
-    let here = crate::planner::evaluate_split(
-        &here(&point.config),
-        profile,
-        steps_per_epoch,
-        &point.bounds,
-        &memory,
-    )
-    .map_err(at_point)?;
-    Ok(Predicted {
-        memory,
-        here,
-        lambda,
-    })
-}
-
-/// The steps a config trains.
-fn steps_of(cfg: &Config, steps_per_epoch: u64) -> u64 {
-    cfg.train
-        .steps
-        .unwrap_or_else(|| cfg.train.epochs.unwrap_or(0) * steps_per_epoch)
-}
-
-/// The row of a point before (or without) running it.
-fn predicted_row(point: &Point, p: &Predicted, status: &str, steps_per_epoch: u64) -> Row {
-    let cfg = &point.config;
-    Row {
-        point: point.name.clone(),
-        kind: "point".into(),
-        status: status.into(),
-        slices: point.slices(),
-        bounds: point.bounds.clone(),
-        microbatches: cfg.train.microbatches,
-        recompute: cfg.plan.recompute,
-        become_successor: cfg.plan.become_successor,
-        steps: steps_of(cfg, steps_per_epoch),
-        memory_mb: p.memory.clone(),
-        predicted_peak_mb: p
-            .lambda
-            .slices
-            .iter()
-            .map(|s| s.predicted_peak_mb)
-            .collect(),
-        predicted_step_ms_p50: p.here.predicted.step_ms_p50,
-        predicted_step_ms_p95: p.here.predicted.step_ms_p95,
-        predicted_cost_usd_per_step: p.here.cost_usd_per_step,
-        projected_step_ms_p50: p.lambda.predicted.step_ms_p50,
-        projected_step_ms_p95: p.lambda.predicted.step_ms_p95,
-        projected_gb_seconds_per_step: p.lambda.predicted.gb_seconds,
-        projected_cost_usd_per_step: p.lambda.cost_usd_per_step,
-        projected_cost_usd_per_epoch: p.lambda.cost_usd_per_epoch,
-        ..Row::default()
-    }
+    Ok(p)
 }
 
 fn weights_sha(dir: &Path) -> Option<String> {
@@ -221,28 +215,24 @@ fn set_aside(dir: &Path) -> Result<(), RunError> {
 /// fresh one of this machine — returned to be kept there (the sweep writes nothing before every point checks out).
 fn sweep_profile(
     sweep: &Sweep,
+    training: &(models::Model, Box<dyn data::Dataset>, data::Sampler, u64),
     out: &Path,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Profile, PathBuf, bool), RunError> {
-    let model = sweep.base.model.build()?;
+    let (model, ds, sampler, _) = training;
     if let Some(path) = &sweep.profile {
         return Ok((
-            crate::planner::read_profile_for(path, &model)?,
+            crate::planner::read_profile_for(path, model)?,
             path.clone(),
             false,
         ));
     }
     let kept = out.join("profile.json");
     if kept.exists() {
-        return Ok((
-            crate::planner::read_profile_for(&kept, &model)?,
-            kept,
-            false,
-        ));
+        return Ok((crate::planner::read_profile_for(&kept, model)?, kept, false));
     }
     log("profiling this machine for the predictions (kept as profile.json in the sweep folder)");
-    let (_, ds, sampler, _) = crate::fit::open_training(&sweep.base)?;
-    let batch = crate::planner::profile::first_batch(ds.as_ref(), &sampler)?;
+    let batch = crate::planner::profile::first_batch(ds.as_ref(), sampler)?;
     let profile = crate::planner::profile::profile_with(&sweep.base, &batch, 5)?;
     Ok((profile, kept, true))
 }
@@ -258,9 +248,10 @@ pub fn run_sweep(
 ) -> Result<Results, RunError> {
     let points = sweep.points()?;
     let out = &opts.out;
-    let (profile, profile_path, new_profile) = sweep_profile(sweep, out, log)?;
+    let training = crate::fit::open_training(&sweep.base)?;
+    let (profile, profile_path, new_profile) = sweep_profile(sweep, &training, out, log)?;
     let profile_path = std::path::absolute(&profile_path).map_err(io(&profile_path))?;
-    let (model, _, sampler, _) = crate::fit::open_training(&sweep.base)?;
+    let (model, _, sampler, _) = &training;
     let units = model.units().len();
     let steps_per_epoch = sampler.steps_per_epoch() as u64;
 
@@ -318,9 +309,14 @@ pub fn run_sweep(
     for (i, (point, p)) in planned.iter().enumerate() {
         let label = format!("[{}/{}] {}", i + 1, planned.len(), point.name);
         if opts.predict_only {
-            results
-                .points
-                .push(predicted_row(point, p, "predicted", steps_per_epoch));
+            results.points.push(p.row(
+                &point.name,
+                "point",
+                "predicted",
+                &point.config,
+                &point.bounds,
+                total_steps(&point.config, steps_per_epoch),
+            ));
             continue;
         }
         let dir = out.join("points").join(&point.name);
@@ -337,7 +333,14 @@ pub fn run_sweep(
             ));
             set_aside(&dir)?;
         }
-        let mut row = predicted_row(point, p, "done", steps_per_epoch);
+        let mut row = p.row(
+            &point.name,
+            "point",
+            "done",
+            &point.config,
+            &point.bounds,
+            total_steps(&point.config, steps_per_epoch),
+        );
         log(&format!("{label}: training {} steps", row.steps));
         row.dir = Some(format!("points/{}", point.name));
         match fit(&point.config, &RunDir::new(&dir), observer, stop) {
@@ -426,38 +429,15 @@ fn reference_row(
 ) -> Result<Row, RunError> {
     let biggest = cfg.plan.memory_cap_mb.unwrap_or(cfg.platform.max_memory_mb);
     let bounds = vec![0, units];
-    let memory = vec![biggest];
-    let lambda = crate::planner::evaluate_split(
-        &on_lambda(cfg),
-        profile,
-        steps_per_epoch,
+    let steps = total_steps(cfg, steps_per_epoch);
+    let mut row = Predicted::of(cfg, profile, steps_per_epoch, &bounds, vec![biggest])?.row(
+        "reference",
+        "reference",
+        "predicted",
+        cfg,
         &bounds,
-        &memory,
-    )?;
-    let local =
-        crate::planner::evaluate_split(&here(cfg), profile, steps_per_epoch, &bounds, &memory)?;
-    let mut row = Row {
-        point: "reference".into(),
-        kind: "reference".into(),
-        status: "predicted".into(),
-        slices: 1,
-        bounds,
-        microbatches: cfg.train.microbatches,
-        recompute: cfg.plan.recompute,
-        become_successor: cfg.plan.become_successor,
-        steps: steps_of(cfg, steps_per_epoch),
-        memory_mb: memory,
-        predicted_peak_mb: lambda.slices.iter().map(|s| s.predicted_peak_mb).collect(),
-        predicted_step_ms_p50: local.predicted.step_ms_p50,
-        predicted_step_ms_p95: local.predicted.step_ms_p95,
-        predicted_cost_usd_per_step: local.cost_usd_per_step,
-        projected_step_ms_p50: lambda.predicted.step_ms_p50,
-        projected_step_ms_p95: lambda.predicted.step_ms_p95,
-        projected_gb_seconds_per_step: lambda.predicted.gb_seconds,
-        projected_cost_usd_per_step: lambda.cost_usd_per_step,
-        projected_cost_usd_per_epoch: lambda.cost_usd_per_epoch,
-        ..Row::default()
-    };
+        steps,
+    );
     if opts.predict_only {
         return Ok(row);
     }
