@@ -58,7 +58,8 @@ pub struct Manifest {
     pub sha256: std::collections::BTreeMap<String, String>,
 }
 
-fn sha256(bytes: &[u8]) -> String {
+/// Lower-case hex sha256 of `bytes`.
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -17,7 +17,6 @@ use crate::planner::search::{Objective, PlannedStep};
 use crate::run_dir::RunDir;
 use results::{Pick, Results, Row};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use spec::{Point, Sweep};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,10 +44,7 @@ const POINT_RECORD: &str = "point.json";
 fn config_hash(cfg: &Config) -> String {
     let text =
         toml::to_string(cfg).unwrap_or_else(|e| unreachable!("a parsed config serialises: {e}"));
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::resume::sha256(text.as_bytes())
 }
 
 fn on_lambda(cfg: &Config) -> Config {

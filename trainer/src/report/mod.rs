@@ -32,16 +32,10 @@ pub fn run_report(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
         run_report_md(dir, out)?
     };
     let path = out.join("report.md");
-    write_atomic(&path, md.as_bytes())?;
+    models::checkpoint::write_atomic(&path, md.as_bytes())?;
     let page = html::to_html(&md, out)?;
-    write_atomic(&out.join("report.html"), page.as_bytes())?;
+    models::checkpoint::write_atomic(&out.join("report.html"), page.as_bytes())?;
     Ok(path)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
