@@ -4,6 +4,7 @@
 use super::font::FAMILY;
 use anyhow::{anyhow, Result};
 use coordinator::sweep::results::Row;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -93,6 +94,25 @@ fn log_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
         return 1e-9..1.0;
     }
     lo / 1.5..hi * 1.5
+}
+
+/// Every chart's legend: a framed box on a translucent white ground.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FAMILY, size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
 }
 
 fn legend_line(c: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
@@ -198,13 +218,7 @@ impl Plot for LatencyVsSlices<'_> {
                     PathElement::new(vec![(x, y), (x + 6, y)], c.stroke_width(1))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, 12)?;
         Ok(())
     }
 }
@@ -321,13 +335,7 @@ impl Plot for CostVsSlices<'_> {
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, 12)?;
         Ok(())
     }
 }
@@ -413,13 +421,7 @@ impl Plot for MemoryPerSlice<'_> {
             .draw_series(std::iter::once(Circle::new((0.0, 0.0), 0, peak.filled())))?
             .label("predicted peak")
             .legend(move |(x, y)| Circle::new((x + 9, y), 4, peak.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, 12)?;
         Ok(())
     }
 }
@@ -482,13 +484,7 @@ impl Plot for Quantiles {
                     .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, 11)?;
         Ok(())
     }
 }
@@ -525,13 +521,7 @@ impl Plot for LossCurves {
                 .label(label.clone())
                 .legend(legend_line(c));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 12)?;
         Ok(())
     }
 }
@@ -598,13 +588,7 @@ impl Plot for Timeline {
             )?
             .label("cold start")
             .legend(|(x, y)| Cross::new((x + 9, y), 5, RED.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 12)?;
         Ok(())
     }
 }
