@@ -438,81 +438,60 @@ fn bad_payloads_and_store_values() {
         &worker(&[&payload("garbage-plan", f0)], &url),
         &[&keys.plan()],
     );
-    // 2. A real plan, garbage weights.
-    let keys = Keys::new("garbage-weights").expect("keys");
-    put(
-        keys.plan(),
-        serde_json::to_vec(&plan("garbage-weights")).expect("json"),
-    );
-    let input = coordinator::slice_worker::wire::encode_tensor(&ndarray::ArrayD::<f32>::zeros(
-        ndarray::IxDyn(&[4, 784]),
-    ))
-    .expect("input");
-    put(keys.weights(0, 0), b"garbage".to_vec());
-    put(keys.inputs(1, 0), input.to_vec());
-    check(
-        "garbage weights",
-        &worker(&[&payload("garbage-weights", f0)], &url),
-        &[&keys.weights(0, 0)],
-    );
-    // 2b. Weights fine, the input garbage (not a tensor).
-    let keys = Keys::new("garbage-input").expect("keys");
-    put(
-        keys.plan(),
-        serde_json::to_vec(&plan("garbage-input")).expect("json"),
-    );
-    let model = cfg.model.build().expect("model");
-    let params = model.init::<f32>(1);
-    let good = models::checkpoint::params_to_bytes(&model, 0..1, &params[0..1]).expect("bytes");
-    put(keys.weights(0, 0), good);
-    put(keys.inputs(1, 0), b"\xff\xfe not a tensor".to_vec());
-    check(
-        "garbage input",
-        &worker(&[&payload("garbage-input", f0)], &url),
-        &[&keys.inputs(1, 0)],
-    );
-    // 2c. An input of the wrong shape (f32 but 100 features, not 784).
-    let keys = Keys::new("input-shape").expect("keys");
-    put(
-        keys.plan(),
-        serde_json::to_vec(&plan("input-shape")).expect("json"),
-    );
-    let good = models::checkpoint::params_to_bytes(&model, 0..1, &params[0..1]).expect("bytes");
-    put(keys.weights(0, 0), good);
-    let wrong = coordinator::slice_worker::wire::encode_tensor(&ndarray::ArrayD::<f32>::zeros(
-        ndarray::IxDyn(&[4, 100]),
-    ))
-    .expect("input");
-    put(keys.inputs(1, 0), wrong.to_vec());
-    check(
-        "wrong-shape input",
-        &worker(&[&payload("input-shape", f0)], &url),
-        &["F(1,0,0)"],
-    );
-    // 3. A real plan, weights of the wrong shape (another model's).
-    let keys = Keys::new("wrong-shape").expect("keys");
-    put(
-        keys.plan(),
-        serde_json::to_vec(&plan("wrong-shape")).expect("json"),
-    );
-    let other = coordinator::config::Config {
-        model: toml::from_str::<coordinator::config::Config>(
-            &BASE.replace("[784, 16, 10]", "[784, 24, 10]"),
-        )
-        .expect("config")
-        .model,
-        ..cfg.clone()
+    // 2. A real plan, and one of its task's inputs broken: (run, first weights, first input, what the error names).
+    let tensor = |shape: &[usize]| {
+        coordinator::slice_worker::wire::encode_tensor(&ndarray::ArrayD::<f32>::zeros(
+            ndarray::IxDyn(shape),
+        ))
+        .expect("tensor")
+        .to_vec()
     };
-    let model = other.model.build().expect("model");
-    let params = model.init::<f32>(1);
-    let bytes = models::checkpoint::params_to_bytes(&model, 0..1, &params[0..1]).expect("bytes");
-    put(keys.weights(0, 0), bytes);
-    put(keys.inputs(1, 0), input.to_vec());
-    check(
-        "wrong-shape weights",
-        &worker(&[&payload("wrong-shape", f0)], &url),
-        &[&keys.weights(0, 0)],
-    );
+    let first_unit = |widths: &str| {
+        let model =
+            toml::from_str::<coordinator::config::Config>(&BASE.replace("[784, 16, 10]", widths))
+                .expect("config")
+                .model
+                .build()
+                .expect("model");
+        let params = model.init::<f32>(1);
+        models::checkpoint::params_to_bytes(&model, 0..1, &params[0..1]).expect("bytes")
+    };
+    type Names = fn(&Keys) -> String;
+    let staged: Vec<(&str, Vec<u8>, Vec<u8>, Names)> = vec![
+        (
+            "garbage-weights",
+            b"garbage".to_vec(),
+            tensor(&[4, 784]),
+            |k| k.weights(0, 0),
+        ),
+        (
+            "garbage-input",
+            first_unit("[784, 16, 10]"),
+            b"\xff\xfe not a tensor".to_vec(),
+            |k| k.inputs(1, 0),
+        ),
+        // f32, but 100 features instead of 784.
+        (
+            "input-shape",
+            first_unit("[784, 16, 10]"),
+            tensor(&[4, 100]),
+            |_| "F(1,0,0)".into(),
+        ),
+        // Another model's weights: the wrong shape.
+        (
+            "wrong-shape",
+            first_unit("[784, 24, 10]"),
+            tensor(&[4, 784]),
+            |k| k.weights(0, 0),
+        ),
+    ];
+    for (run, weights, input, names) in staged {
+        let keys = Keys::new(run).expect("keys");
+        put(keys.plan(), serde_json::to_vec(&plan(run)).expect("json"));
+        put(keys.weights(0, 0), weights);
+        put(keys.inputs(1, 0), input);
+        check(run, &worker(&[&payload(run, f0)], &url), &[&names(&keys)]);
+    }
     // 4. A task the plan does not have.
     let f9 = r#"{"kind":"F","step":1,"slice":9,"mb":0}"#;
     check(
