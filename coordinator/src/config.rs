@@ -403,6 +403,14 @@ pub struct RuntimeConfig {
     /// How many attempts a task gets (failures and missed deadlines) before the run stops with its error.
     #[serde(default = "max_attempts")]
     pub max_attempts: u32,
+    /// Redis stores: when the store restarts under a split run (its data gone) or stays unreachable past the
+    /// store's own retries, the run restarts from its last checkpoint under a fresh namespace, up to this many times
+    /// (0: stop at once with a resumable error).
+    #[serde(default = "store_restarts")]
+    pub store_restarts: u32,
+    /// How long the driver waits for a lost store to answer again before it stops with a resumable error, seconds.
+    #[serde(default = "store_wait_s")]
+    pub store_wait_s: f64,
 }
 
 impl Default for RuntimeConfig {
@@ -419,6 +427,8 @@ impl Default for RuntimeConfig {
             seed: 0,
             task_timeout_s: task_timeout_s(),
             max_attempts: max_attempts(),
+            store_restarts: store_restarts(),
+            store_wait_s: store_wait_s(),
         }
     }
 }
@@ -441,6 +451,14 @@ fn yes() -> bool {
 fn task_timeout_s() -> f64 {
     300.0
 }
+fn store_restarts() -> u32 {
+    3
+}
+
+fn store_wait_s() -> f64 {
+    60.0
+}
+
 fn max_attempts() -> u32 {
     6
 }
@@ -676,6 +694,15 @@ impl Config {
         }
         if r.max_attempts == 0 {
             return Err(bad("runtime.max_attempts", "must be at least 1"));
+        }
+        if !(r.store_wait_s.is_finite() && r.store_wait_s >= 0.0) {
+            return Err(bad(
+                "runtime.store_wait_s",
+                format!(
+                    "must be a number of seconds, 0 or more, got {}",
+                    r.store_wait_s
+                ),
+            ));
         }
         if self.runtime.concurrency == 0 {
             return Err(bad("runtime.concurrency", "must be at least 1"));

@@ -27,6 +27,10 @@ pub enum RunError {
     /// The store failed or the run cannot go on through it (the message names the store or the key).
     #[error("{0}")]
     Store(String),
+    /// The store restarted (what the run held there is gone) or stayed unreachable; the run folder's checkpoint is
+    /// intact, so the run can go on from it.
+    #[error("{0}")]
+    StoreLost(String),
     #[error("task {task} failed: {reason}")]
     Task { task: String, reason: String },
     #[error(

@@ -246,8 +246,7 @@ pub fn fit(
     let opt = cfg.train.optimizer_spec();
     out.create(cfg)?;
     let metrics = out.jsonl_writer("metrics.jsonl")?;
-    let params: UnitTensors<f32> = model.init(cfg.train.seed);
-    let state: OptimizerState<f32> = params.iter().map(|p| opt.init_state(p)).collect();
+    let (params, state) = initial_state(&model, &opt, cfg.train.seed);
     let from = Start {
         model,
         ds,
@@ -263,48 +262,80 @@ pub fn fit(
     train_from(cfg, out, observer, stop, from)
 }
 
-/// Continues the in-process run in `out` from its last checkpoint (verified against `checkpoint.json`) to the
-/// config's last step, ending with the bytes an uninterrupted run would have: the data order, the optimizer state
-/// and the step counter all come from the checkpoint. `cfg` must be the run's own config.
+/// Continues the run in `out` from its last checkpoint (verified against `checkpoint.json`; a run that stopped
+/// before its first checkpoint starts again from the seed's initial weights) to the config's last step, ending with
+/// the bytes an uninterrupted run would have: the data order, the optimizer state and the step counter all come
+/// from the checkpoint. `cfg` must be the run's own config (what it left to the planner is taken from the run). A
+/// split run continues under a fresh store namespace after deleting what the interrupted one left in the store.
 pub fn resume(
     cfg: &Config,
     out: &RunDir,
     observer: &mut dyn Observer,
     stop: &AtomicBool,
 ) -> Result<Summary, RunError> {
+    cfg.validate()?;
+    let cfg = &crate::resume::check_same_config(cfg, out.path())?;
     if cfg.plan.is_split() {
-        return Err(RunError::Mismatch(
-            "--resume continues in-process runs (plan.slices = 1); resuming a split run is not built yet".into(),
-        ));
+        return crate::split::resume_split(cfg, out, observer, stop);
     }
     let started = Instant::now();
-    cfg.validate()?;
-    crate::resume::check_same_config(cfg, out.path())?;
     let (model, ds, sampler, total) = open_training(cfg)?;
     let opt = cfg.train.optimizer_spec();
-    let ck = crate::resume::load_checkpoint(out.path(), &model, &opt)?;
-    if ck.train.step >= total {
-        return Err(RunError::Mismatch(format!(
-            "{}: the run already finished its {total} steps (checkpoint at step {})",
-            out.path().display(),
-            ck.train.step
-        )));
-    }
-    let losses = crate::resume::keep_metrics_up_to(out.path(), ck.train.step)?;
+    let (params, state, done) = resume_point(cfg, out, &model, &opt, total, observer)?;
+    let losses = crate::resume::keep_metrics_up_to(out.path(), done)?;
     let metrics = out.jsonl_appender("metrics.jsonl")?;
     let from = Start {
         model,
         ds,
         sampler,
         total,
-        params: ck.params,
-        state: ck.state,
-        done: ck.train.step,
+        params,
+        state,
+        done,
         losses,
         metrics,
         started,
     };
     train_from(cfg, out, observer, stop, from)
+}
+
+/// Step 0: the seed's initial weights (PyTorch's initialisation) and a fresh optimizer state.
+pub(crate) fn initial_state(
+    model: &Model,
+    opt: &models::OptimizerSpec,
+    seed: u64,
+) -> (UnitTensors<f32>, OptimizerState<f32>) {
+    let params: UnitTensors<f32> = model.init(seed);
+    let state = params.iter().map(|p| opt.init_state(p)).collect();
+    (params, state)
+}
+
+/// The weights, optimizer state and step a resumed run starts from: the run folder's checkpoint, or step 0 (the
+/// seed's initial weights) when the run stopped before its first one. Refuses a run that already finished.
+pub(crate) fn resume_point(
+    cfg: &Config,
+    out: &RunDir,
+    model: &Model,
+    opt: &models::OptimizerSpec,
+    total: u64,
+    observer: &mut dyn Observer,
+) -> Result<(UnitTensors<f32>, OptimizerState<f32>, u64), RunError> {
+    match crate::resume::load_checkpoint(out.path(), model, opt)? {
+        Some(ck) if ck.train.step >= total => Err(RunError::Mismatch(format!(
+            "{}: the run already finished its {total} steps (checkpoint at step {})",
+            out.path().display(),
+            ck.train.step
+        ))),
+        Some(ck) => Ok((ck.params, ck.state, ck.train.step)),
+        None => {
+            observer.warn(&format!(
+                "{}: no checkpoint yet; starting again from step 0 (the seed's initial weights)",
+                out.path().display()
+            ));
+            let (params, state) = initial_state(model, opt, cfg.train.seed);
+            Ok((params, state, 0))
+        }
+    }
 }
 
 /// Where the in-process loop starts: after `done` steps with these weights and optimizer state.

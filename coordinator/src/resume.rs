@@ -78,14 +78,21 @@ fn corrupt(path: &Path, why: impl std::fmt::Display) -> RunError {
 }
 
 /// The run's newest complete checkpoint: `checkpoint/`, or, when the process died while swapping a new one in,
-/// whichever of `checkpoint.next/` and `checkpoint.old/` is complete and newer. Refuses (naming the file) one whose
-/// files do not match their checksums.
+/// whichever of `checkpoint.next/` and `checkpoint.old/` is complete and newer; `None` when the run stopped before
+/// its first checkpoint (it starts again from the seed's initial weights, which are its step-0 checkpoint). Refuses
+/// (naming the file) one whose files do not match their checksums.
 pub fn load_checkpoint(
     dir: &Path,
     model: &Model,
     opt: &OptimizerSpec,
-) -> Result<Checkpoint, RunError> {
-    load_from(&dir.join(newest(dir)), model, opt)
+) -> Result<Option<Checkpoint>, RunError> {
+    let any = [CURRENT, NEXT, OLD]
+        .iter()
+        .any(|f| dir.join(f).join(MANIFEST).exists());
+    if !any {
+        return Ok(None);
+    }
+    load_from(&dir.join(newest(dir)), model, opt).map(Some)
 }
 
 /// The folder of the newest checkpoint whose manifest was written (the manifest comes last).
@@ -108,14 +115,7 @@ fn newest(dir: &Path) -> &'static str {
 
 fn load_from(dir: &Path, model: &Model, opt: &OptimizerSpec) -> Result<Checkpoint, RunError> {
     let manifest_path = dir.join(MANIFEST);
-    let text = std::fs::read(&manifest_path).map_err(|e| {
-        corrupt(
-            &manifest_path,
-            format!(
-                "{e}: no complete checkpoint to resume from (the run stopped before its first one)"
-            ),
-        )
-    })?;
+    let text = std::fs::read(&manifest_path).map_err(|e| corrupt(&manifest_path, e))?;
     let manifest: Manifest = serde_json::from_slice(&text)
         .map_err(|e| corrupt(&manifest_path, format!("not a checkpoint manifest: {e}")))?;
     let mut bytes = Vec::new();
@@ -170,13 +170,21 @@ fn load_from(dir: &Path, model: &Model, opt: &OptimizerSpec) -> Result<Checkpoin
 }
 
 /// Refuses to resume the run in `dir` with another config than its own (`config.resolved.toml`), naming the first
-/// section that differs.
-pub fn check_same_config(cfg: &Config, dir: &Path) -> Result<(), RunError> {
+/// section that differs. Returns the config to resume with: `cfg` with what it left to the planner (`slices =
+/// "auto"`, `microbatches = "auto"`) taken from the run's own choices, so a resumed run never plans again.
+pub fn check_same_config(cfg: &Config, dir: &Path) -> Result<Config, RunError> {
     let path = dir.join("config.resolved.toml");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     let theirs: Config = toml::from_str(&text)
         .map_err(|e| corrupt(&path, format!("not a run's resolved config: {e}")))?;
-    let mut ours = cfg.clone();
+    let mut effective = cfg.clone();
+    if cfg.plan.slices == crate::config::Slices::Auto && cfg.plan.cuts.is_none() {
+        effective.plan.cuts = theirs.plan.cuts.clone();
+    }
+    if cfg.train.microbatches == crate::config::AUTO {
+        effective.train.microbatches = theirs.train.microbatches;
+    }
+    let mut ours = effective.clone();
     ours.data = cfg.data.resolved();
     // The store URL is kept without its password in the run folder.
     ours.runtime.store = slice_worker::store::without_password(&cfg.runtime.store);
@@ -197,31 +205,18 @@ pub fn check_same_config(cfg: &Config, dir: &Path) -> Result<(), RunError> {
             }
         }
     }
-    Ok(())
+    Ok(effective)
 }
 
 /// Cuts `metrics.jsonl` back to the steps up to `step` (lines of later steps were trained after the checkpoint and
 /// will be trained again); returns their losses.
 pub fn keep_metrics_up_to(dir: &Path, step: u64) -> Result<Vec<f64>, RunError> {
     let path = dir.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let mut kept = String::new();
-    let mut losses = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let v: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            // A line cut short by the kill that interrupted the run: only the last one may be.
-            Err(_) if i + 1 == text.lines().count() => break,
-            Err(e) => return Err(corrupt(&path, format!("line {}: {e}", i + 1))),
-        };
-        let s = v["step"].as_u64().unwrap_or(u64::MAX);
-        if s > step {
-            break;
-        }
-        losses.push(v["loss"].as_f64().unwrap_or(f64::NAN));
-        kept.push_str(line);
-        kept.push('\n');
-    }
+    let kept = keep_lines_up_to(&path, step, |v| v["step"].as_u64())?;
+    let losses: Vec<f64> = kept
+        .iter()
+        .map(|v| v["loss"].as_f64().unwrap_or(f64::NAN))
+        .collect();
     if losses.len() as u64 != step {
         return Err(corrupt(
             &path,
@@ -231,8 +226,51 @@ pub fn keep_metrics_up_to(dir: &Path, step: u64) -> Result<Vec<f64>, RunError> {
             ),
         ));
     }
-    write_atomic(&path, kept.as_bytes())?;
     Ok(losses)
+}
+
+/// Cuts a split run's `events.jsonl` back to the task executions of steps up to `step` (later ones belong to the
+/// work that will be done again, under the resumed run's namespace).
+pub fn keep_events_up_to(dir: &Path, step: u64) -> Result<(), RunError> {
+    let path = dir.join("events.jsonl");
+    if !path.exists() {
+        return Ok(());
+    }
+    keep_lines_up_to(&path, step, |v| {
+        serde_json::from_value::<slice_worker::event::TaskEvent>(v.clone())
+            .ok()
+            .map(|e| e.task.step())
+    })?;
+    Ok(())
+}
+
+/// Rewrites the JSON-lines file `path` (atomically) with the lines whose `step_of` is at most `step`, in order, and
+/// returns them. Only the last line may be unreadable (cut short by the kill that interrupted the run); an earlier
+/// one is corruption, named by file and line.
+fn keep_lines_up_to(
+    path: &Path,
+    step: u64,
+    step_of: impl Fn(&serde_json::Value) -> Option<u64>,
+) -> Result<Vec<serde_json::Value>, RunError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let count = text.lines().count();
+    let mut kept_text = String::new();
+    let mut kept = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if i + 1 == count => break,
+            Err(e) => return Err(corrupt(path, format!("line {}: {e}", i + 1))),
+        };
+        let s = step_of(&v).ok_or_else(|| corrupt(path, format!("line {}: no step", i + 1)))?;
+        if s <= step {
+            kept_text.push_str(line);
+            kept_text.push('\n');
+            kept.push(v);
+        }
+    }
+    write_atomic(path, kept_text.as_bytes())?;
+    Ok(kept)
 }
 
 #[cfg(test)]

@@ -31,12 +31,19 @@ use std::time::{Duration, Instant};
 /// is bounded by its deadline and attempts instead).
 const STALL: Duration = Duration::from_secs(120);
 
+/// How often the driver asks whether the store is still the server process the run started on.
+const INSTANCE_CHECK: Duration = Duration::from_millis(500);
+
 /// How many late tasks the driver names in warnings before it only counts them.
 const LATE_WARNINGS: usize = 5;
 
 impl From<StoreError> for RunError {
     fn from(e: StoreError) -> Self {
-        RunError::Store(e.to_string())
+        match e {
+            // Still failing after the store's own retries: the run's state there cannot be relied on.
+            StoreError::Connection { .. } => RunError::StoreLost(e.to_string()),
+            e => RunError::Store(e.to_string()),
+        }
     }
 }
 
@@ -52,6 +59,8 @@ struct Driver<'a> {
     ttl: Duration,
     /// The latency model's prediction for this run (local platform), for calibration.
     prediction: Option<crate::planner::simulate::StepPrediction>,
+    /// The store's server process when the run started ([`Store::instance`]).
+    instance: String,
 }
 
 impl Driver<'_> {
@@ -76,7 +85,7 @@ impl Driver<'_> {
                 slice: 0,
                 mb: m,
             };
-            let needed = forward_dependencies(step);
+            let needed = forward_dependencies(&self.plan, step);
             if record_completion(
                 self.store.as_ref(),
                 &self.keys,
@@ -92,6 +101,22 @@ impl Driver<'_> {
             }
         }
         tracker.fed(step, &fired, Instant::now());
+        Ok(())
+    }
+
+    /// Fails with [`RunError::StoreLost`] when the store is no longer the server process the run started on: a
+    /// restarted Redis has lost the run's weights, inputs and dependency sets (or holds an older snapshot of them),
+    /// so nothing in flight can be trusted.
+    async fn check_instance(&self) -> Result<(), RunError> {
+        let now = self.store.instance().await?;
+        if now != self.instance {
+            return Err(RunError::StoreLost(format!(
+                "store {} restarted during the run (server run_id {} → {}): what the run held there is gone",
+                self.store.describe(),
+                self.instance,
+                now
+            )));
+        }
         Ok(())
     }
 
@@ -158,12 +183,45 @@ impl Driver<'_> {
     }
 }
 
-/// Trains `cfg` as a split run (`plan.slices > 1` or `plan.cuts`) through the configured store and the local invoker.
+/// How a split run begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Launch {
+    /// A new run in a new folder, from the seed's initial weights.
+    Fresh,
+    /// The run in the folder, from its last checkpoint, under a fresh store namespace.
+    Resume,
+}
+
+/// Trains `cfg` as a split run (`plan.slices > 1` or `plan.cuts`) through the configured store and invoker.
 pub fn fit_split(
     cfg: &Config,
     out: &RunDir,
     observer: &mut dyn Observer,
     stop: &AtomicBool,
+) -> Result<Summary, RunError> {
+    run_split(cfg, out, observer, stop, Launch::Fresh)
+}
+
+/// Continues the split run in `out` from its last checkpoint (see [`crate::fit::resume`]; `cfg` is the config it
+/// returned, with the run's own planner choices).
+pub(crate) fn resume_split(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Summary, RunError> {
+    run_split(cfg, out, observer, stop, Launch::Resume)
+}
+
+/// Runs the split run, and when its Redis store is lost (restarted with its data gone, or unreachable past the
+/// store's retries) waits for the store and goes on from the last checkpoint, up to `runtime.store_restarts`
+/// times. Each attempt has its own task runtime, dropped with everything it still had in flight.
+fn run_split(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+    launch: Launch,
 ) -> Result<Summary, RunError> {
     // Tasks run side by side, one per core, each computing with `runtime.threads` threads (default 1): splitting
     // a micro-batch's small products over threads that other tasks need is slower (measured on the 8-unit MLP:
@@ -176,14 +234,72 @@ pub fn fit_split(
     };
     let previous = models::matmul::threads();
     models::matmul::set_threads(per_task);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores.max(2))
-        .enable_all()
-        .build()
-        .map_err(|e| RunError::Store(format!("cannot start the task runtime: {e}")));
-    let result = rt.and_then(|rt| rt.block_on(drive(cfg, out, observer, stop, per_task)));
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores.max(2))
+            .enable_all()
+            .build()
+            .map_err(|e| RunError::Store(format!("cannot start the task runtime: {e}")))
+    };
+    let mut launch = launch;
+    let mut restarts = 0;
+    let result = loop {
+        let attempt = runtime().and_then(|rt| {
+            let result = rt.block_on(drive(cfg, out, observer, stop, per_task, launch, restarts));
+            // `drive` closed the invoker; whatever is still asleep in the runtime (delayed deliveries) goes.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            result
+        });
+        match attempt {
+            Err(RunError::StoreLost(why)) if restarts < cfg.runtime.store_restarts => {
+                restarts += 1;
+                observer.warn(&format!(
+                    "{why}\nwaiting up to {} s for the store, then restarting from the last checkpoint \
+                     (restart {restarts} of at most {})",
+                    cfg.runtime.store_wait_s, cfg.runtime.store_restarts
+                ));
+                let waited = runtime().and_then(|rt| {
+                    rt.block_on(wait_for_store(
+                        &cfg.runtime.store,
+                        Duration::from_secs_f64(cfg.runtime.store_wait_s),
+                    ))
+                });
+                if let Err(e) = waited {
+                    break Err(RunError::StoreLost(format!(
+                        "{why}; then: {e}. The run folder's checkpoint is intact: resume once the store is back"
+                    )));
+                }
+                launch = Launch::Resume;
+            }
+            Err(RunError::StoreLost(why)) => {
+                break Err(RunError::StoreLost(format!(
+                    "{why} (after {restarts} restart(s) from the checkpoint; runtime.store_restarts = {}). The \
+                     run folder's checkpoint is intact",
+                    cfg.runtime.store_restarts
+                )))
+            }
+            other => break other,
+        }
+    };
     models::matmul::set_threads(previous);
     result
+}
+
+/// Waits until the store at `url` answers, trying every second for up to `wait`.
+async fn wait_for_store(url: &str, wait: Duration) -> Result<(), RunError> {
+    let started = Instant::now();
+    loop {
+        match RedisStore::connect(url).await {
+            Ok(_) => return Ok(()),
+            Err(e) if started.elapsed() >= wait => {
+                return Err(RunError::StoreLost(format!(
+                    "no answer within runtime.store_wait_s = {} s: {e}",
+                    wait.as_secs_f64()
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }
 
 async fn drive(
@@ -192,11 +308,18 @@ async fn drive(
     observer: &mut dyn Observer,
     stop: &AtomicBool,
     threads: usize,
+    launch: Launch,
+    restarts: u32,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
     cfg.validate()?;
     let (model, ds, sampler, total) = open_training(cfg)?;
     let units = model.units().len();
+    // A resumed run keeps its plan (split, micro-batches, functions); only the namespace and first step change.
+    let previous = match launch {
+        Launch::Fresh => None,
+        Launch::Resume => Some(read_run_plan(out)?),
+    };
     // The planner decides what the config leaves to it (`slices = "auto"`, `microbatches = "auto"`), from a quick
     // profile of this machine and store; the run then uses a resolved copy of the config with its choices.
     let batch = crate::planner::profile::first_batch(ds.as_ref(), &sampler)?;
@@ -207,7 +330,10 @@ async fn drive(
         None => None,
     };
     let mut resolved = cfg.clone();
-    if cfg.planner_picks_split() {
+    if let Some((p, _)) = &previous {
+        resolved.train.microbatches = p.microbatches;
+        resolved.plan.cuts = Some(p.slices.iter().skip(1).map(|s| s.0).collect());
+    } else if cfg.planner_picks_split() {
         let profile = match profile_used.take() {
             Some(p) => p,
             None => crate::planner::profile::profile_async(cfg, &batch, 3).await?,
@@ -260,6 +386,31 @@ async fn drive(
         }
         Arc::new(redis)
     };
+    // The server process the run's keys live in: if it changes, they are gone (or an older snapshot of them).
+    let instance = store.instance().await?;
+    let opt = t.optimizer_spec();
+    let (params, state, done, losses) = match &previous {
+        None => {
+            let (params, state) = crate::fit::initial_state(&model, &opt, t.seed);
+            (params, state, 0, Vec::new())
+        }
+        Some((old, _)) => {
+            // What the interrupted run left in the store goes first: its tasks must find nothing to build on.
+            let old_keys = Keys::new(&old.run_id).ok_or_else(|| {
+                RunError::Mismatch(format!(
+                    "{}: run_id {:?} is not a run id",
+                    out.path().join("plan.json").display(),
+                    old.run_id
+                ))
+            })?;
+            store.delete_prefix(old_keys.prefix()).await?;
+            let (params, state, done) =
+                crate::fit::resume_point(cfg, out, &model, &opt, total, observer)?;
+            let losses = crate::resume::keep_metrics_up_to(out.path(), done)?;
+            crate::resume::keep_events_up_to(out.path(), done)?;
+            (params, state, done, losses)
+        }
+    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -275,7 +426,8 @@ async fn drive(
         microbatches: t.microbatches,
         batch_size: t.batch_size,
         steps: total,
-        optimizer: t.optimizer_spec(),
+        first_step: done + 1,
+        optimizer: opt,
         schedule: t.schedule_spec(),
         lr: t.lr,
         ttl_s: ttl.as_secs(),
@@ -285,27 +437,48 @@ async fn drive(
             .collect(),
         recompute: cfg.plan.recompute,
         become_successor: cfg.plan.become_successor,
-        functions: if cfg.runtime.invoker == "lambda" {
-            lambda_functions(cfg, planned.as_ref(), slice_count)
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect()
-        } else {
-            Vec::new()
+        functions: match &previous {
+            Some((old, _)) => old.functions.clone(),
+            None if cfg.runtime.invoker == "lambda" => {
+                lambda_functions(cfg, planned.as_ref(), slice_count)
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect()
+            }
+            None => Vec::new(),
         },
     };
-    out.create(cfg)?;
-    // plan.json: the run plan the tasks read and, for `slices = "auto"`, the planner's choice and alternatives.
+    // plan.json: the run plan the tasks read and, for `slices = "auto"`, the planner's choice and alternatives
+    // (kept when a resumed run rewrites it with its new namespace and first step).
     let mut plan_json =
         serde_json::to_value(&plan).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
-    if let (Some(o), Some(map)) = (planned, plan_json.as_object_mut()) {
-        map.insert(
-            "planner".into(),
-            serde_json::to_value(o).unwrap_or_else(|e| unreachable!("plain struct: {e}")),
-        );
+    let planner = match (&previous, planned) {
+        (Some((_, old_json)), _) => old_json.get("planner").cloned(),
+        (None, Some(o)) => {
+            Some(serde_json::to_value(o).unwrap_or_else(|e| unreachable!("plain struct: {e}")))
+        }
+        (None, None) => None,
+    };
+    if let (Some(o), Some(map)) = (planner, plan_json.as_object_mut()) {
+        map.insert("planner".into(), o);
     }
-    out.write_json("plan.json", &plan_json)?;
-    let mut metrics = out.jsonl_writer("metrics.jsonl")?;
+    let (mut metrics, events_log) = match launch {
+        Launch::Fresh => {
+            out.create(cfg)?;
+            out.write_json("plan.json", &plan_json)?;
+            (
+                out.jsonl_writer("metrics.jsonl")?,
+                out.jsonl_writer("events.jsonl")?,
+            )
+        }
+        Launch::Resume => {
+            out.write_json("plan.json", &plan_json)?;
+            (
+                out.jsonl_appender("metrics.jsonl")?,
+                out.jsonl_appender("events.jsonl")?,
+            )
+        }
+    };
     let r = &cfg.runtime;
     let invoker: Arc<dyn Invoker> = if r.invoker == "lambda" {
         let l = &cfg.lambda;
@@ -347,13 +520,62 @@ async fn drive(
         invoker,
         ttl,
         prediction,
+        instance,
     };
-    let result = run_steps(&driver, out, &mut metrics, observer, stop, started, threads).await;
-    // Whatever happened, the run's keys go (the TTL is only a safety net).
+    let from = StartingPoint {
+        params,
+        state,
+        losses,
+        restarts,
+    };
+    let result = run_steps(
+        &driver,
+        out,
+        &mut metrics,
+        events_log,
+        observer,
+        stop,
+        started,
+        threads,
+        from,
+    )
+    .await;
+    // No task may still be running when the runtime goes (a handler stalled on a lost store gives up within the
+    // store's retry window).
+    driver
+        .invoker
+        .close(slice_worker::store::RETRY_FOR + Duration::from_secs(5))
+        .await;
+    // Whatever happened, the run's keys go (the TTL is only a safety net) — unless the store was lost: then there
+    // is nothing to reach, and the next attempt or `--resume` deletes what is left before it starts.
+    if matches!(result, Err(RunError::StoreLost(_))) {
+        return result;
+    }
     let cleanup = store.delete_prefix(driver.keys.prefix()).await;
     let summary = result?;
     cleanup?;
     Ok(summary)
+}
+
+/// Where the steps of a split run start: weights and optimizer state of version `plan.first_step - 1`, the losses
+/// of the steps before it, and how often the run restarted after losing its store.
+struct StartingPoint {
+    params: UnitTensors<f32>,
+    state: OptimizerState<f32>,
+    losses: Vec<f64>,
+    restarts: u32,
+}
+
+/// The plan the run in `out` ran with (`plan.json`), typed and as written.
+fn read_run_plan(out: &RunDir) -> Result<(RunPlan, serde_json::Value), RunError> {
+    let path = out.path().join("plan.json");
+    let text = std::fs::read(&path).map_err(crate::error::io(&path))?;
+    let bad = |e: serde_json::Error| {
+        RunError::Mismatch(format!("{}: not a split run's plan: {e}", path.display()))
+    };
+    let value: serde_json::Value = serde_json::from_slice(&text).map_err(bad)?;
+    let plan = serde_json::from_value(value.clone()).map_err(bad)?;
+    Ok((plan, value))
 }
 
 /// The Lambda function of each slice and its memory ([`crate::config::LambdaConfig::function_name`]): the
@@ -374,14 +596,17 @@ pub fn lambda_functions(
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_steps(
     d: &Driver<'_>,
     out: &RunDir,
     metrics: &mut crate::run_dir::JsonlWriter,
+    mut events_log: crate::run_dir::JsonlWriter,
     observer: &mut dyn Observer,
     stop: &AtomicBool,
     started: Instant,
     threads: usize,
+    from: StartingPoint,
 ) -> Result<Summary, RunError> {
     let (plan, keys, store) = (&d.plan, &d.keys, &d.store);
     let opt = &plan.optimizer;
@@ -389,16 +614,19 @@ async fn run_steps(
     store
         .put(&keys.plan(), Bytes::from(plan_json), d.ttl)
         .await?;
-    let params = d.model.init::<f32>(d.cfg.train.seed);
+    let first = plan.first_step;
+    let StartingPoint {
+        params,
+        state,
+        mut losses,
+        restarts,
+    } = from;
+    let start_state = format!("{{\"step\":{}}}", first - 1);
     let mut items = Vec::new();
     for s in 0..plan.slices.len() {
         let range = plan.slice_range(s);
-        let state: Vec<_> = params[range.clone()]
-            .iter()
-            .map(|p| opt.init_state(p))
-            .collect();
         items.push((
-            keys.weights(s, 0),
+            keys.weights(s, first - 1),
             Bytes::from(params_to_bytes(
                 &d.model,
                 range.clone(),
@@ -406,37 +634,43 @@ async fn run_steps(
             )?),
         ));
         items.push((
-            keys.optimizer(s, 0),
+            keys.optimizer(s, first - 1),
             Bytes::from(optimizer_to_bytes(
                 &d.model,
-                range,
+                range.clone(),
                 opt.slots(),
-                &state,
-                "{\"step\":0}".into(),
+                &state[range].to_vec(),
+                start_state.clone(),
             )?),
         ));
     }
+    drop((params, state));
     store.put_many(items, d.ttl).await?;
     observer.started(plan.steps, plan.batch_size);
-    let mut events_log = out.jsonl_writer("events.jsonl")?;
     let timeout = Duration::from_secs_f64(d.cfg.runtime.task_timeout_s);
     let mut tracker = Tracker::new(plan.clone(), timeout, d.cfg.runtime.max_attempts);
+    tracker.stats.store_restarts = restarts;
     let train_start = Instant::now();
-    d.feed(1, &mut tracker).await?;
-    d.feed(2, &mut tracker).await?;
+    d.feed(first, &mut tracker).await?;
+    d.feed(first + 1, &mut tracker).await?;
 
-    let (mut losses, mut step_ms) = (Vec::new(), Vec::new());
+    let mut step_ms: Vec<f64> = Vec::new();
     let slices = plan.slices.len();
-    // Kept versions to delete: (once this step is done, this version).
+    // Kept versions to delete: (once this step is done, this version). The starting version of a resumed run is
+    // one when it falls on a kept step (its first update leaves it in place).
     let mut release: Vec<(u64, u64)> = Vec::new();
-    let mut done_steps = 0u64;
+    if first > 1 && plan.keeps(first - 1) {
+        release.push((first, first - 1));
+    }
+    let mut done_steps = first - 1;
+    let mut instance_checked = Instant::now();
     let mut step_start = Instant::now();
     let mut cursor = "0".to_string();
     let mut last_event = Instant::now();
     let mut late = 0;
     let mut all_events: Vec<TaskEvent> = Vec::new();
     // On a stop request no new step is fed; the steps already fed finish, and their weights are checkpointed.
-    let mut fed_up_to = plan.steps.min(2);
+    let mut fed_up_to = plan.steps.min(first + 1);
     let mut stopping = false;
     while done_steps < plan.steps && !(stopping && done_steps >= fed_up_to) {
         if stop.load(Ordering::Relaxed) && !stopping {
@@ -449,6 +683,10 @@ async fn run_steps(
             .read_events(&keys.events(), &cursor, 1000, Duration::from_millis(100))
             .await?;
         let now = Instant::now();
+        if now.duration_since(instance_checked) > INSTANCE_CHECK {
+            instance_checked = now;
+            d.check_instance().await?;
+        }
         if events.is_empty() && tracker.nothing_due() && last_event.elapsed() > STALL {
             return Err(RunError::Store(format!(
                 "no task reported for {} s after step {done_steps} and none is due",
@@ -468,15 +706,18 @@ async fn run_steps(
                 d.invoke(task, attempt);
             }
         }
-        let overdue = tracker
-            .overdue(now)
-            .map_err(|e| match (e, d.invoker.last_refusal()) {
-                (RunError::Task { task, reason }, Some(refused)) => RunError::Task {
-                    task,
-                    reason: format!("{reason}; the platform refused an invocation: {refused}"),
-                },
-                (e, _) => e,
-            })?;
+        let overdue = match tracker.overdue(now) {
+            // A task out of attempts on a restarted store failed for want of its inputs: say what happened.
+            Err(e) => Err(d.check_instance().await.err().unwrap_or(e)),
+            ok => ok,
+        }
+        .map_err(|e| match (e, d.invoker.last_refusal()) {
+            (RunError::Task { task, reason }, Some(refused)) => RunError::Task {
+                task,
+                reason: format!("{reason}; the platform refused an invocation: {refused}"),
+            },
+            (e, _) => e,
+        })?;
         for (task, attempt) in overdue {
             late += 1;
             if late <= LATE_WARNINGS {

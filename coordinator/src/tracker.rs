@@ -36,6 +36,13 @@ pub struct RuntimeStats {
     pub bytes_out: u64,
     /// Tasks fired more than once (the invariant says 0).
     pub fired_twice: u64,
+    /// Times the run restarted from its checkpoint after losing its store (a Redis restart or outage).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub store_restarts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 struct Due {
@@ -245,6 +252,7 @@ mod tests {
             microbatches: 2,
             batch_size: 2,
             steps: 2,
+            first_step: 1,
             optimizer: OptimizerSpec::Sgd {
                 momentum: 0.0,
                 nesterov: false,

@@ -22,9 +22,9 @@ pub enum Input {
 }
 
 /// How many inputs `F(t, s, m)` waits for: the previous slice's output (or, for slice 0, the driver's data) and,
-/// after the first step, the update of its own slice.
-pub fn forward_dependencies(step: u64) -> usize {
-    if step == 1 {
+/// after the plan's first step, the update of its own slice.
+pub fn forward_dependencies(plan: &RunPlan, step: u64) -> usize {
+    if step <= plan.first_step {
         1
     } else {
         2
@@ -52,7 +52,7 @@ pub fn successors(plan: &RunPlan, task: TaskId) -> Vec<(TaskId, usize)> {
                 slice: slice + 1,
                 mb,
             },
-            forward_dependencies(step),
+            forward_dependencies(plan, step),
         )],
         // The end of a micro-batch's backward through `slice` (B, or the last slice's F).
         TaskId::F { step, slice, mb } | TaskId::B { step, slice, mb } => {
@@ -78,7 +78,7 @@ pub fn successors(plan: &RunPlan, task: TaskId) -> Vec<(TaskId, usize)> {
                         slice,
                         mb,
                     },
-                    forward_dependencies(step + 1),
+                    forward_dependencies(plan, step + 1),
                 )
             })
             .collect(),
@@ -99,7 +99,7 @@ pub fn predecessors(plan: &RunPlan, task: TaskId) -> Vec<Input> {
                     mb,
                 })
             }];
-            if step > 1 {
+            if step > plan.first_step {
                 inputs.push(Input::Task(TaskId::U {
                     step: step - 1,
                     slice,
@@ -133,7 +133,7 @@ pub fn step_tasks(plan: &RunPlan, step: u64) -> Vec<TaskId> {
 /// Whether `task` names a task of this plan (slice, micro-batch and step in range).
 pub fn is_valid(plan: &RunPlan, task: TaskId) -> bool {
     let (slices, m_all) = (plan.slices.len(), plan.microbatches);
-    let step_ok = (1..=plan.steps).contains(&task.step());
+    let step_ok = (plan.first_step..=plan.steps).contains(&task.step());
     step_ok
         && match task {
             TaskId::F { slice, mb, .. } => slice < slices && mb < m_all,
@@ -159,6 +159,7 @@ mod tests {
             microbatches,
             batch_size: microbatches,
             steps,
+            first_step: 1,
             optimizer: OptimizerSpec::Sgd {
                 momentum: 0.0,
                 nesterov: false,
@@ -175,13 +176,22 @@ mod tests {
     }
 
     /// Successors and predecessors are two views of one graph: every edge appears in both, and every task's
-    /// input count matches what its feeders announce.
+    /// input count matches what its feeders announce — also for a resumed run's plan, whose first step waits for
+    /// no update.
     #[test]
     fn successors_and_predecessors_describe_the_same_graph() {
-        for (s, m, t) in [(1, 1, 2), (2, 3, 3), (4, 2, 2), (3, 1, 1)] {
-            let p = plan(s, m, t);
+        for (s, m, t, first) in [
+            (1, 1, 2, 1),
+            (2, 3, 3, 1),
+            (4, 2, 2, 1),
+            (3, 1, 1, 1),
+            (2, 2, 5, 3),
+            (3, 2, 4, 4),
+        ] {
+            let mut p = plan(s, m, t);
+            p.first_step = first;
             let mut fed: HashMap<TaskId, (usize, Vec<Input>)> = HashMap::new();
-            for step in 1..=t {
+            for step in first..=t {
                 for task in step_tasks(&p, step) {
                     assert!(is_valid(&p, task), "{task}");
                     for (next, needed) in successors(&p, task) {
@@ -191,7 +201,7 @@ mod tests {
                     }
                 }
             }
-            for step in 1..=t {
+            for step in first..=t {
                 for task in step_tasks(&p, step) {
                     let preds = predecessors(&p, task);
                     let from_tasks: Vec<Input> = preds
@@ -219,6 +229,10 @@ mod tests {
 
     #[test]
     fn out_of_range_tasks_are_invalid() {
+        let mut resumed = plan(2, 2, 3);
+        resumed.first_step = 2;
+        let before_the_resumed_start = TaskId::U { step: 1, slice: 0 };
+        assert!(!is_valid(&resumed, before_the_resumed_start));
         let p = plan(2, 2, 3);
         for bad in [
             TaskId::F {

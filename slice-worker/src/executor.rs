@@ -566,7 +566,7 @@ impl Worker {
                 dead.push(k.targets(step, mb));
             }
         }
-        if step > 1 {
+        if step > ctx.plan.first_step {
             let old = step - 1;
             let mut tasks: Vec<TaskId> = (0..ctx.plan.microbatches)
                 .flat_map(|mb| {

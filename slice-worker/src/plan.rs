@@ -14,6 +14,10 @@ pub struct RunPlan {
     pub microbatches: usize,
     pub batch_size: usize,
     pub steps: u64,
+    /// The first step this plan runs (1, or the step after the checkpoint a resumed run starts from): its forward
+    /// tasks wait for no update, because the weights of version `first_step - 1` were written by the driver.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub first_step: u64,
     pub optimizer: OptimizerSpec,
     pub schedule: Schedule,
     pub lr: f64,
@@ -39,6 +43,14 @@ pub struct RunPlan {
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(step: &u64) -> bool {
+    *step == 1
 }
 
 impl RunPlan {

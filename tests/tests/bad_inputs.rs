@@ -414,6 +414,7 @@ fn bad_payloads_and_store_values() {
         microbatches: 2,
         batch_size: 8,
         steps: 2,
+        first_step: 1,
         optimizer: cfg.train.optimizer_spec(),
         schedule: cfg.train.schedule_spec(),
         lr: 0.1,

@@ -218,11 +218,13 @@ fn run_fit(
         fit(&cfg, &RunDir::new(&out), &mut progress, &stop)
     }
     .map_err(|e| match e {
-        coordinator::RunError::Interrupted { .. } => anyhow::anyhow!(
-            "{e}\nresume with: trainer fit {} --resume {}",
-            config.display(),
-            out.display()
-        ),
+        coordinator::RunError::Interrupted { .. } | coordinator::RunError::StoreLost(_) => {
+            anyhow::anyhow!(
+                "{e}\nresume with: trainer fit {} --resume {}",
+                config.display(),
+                out.display()
+            )
+        }
         e => e.into(),
     })?;
     let json = serde_json::to_string_pretty(&summary)?;

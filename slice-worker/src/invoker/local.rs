@@ -13,10 +13,10 @@ use crate::store::Store;
 use crate::task::TaskPayload;
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 /// How the local invoker behaves.
 #[derive(Clone, Debug)]
@@ -46,6 +46,21 @@ pub struct LocalInvoker {
     /// Idle containers per function (slice).
     idle: Mutex<HashMap<usize, Vec<Container>>>,
     started: AtomicU64,
+    /// Set by [`super::Invoker::close`]: deliveries that have not started are dropped.
+    closed: AtomicBool,
+    /// Invocations whose handler is running (on a blocking thread that the runtime cannot cancel).
+    running: AtomicUsize,
+    ended: Notify,
+}
+
+/// Counts one running invocation for as long as it lives.
+struct Running(Arc<LocalInvoker>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+        self.0.ended.notify_waiters();
+    }
 }
 
 impl LocalInvoker {
@@ -57,6 +72,9 @@ impl LocalInvoker {
             opts,
             idle: Mutex::new(HashMap::new()),
             started: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            ended: Notify::new(),
         })
     }
 
@@ -113,6 +131,12 @@ impl LocalInvoker {
         let Ok(_permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
+        // Counted before the check, so that `close` either sees this invocation running or it sees `closed`.
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let _running = Running(self.clone());
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         let function = payload.task.slice();
         let (container, cold) = self.container(function).await;
         let invocation = Invocation {
@@ -185,5 +209,25 @@ impl super::Invoker for LocalInvoker {
         if let Some(me) = self.me.upgrade() {
             LocalInvoker::invoke(&me, payload);
         }
+    }
+
+    /// A handler runs on a blocking thread that waits on the runtime: dropping the runtime under it would leave
+    /// that thread waiting forever, so the driver closes the invoker and lets running handlers finish first.
+    fn close(
+        &self,
+        wait: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            self.closed.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + wait;
+            while self.running.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                let ended = self.ended.notified();
+                // Re-checked after registering, so a handler that ended in between is not missed.
+                if self.running.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), ended).await;
+            }
+        })
     }
 }

@@ -12,6 +12,9 @@ pub use lambda::{LambdaClient, LambdaInvoker, LambdaSettings};
 pub use local::{LocalInvoker, LocalOptions};
 
 use crate::task::TaskPayload;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
 /// Starts a task the way the platform's asynchronous invoke does: returns at once; the task, when done, reports
 /// its completion event and starts its successors itself.
@@ -22,5 +25,12 @@ pub trait Invoker: Send + Sync {
     /// task's failure: a task that never started is not a slow task).
     fn last_refusal(&self) -> Option<String> {
         None
+    }
+
+    /// Starts nothing more and waits (up to `wait`) for the invocations running in this process to end: the run
+    /// is over or abandoned, and its task runtime is about to go. Remote invocations are not waited for.
+    fn close(&self, wait: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let _ = wait;
+        Box::pin(async {})
     }
 }

@@ -101,6 +101,12 @@ impl BulkPool {
         }
     }
 
+    /// Drops every idle connection: after one broke (a server restart, a dropped link) the others most likely did
+    /// too, and a retry must not pick them up one failure at a time.
+    pub(super) fn forget_idle(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     fn give_back(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < IDLE {

@@ -93,6 +93,11 @@ impl Store for MemoryStore {
         Ok(keys.iter().map(|k| s.live_value(k, now).cloned()).collect())
     }
 
+    async fn instance(&self) -> StoreResult<String> {
+        // It lives and dies with this process: it cannot restart under a run.
+        Ok("memory".into())
+    }
+
     async fn exists(&self, key: &str) -> StoreResult<bool> {
         let now = Instant::now();
         let s = self.lock();

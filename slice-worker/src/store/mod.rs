@@ -14,7 +14,7 @@ mod url;
 
 pub use keys::Keys;
 pub use memory::MemoryStore;
-pub use redis_store::{RedisStore, CA_ENV};
+pub use redis_store::{RedisStore, CA_ENV, RETRY_FOR};
 pub use url::{has_password, redact_url, without_password};
 
 use async_trait::async_trait;
@@ -66,6 +66,10 @@ pub trait Store: Send + Sync {
 
     /// Reads several values in one round trip, in the order asked.
     async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Bytes>>>;
+
+    /// An identifier of the store's server process that changes when it restarts (Redis's `run_id`): a restarted
+    /// store has lost, or restored from an older snapshot, what the run had in it.
+    async fn instance(&self) -> StoreResult<String>;
 
     /// Whether a key exists.
     async fn exists(&self, key: &str) -> StoreResult<bool>;

@@ -4,14 +4,23 @@
 //! from `REDIS_PASSWORD`. A TLS server whose certificate a public CA did not sign (a private CA, a self-signed test
 //! server) is trusted through `TRAINER_REDIS_CA`, a PEM file of the CA. Errors and `describe()` never show the
 //! password.
+//!
+//! Connection failures are survived: both connections are `redis-rs` connection managers, which reconnect after a
+//! dropped link, and every call that fails on the connection (not on a server error) is retried with exponential
+//! backoff for up to [`RETRY_FOR`] before the error reaches the caller. A retry is safe because every write is
+//! idempotent (versioned keys rewritten with the same bytes, set members counted once) — except that a fan-in whose
+//! reply was lost reports "not fired" on the retry (its flag is already set), so nobody starts that successor: the
+//! run driver's deadline recovers it, the same path as a lost invocation. Whether the server *restarted* (and lost
+//! its data) is a different question, answered by [`Store::instance`].
 
 use super::bulk::{BulkError, BulkPool};
 use super::url::redact_url;
 use super::{Store, StoreError, StoreResult, StreamEntry};
 use async_trait::async_trait;
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
-use std::time::Duration;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 /// Records one completion towards several fan-ins at once. `KEYS`: pairs of (dependency set, its fired flag);
 /// `ARGV`: member, TTL in ms, then the members each set needs. Adding a member twice counts it once; only the call
@@ -35,6 +44,15 @@ return fired
 
 /// How long connecting may take before the store counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a call keeps retrying a failed connection before it gives up: long enough for a dropped link or a
+/// restarted server (about a second here) to come back, short enough that a store that is really gone is reported
+/// while the user still watches.
+pub const RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// The first pause between retries; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(25);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// PEM file of the CA that signed a `rediss://` server's certificate, when the public roots do not cover it.
 pub const CA_ENV: &str = "TRAINER_REDIS_CA";
@@ -79,8 +97,8 @@ fn client_for(url: &str, shown: &str) -> StoreResult<redis::Client> {
 /// A store on a Redis server (`runtime.store = "redis://…"` or `"rediss://…"`).
 pub struct RedisStore {
     url: String,
-    conn: MultiplexedConnection,
-    reader: MultiplexedConnection,
+    conn: ConnectionManager,
+    reader: ConnectionManager,
     fan_in: redis::Script,
     /// Tensor traffic (SET / GET / MGET) on our own RESP connections, for plain-TCP servers.
     bulk: Option<BulkPool>,
@@ -131,10 +149,15 @@ impl RedisStore {
             url: shown.clone(),
             reason,
         };
+        // The manager's own reconnection attempts are few and quick; the patience is in `retrying`.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_min_delay(FIRST_PAUSE)
+            .set_max_delay(MAX_PAUSE);
         let open = || async {
-            match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
-                .await
-            {
+            let manager = ConnectionManager::new_with_config(client.clone(), config.clone());
+            match tokio::time::timeout(CONNECT_TIMEOUT, manager).await {
                 Ok(Ok(c)) => Ok(c),
                 Ok(Err(e)) => Err(unreachable(format!("cannot connect: {e}"))),
                 Err(_) => Err(unreachable(format!(
@@ -209,8 +232,45 @@ impl RedisStore {
         name: &'static str,
         cmd: redis::Cmd,
     ) -> StoreResult<T> {
-        let mut c = self.conn.clone();
-        cmd.query_async(&mut c).await.map_err(|e| self.err(name, e))
+        self.retrying(|| async {
+            let mut c = self.conn.clone();
+            cmd.query_async(&mut c).await.map_err(|e| self.err(name, e))
+        })
+        .await
+    }
+
+    /// Runs `call` again while it fails on the connection, pausing 25 ms, 50 ms, … up to 1 s between tries, for up
+    /// to [`RETRY_FOR`]; a server's error answer is returned at once.
+    async fn retrying<T, F, Fut>(&self, mut call: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        let started = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        let mut retries = 0;
+        loop {
+            match call().await {
+                Err(StoreError::Connection { .. }) if started.elapsed() + pause < RETRY_FOR => {
+                    if let Some(bulk) = &self.bulk {
+                        bulk.forget_idle();
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                    retries += 1;
+                }
+                Err(StoreError::Connection { url, reason }) if retries > 0 => {
+                    return Err(StoreError::Connection {
+                        url,
+                        reason: format!(
+                            "{reason} (still failing after {retries} retries over {:.0} s)",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    })
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -247,10 +307,13 @@ impl Store for RedisStore {
             return Ok(());
         }
         if let Some(bulk) = &self.bulk {
-            return bulk
-                .set_many(&items, ms(ttl))
-                .await
-                .map_err(|e| self.bulk_err("SET (pipeline)", e));
+            return self
+                .retrying(|| async {
+                    bulk.set_many(&items, ms(ttl))
+                        .await
+                        .map_err(|e| self.bulk_err("SET (pipeline)", e))
+                })
+                .await;
         }
         let mut pipe = redis::pipe();
         for (k, v) in &items {
@@ -261,10 +324,13 @@ impl Store for RedisStore {
                 .arg(ms(ttl))
                 .ignore();
         }
-        let mut c = self.conn.clone();
-        pipe.query_async::<()>(&mut c)
-            .await
-            .map_err(|e| self.err("SET (pipeline)", e))
+        self.retrying(|| async {
+            let mut c = self.conn.clone();
+            pipe.query_async::<()>(&mut c)
+                .await
+                .map_err(|e| self.err("SET (pipeline)", e))
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
@@ -277,15 +343,32 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         if let Some(bulk) = &self.bulk {
-            return bulk
-                .get_many(keys)
-                .await
-                .map_err(|e| self.bulk_err("MGET", e));
+            return self
+                .retrying(|| async {
+                    bulk.get_many(keys)
+                        .await
+                        .map_err(|e| self.bulk_err("MGET", e))
+                })
+                .await;
         }
         let v: Vec<Option<Vec<u8>>> = self
             .run("MGET", redis::cmd("MGET").arg(keys).clone())
             .await?;
         Ok(v.into_iter().map(|o| o.map(Bytes::from)).collect())
+    }
+
+    async fn instance(&self) -> StoreResult<String> {
+        let info: String = self
+            .run("INFO server", redis::cmd("INFO").arg("server").clone())
+            .await?;
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("run_id:"))
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::Command {
+                url: self.url.clone(),
+                command: "INFO server",
+                reason: "the answer holds no run_id".into(),
+            })
     }
 
     async fn exists(&self, key: &str) -> StoreResult<bool> {
@@ -303,11 +386,14 @@ impl Store for RedisStore {
         for k in keys {
             pipe.cmd("EXISTS").arg(k);
         }
-        let mut c = self.conn.clone();
-        let n: Vec<u64> = pipe
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.err("EXISTS (pipeline)", e))?;
+        let n: Vec<u64> = self
+            .retrying(|| async {
+                let mut c = self.conn.clone();
+                pipe.query_async(&mut c)
+                    .await
+                    .map_err(|e| self.err("EXISTS (pipeline)", e))
+            })
+            .await?;
         Ok(n.into_iter().map(|n| n > 0).collect())
     }
 
@@ -341,11 +427,15 @@ impl Store for RedisStore {
         for (set, needed) in sets {
             invocation.key(set).key(format!("{set}:fired")).arg(*needed);
         }
-        let mut c = self.conn.clone();
-        let fired: Vec<i64> = invocation
-            .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.err("EVALSHA fan-in", e))?;
+        let fired: Vec<i64> = self
+            .retrying(|| async {
+                let mut c = self.conn.clone();
+                invocation
+                    .invoke_async(&mut c)
+                    .await
+                    .map_err(|e| self.err("EVALSHA fan-in", e))
+            })
+            .await?;
         Ok(fired.into_iter().map(|f| f == 1).collect())
     }
 
@@ -412,11 +502,14 @@ impl Store for RedisStore {
             .arg(stream)
             .arg(ms(ttl))
             .ignore();
-        let mut c = self.conn.clone();
-        let (id,): (String,) = pipe
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.err("XADD", e))?;
+        let (id,): (String,) = self
+            .retrying(|| async {
+                let mut c = self.conn.clone();
+                pipe.query_async(&mut c)
+                    .await
+                    .map_err(|e| self.err("XADD", e))
+            })
+            .await?;
         Ok(id)
     }
 
@@ -433,11 +526,14 @@ impl Store for RedisStore {
             cmd.arg("BLOCK").arg(ms(block));
         }
         cmd.arg("STREAMS").arg(stream).arg(after);
-        let mut c = self.reader.clone();
-        let reply: Option<redis::streams::StreamReadReply> = cmd
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.err("XREAD", e))?;
+        let reply: Option<redis::streams::StreamReadReply> = self
+            .retrying(|| async {
+                let mut c = self.reader.clone();
+                cmd.query_async(&mut c)
+                    .await
+                    .map_err(|e| self.err("XREAD", e))
+            })
+            .await?;
         let mut out = Vec::new();
         for key in reply.map(|r| r.keys).unwrap_or_default() {
             for entry in key.ids {
