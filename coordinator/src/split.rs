@@ -540,6 +540,15 @@ async fn drive(
         from,
     )
     .await;
+    // Any failure on a restarted store (a task out of attempts for want of its inputs, a missing loss) is that
+    // restart's doing: reported as such, so that the run goes on from its checkpoint.
+    let result = match result {
+        Err(e) if !matches!(e, RunError::StoreLost(_)) => match driver.check_instance().await {
+            Err(lost) => Err(lost),
+            Ok(()) => Err(e),
+        },
+        r => r,
+    };
     // No task may still be running when the runtime goes (a handler stalled on a lost store gives up within the
     // store's retry window).
     driver
@@ -706,18 +715,15 @@ async fn run_steps(
                 d.invoke(task, attempt);
             }
         }
-        let overdue = match tracker.overdue(now) {
-            // A task out of attempts on a restarted store failed for want of its inputs: say what happened.
-            Err(e) => Err(d.check_instance().await.err().unwrap_or(e)),
-            ok => ok,
-        }
-        .map_err(|e| match (e, d.invoker.last_refusal()) {
-            (RunError::Task { task, reason }, Some(refused)) => RunError::Task {
-                task,
-                reason: format!("{reason}; the platform refused an invocation: {refused}"),
-            },
-            (e, _) => e,
-        })?;
+        let overdue = tracker
+            .overdue(now)
+            .map_err(|e| match (e, d.invoker.last_refusal()) {
+                (RunError::Task { task, reason }, Some(refused)) => RunError::Task {
+                    task,
+                    reason: format!("{reason}; the platform refused an invocation: {refused}"),
+                },
+                (e, _) => e,
+            })?;
         for (task, attempt) in overdue {
             late += 1;
             if late <= LATE_WARNINGS {

@@ -102,6 +102,29 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        Self::spawn_on(port, dir, extra, tls)
+    }
+
+    /// Kills the server (SIGKILL: nothing saved, every key gone) and starts a new one on the same port, as a
+    /// crashed and restarted Redis node. Plain (non-TLS) servers without extra arguments only.
+    pub fn restart(&mut self) {
+        assert!(self.ca.is_none(), "restart: plain servers only");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fresh = Self::spawn_on(self.port, dir, &[], false);
+        let old = std::mem::replace(self, fresh);
+        // The old value's child is already reaped; its drop only kills a finished process.
+        drop(old);
+    }
+
+    /// Kills the server for good (its port stays closed until [`RedisServer::restart`]).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn_on(port: u16, dir: tempfile::TempDir, extra: &[&str], tls: bool) -> RedisServer {
         let port_s = port.to_string();
         let ports: [&str; 4] = if tls {
             ["--port", "0", "--tls-port", &port_s]

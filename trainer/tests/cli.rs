@@ -1,24 +1,10 @@
 //! `trainer` as a user runs it: a real process, real files, real data where the test names it.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn trainer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .output()
-        .expect("the trainer binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use std::process::Command;
 
 const SYNTHETIC_MLP: &str = r#"
 [model]
@@ -42,19 +28,6 @@ eval_samples = 64
 [checkpoint]
 every = 5
 "#;
-
-fn fit(dir: &Path, config: &Path, out: &str, extra: &[&str]) -> (Output, PathBuf) {
-    let out = dir.join(out);
-    let mut args = vec![
-        "fit",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    (trainer(&args), out)
-}
 
 #[test]
 fn fit_writes_a_complete_run_folder() {
@@ -711,138 +684,6 @@ fn a_split_run_over_tls_as_an_acl_user_matches_and_hides_the_password() {
             path.display()
         );
     }
-}
-
-/// Interrupted by SIGINT or SIGTERM (a clean stop) or killed outright (SIGKILL), `--resume` continues from the last checkpoint
-/// and ends with the bytes of the run that was never interrupted; a corrupt checkpoint, another config and a
-/// finished run are refused with the reason.
-#[test]
-fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = "model = { kind = \"mlp\", widths = [784, 128, 64, 10] }\ndata = { kind = \"synthetic\" }\n\
-                train = { steps = 800, batch_size = 32, microbatches = 2, optimizer = \"adamw\", lr = 0.001, seed = 4 }\n\
-                checkpoint = { every = 40 }\n";
-    let cfg = write(dir.path(), "long.toml", text);
-    let (o, whole) = fit(dir.path(), &cfg, "whole", &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let expected = std::fs::read(whole.join("model.safetensors")).unwrap();
-    let lines = |run: &Path| {
-        std::fs::read_to_string(run.join("metrics.jsonl"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    };
-    // Starts a run and stops it with `signal` once it has trained `after` steps.
-    let interrupted = |name: &str, signal: &str, after: usize| -> PathBuf {
-        let out = dir.path().join(name);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
-            .args([
-                "fit",
-                cfg.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--quiet",
-            ])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("trainer starts");
-        while lines(&out) < after {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before it was interrupted"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let pid = child.id().to_string();
-        let killed = Command::new("kill")
-            .args([signal, pid.as_str()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let o = child.wait_with_output().unwrap();
-        assert!(!o.status.success(), "{name}: finished although interrupted");
-        if signal != "-KILL" {
-            let err = stderr(&o);
-            assert!(err.contains("--resume") && err.contains(name), "{err}");
-        }
-        assert!(lines(&out) < 800, "{name}: not interrupted");
-        out
-    };
-    let resume = |out: &Path, sets: &[&str]| {
-        let mut args = vec![
-            "fit",
-            cfg.to_str().unwrap(),
-            "--resume",
-            out.to_str().unwrap(),
-            "--quiet",
-        ];
-        for s in sets {
-            args.extend(["--set", s]);
-        }
-        trainer(&args)
-    };
-
-    for (name, signal) in [
-        ("sigint", "-INT"),
-        ("sigterm", "-TERM"),
-        ("sigkill", "-KILL"),
-    ] {
-        let out = interrupted(name, signal, 100);
-        let o = resume(&out, &[]);
-        assert!(o.status.success(), "{name}: {}", stderr(&o));
-        assert!(
-            std::fs::read(out.join("model.safetensors")).unwrap() == expected,
-            "{name}: the resumed run's weights differ from the uninterrupted run's"
-        );
-        let steps: Vec<u64> = std::fs::read_to_string(out.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(
-            steps,
-            (1..=800).collect::<Vec<_>>(),
-            "{name}: metrics.jsonl"
-        );
-        // Finished: nothing left to resume.
-        let o = resume(&out, &[]);
-        assert!(
-            !o.status.success() && stderr(&o).contains("already finished"),
-            "{}",
-            stderr(&o)
-        );
-    }
-
-    let out = interrupted("corrupt", "-KILL", 100);
-    let metrics_before = std::fs::read(out.join("metrics.jsonl")).unwrap();
-    // Another config: refused, naming the section.
-    let o = resume(&out, &["train.lr=0.002"]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("[train] differs"),
-        "{}",
-        stderr(&o)
-    );
-    // A flipped byte in the checkpoint's weights: refused, naming the file; the run folder untouched.
-    let path = out.join("checkpoint/model.safetensors");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x40;
-    std::fs::write(&path, &bytes).unwrap();
-    let o = resume(&out, &[]);
-    let err = stderr(&o);
-    assert!(
-        !o.status.success()
-            && err.contains("checkpoint/model.safetensors")
-            && err.contains("checksum"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::read(out.join("metrics.jsonl")).unwrap(),
-        metrics_before
-    );
 }
 
 /// A learning rate that blows the weights up stops the run at the step where values stop being finite, naming the

@@ -1,25 +1,10 @@
 //! `trainer sweep` and `trainer report` as a user runs them: real processes, real run folders, real plots.
 
+mod common;
+use common::*;
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn trainer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .output()
-        .expect("the trainer binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("test file written");
-    p
-}
+use std::path::Path;
 
 /// Three units, two micro-batches: small enough for a test, deep enough for three slices.
 const BASE: &str = r#"

@@ -1,0 +1,122 @@
+//! Writes the seed corpus `fuzz/seeds/{store_values,task_payload}/`: valid encodings made by the product's own
+//! encoders, each behind its selector byte, each checked to decode.
+//!
+//! `cargo run --manifest-path fuzz/Cargo.toml --example make_seeds` (from the repository root).
+
+use models::{ModelSpec, OptimizerSpec, Schedule, Tensor};
+use slice_worker::event::{Status, TaskEvent};
+use slice_worker::task::{TaskId, TaskPayload};
+use std::path::{Path, PathBuf};
+use trainer_fuzz::*;
+
+fn write(dir: &Path, name: &str, selector: u8, body: &[u8]) {
+    let mut bytes = vec![selector];
+    bytes.extend_from_slice(body);
+    std::fs::write(dir.join(name), &bytes).expect("write seed");
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let sv = root.join("store_values");
+    let tp = root.join("task_payload");
+    std::fs::create_dir_all(&sv).expect("mkdir");
+    std::fs::create_dir_all(&tp).expect("mkdir");
+
+    // Store values.
+    let t = Tensor::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![0.5f32, -1.0, 2.0, 3.0, 4.0, 1e-3]).unwrap();
+    let tb = slice_worker::wire::encode_tensor(&t).unwrap();
+    slice_worker::wire::decode_tensor(&tb, KEY).unwrap();
+    write(&sv, "tensor", store_selector(TENSOR, 0, 0), &tb);
+    let y = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[4]), vec![0u32, 2, 1, 2]).unwrap();
+    let yb = slice_worker::wire::encode_targets(&y).unwrap();
+    slice_worker::wire::decode_targets(&yb, KEY).unwrap();
+    write(&sv, "targets", store_selector(TARGETS, 0, 0), &yb);
+
+    let model = model();
+    let params = model.init::<f32>(7);
+    for (ri, name) in [(0u8, "params_all"), (2u8, "params_slice1")] {
+        let range = RANGES[usize::from(ri)].clone();
+        let p = models::checkpoint::params_to_bytes(model, range.clone(), &params[range.clone()]).unwrap();
+        models::checkpoint::params_from_bytes::<f32>(model, range, &p, KEY, true).unwrap();
+        write(&sv, name, store_selector(PARAMS, ri, 0), &p);
+    }
+    for (ri, si, spec, name) in [
+        (0u8, 2u8, OptimizerSpec::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, "optimizer_adamw_all"),
+        (1u8, 1u8, OptimizerSpec::Sgd { momentum: 0.9, weight_decay: 0.0, nesterov: false }, "optimizer_sgd_slice0"),
+    ] {
+        let range = RANGES[usize::from(ri)].clone();
+        let slots = SLOTS[usize::from(si)];
+        assert_eq!(spec.slots(), slots);
+        let state: Vec<_> = params[range.clone()].iter().map(|p| spec.init_state(p)).collect();
+        let o = models::checkpoint::optimizer_to_bytes(model, range.clone(), slots, &state, "{\"step\":0}".into())
+            .unwrap();
+        models::checkpoint::optimizer_from_bytes::<f32>(model, range, slots, &o, KEY).unwrap();
+        write(&sv, name, store_selector(OPTIMIZER, ri, si), &o);
+    }
+
+    // Layer caches: the MLP's (dense units) and a tiny GPT's (embedding, block, head).
+    let x = Tensor::from_shape_vec(ndarray::IxDyn(&[1, 8]), (0..8).map(|i| i as f32 / 8.0).collect()).unwrap();
+    let (_, caches) = model.forward(0..2, &params, x).unwrap();
+    let c = models::cache_codec::caches_to_bytes(caches).unwrap();
+    models::cache_codec::caches_from_bytes::<f32>(&c, KEY).unwrap();
+    write(&sv, "caches_mlp", store_selector(CACHES, 0, 0), &c);
+    let gpt_spec = ModelSpec::Gpt { vocab: 5, context: 3, d_model: 4, n_layers: 1, n_heads: 2 };
+    let gpt = gpt_spec.build().unwrap();
+    let gp = gpt.init::<f32>(7);
+    let ids = Tensor::from_shape_vec(ndarray::IxDyn(&[1, 3]), vec![1.0f32, 4.0, 0.0]).unwrap();
+    let (_, caches) = gpt.forward(0..3, &gp, ids).unwrap();
+    let c = models::cache_codec::caches_to_bytes(caches).unwrap();
+    models::cache_codec::caches_from_bytes::<f32>(&c, KEY).unwrap();
+    write(&sv, "caches_gpt", store_selector(CACHES, 0, 0), &c);
+
+    // Run plans as the driver writes them.
+    let mut p = plan().clone();
+    write(&sv, "plan_mlp", store_selector(PLAN, 0, 0), &serde_json::to_vec(&p).unwrap());
+    p.model = gpt_spec;
+    p.slices = vec![(0, 2), (2, 3)];
+    p.optimizer = OptimizerSpec::Sgd { momentum: 0.9, weight_decay: 0.0, nesterov: true };
+    p.schedule = Schedule::Cosine { warmup: 2, min_lr_ratio: 0.1 };
+    p.first_step = 4;
+    p.keep_every = vec![5];
+    p.recompute = false;
+    p.functions = vec!["slice-0".into(), "slice-1".into()];
+    let pj = serde_json::to_vec(&p).unwrap();
+    serde_json::from_slice::<slice_worker::plan::RunPlan>(&pj).unwrap().model.build().unwrap();
+    write(&sv, "plan_gpt", store_selector(PLAN, 0, 0), &pj);
+
+    // Task payloads, ids and events.
+    let f = TaskPayload::new("r-1", TaskId::F { step: 3, slice: 1, mb: 0 }, 1);
+    write(&tp, "payload_f", PAYLOAD_JSON, f.to_json().as_bytes());
+    let mut u = TaskPayload::new("run_2", TaskId::U { step: 9, slice: 0 }, 2);
+    u.sent_unix_ms = Some(1_800_000_000_000);
+    write(&tp, "payload_u_sent", PAYLOAD_JSON, u.to_json().as_bytes());
+    let b = TaskPayload::new("r-1", TaskId::B { step: 2, slice: 0, mb: 1 }, 3);
+    write(&tp, "lambda_b", LAMBDA_EVENT, b.to_json().as_bytes());
+    write(&tp, "lambda_probe", LAMBDA_EVENT, b"{\"probe\":true}");
+    write(&tp, "task_id_f", TASK_ID, b"F(3,1,0)");
+    write(&tp, "task_id_u", TASK_ID, b"U(9,1)");
+    let mut e = TaskEvent::new(TaskId::B { step: 3, slice: 0, mb: 1 }, 2, "slice-0#1".into(), Status::Skipped("outputs_exist".into()));
+    e.fired = vec![TaskId::U { step: 3, slice: 0 }];
+    e.loss = Some(0.1 + 0.2);
+    e.run_ms = 3.25;
+    let fields = e.to_fields();
+    let mut body = Vec::new();
+    for (k, v) in &fields {
+        if !body.is_empty() {
+            body.push(0);
+        }
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+    }
+    let owned: Vec<(String, String)> = fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    TaskEvent::from_fields(&owned).unwrap();
+    write(&tp, "event_fields", EVENT_FIELDS, &body);
+
+    for d in [&sv, &tp] {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            println!("{} {}", std::fs::metadata(&path).unwrap().len(), path.display());
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! What the fuzz targets run, shared with the seed generator (`examples/make_seeds.rs`).
+//!
+//! Each target reads its first input byte as a selector and hands the rest to one decoder, the way the worker
+//! receives it. Nothing is asserted but "no panic, no hang, no huge allocation": a decoder returning `Err` is fine.
+
+use models::{Activation, Model, ModelSpec, OptimizerSpec, Schedule};
+use slice_worker::dag;
+use slice_worker::event::TaskEvent;
+use slice_worker::plan::RunPlan;
+use slice_worker::store::Keys;
+use slice_worker::task::{TaskId, TaskPayload};
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// The store key the decoders name in their errors.
+pub const KEY: &str = "run:fuzz:w:0:1";
+
+/// `store_values` selector (low part, `byte % 6`).
+pub const TENSOR: u8 = 0;
+pub const TARGETS: u8 = 1;
+pub const PARAMS: u8 = 2;
+pub const OPTIMIZER: u8 = 3;
+pub const CACHES: u8 = 4;
+pub const PLAN: u8 = 5;
+
+/// Unit ranges a slice of the fixed model can have: the whole model, slice 0, slice 1. For `PARAMS` and
+/// `OPTIMIZER`, `(byte / 6) % 3` picks one.
+pub const RANGES: [Range<usize>; 3] = [0..2, 0..1, 1..2];
+
+/// Optimizer slot lists (SGD without momentum, SGD with momentum, AdamW); for `OPTIMIZER`, `(byte / 18) % 3` picks
+/// one. For `PARAMS`, `(byte / 18) % 2 == 0` means strict (the executor's setting).
+pub const SLOTS: [&[&str]; 3] = [&[], &["momentum_buffer"], &["exp_avg", "exp_avg_sq"]];
+
+/// The selector byte for a store-value decoder with a range index and a variant (strictness or slot list).
+pub fn store_selector(kind: u8, range: u8, variant: u8) -> u8 {
+    kind + 6 * (range + 3 * variant)
+}
+
+/// `task_payload` selector (`byte % 4`).
+pub const PAYLOAD_JSON: u8 = 0;
+pub const LAMBDA_EVENT: u8 = 1;
+pub const TASK_ID: u8 = 2;
+pub const EVENT_FIELDS: u8 = 3;
+
+/// The fixed small model the weight and optimizer decoders check against: an MLP 8 → 4 → 3 (two units).
+pub fn model_spec() -> ModelSpec {
+    ModelSpec::Mlp {
+        widths: vec![8, 4, 3],
+        activation: Activation::Relu,
+    }
+}
+
+pub fn model() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| model_spec().build().expect("valid spec"))
+}
+
+/// The plan a decoded payload is checked against: the fixed model cut into two slices, 2 micro-batches, 10 steps.
+pub fn plan() -> &'static RunPlan {
+    static PLAN: OnceLock<RunPlan> = OnceLock::new();
+    PLAN.get_or_init(|| RunPlan {
+        run_id: "fuzz".into(),
+        model: model_spec(),
+        slices: vec![(0, 1), (1, 2)],
+        microbatches: 2,
+        batch_size: 4,
+        steps: 10,
+        first_step: 1,
+        optimizer: OptimizerSpec::Adamw {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+        schedule: Schedule::Constant,
+        lr: 1e-3,
+        ttl_s: 3600,
+        keep_every: Vec::new(),
+        recompute: true,
+        become_successor: true,
+        functions: Vec::new(),
+    })
+}
+
+/// Store values, as the executor decodes them (slice-worker/src/executor.rs).
+pub fn store_values(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let range = RANGES[usize::from((sel / 6) % 3)].clone();
+    match sel % 6 {
+        TENSOR => {
+            let _ = slice_worker::wire::decode_tensor(rest, KEY);
+        }
+        TARGETS => {
+            let _ = slice_worker::wire::decode_targets(rest, KEY);
+        }
+        PARAMS => {
+            let strict = (sel / 18) % 2 == 0;
+            let _ = models::checkpoint::params_from_bytes::<f32>(model(), range, rest, KEY, strict);
+        }
+        OPTIMIZER => {
+            let slots = SLOTS[usize::from((sel / 18) % 3)];
+            let _ = models::checkpoint::optimizer_from_bytes::<f32>(model(), range, slots, rest, KEY);
+        }
+        CACHES => {
+            let _ = models::cache_codec::caches_from_bytes::<f32>(rest, KEY);
+        }
+        _ => {
+            // Worker::run_ctx: the plan under `run:{id}:plan`, then its model.
+            if let Ok(plan) = serde_json::from_slice::<RunPlan>(rest) {
+                let _ = plan.model.build();
+            }
+        }
+    }
+}
+
+/// What the worker does with a decoded payload before it touches the store (Worker::execute, handler::report):
+/// the run's keys, the task's validity against the plan, and for a valid task its slice range and graph edges.
+fn worker_checks(p: &TaskPayload) {
+    let _ = Keys::new(&p.run);
+    let _ = p.since_sent();
+    let _ = p.task.to_string();
+    let plan = plan();
+    if dag::is_valid(plan, p.task) {
+        let _ = plan.slice_range(p.task.slice());
+        let _ = dag::successors(plan, p.task);
+        let _ = dag::predecessors(plan, p.task);
+    }
+}
+
+/// Task payloads, task ids and completion events.
+pub fn task_payload(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    match sel % 4 {
+        PAYLOAD_JSON => {
+            // main.rs outside Lambda: the payload given on the command line.
+            if let Ok(text) = std::str::from_utf8(rest) {
+                if let Ok(p) = TaskPayload::from_json(text) {
+                    worker_checks(&p);
+                }
+            }
+        }
+        LAMBDA_EVENT => {
+            // main.rs under Lambda: the event body as a JSON value, a probe or a payload.
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(rest) {
+                if v.get("probe") == Some(&serde_json::Value::Bool(true)) {
+                    return;
+                }
+                if let Ok(p) = serde_json::from_value::<TaskPayload>(v) {
+                    worker_checks(&p);
+                }
+            }
+        }
+        TASK_ID => {
+            let _ = String::from_utf8_lossy(rest).parse::<TaskId>();
+        }
+        _ => {
+            // Stream entries: flat string pairs, here `key\0value\0key\0value…`.
+            let text = String::from_utf8_lossy(rest);
+            let parts: Vec<&str> = text.split('\0').collect();
+            let fields: Vec<(String, String)> = parts
+                .chunks(2)
+                .map(|kv| (kv[0].to_string(), kv.get(1).copied().unwrap_or("").to_string()))
+                .collect();
+            let _ = TaskEvent::from_fields(&fields);
+        }
+    }
+}

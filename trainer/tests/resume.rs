@@ -1,0 +1,356 @@
+//! `trainer fit --resume` and what a run survives: a clean stop (SIGINT, SIGTERM), a killed coordinator
+//! (SIGKILL), a Redis server that restarts under a split run or drops its connections or goes away — each ending
+//! with the bytes of the run that was never disturbed, or with an error that says how to go on.
+
+mod common;
+use common::*;
+use e2e_tests::redis_server::RedisServer;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Interrupted by SIGINT or SIGTERM (a clean stop) or killed outright (SIGKILL), `--resume` continues from the last checkpoint
+/// and ends with the bytes of the run that was never interrupted; a corrupt checkpoint, another config and a
+/// finished run are refused with the reason.
+#[test]
+fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "model = { kind = \"mlp\", widths = [784, 128, 64, 10] }\ndata = { kind = \"synthetic\" }\n\
+                train = { steps = 800, batch_size = 32, microbatches = 2, optimizer = \"adamw\", lr = 0.001, seed = 4 }\n\
+                checkpoint = { every = 40 }\n";
+    let cfg = write(dir.path(), "long.toml", text);
+    let (o, whole) = fit(dir.path(), &cfg, "whole", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = std::fs::read(whole.join("model.safetensors")).unwrap();
+    // Starts a run and stops it with `signal` once it has trained `after` steps.
+    let interrupted = |name: &str, signal: &str, after: usize| -> PathBuf {
+        let out = dir.path().join(name);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .args([
+                "fit",
+                cfg.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("trainer starts");
+        while steps_written(&out) < after {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it was interrupted"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let pid = child.id().to_string();
+        let killed = Command::new("kill")
+            .args([signal, pid.as_str()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let o = child.wait_with_output().unwrap();
+        assert!(!o.status.success(), "{name}: finished although interrupted");
+        if signal != "-KILL" {
+            let err = stderr(&o);
+            assert!(err.contains("--resume") && err.contains(name), "{err}");
+        }
+        assert!(steps_written(&out) < 800, "{name}: not interrupted");
+        out
+    };
+    let resume = |out: &Path, sets: &[&str]| {
+        let mut args = vec![
+            "fit",
+            cfg.to_str().unwrap(),
+            "--resume",
+            out.to_str().unwrap(),
+            "--quiet",
+        ];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        trainer(&args)
+    };
+
+    for (name, signal) in [
+        ("sigint", "-INT"),
+        ("sigterm", "-TERM"),
+        ("sigkill", "-KILL"),
+    ] {
+        let out = interrupted(name, signal, 100);
+        let o = resume(&out, &[]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(
+            std::fs::read(out.join("model.safetensors")).unwrap() == expected,
+            "{name}: the resumed run's weights differ from the uninterrupted run's"
+        );
+        assert_eq!(
+            metric_steps(&out),
+            (1..=800).collect::<Vec<_>>(),
+            "{name}: metrics.jsonl"
+        );
+        // Finished: nothing left to resume.
+        let o = resume(&out, &[]);
+        assert!(
+            !o.status.success() && stderr(&o).contains("already finished"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
+    let out = interrupted("corrupt", "-KILL", 100);
+    let metrics_before = std::fs::read(out.join("metrics.jsonl")).unwrap();
+    // Another config: refused, naming the section.
+    let o = resume(&out, &["train.lr=0.002"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("[train] differs"),
+        "{}",
+        stderr(&o)
+    );
+    // A flipped byte in the checkpoint's weights: refused, naming the file; the run folder untouched.
+    let path = out.join("checkpoint/model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let o = resume(&out, &[]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success()
+            && err.contains("checkpoint/model.safetensors")
+            && err.contains("checksum"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("metrics.jsonl")).unwrap(),
+        metrics_before
+    );
+}
+
+/// A 3-slice MLP run long enough to be disturbed mid-way (about 10 s on two cores through Redis).
+const SPLIT: &str = "model = { kind = \"mlp\", widths = [784, 64, 32, 32, 10] }\ndata = { kind = \"synthetic\" }\n\
+                     train = { steps = 1200, batch_size = 16, microbatches = 2, optimizer = \"adamw\", lr = 0.001, seed = 4 }\n\
+                     checkpoint = { every = 25 }\nplan = { slices = 3 }\n";
+
+/// `trainer fit CONFIG --out OUT --quiet --set …` in the background, its stderr kept.
+fn start_fit(cfg: &Path, out: &Path, sets: &[String]) -> Child {
+    let mut args = vec![
+        "fit".to_string(),
+        cfg.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--quiet".into(),
+    ];
+    for s in sets {
+        args.extend(["--set".into(), s.clone()]);
+    }
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trainer starts")
+}
+
+/// Waits until the run in `out` has written `steps` steps; fails if it ended first.
+fn wait_for_steps(child: &mut Child, out: &Path, steps: usize) {
+    while steps_written(out) < steps {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before step {steps}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `trainer fit CONFIG --resume OUT --quiet --set …`.
+fn resume(cfg: &Path, out: &Path, sets: &[String]) -> std::process::Output {
+    let mut args = vec![
+        "fit".to_string(),
+        cfg.display().to_string(),
+        "--resume".into(),
+        out.display().to_string(),
+        "--quiet".into(),
+    ];
+    for s in sets {
+        args.extend(["--set".into(), s.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    trainer(&args)
+}
+
+/// The bytes every run of `cfg` must end with: the single-process run's.
+fn reference_weights(dir: &Path, cfg: &Path) -> Vec<u8> {
+    let (o, run) = fit(dir, cfg, "reference", &["--set", "plan.slices=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::read(run.join("model.safetensors")).unwrap()
+}
+
+/// `redis-cli -p PORT ARGS…`'s answer.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let o = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli is installed with redis-server");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn plan_json(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap()
+}
+
+/// Every update task of steps 1..=`steps` reported in `events.jsonl` and none of a later step (the events of the
+/// work redone after the checkpoint are not there twice as stale copies of a dead namespace's).
+fn assert_events_cover(out: &Path, steps: u64, slices: u64) {
+    let mut updates = std::collections::BTreeSet::new();
+    for line in std::fs::read_to_string(out.join("events.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let task = e["task"].as_str().unwrap().to_string();
+        if task.starts_with('U') && e["status"] != "failed" {
+            updates.insert(task);
+        }
+    }
+    let expected: std::collections::BTreeSet<String> = (1..=steps)
+        .flat_map(|t| (0..slices).map(move |s| format!("U({t},{s})")))
+        .collect();
+    assert_eq!(updates, expected, "update events in events.jsonl");
+}
+
+/// A split run stopped by SIGINT (in-memory store) or killed by SIGKILL (Redis, its keys left behind) resumes under
+/// a fresh namespace — the killed run's keys deleted, none left at the end — and ends with the single-process
+/// run's bytes, its metrics and events covering every step once.
+#[test]
+fn a_killed_split_run_resumes_under_a_fresh_namespace_to_the_reference_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "split.toml", SPLIT);
+    let expected = reference_weights(dir.path(), &cfg);
+    let redis = RedisServer::start(&[]);
+    let on_redis = vec![format!("runtime.store={}", redis.url())];
+    for (name, signal, sets) in [
+        ("sigint-memory", "-INT", Vec::new()),
+        ("sigkill-redis", "-KILL", on_redis.clone()),
+    ] {
+        let out = dir.path().join(name);
+        let mut child = start_fit(&cfg, &out, &sets);
+        wait_for_steps(&mut child, &out, 130);
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let o = child.wait_with_output().unwrap();
+        assert!(!o.status.success(), "{name}: finished although interrupted");
+        if signal == "-INT" {
+            assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+        }
+        let killed_run = plan_json(&out)["run_id"].as_str().unwrap().to_string();
+        if !sets.is_empty() {
+            assert_ne!(
+                redis_cli(redis.port, &["DBSIZE"]),
+                "0",
+                "the killed run left nothing behind: the cleanup is not tested"
+            );
+        }
+        let o = resume(&cfg, &out, &sets);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(
+            std::fs::read(out.join("model.safetensors")).unwrap() == expected,
+            "{name}: the resumed split run's weights differ from the reference"
+        );
+        assert_eq!(metric_steps(&out), (1..=1200).collect::<Vec<_>>(), "{name}");
+        assert_events_cover(&out, 1200, 3);
+        let plan = plan_json(&out);
+        assert_ne!(
+            plan["run_id"],
+            killed_run.as_str(),
+            "{name}: same namespace"
+        );
+        assert!(plan["first_step"].as_u64().unwrap() > 1, "{name}: {plan}");
+        if !sets.is_empty() {
+            assert_eq!(
+                redis_cli(redis.port, &["DBSIZE"]),
+                "0",
+                "keys left in Redis after the resumed run"
+            );
+        }
+    }
+}
+
+/// Redis drops every client connection five times (transient: retried, no step lost or redone), then crashes and
+/// comes back empty: the driver sees the new server, restarts once from the last checkpoint under a fresh
+/// namespace and ends with the reference bytes.
+#[test]
+fn a_split_run_survives_dropped_connections_and_a_redis_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "split.toml", SPLIT);
+    let expected = reference_weights(dir.path(), &cfg);
+    let mut redis = RedisServer::start(&[]);
+    let out = dir.path().join("run");
+    let mut child = start_fit(&cfg, &out, &[format!("runtime.store={}", redis.url())]);
+    for k in 1..=5 {
+        wait_for_steps(&mut child, &out, 60 * k);
+        let killed: u64 = redis_cli(redis.port, &["CLIENT", "KILL", "TYPE", "normal"])
+            .parse()
+            .unwrap_or(0);
+        assert!(killed >= 2, "CLIENT KILL closed {killed} connections");
+    }
+    wait_for_steps(&mut child, &out, 400);
+    redis.restart();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("restarted during the run") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(out.join("model.safetensors")).unwrap() == expected,
+        "the weights differ from the reference after the Redis restart"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["runtime"]["store_restarts"], 1,
+        "one restart for the crash, none for the dropped connections"
+    );
+    assert_eq!(metric_steps(&out), (1..=1200).collect::<Vec<_>>());
+    assert_events_cover(&out, 1200, 3);
+    assert_eq!(redis_cli(redis.port, &["DBSIZE"]), "0");
+}
+
+/// Redis goes away and does not come back within `runtime.store_wait_s`: the run stops with an error that names the
+/// store and says how to resume (no panic, no hang); once Redis is back, `--resume` ends with the reference bytes.
+#[test]
+fn a_store_gone_for_good_stops_the_run_with_a_resumable_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "split.toml", SPLIT);
+    let expected = reference_weights(dir.path(), &cfg);
+    let mut redis = RedisServer::start(&[]);
+    let out = dir.path().join("run");
+    let sets = vec![
+        format!("runtime.store={}", redis.url()),
+        "runtime.store_wait_s=1".to_string(),
+    ];
+    let mut child = start_fit(&cfg, &out, &sets);
+    wait_for_steps(&mut child, &out, 100);
+    redis.kill();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success(), "finished without its store");
+    assert!(
+        err.contains(&format!("127.0.0.1:{}", redis.port))
+            && err.contains("store_wait_s")
+            && err.contains("resume with: trainer fit")
+            && !err.contains("panicked"),
+        "{err}"
+    );
+    redis.restart();
+    let o = resume(&cfg, &out, &sets);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(out.join("model.safetensors")).unwrap() == expected);
+    assert_eq!(metric_steps(&out), (1..=1200).collect::<Vec<_>>());
+}
