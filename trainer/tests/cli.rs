@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const SYNTHETIC_MLP: &str = r#"

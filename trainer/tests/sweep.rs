@@ -5,6 +5,7 @@ use common::*;
 
 use serde_json::Value;
 use std::path::Path;
+use std::process::Output;
 
 /// Three units, two micro-batches: small enough for a test, deep enough for three slices.
 const BASE: &str = r#"
