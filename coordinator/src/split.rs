@@ -748,6 +748,8 @@ async fn run_steps(
                 fed_up_to = (step + 2).min(plan.steps);
             }
             tracker.forget_before(step.saturating_sub(1));
+            // The events read so far leave the stream (a long run would otherwise keep every one in the store).
+            store.trim_events(&keys.events(), &cursor).await?;
             let loss = d.step_loss(step).await?;
             if !loss.is_finite() {
                 return Err(RunError::NotFinite { step, loss });

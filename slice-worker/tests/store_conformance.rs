@@ -224,6 +224,16 @@ async fn events_stream_in_order_and_wake_readers(s: Arc<dyn Store>) {
         .expect("reader woke")
         .unwrap();
     assert_eq!(woke.len(), 1);
+    // Trimmed up to the reader's cursor: what it read goes, the cursor entry and what follows stay.
+    s.trim_events(&stream, &ids[2]).await.unwrap();
+    let left: Vec<String> = s
+        .read_events(&stream, "0", 10, Duration::ZERO)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec![ids[2].clone(), woke[0].id.clone()]);
 }
 
 async fn conformance(s: Arc<dyn Store>) {

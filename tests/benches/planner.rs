@@ -21,6 +21,7 @@ fn profile(n: usize) -> Profile {
         microbatch: 16,
         threads: 1,
         optimizer_slots: 1,
+        input_bytes: 0,
         units: (0..n)
             .map(|i| UnitProfile {
                 name: format!("u{i}"),

@@ -178,6 +178,7 @@ fn synthetic_profile(n: usize) -> Profile {
         microbatch: 16,
         threads: 1,
         optimizer_slots: 1,
+        input_bytes: 0,
         units: (0..n).map(unit).collect(),
         store: StoreProfile {
             store: "memory".into(),

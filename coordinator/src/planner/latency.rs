@@ -12,6 +12,16 @@ use super::profile::{Profile, TransferFit};
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
+/// Redis's bytes for a key beyond its value: 180 B measured on Redis 7.0 (jemalloc) for a run key (a 45-byte
+/// name) holding 8 bytes with a TTL (20,000 keys, `used_memory` before and after).
+const KEY_BYTES: f64 = 180.0;
+/// A dependency set of one member with its fired flag: 418 B measured the same way.
+const FAN_IN_BYTES: f64 = 420.0;
+/// One completion event (20 fields) in the stream: 207 B measured the same way.
+const EVENT_BYTES: f64 = 210.0;
+/// Large values sit in jemalloc size classes, four per doubling: up to 25 % above their length.
+const VALUE_SLACK: f64 = 1.25;
+
 /// `ln X ~ N(mu, sigma²)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LogNormal {
@@ -265,6 +275,38 @@ impl<'a> TaskModel<'a> {
         }
     }
 
+    /// What a slice (the model's `first`, its `last`) holds in the store at its peak: two versions of its weights and optimizer state, each
+    /// micro-batch's parameter gradients, output, input and (without recompute) layer caches — for the first slice
+    /// the data of the step and of the two the driver feeds ahead — plus Redis's own bytes for every key, fan-in
+    /// set and the stream's unread events (two steps' worth: the driver trims it as steps end).
+    fn store_bytes(
+        &self,
+        first: bool,
+        shape: PlanShape,
+        z: &SliceSizes,
+        slots: f64,
+        last: bool,
+    ) -> f64 {
+        let m = shape.microbatches as f64;
+        let cached = !shape.recompute;
+        let data = if first {
+            3.0 * self.profile.input_bytes as f64
+        } else {
+            z.input
+        };
+        let cache = if cached { z.cache } else { 0.0 };
+        let values = 2.0 * (1.0 + slots) * z.params + m * (z.params + z.output + data + cache);
+        let per_microbatch_keys = 2.0 // output (or loss), parameter gradients
+            + f64::from(u8::from(!first)) // the gradient sent back
+            + f64::from(u8::from(cached))
+            + if first { 6.0 } else { 0.0 } // inputs and targets of three steps
+            + f64::from(u8::from(last)); // targets
+        let keys = 4.0 + 1.0 + m * per_microbatch_keys;
+        let fan_ins = 1.0 + m * (2.0 + f64::from(u8::from(!last))); // U; F of this and the next step; B
+        let events = 2.0 * (1.0 + m * (1.0 + f64::from(u8::from(!last))));
+        VALUE_SLACK * values + KEY_BYTES * keys + FAN_IN_BYTES * fan_ins + EVENT_BYTES * events
+    }
+
     /// Time to move `bytes` one way with a function of `memory_mb` (the slower of the store's measured rate and
     /// the function's network share), plus encoding them (put) or decoding them (get), scaled by the vCPU share.
     fn transfer_ms(&self, put: bool, bytes: f64, memory_mb: u32) -> f64 {
@@ -423,10 +465,7 @@ impl<'a> TaskModel<'a> {
         };
         let z = self.sizes(units);
         let slots = self.profile.optimizer_slots as f64;
-        let m = shape.microbatches as f64;
-        let stored_cache = if shape.recompute { 0.0 } else { z.cache };
-        let store_bytes =
-            2.0 * (1.0 + slots) * z.params + m * (z.params + z.output + z.input + stored_cache);
+        let store_bytes = self.store_bytes(units.0 == 0, shape, &z, slots, last);
         SliceModel {
             units,
             memory_mb,

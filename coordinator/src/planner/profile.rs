@@ -23,6 +23,9 @@ pub struct Profile {
     pub threads: usize,
     /// Optimizer state slots per parameter (SGD with momentum 1, AdamW 2, plain SGD 0).
     pub optimizer_slots: usize,
+    /// Bytes of one micro-batch of model input as the driver stores it (0 in profiles written before it existed).
+    #[serde(default)]
+    pub input_bytes: u64,
     pub units: Vec<UnitProfile>,
     pub store: StoreProfile,
     /// Turning tensors into store values and back (safetensors encode / decode), by size: paid on every byte a
@@ -87,6 +90,7 @@ impl Profile {
         let scale = |v: &[f64]| v.iter().map(|x| x * k).collect::<Vec<f64>>();
         let mut p = self.clone();
         p.microbatch = samples;
+        p.input_bytes = (p.input_bytes as f64 * k).round() as u64;
         for u in &mut p.units {
             u.forward_ms = scale(&u.forward_ms);
             u.backward_ms = scale(&u.backward_ms);
@@ -417,10 +421,13 @@ pub async fn profile_async(cfg: &Config, batch: &Batch, reps: usize) -> Result<P
         Arc::new(RedisStore::connect(&cfg.runtime.store).await?)
     };
     let (store, task_overhead_ms) = profile_store(store.as_ref(), reps.max(1)).await?;
+    let microbatch = cfg.train.batch_size / microbatches;
     Ok(Profile {
-        microbatch: cfg.train.batch_size / microbatches,
+        microbatch,
         threads: 1,
         optimizer_slots: cfg.train.optimizer_spec().slots().len(),
+        // f32 features or u32 tokens: four bytes a value.
+        input_bytes: (model.input_shape().iter().product::<usize>() * microbatch * 4) as u64,
         units,
         store,
         codec: profile_codec(reps.max(1))?,

@@ -217,6 +217,14 @@ impl Store for MemoryStore {
         Ok(id)
     }
 
+    async fn trim_events(&self, stream: &str, before: &str) -> StoreResult<()> {
+        let before = parse_id(before);
+        if let Some((entries, _)) = self.lock().streams.get_mut(stream) {
+            entries.retain(|e| parse_id(&e.id) >= before);
+        }
+        Ok(())
+    }
+
     async fn read_events(
         &self,
         stream: &str,

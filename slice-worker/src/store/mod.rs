@@ -123,6 +123,10 @@ pub trait Store: Send + Sync {
         ttl: Duration,
     ) -> StoreResult<String>;
 
+    /// Deletes the stream's entries older than id `before` (`XTRIM MINID`): the reader has them, and a stream that
+    /// keeps every event of a long run grows by its task count every step.
+    async fn trim_events(&self, stream: &str, before: &str) -> StoreResult<()>;
+
     /// Events after id `after` (`"0"` for all), at most `max`, waiting up to `block` for the first one.
     async fn read_events(
         &self,

@@ -513,6 +513,19 @@ impl Store for RedisStore {
         Ok(id)
     }
 
+    async fn trim_events(&self, stream: &str, before: &str) -> StoreResult<()> {
+        self.run::<u64>(
+            "XTRIM",
+            redis::cmd("XTRIM")
+                .arg(stream)
+                .arg("MINID")
+                .arg(before)
+                .clone(),
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn read_events(
         &self,
         stream: &str,
