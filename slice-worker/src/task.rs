@@ -128,7 +128,15 @@ impl TaskPayload {
 
     /// Parses a payload, naming what is wrong.
     pub fn from_json(text: &str) -> Result<TaskPayload, String> {
-        serde_json::from_str(text).map_err(|e| format!("malformed task payload: {e}"))
+        let p: TaskPayload =
+            serde_json::from_str(text).map_err(|e| format!("malformed task payload: {e}"))?;
+        if p.attempt == 0 {
+            return Err(format!(
+                "malformed task payload: attempt 0 of {} (attempts count from 1)",
+                p.task
+            ));
+        }
+        Ok(p)
     }
 }
 

@@ -390,6 +390,14 @@ fn bad_payloads_and_store_values() {
         &["malformed task payload"],
     );
     check(
+        "attempt 0",
+        &worker(
+            &[r#"{"run":"r","task":{"kind":"U","step":1,"slice":0},"attempt":0}"#],
+            &url,
+        ),
+        &["attempt 0 of U(1,0)"],
+    );
+    check(
         "unknown run",
         &worker(&[&payload("no-such-run", f0)], &url),
         &["no-such-run"],
@@ -493,6 +501,31 @@ fn bad_payloads_and_store_values() {
         put(keys.inputs(1, 0), input);
         check(run, &worker(&[&payload(run, f0)], &url), &[&names(&keys)]);
     }
+    // A stale attempt: a late delivery of a task whose slice has already updated for its step does nothing — it
+    // reports itself superseded and writes no key but its event (a real platform delivers such late copies).
+    let keys = Keys::new("stale").expect("keys");
+    put(
+        keys.plan(),
+        serde_json::to_vec(&plan("stale")).expect("json"),
+    );
+    put(keys.done(0, 1), b"1".to_vec());
+    let o = worker(&[&payload("stale", f0)], &url);
+    assert!(
+        o.status.success(),
+        "stale attempt: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let left = rt
+        .block_on(store.keys_with_prefix(keys.prefix()))
+        .expect("keys");
+    assert_eq!(left, vec![keys.done(0, 1), keys.events(), keys.plan()]);
+    let events = rt
+        .block_on(store.read_events(&keys.events(), "0", 10, std::time::Duration::ZERO))
+        .expect("events");
+    assert!(
+        format!("{events:?}").contains("superseded"),
+        "stale attempt: {events:?}"
+    );
     // 4. A task the plan does not have.
     let f9 = r#"{"kind":"F","step":1,"slice":9,"mb":0}"#;
     check(
