@@ -245,6 +245,7 @@ pub fn fit(
     let (model, ds, sampler, total) = open_training(cfg)?;
     let opt = cfg.train.optimizer_spec();
     out.create(cfg)?;
+    let _lock = out.lock()?;
     let metrics = out.jsonl_writer("metrics.jsonl")?;
     let (params, state) = initial_state(&model, &opt, cfg.train.seed);
     let from = Start {
@@ -281,6 +282,7 @@ pub fn resume(
     let started = Instant::now();
     let (model, ds, sampler, total) = open_training(cfg)?;
     let opt = cfg.train.optimizer_spec();
+    let _lock = out.lock()?;
     let (params, state, done) = resume_point(cfg, out, &model, &opt, total, observer)?;
     let losses = crate::resume::keep_metrics_up_to(out.path(), done)?;
     let metrics = out.jsonl_appender("metrics.jsonl")?;

@@ -8,6 +8,7 @@
 //! summary.json           written once, when the run ends
 //! model.safetensors      the weights only, PyTorch state_dict names; bytes depend on the weights alone
 //! optimizer.safetensors  optimizer state `{param}.{slot}` + the training state (step, epoch, seed, data order)
+//! run.lock               held (flock) by the process training in the folder: a second one is refused
 //! checkpoint/            what `--resume` reads: the same two files and `checkpoint.json` (step, sha256 of each),
 //!                        written as a whole folder and swapped in by renames, so a kill at any moment leaves one
 //!                        complete checkpoint (`checkpoint/`, or `checkpoint.old/` / `checkpoint.next/` mid-swap)
@@ -35,6 +36,12 @@ pub fn read_events(dir: &Path) -> Result<Vec<slice_worker::event::TaskEvent>, Ru
                 .map_err(|e| RunError::Mismatch(format!("{} line {}: {e}", path.display(), i + 1)))
         })
         .collect()
+}
+
+/// An exclusive lock on a run folder, held while a process trains in it. The kernel drops it with the process,
+/// however it ends, so a killed run never leaves a stale lock behind.
+pub struct RunLock {
+    _file: File,
 }
 
 /// A run folder on disk.
@@ -89,6 +96,36 @@ impl RunDir {
              #   trainer fit config.resolved.toml --out NEW_FOLDER\n{password_note}"
         );
         self.write_bytes("config.resolved.toml", format!("{header}{text}").as_bytes())
+    }
+
+    /// Takes the folder's `run.lock`, refusing (with the holder's pid) when another process trains in it — e.g.
+    /// `--resume` of a run that is still going, whose keys and files it would pull from under it.
+    pub fn lock(&self) -> Result<RunLock, RunError> {
+        let path = self.path.join("run.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)
+                    .and_then(|_| write!(file, "{}\n", std::process::id()))
+                    .map_err(io(&path))?;
+                Ok(RunLock { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                Err(RunError::Mismatch(format!(
+                    "{}: another trainer process (pid {}) is training in this run folder; let it finish or stop it first",
+                    self.path.display(),
+                    holder.trim()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+        }
     }
 
     /// Opens the JSON-lines file `name` for appending (a resumed run).

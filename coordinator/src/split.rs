@@ -316,9 +316,9 @@ async fn drive(
     let (model, ds, sampler, total) = open_training(cfg)?;
     let units = model.units().len();
     // A resumed run keeps its plan (split, micro-batches, functions); only the namespace and first step change.
-    let previous = match launch {
-        Launch::Fresh => None,
-        Launch::Resume => Some(read_run_plan(out)?),
+    let (previous, mut lock) = match launch {
+        Launch::Fresh => (None, None),
+        Launch::Resume => (Some(read_run_plan(out)?), Some(out.lock()?)),
     };
     // The planner decides what the config leaves to it (`slices = "auto"`, `microbatches = "auto"`), from a quick
     // profile of this machine and store; the run then uses a resolved copy of the config with its choices.
@@ -465,6 +465,7 @@ async fn drive(
     let (mut metrics, events_log) = match launch {
         Launch::Fresh => {
             out.create(cfg)?;
+            lock = Some(out.lock()?);
             out.write_json("plan.json", &plan_json)?;
             (
                 out.jsonl_writer("metrics.jsonl")?,
@@ -528,6 +529,7 @@ async fn drive(
         losses,
         restarts,
     };
+    let _held = lock;
     let result = run_steps(
         &driver,
         out,

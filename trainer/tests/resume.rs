@@ -220,8 +220,8 @@ fn assert_events_cover(out: &Path, steps: u64, slices: u64) {
     assert_eq!(updates, expected, "update events in events.jsonl");
 }
 
-/// A split run stopped by SIGINT (in-memory store) or killed by SIGKILL (Redis, its keys left behind) resumes under
-/// a fresh namespace — the killed run's keys deleted, none left at the end — and ends with the single-process
+/// A split run stopped by SIGINT (in-memory store) or killed by SIGKILL (Redis, its keys left behind) at a random
+/// step, and refusing a second process meanwhile, resumes under a fresh namespace — the killed run's keys deleted, none left at the end — and ends with the single-process
 /// run's bytes, its metrics and events covering every step once.
 #[test]
 fn a_killed_split_run_resumes_under_a_fresh_namespace_to_the_reference_bytes() {
@@ -236,7 +236,23 @@ fn a_killed_split_run_resumes_under_a_fresh_namespace_to_the_reference_bytes() {
     ] {
         let out = dir.path().join(name);
         let mut child = start_fit(&cfg, &out, &sets);
-        wait_for_steps(&mut child, &out, 130);
+        // A different moment on every run (printed, to reproduce a failure): the resume must not depend on it.
+        let at = 30
+            + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as usize
+                % 400;
+        eprintln!("{name}: interrupted after step {at}");
+        wait_for_steps(&mut child, &out, at);
+        // While it runs, the folder is its own: a resume is refused, naming the process.
+        let o = resume(&cfg, &out, &sets);
+        assert!(
+            !o.status.success()
+                && stderr(&o).contains(&format!("another trainer process (pid {})", child.id())),
+            "{}",
+            stderr(&o)
+        );
         let killed = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()
