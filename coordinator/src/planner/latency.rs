@@ -9,8 +9,9 @@
 
 use super::platform::{Platform, PlatformKind};
 use super::profile::{Profile, TransferFit};
-use rand::Rng;
+use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Normal};
+use std::sync::Arc;
 
 /// Redis's bytes for a key beyond its value: 180 B measured on Redis 7.0 (jemalloc) for a run key (a 45-byte
 /// name) holding 8 bytes with a TTL (20,000 keys, `used_memory` before and after).
@@ -116,6 +117,24 @@ pub struct SliceModel {
     /// Bytes one step leaves in the store for this slice at its peak.
     pub store_bytes: f64,
     pub last: bool,
+    /// From a profile corrected by a previous run: its measured ÷ modelled ratios of each kind (forward, backward,
+    /// update), divided by their median. Monte Carlo then draws a task's time as its modelled median times one of
+    /// them (a bootstrap), keeping the measured tail — occasional tasks at 2–5× their usual time, which a
+    /// log-normal fitted to the same ratios thins out.
+    pub tails: Option<Arc<[Vec<f64>; 3]>>,
+}
+
+impl SliceModel {
+    /// One draw of the run time of this slice's task of kind `kind` (0 forward, 1 backward, 2 update).
+    pub fn sample<R: Rng>(&self, kind: usize, rng: &mut R) -> f64 {
+        let dist = [&self.forward, &self.backward, &self.update][kind];
+        match self.tails.as_ref().map(|t| &t[kind]) {
+            Some(r) if !r.is_empty() && dist.median() > 0.0 => {
+                dist.median() * r[rng.random_range(0..r.len())]
+            }
+            _ => dist.sample(rng),
+        }
+    }
 }
 
 /// What the plan fixes besides cuts and memory.
@@ -191,6 +210,8 @@ pub struct TaskModel<'a> {
     cache: Vec<f64>,
     /// Corrections from a previous run (forward, backward, update): ratio median and the log-spread to add.
     correction: [(f64, f64); 3],
+    /// The same run's ratios divided by their median, for [`SliceModel::sample`].
+    tails: Option<Arc<[Vec<f64>; 3]>>,
 }
 
 /// The median and log-spread of observed ratios; (1, 0) when there are none.
@@ -254,6 +275,21 @@ impl<'a> TaskModel<'a> {
                 ],
                 None => [(1.0, 0.0); 3],
             },
+            tails: profile.observed.as_ref().map(|o| {
+                let normalised = |ratios: &[f64]| {
+                    let (k, _) = correction(ratios);
+                    ratios
+                        .iter()
+                        .filter(|r| r.is_finite() && **r > 0.0)
+                        .map(|r| r / k)
+                        .collect::<Vec<f64>>()
+                };
+                Arc::new([
+                    normalised(&o.forward),
+                    normalised(&o.backward),
+                    normalised(&o.update),
+                ])
+            }),
         }
     }
 
@@ -479,6 +515,7 @@ impl<'a> TaskModel<'a> {
             predicted_peak_mb: self.peak_mb(units, shape),
             store_bytes,
             last,
+            tails: self.tails.clone(),
         }
     }
 }

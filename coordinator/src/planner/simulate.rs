@@ -249,18 +249,18 @@ pub fn simulate(
                 sl.invoke_ms + cold
             };
             for m in 0..m_n {
-                let run = sl.forward.sample(&mut rng) + if m == 0 { sl.weights_ms } else { 0.0 };
+                let run = sl.sample(0, &mut rng) + if m == 0 { sl.weights_ms } else { 0.0 };
                 dur[f_id(s, m)] = start(&mut rng, false) + run;
                 billed_ms_gb += billed(run) * gb;
                 run_ms[f_id(s, m)] = run;
                 if s + 1 < s_n {
-                    let run = sl.backward.sample(&mut rng);
+                    let run = sl.sample(1, &mut rng);
                     dur[b_id(s, m)] = start(&mut rng, false) + run;
                     billed_ms_gb += billed(run) * gb;
                     run_ms[b_id(s, m)] = run;
                 }
             }
-            let run = sl.update.sample(&mut rng);
+            let run = sl.sample(2, &mut rng);
             dur[u_id(s)] = start(&mut rng, shape.become_successor) + run;
             billed_ms_gb += billed(run) * gb;
             run_ms[u_id(s)] = run;
@@ -322,6 +322,7 @@ mod tests {
             predicted_peak_mb: 100.0,
             store_bytes: 0.0,
             last,
+            tails: None,
         }
     }
 
@@ -387,5 +388,39 @@ mod tests {
             0,
         );
         close(slotted.step_ms_p50, 25.0);
+    }
+
+    /// With a run's measured ratios, a task's time is its modelled median times one of them: a quarter of the
+    /// ratios at 4× puts the step's p95 at 4× its p50, where the log-normal fitted to the same ratios (its spread
+    /// added to the constant) stays well below.
+    #[test]
+    fn measured_ratios_carry_their_tail_into_the_step_quantiles() {
+        let shape = PlanShape {
+            microbatches: 1,
+            recompute: true,
+            become_successor: true,
+        };
+        let free = Parallelism {
+            slots: 100,
+            cores: None,
+        };
+        let ratios = vec![1.0, 1.0, 1.0, 4.0];
+        let mut tailed = slice(10.0, 0.0, 0.0, true);
+        tailed.tails = Some(std::sync::Arc::new([
+            ratios.clone(),
+            Vec::new(),
+            Vec::new(),
+        ]));
+        let p = simulate(&[tailed], shape, free, &Pricing::default(), 4000, 7);
+        assert!((p.step_ms_p50 - 10.0).abs() < 1e-9, "{}", p.step_ms_p50);
+        assert!((p.step_ms_p95 - 40.0).abs() < 1e-9, "{}", p.step_ms_p95);
+        let fitted = LogNormal::fit(&ratios);
+        let mut smooth = slice(10.0, 0.0, 0.0, true);
+        smooth.forward = LogNormal {
+            mu: 10f64.ln(),
+            sigma: fitted.sigma,
+        };
+        let q = simulate(&[smooth], shape, free, &Pricing::default(), 4000, 7);
+        assert!(q.step_ms_p95 < 30.0, "{}", q.step_ms_p95);
     }
 }
