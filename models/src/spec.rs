@@ -52,9 +52,65 @@ fn spec_err(field: &str, reason: impl Into<String>) -> ModelError {
     }
 }
 
+/// The most units a model may have: far beyond any model worth slicing, low enough that a spec from an untrusted
+/// place (a plan in the store) cannot make `build` allocate without bound (found by fuzzing).
+pub const MAX_UNITS: usize = 10_000;
+
+/// The most parameters a model may have: 2^34 (64 GiB of f32, six times the largest Lambda function).
+pub const MAX_PARAMS: u128 = 1 << 34;
+
+/// The parameter count of a spec, computed before anything is allocated (wide integers: no overflow).
+fn parameter_count(spec: &ModelSpec) -> u128 {
+    match spec {
+        ModelSpec::Mlp { widths, .. } => widths
+            .windows(2)
+            .map(|w| w[0] as u128 * w[1] as u128 + w[1] as u128)
+            .sum(),
+        ModelSpec::Lenet5 => 61_706,
+        ModelSpec::Gpt {
+            vocab,
+            context,
+            d_model,
+            n_layers,
+            ..
+        } => {
+            let (v, c, d, l) = (
+                *vocab as u128,
+                *context as u128,
+                *d_model as u128,
+                *n_layers as u128,
+            );
+            // Embeddings, blocks (attention 4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d), final LayerNorm, head.
+            v * d + c * d + l * (12 * d * d + 13 * d) + 2 * d + v * d
+        }
+    }
+}
+
 impl ModelSpec {
     /// Checks the spec and lays out its units.
     pub fn build(&self) -> Result<Model> {
+        let (units, field) = match self {
+            ModelSpec::Mlp { widths, .. } => (widths.len().saturating_sub(1), "model.widths"),
+            ModelSpec::Lenet5 => (5, "model.kind"),
+            ModelSpec::Gpt { n_layers, .. } => (n_layers.saturating_add(2), "model.n_layers"),
+        };
+        if units > MAX_UNITS {
+            return Err(spec_err(
+                field,
+                format!("{units} units; at most {MAX_UNITS} are supported"),
+            ));
+        }
+        let params = parameter_count(self);
+        if params > MAX_PARAMS {
+            let field = match self {
+                ModelSpec::Gpt { .. } => "model.d_model",
+                _ => field,
+            };
+            return Err(spec_err(
+                field,
+                format!("the model would have {params} parameters; at most {MAX_PARAMS} (2^34) are supported"),
+            ));
+        }
         match self {
             ModelSpec::Mlp { widths, activation } => {
                 if widths.len() < 2 {
@@ -161,5 +217,59 @@ fn dense(prefix: &str, i: usize, o: usize, activation: Option<Activation>) -> Un
         prefix: prefix.into(),
         linear: Linear::new(i, o, true),
         activation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpt(d_model: usize, n_layers: usize) -> ModelSpec {
+        ModelSpec::Gpt {
+            vocab: 65,
+            context: 16,
+            d_model,
+            n_layers,
+            n_heads: 2,
+        }
+    }
+
+    /// The count checked before building is the count the built model has.
+    #[test]
+    fn the_parameter_count_before_building_matches_the_model() {
+        for spec in [
+            ModelSpec::Mlp {
+                widths: vec![784, 32, 32, 10],
+                activation: Activation::Relu,
+            },
+            ModelSpec::Lenet5,
+            gpt(8, 3),
+        ] {
+            let model = spec.build().expect("a small model builds");
+            let built: u64 = model.costs().iter().map(|c| c.params).sum();
+            assert_eq!(parameter_count(&spec), u128::from(built), "{spec:?}");
+        }
+    }
+
+    /// Specs from the fuzzer's reproducers (a plan in the store names the model): refused by name, before any
+    /// allocation or overflowing product.
+    #[test]
+    fn absurd_sizes_are_refused_before_anything_is_allocated() {
+        for (spec, field) in [
+            (gpt(1 << 62, 1), "model.d_model"),
+            (gpt(8, 1_000_000_000_000), "model.n_layers"),
+            (
+                ModelSpec::Mlp {
+                    widths: vec![1 << 40, 1 << 40],
+                    activation: Activation::Relu,
+                },
+                "model.widths",
+            ),
+        ] {
+            match spec.build() {
+                Err(ModelError::Spec { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{spec:?}: {:?}", other.map(|_| "built")),
+            }
+        }
     }
 }

@@ -137,7 +137,8 @@ pub fn is_valid(plan: &RunPlan, task: TaskId) -> bool {
     step_ok
         && match task {
             TaskId::F { slice, mb, .. } => slice < slices && mb < m_all,
-            TaskId::B { slice, mb, .. } => slice + 1 < slices && mb < m_all,
+            // `slice + 1` would overflow for a slice near usize::MAX (a hostile payload; found by fuzzing).
+            TaskId::B { slice, mb, .. } => slice < slices.saturating_sub(1) && mb < m_all,
             TaskId::U { slice, .. } => slice < slices,
         }
 }
@@ -233,6 +234,13 @@ mod tests {
         resumed.first_step = 2;
         let before_the_resumed_start = TaskId::U { step: 1, slice: 0 };
         assert!(!is_valid(&resumed, before_the_resumed_start));
+        // The fuzzer's reproducer: a backward on slice usize::MAX wrapped `slice + 1` to 0 and passed.
+        let hostile = TaskId::B {
+            step: 1,
+            slice: usize::MAX,
+            mb: 0,
+        };
+        assert!(!is_valid(&resumed, hostile));
         let p = plan(2, 2, 3);
         for bad in [
             TaskId::F {
