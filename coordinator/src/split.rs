@@ -251,6 +251,10 @@ fn run_split(
             result
         });
         match attempt {
+            // Lost before the run began (no plan.json yet): nothing to go on from — an unreachable store.
+            Err(RunError::StoreLost(why)) if !out.path().join("plan.json").exists() => {
+                break Err(RunError::Store(why))
+            }
             Err(RunError::StoreLost(why)) if restarts < cfg.runtime.store_restarts => {
                 restarts += 1;
                 observer.warn(&format!(

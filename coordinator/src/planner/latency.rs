@@ -117,21 +117,74 @@ pub struct SliceModel {
     /// Bytes one step leaves in the store for this slice at its peak.
     pub store_bytes: f64,
     pub last: bool,
-    /// From a profile corrected by a previous run: its measured ÷ modelled ratios of each kind (forward, backward,
-    /// update), divided by their median. Monte Carlo then draws a task's time as its modelled median times one of
-    /// them (a bootstrap), keeping the measured tail — occasional tasks at 2–5× their usual time, which a
-    /// log-normal fitted to the same ratios thins out.
-    pub tails: Option<Arc<[Vec<f64>; 3]>>,
+    /// From a profile corrected by a previous run: its measured spread, drawn from by [`SliceModel::sample`].
+    pub tails: Option<Arc<Tails>>,
+}
+
+/// A previous run's measured spread around the model's medians, split as it happened: a factor per step that all of
+/// a step's tasks share (slow phases of the machine) and what is left to each task, by kind (forward, backward,
+/// update). Monte Carlo draws a step's factor and each task's residual from them (a bootstrap), keeping the
+/// measured tail — occasional tasks at 2–5× their usual time, which a log-normal fitted to the same ratios thins
+/// out — and the way those tasks cluster in time, which independent draws would spread over every step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tails {
+    pub step: Vec<f64>,
+    pub task: [Vec<f64>; 3],
+}
+
+impl Tails {
+    /// From a previous run's observations; profiles written before step factors existed get none, and their
+    /// ratios, divided by their median, as the residuals.
+    fn of(o: &super::profile::Observed) -> Tails {
+        if o.residuals.len() == 3 && !o.step_factors.is_empty() {
+            return Tails {
+                step: o.step_factors.clone(),
+                task: [
+                    o.residuals[0].clone(),
+                    o.residuals[1].clone(),
+                    o.residuals[2].clone(),
+                ],
+            };
+        }
+        let normalised = |ratios: &[f64]| {
+            let (k, _) = correction(ratios);
+            ratios
+                .iter()
+                .filter(|r| r.is_finite() && **r > 0.0)
+                .map(|r| r / k)
+                .collect::<Vec<f64>>()
+        };
+        Tails {
+            step: Vec::new(),
+            task: [
+                normalised(&o.forward),
+                normalised(&o.backward),
+                normalised(&o.update),
+            ],
+        }
+    }
+}
+
+fn pick<R: Rng>(values: &[f64], rng: &mut R) -> f64 {
+    if values.is_empty() {
+        1.0
+    } else {
+        values[rng.random_range(0..values.len())]
+    }
 }
 
 impl SliceModel {
-    /// One draw of the run time of this slice's task of kind `kind` (0 forward, 1 backward, 2 update).
+    /// One draw of a step's common factor (1 without a previous run's spread).
+    pub fn step_factor<R: Rng>(&self, rng: &mut R) -> f64 {
+        self.tails.as_ref().map_or(1.0, |t| pick(&t.step, rng))
+    }
+
+    /// One draw of the run time of this slice's task of kind `kind` (0 forward, 1 backward, 2 update), before the
+    /// step's factor.
     pub fn sample<R: Rng>(&self, kind: usize, rng: &mut R) -> f64 {
         let dist = [&self.forward, &self.backward, &self.update][kind];
-        match self.tails.as_ref().map(|t| &t[kind]) {
-            Some(r) if !r.is_empty() && dist.median() > 0.0 => {
-                dist.median() * r[rng.random_range(0..r.len())]
-            }
+        match self.tails.as_ref() {
+            Some(t) if dist.median() > 0.0 => dist.median() * pick(&t.task[kind], rng),
             _ => dist.sample(rng),
         }
     }
@@ -210,8 +263,8 @@ pub struct TaskModel<'a> {
     cache: Vec<f64>,
     /// Corrections from a previous run (forward, backward, update): ratio median and the log-spread to add.
     correction: [(f64, f64); 3],
-    /// The same run's ratios divided by their median, for [`SliceModel::sample`].
-    tails: Option<Arc<[Vec<f64>; 3]>>,
+    /// The same run's spread, for [`SliceModel::sample`].
+    tails: Option<Arc<Tails>>,
 }
 
 /// The median and log-spread of observed ratios; (1, 0) when there are none.
@@ -275,21 +328,7 @@ impl<'a> TaskModel<'a> {
                 ],
                 None => [(1.0, 0.0); 3],
             },
-            tails: profile.observed.as_ref().map(|o| {
-                let normalised = |ratios: &[f64]| {
-                    let (k, _) = correction(ratios);
-                    ratios
-                        .iter()
-                        .filter(|r| r.is_finite() && **r > 0.0)
-                        .map(|r| r / k)
-                        .collect::<Vec<f64>>()
-                };
-                Arc::new([
-                    normalised(&o.forward),
-                    normalised(&o.backward),
-                    normalised(&o.update),
-                ])
-            }),
+            tails: profile.observed.as_ref().map(|o| Arc::new(Tails::of(o))),
         }
     }
 

@@ -47,6 +47,15 @@ pub struct Observed {
     pub forward: Vec<f64>,
     pub backward: Vec<f64>,
     pub update: Vec<f64>,
+    /// Per steady step: the median of its tasks' ratios, each divided by its kind's median. Slow phases of a
+    /// machine (page-fault storms, a neighbour's burst) slow every task running then, so a step's tasks are slow
+    /// together; this is that common factor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_factors: Vec<f64>,
+    /// Forward, backward and update ratios divided by their kind's median and their step's factor: what is left
+    /// to each task on its own. Empty in profiles written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub residuals: Vec<Vec<f64>>,
 }
 
 /// One unit, at the profile's micro-batch size.
