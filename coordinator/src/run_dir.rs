@@ -112,7 +112,7 @@ impl RunDir {
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0)
-                    .and_then(|_| write!(file, "{}\n", std::process::id()))
+                    .and_then(|_| writeln!(file, "{}", std::process::id()))
                     .map_err(io(&path))?;
                 Ok(RunLock { _file: file })
             }
