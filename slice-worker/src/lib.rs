@@ -4,11 +4,12 @@
 //! protocol and completion events, the executor that runs one forward / backward / update task of one slice, the
 //! invocation body every host shares ([`handler`]: report, *become*, start successors) and the invokers (the local
 //! pool with injected faults; AWS Lambda through the SDK). The `slice-worker` binary (`src/main.rs`) is the function:
-//! the same handler under the Lambda runtime.
+//! the same handler under the Lambda runtime; [`alloc`] is the allocator setting it and `trainer` start with.
 //!
 //! Must not know about: the planner or the CLI. It keeps no state between tasks except an explicit warm-container
 //! cache of weights keyed by version.
 
+pub mod alloc;
 pub mod cpu_clock;
 pub mod dag;
 pub mod event;

@@ -214,6 +214,7 @@ async fn local_main(settings: Settings, payload: TaskPayload) -> Result<(), Stri
 }
 
 fn main() -> ExitCode {
+    slice_worker::alloc::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{}", usage());
