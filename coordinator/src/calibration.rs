@@ -54,9 +54,12 @@ pub fn predict(
     Ok(outcome.chosen.predicted)
 }
 
-/// Steps at the start of a run left out of its measured quantiles (at most a fifth of the run): new containers,
-/// first fetches, memory touched for the first time.
-pub const WARMUP_STEPS: u64 = 2;
+/// Steps at the start of a run left out of its measured quantiles (at most a fifth of the run) and of the corrections
+/// taken from its events: new containers, first fetches, and memory touched for the first time — a container keeps
+/// the last `WEIGHT_CACHE` weight versions decoded, so its first `WEIGHT_CACHE + 1` updates each allocate fresh
+/// memory and pay its page faults (seen: the 8-unit MLP's update at one slice took 40–46 ms in steps 1–5 and 9–10 ms
+/// after). The model predicts the steady state that follows.
+pub const WARMUP_STEPS: u64 = slice_worker::executor::WEIGHT_CACHE as u64 + 2;
 
 fn quantile(v: &[f64], q: f64) -> f64 {
     let mut s = v.to_vec();

@@ -121,7 +121,7 @@ impl RunCtx {
 
 /// How many weight versions a container keeps decoded. Versions are immutable (a key is written once, or
 /// rewritten with the same bytes by a duplicate update), so a cached copy can never be stale.
-const WEIGHT_CACHE: usize = 4;
+pub const WEIGHT_CACHE: usize = 4;
 
 /// One function instance (a container). Keeps nothing between tasks but caches: the parsed plan of each run it has
 /// seen, and the last few weight versions it read or wrote.

@@ -183,8 +183,9 @@ impl SliceModel {
     /// step's factor.
     pub fn sample<R: Rng>(&self, kind: usize, rng: &mut R) -> f64 {
         let dist = [&self.forward, &self.backward, &self.update][kind];
-        match self.tails.as_ref() {
-            Some(t) if dist.median() > 0.0 => dist.median() * pick(&t.task[kind], rng),
+        match self.tails.as_ref().map(|t| &t.task[kind]) {
+            // A kind the previous run has no samples of keeps its log-normal.
+            Some(r) if !r.is_empty() && dist.median() > 0.0 => dist.median() * pick(r, rng),
             _ => dist.sample(rng),
         }
     }
