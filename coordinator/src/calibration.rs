@@ -61,6 +61,11 @@ pub fn predict(
 /// after). The model predicts the steady state that follows.
 pub const WARMUP_STEPS: u64 = slice_worker::executor::WEIGHT_CACHE as u64 + 2;
 
+/// The warm-up steps of a run of `steps` steps: [`WARMUP_STEPS`], but at most a fifth of the run.
+pub fn warmup_steps(steps: u64) -> u64 {
+    (steps / 5).min(WARMUP_STEPS)
+}
+
 fn quantile(v: &[f64], q: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -73,7 +78,7 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 /// Sets the prediction beside the run's measurements: step times (after warm-up) and the successful task
 /// executions' run times by kind.
 pub fn compare(predicted: &StepPrediction, step_ms: &[f64], events: &[TaskEvent]) -> Calibration {
-    let warmup = (step_ms.len() / 5).min(WARMUP_STEPS as usize);
+    let warmup = warmup_steps(step_ms.len() as u64) as usize;
     let steady = &step_ms[warmup..];
     let kind = |k: char| -> Vec<f64> {
         events

@@ -277,6 +277,7 @@ pub fn observe_run(
         step_factors: Vec::new(),
         residuals: Vec::new(),
     };
+    let warmup = crate::calibration::warmup_steps(plan.steps);
     // (kind, step, ratio) of every steady task, for the step factors.
     let mut by_step: Vec<(usize, u64, f64)> = Vec::new();
     for e in crate::run_dir::read_events(run_dir)? {
@@ -285,7 +286,7 @@ pub fn observe_run(
         if !matches!(e.status, slice_worker::event::Status::Ran)
             || e.run_ms <= 0.0
             || e.cold
-            || e.task.step() <= crate::calibration::WARMUP_STEPS
+            || e.task.step() <= warmup
         {
             continue;
         }
