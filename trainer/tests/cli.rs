@@ -369,25 +369,7 @@ fn a_redis_password_never_reaches_files_or_messages() {
 fn profile_then_plan_prints_a_plan_and_its_json() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
-    let prof = dir.path().join("profile.json");
-    let o = trainer(&[
-        "profile",
-        cfg.to_str().unwrap(),
-        "--out",
-        prof.to_str().unwrap(),
-        "--reps",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = trainer(&[
-        "plan",
-        cfg.to_str().unwrap(),
-        "--profile",
-        prof.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (prof, plan) = profile_and_plan(dir.path(), &cfg);
     assert!(plan["slices"][0]["memory_mb"].as_u64().unwrap() >= 128);
     assert!(plan["predicted"]["step_ms_p95"].as_f64().unwrap() > 0.0);
     let o = trainer(&[

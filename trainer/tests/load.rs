@@ -56,25 +56,7 @@ fn a_thousand_task_step_loses_nothing_and_stays_within_the_predicted_store_memor
     let cfg = write(dir.path(), "load.toml", LOAD);
     // The profile is measured beforehand (on the in-memory store), so that the run itself writes nothing to Redis
     // but its own keys and the peak is the run's.
-    let prof = dir.path().join("profile.json");
-    let o = trainer(&[
-        "profile",
-        cfg.to_str().unwrap(),
-        "--out",
-        prof.to_str().unwrap(),
-        "--reps",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = trainer(&[
-        "plan",
-        cfg.to_str().unwrap(),
-        "--profile",
-        prof.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (prof, plan) = profile_and_plan(dir.path(), &cfg);
     let predicted = plan["store_peak_bytes"].as_f64().unwrap();
 
     let (o, reference) = fit(dir.path(), &cfg, "reference", &["--set", "plan.slices=1"]);

@@ -25,31 +25,9 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
     // Starts a run and stops it with `signal` once it has trained `after` steps.
     let interrupted = |name: &str, signal: &str, after: usize| -> PathBuf {
         let out = dir.path().join(name);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
-            .args([
-                "fit",
-                cfg.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--quiet",
-            ])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("trainer starts");
-        while steps_written(&out) < after {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before it was interrupted"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let pid = child.id().to_string();
-        let killed = Command::new("kill")
-            .args([signal, pid.as_str()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let o = child.wait_with_output().unwrap();
+        let mut child = start_fit(&cfg, &out, &[] as &[&str]);
+        wait_for_steps(&mut child, &out, after);
+        let o = interrupt(child, signal);
         assert!(!o.status.success(), "{name}: finished although interrupted");
         if signal != "-KILL" {
             let err = stderr(&o);
@@ -58,19 +36,6 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
         assert!(steps_written(&out) < 800, "{name}: not interrupted");
         out
     };
-    let resume = |out: &Path, sets: &[&str]| {
-        let mut args = vec![
-            "fit",
-            cfg.to_str().unwrap(),
-            "--resume",
-            out.to_str().unwrap(),
-            "--quiet",
-        ];
-        for s in sets {
-            args.extend(["--set", s]);
-        }
-        trainer(&args)
-    };
 
     for (name, signal) in [
         ("sigint", "-INT"),
@@ -78,7 +43,7 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
         ("sigkill", "-KILL"),
     ] {
         let out = interrupted(name, signal, 100);
-        let o = resume(&out, &[]);
+        let o = resume(&cfg, &out, &[] as &[&str]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         assert!(
             std::fs::read(out.join("model.safetensors")).unwrap() == expected,
@@ -90,7 +55,7 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
             "{name}: metrics.jsonl"
         );
         // Finished: nothing left to resume.
-        let o = resume(&out, &[]);
+        let o = resume(&cfg, &out, &[] as &[&str]);
         assert!(
             !o.status.success() && stderr(&o).contains("already finished"),
             "{}",
@@ -101,7 +66,7 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
     let out = interrupted("corrupt", "-KILL", 100);
     let metrics_before = std::fs::read(out.join("metrics.jsonl")).unwrap();
     // Another config: refused, naming the section.
-    let o = resume(&out, &["train.lr=0.002"]);
+    let o = resume(&cfg, &out, &["train.lr=0.002"]);
     assert!(
         !o.status.success() && stderr(&o).contains("[train] differs"),
         "{}",
@@ -113,7 +78,7 @@ fn an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
-    let o = resume(&out, &[]);
+    let o = resume(&cfg, &out, &[] as &[&str]);
     let err = stderr(&o);
     assert!(
         !o.status.success()
@@ -132,24 +97,33 @@ const SPLIT: &str = "model = { kind = \"mlp\", widths = [784, 64, 32, 32, 10] }\
                      train = { steps = 1200, batch_size = 16, microbatches = 2, optimizer = \"adamw\", lr = 0.001, seed = 4 }\n\
                      checkpoint = { every = 25 }\nplan = { slices = 3 }\n";
 
-/// `trainer fit CONFIG --out OUT --quiet --set …` in the background, its stderr kept.
-fn start_fit(cfg: &Path, out: &Path, sets: &[String]) -> Child {
-    let mut args = vec![
-        "fit".to_string(),
-        cfg.display().to_string(),
-        "--out".into(),
-        out.display().to_string(),
-        "--quiet".into(),
-    ];
+/// `trainer fit CONFIG FLAG OUT --quiet --set …` (FLAG: `--out` or `--resume`).
+fn fit_command(cfg: &Path, flag: &str, out: &Path, sets: &[impl AsRef<str>]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    c.arg("fit").arg(cfg).arg(flag).arg(out).arg("--quiet");
     for s in sets {
-        args.extend(["--set".into(), s.clone()]);
+        c.args(["--set", s.as_ref()]);
     }
-    Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(&args)
+    c
+}
+
+/// `trainer fit CONFIG --out OUT --quiet --set …` in the background, its stderr kept.
+fn start_fit(cfg: &Path, out: &Path, sets: &[impl AsRef<str>]) -> Child {
+    fit_command(cfg, "--out", out, sets)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("trainer starts")
+}
+
+/// Sends `signal` (`-INT`, `-TERM`, `-KILL`) to the run and waits for it to end.
+fn interrupt(child: Child, signal: &str) -> std::process::Output {
+    let killed = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait_with_output().unwrap()
 }
 
 /// Waits until the run in `out` has written `steps` steps; fails if it ended first.
@@ -164,19 +138,10 @@ fn wait_for_steps(child: &mut Child, out: &Path, steps: usize) {
 }
 
 /// `trainer fit CONFIG --resume OUT --quiet --set …`.
-fn resume(cfg: &Path, out: &Path, sets: &[String]) -> std::process::Output {
-    let mut args = vec![
-        "fit".to_string(),
-        cfg.display().to_string(),
-        "--resume".into(),
-        out.display().to_string(),
-        "--quiet".into(),
-    ];
-    for s in sets {
-        args.extend(["--set".into(), s.clone()]);
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    trainer(&args)
+fn resume(cfg: &Path, out: &Path, sets: &[impl AsRef<str>]) -> std::process::Output {
+    fit_command(cfg, "--resume", out, sets)
+        .output()
+        .expect("the trainer binary runs")
 }
 
 /// The bytes every run of `cfg` must end with: the single-process run's.
@@ -253,12 +218,7 @@ fn a_killed_split_run_resumes_under_a_fresh_namespace_to_the_reference_bytes() {
             "{}",
             stderr(&o)
         );
-        let killed = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let o = child.wait_with_output().unwrap();
+        let o = interrupt(child, signal);
         assert!(!o.status.success(), "{name}: finished although interrupted");
         if signal == "-INT" {
             assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));

@@ -269,7 +269,7 @@ pub struct TaskModel<'a> {
 }
 
 /// The median and log-spread of observed ratios; (1, 0) when there are none.
-fn correction(ratios: &[f64]) -> (f64, f64) {
+pub(crate) fn correction(ratios: &[f64]) -> (f64, f64) {
     let d = LogNormal::fit(ratios);
     if ratios.is_empty() || !d.mu.is_finite() {
         (1.0, 0.0)

@@ -331,11 +331,7 @@ fn step_factors(samples: &[(usize, u64, f64)], kinds: [&[f64]; 3]) -> (Vec<f64>,
     };
     // The kind's scale as the correction takes it (the log-normal's median), so that model × residual × factor
     // lands on the measured times.
-    let kind_median: Vec<f64> = kinds
-        .iter()
-        .map(|k| latency::LogNormal::fit(k).median())
-        .map(|m| if m.is_finite() && m > 0.0 { m } else { 1.0 })
-        .collect();
+    let kind_median: Vec<f64> = kinds.iter().map(|k| latency::correction(k).0).collect();
     let mut steps: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
     for &(kind, step, r) in samples {
         steps.entry(step).or_default().push(r / kind_median[kind]);

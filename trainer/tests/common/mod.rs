@@ -54,3 +54,27 @@ pub fn metric_steps(run: &Path) -> Vec<u64> {
         })
         .collect()
 }
+
+/// `trainer profile CONFIG --out DIR/profile.json --reps 2`, then `trainer plan CONFIG --profile … --json`: the
+/// profile's path and the plan.
+pub fn profile_and_plan(dir: &Path, config: &Path) -> (PathBuf, serde_json::Value) {
+    let prof = dir.join("profile.json");
+    let o = trainer(&[
+        "profile",
+        config.to_str().unwrap(),
+        "--out",
+        prof.to_str().unwrap(),
+        "--reps",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = trainer(&[
+        "plan",
+        config.to_str().unwrap(),
+        "--profile",
+        prof.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (prof, serde_json::from_slice(&o.stdout).unwrap())
+}
