@@ -715,6 +715,9 @@ async fn run_steps(
                 task: format!("event {}", entry.id),
                 reason,
             })?;
+            if !tracker.first_copy(&event) {
+                continue;
+            }
             events_log.write(&event)?;
             all_events.push(event.clone());
             if let Some((task, attempt)) = tracker.event(&event, now)? {

@@ -39,6 +39,9 @@ pub struct RuntimeStats {
     /// Times the run restarted from its checkpoint after losing its store (a Redis restart or outage).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub store_restarts: u32,
+    /// Reports read twice from the stream (an append retried after its reply was lost) and dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub report_copies: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -59,6 +62,8 @@ pub struct Tracker {
     fed: HashSet<u64>,
     due: HashMap<TaskId, Due>,
     fired: HashSet<TaskId>,
+    /// (step, report id) of the reports taken in, to recognise a copy.
+    reports: HashSet<(u64, u64)>,
     pub stats: RuntimeStats,
 }
 
@@ -72,6 +77,7 @@ impl Tracker {
             fed: HashSet::new(),
             due: HashMap::new(),
             fired: HashSet::new(),
+            reports: HashSet::new(),
             stats: RuntimeStats::default(),
         }
     }
@@ -117,6 +123,17 @@ impl Tracker {
         for mb in 0..self.plan.microbatches {
             self.check_due(TaskId::F { step, slice: 0, mb }, now);
         }
+    }
+
+    /// Whether `e` is the first copy of its report. A second copy (the same report appended twice: the worker's
+    /// `XADD` retried after the link dropped with its reply) is counted and must be ignored — taken in, it would
+    /// count its firings twice. Reports without an id (older files) are always first.
+    pub fn first_copy(&mut self, e: &TaskEvent) -> bool {
+        if e.report_id == 0 || self.reports.insert((e.task.step(), e.report_id)) {
+            return true;
+        }
+        self.stats.report_copies += 1;
+        false
     }
 
     /// Takes in one event; returns a task to invoke again (a failed one, while it has attempts left).
@@ -231,6 +248,7 @@ impl Tracker {
     pub fn forget_before(&mut self, step: u64) {
         self.done.retain(|t| t.step() >= step);
         self.fired.retain(|t| t.step() >= step);
+        self.reports.retain(|(s, _)| *s >= step);
         self.fed.retain(|s| *s >= step);
     }
 }
@@ -365,5 +383,26 @@ mod tests {
         assert_eq!(tr.stats.fired_twice, 0);
         tr.event(&e, now).unwrap();
         assert_eq!(tr.stats.fired_twice, 1);
+    }
+
+    #[test]
+    fn a_report_read_twice_is_a_copy_and_another_execution_is_not() {
+        let mut tr = Tracker::new(plan(), Duration::from_secs(10), 2);
+        let t = TaskId::F {
+            step: 1,
+            slice: 0,
+            mb: 0,
+        };
+        let e = event(t, 1, Status::Ran);
+        assert!(tr.first_copy(&e));
+        assert!(!tr.first_copy(&e.clone()));
+        // A duplicate delivery runs again and reports anew.
+        assert!(tr.first_copy(&event(t, 1, Status::Skipped("outputs_exist".into()))));
+        let mut old = e.clone();
+        old.report_id = 0;
+        assert!(tr.first_copy(&old) && tr.first_copy(&old));
+        assert_eq!(tr.stats.report_copies, 1);
+        tr.forget_before(2);
+        assert!(tr.reports.is_empty());
     }
 }

@@ -7,6 +7,7 @@
 //! of `run_ms` the handler spent on a CPU.
 
 use crate::task::TaskId;
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 /// How an execution ended.
@@ -62,6 +63,10 @@ pub struct TaskEvent {
     /// The micro-batch loss (last slice), exact bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
+    /// Random, one per report: the same report appended twice to the stream (an `XADD` retried after its reply was
+    /// lost) has the same id, another execution another one. 0 in files written before it existed.
+    #[serde(default)]
+    pub report_id: u64,
 }
 
 impl TaskEvent {
@@ -87,6 +92,7 @@ impl TaskEvent {
             cpu_ms: 0.0,
             start_unix_ms: 0.0,
             loss: None,
+            report_id: rand::rng().random::<u64>().max(1),
         }
     }
 
@@ -169,6 +175,7 @@ mod tests {
             cpu_ms: 3.0,
             start_unix_ms: 1.8e12,
             loss: Some(0.1 + 0.2),
+            report_id: u64::MAX,
         };
         let fields: Vec<(String, String)> = e
             .to_fields()
@@ -184,6 +191,15 @@ mod tests {
         assert_eq!(back, e);
         assert_eq!(back.loss.map(f64::to_bits), e.loss.map(f64::to_bits));
         assert!(TaskEvent::from_fields(&[]).is_err());
+        // Events written before report ids existed still parse (id 0: no copy check).
+        let old = fields[0].1.replace(",\"report_id\":18446744073709551615", "");
+        assert_ne!(old, fields[0].1);
+        let back = TaskEvent::from_fields(&[("e".into(), old)]).unwrap();
+        assert_eq!(back.report_id, 0);
+        assert_ne!(
+            TaskEvent::new(e.task, 1, "w".into(), Status::Ran).report_id,
+            TaskEvent::new(e.task, 1, "w".into(), Status::Ran).report_id
+        );
         assert!(TaskEvent::from_fields(&[("e".into(), "{".into())]).is_err());
     }
 }

@@ -353,3 +353,75 @@ async fn an_unreachable_redis_is_a_quick_clear_error() {
         "{text}"
     );
 }
+
+/// The same fan-in call run twice — its first reply lost — is told both times that it fired; any other call that
+/// completes the set again (a duplicate delivery) is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_fan_in_call_learns_it_fired_and_a_duplicate_does_not() {
+    let server = RedisServer::start(&[]);
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let set = Keys::new("replay").unwrap().dependencies("U(0,1)");
+    let call = |member: &'static str, token: &'static str| {
+        let (store, set) = (&store, set.clone());
+        async move {
+            store
+                .complete_dependencies_as(&[(set, 2)], member, TTL, token)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(call("B(0,1,0)", "t1").await, vec![false]);
+    assert_eq!(call("B(0,1,0)", "t1").await, vec![false], "not full yet");
+    assert_eq!(call("B(0,1,1)", "t2").await, vec![true]);
+    assert_eq!(call("B(0,1,1)", "t2").await, vec![true], "the replay of the winning call");
+    assert_eq!(call("B(0,1,1)", "t3").await, vec![false], "a duplicate delivery");
+    assert_eq!(call("B(0,1,0)", "t1").await, vec![false], "a replay of a call that did not fire");
+}
+
+/// The defect this guards against stalled a run for `task_timeout_s`: a dropped connection lost the reply of the
+/// fan-in call that completed a set; the store's retry then found the set already fired and said "not fired", so
+/// nobody started the successor. Here a proxy forwards that call to a real Redis and drops the link before the
+/// reply comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_in_whose_reply_the_link_lost_still_fires_on_its_retry() {
+    let server = RedisServer::start(&[]);
+    let proxy = e2e_tests::lossy_proxy::LossyProxy::start(&format!("127.0.0.1:{}", server.port));
+    let store = RedisStore::connect(&format!("redis://{}", proxy.addr()))
+        .await
+        .unwrap();
+    let direct = RedisStore::connect(&server.url()).await.unwrap();
+    let set = Keys::new("lossy").unwrap().dependencies("U(0,1)");
+    assert!(!store
+        .complete_dependency(&set, "B(0,1,0)", 2, TTL)
+        .await
+        .unwrap());
+    proxy.lose_next_reply_to("EVALSHA");
+    assert!(
+        store
+            .complete_dependency(&set, "B(0,1,1)", 2, TTL)
+            .await
+            .unwrap(),
+        "the call that completed the set must be told so, even though its first reply was lost"
+    );
+    assert_eq!(proxy.replies_lost(), 1);
+    // The set was completed once, by the lost call's first run (the retry added nothing new).
+    assert!(direct.exists(&format!("{set}:fired")).await.unwrap());
+    assert!(!direct
+        .complete_dependency(&set, "B(0,1,1)", 2, TTL)
+        .await
+        .unwrap());
+    // An event appended over a lost reply is retried too, and may land twice: readers must drop the copy by its
+    // report id (the run driver does).
+    let stream = Keys::new("lossy").unwrap().events();
+    proxy.lose_next_reply_to("XADD");
+    store
+        .append_event(&stream, &[("e", "{}".into())], TTL)
+        .await
+        .unwrap();
+    assert_eq!(proxy.replies_lost(), 1 + 1);
+    let landed = direct
+        .read_events(&stream, "0", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!((1..=2).contains(&landed.len()), "{landed:?}");
+}

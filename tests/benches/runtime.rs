@@ -123,6 +123,7 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
         cpu_ms: 21.0,
         start_unix_ms: 0.0,
         loss: None,
+        report_id: 7,
     };
     let fields = event.to_fields();
     let mut samples = Vec::with_capacity(n);

@@ -120,3 +120,46 @@ fn faulty_runs_through_a_real_redis_equal_the_monolithic_run() {
     let server = RedisServer::start(&[]);
     check(GPT, 4, &server.url());
 }
+
+/// Links dropped with a reply in flight — after a fan-in call or an event append ran on the server, before its
+/// answer came back — cost the run nothing: the store's retry learns that its fan-in fired (no successor waits for
+/// the driver's deadline) and the driver drops the copy of an event appended twice. The deadline here is long, so a
+/// lost firing would show as a retry in summary.json.
+#[test]
+fn replies_lost_with_dropped_links_lose_no_firing_and_count_no_event_twice() {
+    let server = RedisServer::start(&[]);
+    let proxy = e2e_tests::lossy_proxy::LossyProxy::start(&format!("127.0.0.1:{}", server.port));
+    let dir = tempfile::tempdir().unwrap();
+    let base = MLP.replace("steps = 4", "steps = 40").replace("MB", "4");
+    let mono = run(&base, &dir.path().join("mono"));
+    let cfg = format!(
+        "{base}\n[plan]\nslices = 3\n[runtime]\nstore = \"redis://{}\"\ntask_timeout_s = 120\nconcurrency = 4\n",
+        proxy.addr()
+    );
+    let split = dir.path().join("split");
+    let losses = ["EVALSHA", "XADD", "EVALSHA", "XADD", "EVALSHA", "XADD"];
+    let lost = std::thread::scope(|s| {
+        let running = s.spawn(|| run(&cfg, &split));
+        // Not before training: the run's start-up profile also appends events and records fan-ins.
+        let metrics = split.join("metrics.jsonl");
+        while std::fs::metadata(&metrics).map_or(true, |m| m.len() == 0) && !running.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        for (i, pattern) in losses.iter().enumerate() {
+            proxy.lose_next_reply_to(pattern);
+            while proxy.replies_lost() == i && !running.is_finished() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+        assert!(running.join().unwrap() == mono, "weights differ from the monolithic run");
+        proxy.replies_lost()
+    });
+    assert_eq!(lost, losses.len(), "the run ended before every reply was lost");
+    check_events(&split);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(split.join("summary.json")).unwrap()).unwrap();
+    let runtime = &summary["runtime"];
+    assert_eq!(runtime["retries"], 0, "a firing was lost: {runtime}");
+    assert_eq!(runtime["fired_twice"], 0, "{runtime}");
+    assert!(runtime["report_copies"].as_u64().unwrap_or(0) >= 1, "{runtime}");
+}

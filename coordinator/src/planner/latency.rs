@@ -16,8 +16,9 @@ use std::sync::Arc;
 /// Redis's bytes for a key beyond its value: 180 B measured on Redis 7.0 (jemalloc) for a run key (a 45-byte
 /// name) holding 8 bytes with a TTL (20,000 keys, `used_memory` before and after).
 const KEY_BYTES: f64 = 180.0;
-/// A dependency set of one member with its fired flag: 418 B measured the same way.
-const FAN_IN_BYTES: f64 = 420.0;
+/// A dependency set of one member with its fired flag: 418 B measured the same way, plus 38 B since the flag keeps
+/// the firing call's 16-character token instead of `1` (measured side by side, 20,000 fan-ins each).
+const FAN_IN_BYTES: f64 = 456.0;
 /// One completion event (20 fields) in the stream: 207 B measured the same way.
 const EVENT_BYTES: f64 = 210.0;
 /// Large values sit in jemalloc size classes, four per doubling: up to 25 % above their length.

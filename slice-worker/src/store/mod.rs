@@ -82,7 +82,9 @@ pub trait Store: Send + Sync {
 
     /// Adds `member` to the dependency set `set` and, atomically, returns true for exactly one call: the one after
     /// which the set holds at least `needed` members (it also marks `set` as fired). Adding a member twice (a
-    /// retried or duplicated task) counts it once, so a fan-in fires exactly once whatever the deliveries.
+    /// retried or duplicated task) counts it once, so a fan-in fires exactly once whatever the deliveries. A store
+    /// that retries a call on a dropped connection must still answer true to the call that fired, when the first
+    /// try ran but its reply was lost (the Redis store marks the flag with a token per call).
     async fn complete_dependency(
         &self,
         set: &str,
@@ -115,7 +117,8 @@ pub trait Store: Send + Sync {
     async fn keys_with_prefix(&self, prefix: &str) -> StoreResult<Vec<String>>;
 
     /// Appends an event to a stream (`XADD`); returns its id. Streams, unlike pub/sub, keep events for a reader
-    /// that reconnects.
+    /// that reconnects. At least once: a call retried after a lost reply may append the event twice, so readers
+    /// must recognise a copy (task events carry a `report_id`).
     async fn append_event(
         &self,
         stream: &str,

@@ -8,33 +8,37 @@
 //! Connection failures are survived: both connections are `redis-rs` connection managers, which reconnect after a
 //! dropped link, and every call that fails on the connection (not on a server error) is retried with exponential
 //! backoff for up to [`RETRY_FOR`] before the error reaches the caller. A retry is safe because every write is
-//! idempotent (versioned keys rewritten with the same bytes, set members counted once) — except that a fan-in whose
-//! reply was lost reports "not fired" on the retry (its flag is already set), so nobody starts that successor: the
-//! run driver's deadline recovers it, the same path as a lost invocation. Whether the server *restarted* (and lost
-//! its data) is a different question, answered by [`Store::instance`].
+//! idempotent (versioned keys rewritten with the same bytes, set members counted once), and a fan-in call carries a
+//! token of its own that its retries reuse: a retry whose first try ran (its reply lost with the link) finds its own
+//! token in the fired flag and reports "fired", while a duplicate delivery (another call, another token) still
+//! does not. An event appended twice that way (`XADD` has no such token) is dropped by its reader, the run driver.
+//! Whether the server *restarted* (and lost its data) is a different question, answered by [`Store::instance`].
 
 use super::bulk::{BulkError, BulkPool};
 use super::url::redact_url;
 use super::{Store, StoreError, StoreResult, StreamEntry};
 use async_trait::async_trait;
 use bytes::Bytes;
+use rand::RngExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// Records one completion towards several fan-ins at once. `KEYS`: pairs of (dependency set, its fired flag);
-/// `ARGV`: member, TTL in ms, then the members each set needs. Adding a member twice counts it once; only the call
-/// that completes a set wins the `SET NX` on its flag. (All keys of a call belong to one run; on a Redis Cluster
-/// they would need a hash tag per run to share a slot.)
+/// `ARGV`: member, TTL in ms, the call's token, then the members each set needs. Adding a member twice counts it
+/// once; only the call that completes a set wins the `SET NX` on its flag, which keeps the winner's token — so the
+/// same call run again (a retry after its reply was lost) is told it fired, and no other call is. (All keys of a
+/// call belong to one run; on a Redis Cluster they would need a hash tag per run to share a slot.)
 const FAN_IN: &str = r"
 local fired = {}
+local token = ARGV[3]
 for i = 1, #KEYS / 2 do
   local set, mark = KEYS[2 * i - 1], KEYS[2 * i]
   redis.call('SADD', set, ARGV[1])
   redis.call('PEXPIRE', set, ARGV[2])
   fired[i] = 0
-  if redis.call('SCARD', set) >= tonumber(ARGV[2 + i]) then
-    if redis.call('SET', mark, '1', 'NX', 'PX', ARGV[2]) then
+  if redis.call('SCARD', set) >= tonumber(ARGV[3 + i]) then
+    if redis.call('SET', mark, token, 'NX', 'PX', ARGV[2]) or redis.call('GET', mark) == token then
       fired[i] = 1
     end
   end
@@ -225,6 +229,36 @@ impl RedisStore {
                 reason: redact_message(&reason),
             },
         }
+    }
+
+    /// [`Store::complete_dependencies`] as the call `token`: a set completed by an earlier run of the same call
+    /// (a retry after a lost reply) counts as fired by this one. Each call must have its own token (the trait
+    /// method draws a random 64-bit one); public so that tests can replay a call.
+    pub async fn complete_dependencies_as(
+        &self,
+        sets: &[(String, usize)],
+        member: &str,
+        ttl: Duration,
+        token: &str,
+    ) -> StoreResult<Vec<bool>> {
+        if sets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.fan_in.prepare_invoke();
+        invocation.arg(member).arg(ms(ttl)).arg(token);
+        for (set, needed) in sets {
+            invocation.key(set).key(format!("{set}:fired")).arg(*needed);
+        }
+        let fired: Vec<i64> = self
+            .retrying(|| async {
+                let mut c = self.conn.clone();
+                invocation
+                    .invoke_async(&mut c)
+                    .await
+                    .map_err(|e| self.err("EVALSHA fan-in", e))
+            })
+            .await?;
+        Ok(fired.into_iter().map(|f| f == 1).collect())
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -419,24 +453,9 @@ impl Store for RedisStore {
         member: &str,
         ttl: Duration,
     ) -> StoreResult<Vec<bool>> {
-        if sets.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut invocation = self.fan_in.prepare_invoke();
-        invocation.arg(member).arg(ms(ttl));
-        for (set, needed) in sets {
-            invocation.key(set).key(format!("{set}:fired")).arg(*needed);
-        }
-        let fired: Vec<i64> = self
-            .retrying(|| async {
-                let mut c = self.conn.clone();
-                invocation
-                    .invoke_async(&mut c)
-                    .await
-                    .map_err(|e| self.err("EVALSHA fan-in", e))
-            })
-            .await?;
-        Ok(fired.into_iter().map(|f| f == 1).collect())
+        let token = format!("{:016x}", rand::rng().random::<u64>());
+        self.complete_dependencies_as(sets, member, ttl, &token)
+            .await
     }
 
     async fn delete(&self, keys: &[String]) -> StoreResult<u64> {
