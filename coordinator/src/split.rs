@@ -393,6 +393,7 @@ async fn drive(
     // The server process the run's keys live in: if it changes, they are gone (or an older snapshot of them).
     let instance = store.instance().await?;
     let opt = t.optimizer_spec();
+    let old_prefix = previous.as_ref().and_then(|(old, _)| Keys::new(&old.run_id)).map(|k| k.prefix().to_string());
     let (params, state, done, losses) = match &previous {
         None => {
             let (params, state) = crate::fit::initial_state(&model, &opt, t.seed);
@@ -566,7 +567,12 @@ async fn drive(
     if matches!(result, Err(RunError::StoreLost(_))) {
         return result;
     }
-    let cleanup = store.delete_prefix(driver.keys.prefix()).await;
+    let mut cleanup = store.delete_prefix(driver.keys.prefix()).await;
+    // A task of the interrupted run may have outlived its deletion (on Lambda, a chain of tasks goes on for up to two
+    // steps after its driver died) and written into the old namespace since: that goes too.
+    if let (Ok(_), Some(old)) = (&cleanup, &old_prefix) {
+        cleanup = store.delete_prefix(old).await;
+    }
     let summary = result?;
     cleanup?;
     Ok(summary)

@@ -32,23 +32,29 @@ fn fit_to(cfg_text: &str, dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("model.safetensors")).expect("checkpoint written")
 }
 
-/// `trainer fit` in a process of its own, with credentials the emulator accepts (the SDK's standard chain reads
-/// them from the environment, as on a developer's machine).
-fn trainer_fit(cfg_text: &str, dir: &Path) -> Vec<u8> {
+/// `trainer fit CONFIG FLAG DIR/run --quiet` (FLAG `--out` or `--resume`) in a process of its own, with credentials
+/// the emulator accepts (the SDK's standard chain reads them from the environment, as on a developer's machine).
+fn trainer_command(cfg_text: &str, dir: &Path, flag: &str) -> std::process::Command {
     let trainer = cargo_binary("trainer")
         .expect("the trainer binary beside this test (cargo test --workspace builds it)");
     std::fs::create_dir_all(dir).expect("run parent");
     let cfg = dir.with_extension("toml");
     std::fs::write(&cfg, cfg_text).expect("config written");
-    let out = std::process::Command::new(trainer)
-        .arg("fit")
+    let mut c = std::process::Command::new(trainer);
+    c.arg("fit")
         .arg(&cfg)
-        .arg("--out")
+        .arg(flag)
         .arg(dir.join("run"))
         .arg("--quiet")
         .env("AWS_ACCESS_KEY_ID", "emulator")
         .env("AWS_SECRET_ACCESS_KEY", "emulator")
-        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_PROFILE");
+    c
+}
+
+/// Runs `trainer fit` to its end; returns the final weights.
+fn trainer_fit(cfg_text: &str, dir: &Path) -> Vec<u8> {
+    let out = trainer_command(cfg_text, dir, "--out")
         .output()
         .expect("trainer runs");
     assert!(
@@ -171,6 +177,58 @@ fn emulator_faulty_split_run_equals_the_monolithic_run() {
         skipped > 0,
         "duplicates and retries found their work done: {s:?}"
     );
+}
+
+/// The coordinator killed (SIGKILL) mid-run while its tasks run on Lambda: the chains of tasks it started go on
+/// without it into the old namespace; `--resume` deletes that namespace, goes on from the last checkpoint under a new
+/// one, and ends with the monolithic run's bytes and no key of either run left in Redis.
+#[test]
+fn emulator_killed_split_run_resumes_to_the_monolithic_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = MNIST_MLP.replace("steps = 4", "steps = 40") + "checkpoint = { every = 5 }\n";
+    let mono = fit_to(&base, &dir.path().join("mono"));
+    let redis = RedisServer::start(&[]);
+    let lambda = emulator(&redis.url(), Faults::default(), Duration::from_secs(30));
+    let cfg = on_lambda(&base, &redis.url(), lambda.url(), 30.0);
+    let run = dir.path().join("lambda");
+    let mut child = trainer_command(&cfg, &run, "--out")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("trainer starts");
+    let metrics = run.join("run/metrics.jsonl");
+    let steps = || std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count());
+    while steps() < 12 {
+        assert!(child.try_wait().expect("wait").is_none(), "the run ended before step 12");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let killed_at = steps();
+    let resumed = trainer_command(&cfg, &run, "--resume")
+        .output()
+        .expect("trainer runs");
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let run = run.join("run");
+    let weights = std::fs::read(run.join("model.safetensors")).expect("checkpoint written");
+    assert!(
+        weights == mono,
+        "weights after a kill at step {killed_at} and --resume differ from the monolithic run"
+    );
+    assert_eq!(steps(), 40, "metrics cover every step once");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let left = rt.block_on(async {
+        let store = coordinator::slice_worker::store::RedisStore::connect(&redis.url())
+            .await
+            .expect("Redis");
+        use coordinator::slice_worker::store::Store;
+        store.keys_with_prefix("").await.expect("SCAN")
+    });
+    assert!(left.is_empty(), "keys left after the resumed run: {left:?}");
 }
 
 /// The SDK pointed at an emulator, with credentials it accepts.
