@@ -393,7 +393,10 @@ async fn drive(
     // The server process the run's keys live in: if it changes, they are gone (or an older snapshot of them).
     let instance = store.instance().await?;
     let opt = t.optimizer_spec();
-    let old_prefix = previous.as_ref().and_then(|(old, _)| Keys::new(&old.run_id)).map(|k| k.prefix().to_string());
+    let old_prefix = previous
+        .as_ref()
+        .and_then(|(old, _)| Keys::new(&old.run_id))
+        .map(|k| k.prefix().to_string());
     let (params, state, done, losses) = match &previous {
         None => {
             let (params, state) = crate::fit::initial_state(&model, &opt, t.seed);

@@ -192,7 +192,9 @@ mod tests {
         assert_eq!(back.loss.map(f64::to_bits), e.loss.map(f64::to_bits));
         assert!(TaskEvent::from_fields(&[]).is_err());
         // Events written before report ids existed still parse (id 0: no copy check).
-        let old = fields[0].1.replace(",\"report_id\":18446744073709551615", "");
+        let old = fields[0]
+            .1
+            .replace(",\"report_id\":18446744073709551615", "");
         assert_ne!(old, fields[0].1);
         let back = TaskEvent::from_fields(&[("e".into(), old)]).unwrap();
         assert_eq!(back.report_id, 0);

@@ -373,9 +373,21 @@ async fn a_replayed_fan_in_call_learns_it_fired_and_a_duplicate_does_not() {
     assert_eq!(call("B(0,1,0)", "t1").await, vec![false]);
     assert_eq!(call("B(0,1,0)", "t1").await, vec![false], "not full yet");
     assert_eq!(call("B(0,1,1)", "t2").await, vec![true]);
-    assert_eq!(call("B(0,1,1)", "t2").await, vec![true], "the replay of the winning call");
-    assert_eq!(call("B(0,1,1)", "t3").await, vec![false], "a duplicate delivery");
-    assert_eq!(call("B(0,1,0)", "t1").await, vec![false], "a replay of a call that did not fire");
+    assert_eq!(
+        call("B(0,1,1)", "t2").await,
+        vec![true],
+        "the replay of the winning call"
+    );
+    assert_eq!(
+        call("B(0,1,1)", "t3").await,
+        vec![false],
+        "a duplicate delivery"
+    );
+    assert_eq!(
+        call("B(0,1,0)", "t1").await,
+        vec![false],
+        "a replay of a call that did not fire"
+    );
 }
 
 /// The defect this guards against stalled a run for `task_timeout_s`: a dropped connection lost the reply of the

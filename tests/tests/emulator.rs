@@ -199,7 +199,10 @@ fn emulator_killed_split_run_resumes_to_the_monolithic_bytes() {
     let metrics = run.join("run/metrics.jsonl");
     let steps = || std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count());
     while steps() < 12 {
-        assert!(child.try_wait().expect("wait").is_none(), "the run ended before step 12");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before step 12"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().expect("SIGKILL");

@@ -151,15 +151,25 @@ fn replies_lost_with_dropped_links_lose_no_firing_and_count_no_event_twice() {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
         }
-        assert!(running.join().unwrap() == mono, "weights differ from the monolithic run");
+        assert!(
+            running.join().unwrap() == mono,
+            "weights differ from the monolithic run"
+        );
         proxy.replies_lost()
     });
-    assert_eq!(lost, losses.len(), "the run ended before every reply was lost");
+    assert_eq!(
+        lost,
+        losses.len(),
+        "the run ended before every reply was lost"
+    );
     check_events(&split);
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(split.join("summary.json")).unwrap()).unwrap();
     let runtime = &summary["runtime"];
     assert_eq!(runtime["retries"], 0, "a firing was lost: {runtime}");
     assert_eq!(runtime["fired_twice"], 0, "{runtime}");
-    assert!(runtime["report_copies"].as_u64().unwrap_or(0) >= 1, "{runtime}");
+    assert!(
+        runtime["report_copies"].as_u64().unwrap_or(0) >= 1,
+        "{runtime}"
+    );
 }
