@@ -11,7 +11,8 @@ out="$here/results.jsonl"
 : > "$out"
 for t in 1 2; do
   cores=$([ "$t" = 1 ] && echo 0 || echo 0-1)
-  BENCH_THREADS=$t taskset -c "$cores" cargo bench -q -p models --bench mlp_step 2>/dev/null | grep '^{' >> "$out"
+  # The allocator setting of the trainer binaries (slice_worker::alloc): freed pages are kept, not faulted in again.
+  MIMALLOC_PURGE_DELAY=-1 BENCH_THREADS=$t taskset -c "$cores" cargo bench -q -p models --bench mlp_step 2>/dev/null | grep '^{' >> "$out"
   python3 "$here/ref_numpy.py" --threads "$t" 2>/dev/null | grep '^{' >> "$out"
   python3 "$here/ref_jax.py" --threads "$t" 2>/dev/null | grep '^{' >> "$out"
 done

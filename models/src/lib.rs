@@ -37,6 +37,7 @@ mod schedule;
 mod spec;
 pub mod tensor;
 pub mod train;
+mod transpose;
 mod unit;
 
 pub use error::{ModelError, Result};

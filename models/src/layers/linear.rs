@@ -1,7 +1,7 @@
 //! Fully connected layer, PyTorch `nn.Linear` conventions.
 
 use super::sum_rows;
-use crate::matmul::matmul;
+use crate::matmul::{matmul, matmul_pair};
 use crate::Float;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
@@ -60,8 +60,12 @@ impl Linear {
         dy: ArrayView2<T>,
         need_dx: bool,
     ) -> LinearGrads<T> {
-        let dx = need_dx.then(|| matmul(dy, weight));
-        let dweight = matmul(dy.t(), x);
+        let (dx, dweight) = if need_dx {
+            let (dx, dweight) = matmul_pair((dy, weight), (dy.t(), x));
+            (Some(dx), dweight)
+        } else {
+            (None, matmul(dy.t(), x))
+        };
         let dbias = self.bias.then(|| sum_rows(dy));
         LinearGrads { dx, dweight, dbias }
     }
