@@ -740,6 +740,14 @@ async fn run_steps(
                     task,
                     reason: format!("{reason}; the platform refused an invocation: {refused}"),
                 },
+                // Lambda reports nothing back from an asynchronous invocation that failed: only its log says why.
+                (RunError::Task { task, reason }, None) if d.cfg.runtime.invoker == "lambda" => RunError::Task {
+                    task,
+                    reason: format!(
+                        "{reason}; on Lambda a task killed for memory (Runtime.OutOfMemory: give its slice more \
+                         memory) or by the function's timeout never reports — its function's log says which"
+                    ),
+                },
                 (e, _) => e,
             })?;
         for (task, attempt) in overdue {

@@ -5,7 +5,8 @@
 //!
 //! It reproduces the behaviours a run must survive, each as AWS documents it (sources in the comments), plus seeded
 //! fault injection: throttling, duplicate asynchronous deliveries, handler errors, worker crashes mid-call and
-//! timeouts. Test code, not product code: `cargo lambda watch` differs from AWS on most of these and hangs on a
+//! timeouts. Each function's memory is a limit, as on Lambda: an instance whose resident memory passes it is killed
+//! (`Runtime.OutOfMemory`). Test code, not product code: `cargo lambda watch` differs from AWS on most of these and hangs on a
 //! crashed worker, so tests do not build on it.
 
 use bytes::Bytes;
@@ -24,6 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_SYNC: usize = 6 * 1024 * 1024;
 const MAX_EVENT: usize = 1024 * 1024;
 
+/// How often an instance's resident memory is compared with its function's memory. A burst shorter than this can
+/// slip through; Lambda's own limit is a cgroup's and catches every page.
+pub const MEMORY_POLL: Duration = Duration::from_millis(5);
+
 /// One function.
 #[derive(Clone, Debug)]
 pub struct FunctionSpec {
@@ -32,6 +37,8 @@ pub struct FunctionSpec {
     pub binary: PathBuf,
     /// Environment of every instance, besides the Lambda runtime's own variables.
     pub env: Vec<(String, String)>,
+    /// The function's memory: an instance whose resident set (`VmRSS`, sampled every [`MEMORY_POLL`]) passes it is
+    /// killed, as Lambda kills a function that runs out of memory.
     pub memory_mb: u32,
     pub timeout: Duration,
     /// Instances at most (the function's concurrency).
@@ -67,6 +74,8 @@ pub struct Stats {
     pub timeouts: u64,
     pub async_retries: u64,
     pub instances_started: u64,
+    /// Instances killed for passing their function's memory.
+    pub out_of_memory: u64,
     /// Peak resident memory of any instance, per function, KiB (`VmHWM`).
     pub peak_rss_kib: HashMap<String, u64>,
 }
@@ -81,6 +90,7 @@ struct Counters {
     timeouts: AtomicU64,
     async_retries: AtomicU64,
     instances_started: AtomicU64,
+    out_of_memory: AtomicU64,
     /// Occasions fault decisions were drawn for.
     draws: AtomicU64,
 }
@@ -110,6 +120,8 @@ struct Instance {
     kill: Option<oneshot::Sender<()>>,
     /// Whether it has asked for an invocation yet (finished its init).
     polled: bool,
+    /// Killed for passing its function's memory.
+    out_of_memory: bool,
 }
 
 struct Function {
@@ -250,6 +262,7 @@ impl Emulator {
             timeouts: n(&c.timeouts),
             async_retries: n(&c.async_retries),
             instances_started: n(&c.instances_started),
+            out_of_memory: n(&c.out_of_memory),
             peak_rss_kib: self
                 .state
                 .functions
@@ -280,11 +293,38 @@ fn kill_pid(pid: u32, signal: i32) {
     }
 }
 
-/// `VmHWM` (peak resident set) of a process, KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+/// A `kB` field of `/proc/{pid}/status`: `VmHWM` (peak resident set) or `VmRSS` (resident set).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Kills instance `i` once its resident memory passes its function's (checked every [`MEMORY_POLL`] while it lives).
+async fn enforce_memory(state: Arc<State>, f: Arc<Function>, i: usize, pid: u32) {
+    let limit_kib = u64::from(f.spec.memory_mb) * 1024;
+    loop {
+        tokio::time::sleep(MEMORY_POLL).await;
+        let Some(kib) = status_kib(pid, "VmRSS:") else {
+            return; // gone
+        };
+        if kib <= limit_kib {
+            continue;
+        }
+        let mut instances = lock(&f.instances);
+        let Some(inst) = instances.get_mut(&i) else {
+            return;
+        };
+        inst.out_of_memory = true;
+        f.peak_rss_kib.fetch_max(kib, Ordering::Relaxed);
+        state.counters.out_of_memory.fetch_add(1, Ordering::Relaxed);
+        kill_pid(pid, libc::SIGKILL);
+        return;
+    }
 }
 
 impl Function {
@@ -549,8 +589,10 @@ fn spawn_instance(state: &Arc<State>, f: &Arc<Function>) {
             pid,
             kill: Some(kill_tx),
             polled: false,
+            out_of_memory: false,
         },
     );
+    tokio::spawn(enforce_memory(state.clone(), f.clone(), i, pid));
     let (state, f) = (state.clone(), f.clone());
     tokio::spawn(async move {
         tokio::select! {
@@ -562,9 +604,13 @@ fn spawn_instance(state: &Arc<State>, f: &Arc<Function>) {
 }
 
 /// Instance `i` exited or was killed: whatever it was running fails with `Runtime.ExitError` ("Troubleshoot
-/// invocation issues": the runtime exited without providing a reason), and a fresh instance serves what is queued.
+/// invocation issues": the runtime exited without providing a reason) — or `Runtime.OutOfMemory` when the emulator
+/// killed it for its memory (the error Lambda reports for a function past its memory size, with the same "signal:
+/// killed" message) — and a fresh instance serves what is queued.
 async fn instance_gone(state: &Arc<State>, f: &Arc<Function>, i: usize) {
-    let initialised = lock(&f.instances).remove(&i).is_some_and(|x| x.polled);
+    let gone = lock(&f.instances).remove(&i);
+    let initialised = gone.as_ref().is_some_and(|x| x.polled);
+    let out_of_memory = gone.as_ref().is_some_and(|x| x.out_of_memory);
     if !initialised {
         // It died in its init: the invocation that started it fails with `Runtime.InitError` (and, if
         // asynchronous, is retried) instead of starting instance after instance. (If another instance is
@@ -596,12 +642,17 @@ async fn instance_gone(state: &Arc<State>, f: &Arc<Function>, i: usize) {
             .filter_map(|id| inflight.remove(&id).map(|j| (id, j)))
             .collect()
     };
+    let kind = if out_of_memory {
+        "Runtime.OutOfMemory"
+    } else {
+        "Runtime.ExitError"
+    };
     for (_, job) in orphaned {
         fail(
             state,
             f,
             job.job,
-            "Runtime.ExitError",
+            kind,
             "RequestId: Error: Runtime exited with error: signal: killed",
         );
     }

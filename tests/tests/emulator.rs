@@ -66,18 +66,29 @@ fn trainer_fit(cfg_text: &str, dir: &Path) -> Vec<u8> {
 }
 
 fn emulator(store: &str, faults: Faults, timeout: Duration) -> Emulator {
+    emulator_of(FUNCTION, 1024, store, faults, timeout)
+}
+
+/// One function `name` of `memory_mb`, four instances at most, one thread each.
+fn emulator_of(
+    name: &str,
+    memory_mb: u32,
+    store: &str,
+    faults: Faults,
+    timeout: Duration,
+) -> Emulator {
     let binary = worker_binary().expect(
         "the slice-worker binary beside this test executable (cargo test --workspace builds it)",
     );
     Emulator::start(
         vec![FunctionSpec {
-            name: FUNCTION.into(),
+            name: name.into(),
             binary,
             env: vec![
                 ("TRAINER_STORE".into(), store.into()),
                 ("TRAINER_THREADS".into(), "1".into()),
             ],
-            memory_mb: 1024,
+            memory_mb,
             timeout,
             concurrency: 4,
             async_retries: 2,
@@ -232,6 +243,47 @@ fn emulator_killed_split_run_resumes_to_the_monolithic_bytes() {
         store.keys_with_prefix("").await.expect("SCAN")
     });
     assert!(left.is_empty(), "keys left after the resumed run: {left:?}");
+}
+
+/// A slice that needs more memory than its function has: the emulator kills the instance as Lambda would
+/// (`Runtime.OutOfMemory`), the platform's retries and the driver's fail the same way, and the run stops with an
+/// error naming the task instead of hanging.
+#[test]
+fn emulator_kills_a_worker_past_its_memory_and_the_run_stops_naming_the_task() {
+    let redis = RedisServer::start(&[]);
+    // The middle slice holds a 4096×4096 layer: 67 MB of weights, as much again of gradients — over 128 MB.
+    let big = MNIST_MLP
+        .replace("[784, 64, 32, 32, 10]", "[784, 4096, 4096, 10]")
+        .replace("steps = 4", "steps = 2");
+    let lambda = emulator_of(
+        "trainer-128mb",
+        128,
+        &redis.url(),
+        Faults::default(),
+        Duration::from_secs(30),
+    );
+    let cfg = on_lambda(&big, &redis.url(), lambda.url(), 1.0)
+        .replace("memory_mb = 1024", "memory_mb = 128")
+        .replace("max_attempts = 12", "max_attempts = 2");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = trainer_command(&cfg, &dir.path().join("oom"), "--out")
+        .output()
+        .expect("trainer runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run cannot succeed: {stderr}");
+    // The middle slice's task, and what to look for.
+    assert!(
+        stderr.contains("error: task ")
+            && stderr.contains("(1,1")
+            && stderr.contains("Runtime.OutOfMemory"),
+        "the error names the middle slice's task and the likely cause: {stderr}"
+    );
+    let stats = lambda.stats();
+    assert!(stats.out_of_memory > 0, "{stats:?}");
+    assert!(
+        stats.peak_rss_kib["trainer-128mb"] > 128 * 1024,
+        "an instance was seen past its memory: {stats:?}"
+    );
 }
 
 /// The SDK pointed at an emulator, with credentials it accepts.
