@@ -1,7 +1,8 @@
 //! One training step of an MLP 784-1024-1024-1024-10, batch 128, plain SGD (lr 0.01), f32 — the same step as
 //! `experiments/bench_mlp_step/ref_numpy.py` and `ref_jax.py`, timed the same way (warm-up, then median of reps).
 //!
-//! `cargo bench -p models --bench mlp_step -- --threads N` prints one JSON line like the reference scripts.
+//! `cargo bench -p models --bench mlp_step -- --threads N` prints one JSON line like the reference scripts;
+//! `BENCH_PHASES=1` adds one with the median time of each phase (forward, loss, backward, update).
 //! The thread count is fixed per process (one rayon pool), so the comparison script runs it once per count;
 //! `taskset` pins it to N cores as the Python scripts pin themselves.
 
@@ -56,12 +57,40 @@ fn main() {
     let x = Tensor::<f32>::from_shape_fn(IxDyn(&[128, 784]), |_| rng.random_range(0.0..1.0));
     let y: Vec<u32> = (0..128).map(|_| rng.random_range(0..10)).collect();
 
+    let phases = std::env::var_os("BENCH_PHASES").is_some();
+    let all = 0..model.units().len();
+    let mut phase_ms: [Vec<f64>; 4] = Default::default();
     let mut step = |t: u64| {
-        let r = microbatch_gradients(&model, &params, x.clone(), &y, 128).expect("step");
-        for ((p, g), s) in params.iter_mut().zip(&r.grads).zip(state.iter_mut()) {
+        if !phases {
+            let r = microbatch_gradients(&model, &params, x.clone(), &y, 128).expect("step");
+            for ((p, g), s) in params.iter_mut().zip(&r.grads).zip(state.iter_mut()) {
+                opt.step(0.01, t, p, g, s);
+            }
+            return r.loss;
+        }
+        // The same step as `microbatch_gradients` and the update, timed by phase.
+        let t0 = Instant::now();
+        let (logits, caches) = model
+            .forward(all.clone(), &params, x.clone())
+            .expect("forward");
+        let t1 = Instant::now();
+        let lg = model.loss(&logits, &y, 128).expect("loss");
+        let t2 = Instant::now();
+        let (_, grads) = model
+            .backward(all.clone(), &params, &caches, lg.dlogits)
+            .expect("backward");
+        let t3 = Instant::now();
+        for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
             opt.step(0.01, t, p, g, s);
         }
-        r.loss
+        let t4 = Instant::now();
+        for (v, d) in phase_ms
+            .iter_mut()
+            .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3])
+        {
+            v.push(d.as_secs_f64() * 1e3);
+        }
+        lg.loss
     };
     let first = step(1);
     for t in 0..5 {
@@ -73,6 +102,16 @@ fn main() {
         let t0 = Instant::now();
         last = step(7 + t as u64);
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    if phases {
+        let [f, l, b, u] = phase_ms.each_mut().map(median);
+        println!(
+            "{{\"impl\": \"rust\", \"threads\": {threads}, \"phase_ms_median\": {{\"forward\": {f:.3}, \"loss\": {l:.3}, \"backward\": {b:.3}, \"update\": {u:.3}}}}}"
+        );
     }
     ms.sort_by(f64::total_cmp);
     let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];

@@ -250,7 +250,7 @@ impl<T: Float> CacheParts<T> for UnitCache<T> {
             }
             Some(BLOCK) => UnitCache::Block {
                 dims: (field(1)?, field(2)?),
-                cache: BlockCache::take(u)?,
+                cache: Box::new(BlockCache::take(u)?),
             },
             Some(HEAD) => UnitCache::Head {
                 dims: (field(1)?, field(2)?),

@@ -81,7 +81,8 @@ pub enum UnitCache<T> {
     },
     Block {
         dims: (usize, usize),
-        cache: BlockCache<T>,
+        /// Boxed: a transformer block's cache is many times the size of the other variants.
+        cache: Box<BlockCache<T>>,
     },
     Head {
         dims: (usize, usize),
@@ -398,7 +399,7 @@ impl Unit {
                     y,
                     UnitCache::Block {
                         dims: (n, t),
-                        cache,
+                        cache: Box::new(cache),
                     },
                 ))
             }
