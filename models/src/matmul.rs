@@ -19,7 +19,7 @@
 
 use crate::transpose::transpose_into;
 use crate::Float;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -121,11 +121,17 @@ fn gemm_split<T: Float>(
 ///
 /// Shapes: `a` [m, k], `b` [k, n], `c` [m, n]; any strides (a transposed view is free).
 pub fn matmul_into<T: Float>(c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>) {
-    product(c, a, b, threads());
+    product(c, a, b, None, threads());
 }
 
-/// [`matmul_into`] on up to `threads` threads.
-fn product<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) {
+/// `c = a · b (+ bias on every row)` on up to `threads` threads. Writes every element of `c` before it reads any.
+fn product<T: Float>(
+    mut c: ArrayViewMut2<T>,
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    bias: Option<ArrayView1<T>>,
+    threads: usize,
+) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert_eq!(
@@ -133,39 +139,94 @@ fn product<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>
         "matmul: inner dimensions differ ({m}x{k} · {k2}x{n})"
     );
     assert_eq!(c.dim(), (m, n), "matmul: output has the wrong shape");
+    if let Some(bias) = &bias {
+        assert_eq!(bias.len(), n, "matmul: bias has the wrong length");
+    }
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         c.fill(T::zero());
+    } else if dot_product_layout(&c, &a, &b) {
+        dot_product(c, a, b, bias, threads);
         return;
+    } else {
+        run(c.view_mut(), a, b, threads);
     }
-    if dot_product_layout(&c, &a, &b) {
-        // See `dot_product_layout`: `a` and `c` go column-major (transposed copies), `b` as it is.
-        let mut at = Array2::<T>::uninit((k, m));
-        let mut ct = Array2::<T>::uninit((n, m));
-        // SAFETY: as in `matmul_on`: `transpose_into` and `run` write every element of their outputs (`at`; `ct`,
-        // seen as [m, n] column-major) and read none of them before `assume_init`.
+    if let Some(bias) = bias {
+        c += &bias;
+    }
+}
+
+/// The forward product by its column-major path (see `dot_product_layout`): `a` copied column-major once; then
+/// per block of `c`'s columns (one per thread, the blocks `gemm_split` makes) the product into a column-major
+/// scratch block and its transpose, with the bias, into `c` — the copy back runs on the block's thread.
+fn dot_product<T: Float>(
+    c: ArrayViewMut2<T>,
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    bias: Option<ArrayView1<T>>,
+    threads: usize,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let mut at = Array2::<T>::uninit((k, m));
+    // SAFETY: `transpose_into` writes every element of its output and reads none.
+    let at = unsafe {
+        transpose_into(a, at.raw_view_mut().cast::<T>().deref_into_view_mut(), None);
+        at.assume_init()
+    };
+    let parts = if threads > 1
+        && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK
+        && n >= threads * MIN_SPLIT_SIDE
+        && m >= MIN_SPLIT_SIDE
+    {
+        threads
+    } else {
+        1
+    };
+    // Block edges on multiples of 16, as `gemm_split` cuts them (same blocks, same bits).
+    let step = if parts == 1 {
+        n
+    } else {
+        n.div_ceil(parts).div_ceil(16) * 16
+    };
+    let mut jobs = Vec::with_capacity(parts);
+    let mut rest = c;
+    let mut start = 0;
+    while start < n {
+        let width = step.min(n - start);
+        let (block, tail) = rest.split_at(Axis(1), width);
+        let cols = start..start + width;
+        let bias_part = bias.map(|v| v.slice_move(ndarray::s![cols.clone()]));
+        jobs.push((block, b.slice_axis(Axis(1), cols.into()), bias_part));
+        rest = tail;
+        start += width;
+    }
+    let at = at.t();
+    let job = |(c, b, bias): (ArrayViewMut2<T>, ArrayView2<T>, Option<ArrayView1<T>>)| {
+        let width = b.ncols();
+        let mut ct = Array2::<T>::uninit((width, m));
+        // SAFETY: `gemm_serial` writes every element of its output (`ct`, seen as [m, width] column-major) and
+        // reads none before `assume_init`.
         let ct = unsafe {
-            let at = {
-                transpose_into(a, at.raw_view_mut().cast::<T>().deref_into_view_mut());
-                at.assume_init()
-            };
-            run(
+            gemm_serial(
                 ct.raw_view_mut()
                     .cast::<T>()
                     .deref_into_view_mut()
                     .reversed_axes(),
-                at.t(),
+                at,
                 b,
-                threads,
             );
             ct.assume_init()
         };
-        transpose_into(ct.view(), c);
-        return;
+        transpose_into(ct.view(), c, bias);
+    };
+    if jobs.len() == 1 {
+        jobs.into_iter().for_each(job);
+    } else {
+        jobs.into_par_iter().for_each(job);
     }
-    run(c, a, b, threads);
 }
 
 /// Whether `c = a · b` is the product `x · Wᵀ` of a forward pass: `c` row-major, `a` rows and `b` columns
@@ -204,7 +265,14 @@ fn run<T: Float>(c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>, t: usi
 
 /// `a · b` as a new array. Shapes: `a` [m, k], `b` [k, n] → [m, n].
 pub fn matmul<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> Array2<T> {
-    matmul_on(a, b, threads())
+    matmul_on(a, b, None, threads())
+}
+
+/// `a · b` with `bias` [n] added to every row: a Linear layer's forward pass. The same bits as [`matmul`] then
+/// `+= bias`; on the forward product's column-major path the bias is added in the copy back, not in a pass of its
+/// own.
+pub fn matmul_bias<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, bias: ArrayView1<T>) -> Array2<T> {
+    matmul_on(a, b, Some(bias), threads())
 }
 
 /// [`matmul`] and [`matmul`] of two other operands side by side, one thread each when several are set — for two
@@ -216,25 +284,31 @@ pub fn matmul_pair<T: Float>(
 ) -> (Array2<T>, Array2<T>) {
     if threads() > 1 {
         rayon::join(
-            || matmul_on(first.0, first.1, 1),
-            || matmul_on(second.0, second.1, 1),
+            || matmul_on(first.0, first.1, None, 1),
+            || matmul_on(second.0, second.1, None, 1),
         )
     } else {
         (matmul(first.0, first.1), matmul(second.0, second.1))
     }
 }
 
-fn matmul_on<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) -> Array2<T> {
+fn matmul_on<T: Float>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    bias: Option<ArrayView1<T>>,
+    threads: usize,
+) -> Array2<T> {
     // Not zeroed first: filling a weight gradient's 4 MB with zeros that the product overwrites cost 0.2 ms a layer.
     let mut c = Array2::<T>::uninit((a.nrows(), b.ncols()));
-    // SAFETY: the view covers `c`'s own elements; `product` only writes them (`gemm` with `read_dst = false`
-    // never reads its output, `k = 0` fills it, the dot-product path assigns every element), so every element is
-    // written and none is read before `assume_init`.
+    // SAFETY: the view covers `c`'s own elements; `product` writes every one before it reads any (`gemm` with
+    // `read_dst = false` never reads its output, `k = 0` fills it, the column-major path copies every element, and
+    // only then is a bias added), so none is read uninitialised.
     unsafe {
         product(
             c.raw_view_mut().cast::<T>().deref_into_view_mut(),
             a,
             b,
+            bias,
             threads,
         );
         c.assume_init()
@@ -302,6 +376,13 @@ mod tests {
                     );
                     let (pair, other) = matmul_pair((a.view(), b), (a.view(), b));
                     assert!(bits(&one) == bits(&pair) && bits(&one) == bits(&other));
+                    // With a bias: the bits of the product then `+= bias`, on every path and thread count.
+                    let bias = filled(1, n, 0.9).row(0).mapv(|v| v as f32);
+                    let fused = matmul_bias(a.view(), b, bias.view());
+                    assert!(
+                        bits(&fused) == bits(&(&one + &bias)),
+                        "{m}x{k}x{n} with bias on {t}"
+                    );
                 }
                 set_threads(1);
             }

@@ -1,111 +1,150 @@
-//! `dst = srcᵀ` for row-major matrices: the copies the forward product's column-major path makes
-//! (`matmul::dot_product_layout`).
+//! `dst = srcᵀ (+ bias)`: the copies the forward product's column-major path makes (`matmul::dot_product_layout`),
+//! with the layer's bias added on the way out (the same single rounding as adding it afterwards).
 //!
 //! f32 goes through 8×8 register transposes (AVX) where the CPU has them — a scalar tile loop took 0.8 ms of a
-//! 21 ms MLP step for the forward pass's six transposes; either way the work runs in cache-sized tiles. One
-//! thread: split over two, the forward pass gained nothing measurable (0.05–0.08 ms a transpose). Every element is
-//! copied, never computed, so the result does not depend on the path.
+//! 21 ms MLP step for the forward pass's six transposes; either way the work runs in cache-sized tiles. Every
+//! element is copied (or has one bias added), so the result does not depend on the path.
 
 use crate::Float;
-use ndarray::{ArrayView2, ArrayViewMut2};
-use std::ops::Range;
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 
 /// Rows and columns per cache tile: a 32×32 f32 tile of source and destination is 8 KB.
 const TILE: usize = 32;
 
-/// `dst = srcᵀ` (`src` [r, c], `dst` [c, r]); an element-wise copy unless both are row-major.
-pub(crate) fn transpose_into<T: Float>(src: ArrayView2<T>, mut dst: ArrayViewMut2<T>) {
+/// `dst[j][i] = src[i][j] + bias[i]` (`src` [r, c], `dst` [c, r], `bias` [r] or none). Fast when `src` is
+/// row-major and `dst`'s rows are contiguous (any distance apart: a column block of a wider matrix); else
+/// element-wise.
+pub(crate) fn transpose_into<T: Float>(
+    src: ArrayView2<T>,
+    mut dst: ArrayViewMut2<T>,
+    bias: Option<ArrayView1<T>>,
+) {
     let (rows, cols) = src.dim();
     assert_eq!(
         dst.dim(),
         (cols, rows),
         "transpose: output has the wrong shape"
     );
-    let (Some(s), Some(d)) = (src.as_slice(), dst.as_slice_mut()) else {
+    if let Some(b) = &bias {
+        assert_eq!(b.len(), rows, "transpose: bias has the wrong length");
+    }
+    let dst_stride = dst.strides()[0];
+    let fast = src.is_standard_layout()
+        && (dst.strides()[1] == 1 || rows < 2)
+        && (dst_stride >= rows as isize || cols < 2)
+        && bias.as_ref().is_none_or(|b| b.as_slice().is_some());
+    let (Some(s), true) = (src.as_slice(), fast && rows > 0 && cols > 0) else {
         dst.assign(&src.t());
+        if let Some(b) = bias {
+            dst += &b;
+        }
         return;
     };
-    columns(s, rows, cols, d, 0..cols);
-}
-
-/// Columns `cr` of `s` [rows, cols] into `d`, which holds rows `cr` of the destination.
-fn columns<T: Float>(s: &[T], rows: usize, cols: usize, d: &mut [T], cr: Range<usize>) {
+    let b = bias.as_ref().and_then(|b| b.as_slice());
+    let (d, ds) = (dst.as_mut_ptr(), dst_stride.max(0) as usize);
     #[cfg(target_arch = "x86_64")]
     if std::mem::size_of::<T>() == 4 && std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: `Float` is f32 or f64, so a 4-byte `T` is f32; the CPU has AVX.
+        // SAFETY: `Float` is f32 or f64, so a 4-byte `T` is f32; the CPU has AVX; `dst` is a live unique view whose
+        // `cols` rows of `rows` elements start `ds` apart (checked above).
         unsafe {
             let s = std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len());
-            let d = std::slice::from_raw_parts_mut(d.as_mut_ptr().cast::<f32>(), d.len());
-            columns_avx(s, rows, cols, d, cr);
+            let b = b.map(|b| std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()));
+            transpose_avx(s, rows, cols, d.cast::<f32>(), ds, b);
         }
         return;
     }
-    block(s, cols, d, rows, cr.start, 0..rows, cr);
+    // SAFETY: as above.
+    unsafe { block(s, rows, cols, d, ds, b, 0..rows, 0..cols) };
 }
 
-/// The scalar copy of rows `rr` × columns `cr` of `s` (`cols` wide) into `d` (rows `rows` long, starting at
-/// destination row `c0`), tile by tile.
-fn block<T: Copy>(
+/// The scalar copy of rows `rr` × columns `cr` of `s` ([rows, cols]) to `d` (rows `ds` apart), tile by tile.
+///
+/// # Safety
+/// `d` must point at `cols` writable rows of `rows` elements, `ds` apart.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<T: Float>(
     s: &[T],
-    cols: usize,
-    d: &mut [T],
     rows: usize,
-    c0: usize,
-    rr: Range<usize>,
-    cr: Range<usize>,
+    cols: usize,
+    d: *mut T,
+    ds: usize,
+    bias: Option<&[T]>,
+    rr: std::ops::Range<usize>,
+    cr: std::ops::Range<usize>,
 ) {
+    debug_assert!(rr.end <= rows);
     for ti in rr.clone().step_by(TILE) {
         for tj in cr.clone().step_by(TILE) {
             for i in ti..(ti + TILE).min(rr.end) {
+                let add = bias.map_or(T::zero(), |b| b[i]);
                 for j in tj..(tj + TILE).min(cr.end) {
-                    d[(j - c0) * rows + i] = s[i * cols + j];
+                    let v = s[i * cols + j];
+                    // SAFETY: j < cols and i < rows: inside `d` (the caller's guarantee).
+                    unsafe { *d.add(j * ds + i) = if bias.is_some() { v + add } else { v } };
                 }
             }
         }
     }
 }
 
-/// [`columns`] for f32 with AVX: 8×8 blocks, the edges (rows or columns not filling a block) by [`block`].
+/// [`transpose_into`] for f32 with AVX: 8×8 blocks, the edges (rows or columns not filling a block) by [`block`].
 ///
 /// # Safety
-/// The CPU must have AVX.
+/// The CPU must have AVX; `d` must point at `cols` writable rows of `rows` floats, `ds` apart.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn columns_avx(s: &[f32], rows: usize, cols: usize, d: &mut [f32], cr: Range<usize>) {
-    let c0 = cr.start;
-    assert!(cr.end <= cols && s.len() >= rows * cols && d.len() >= (cr.end - c0) * rows);
-    let r8 = rows / 8 * 8;
-    let c8 = c0 + (cr.end - c0) / 8 * 8;
+unsafe fn transpose_avx(
+    s: &[f32],
+    rows: usize,
+    cols: usize,
+    d: *mut f32,
+    ds: usize,
+    bias: Option<&[f32]>,
+) {
+    assert!(s.len() >= rows * cols && bias.is_none_or(|b| b.len() >= rows));
+    let (r8, c8) = (rows / 8 * 8, cols / 8 * 8);
     for ti in (0..r8).step_by(TILE) {
-        for tj in (c0..c8).step_by(TILE) {
+        for tj in (0..c8).step_by(TILE) {
             for i in (ti..(ti + TILE).min(r8)).step_by(8) {
+                let add = bias.map(|b| &b[i..i + 8]);
                 for j in (tj..(tj + TILE).min(c8)).step_by(8) {
-                    // SAFETY: rows i..i+8 ≤ rows and columns j..j+8 ≤ cr.end ≤ cols lie inside `s`; destination
-                    // rows j-c0..j-c0+8 ≤ cr.end-c0, columns i..i+8 ≤ rows, lie inside `d` (asserted above).
+                    // SAFETY: rows i..i+8 ≤ rows and columns j..j+8 ≤ cols lie inside `s`; destination rows
+                    // j..j+8 ≤ cols, columns i..i+8 ≤ rows, inside `d` (the caller's guarantee).
                     unsafe {
                         transpose8x8(
                             s.as_ptr().add(i * cols + j),
                             cols,
-                            d.as_mut_ptr().add((j - c0) * rows + i),
-                            rows,
+                            d.add(j * ds + i),
+                            ds,
+                            add,
                         )
                     };
                 }
             }
         }
     }
-    block(s, cols, d, rows, c0, r8..rows, c0..cr.end);
-    block(s, cols, d, rows, c0, 0..r8, c8..cr.end);
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        block(s, rows, cols, d, ds, bias, r8..rows, 0..cols);
+        block(s, rows, cols, d, ds, bias, 0..r8, c8..cols);
+    }
 }
 
-/// The 8×8 block at `src` (rows `src_stride` apart) transposed to `dst` (rows `dst_stride` apart): unpack pairs of
-/// rows, shuffle pairs of pairs, swap 128-bit halves — the textbook AVX sequence.
+/// The 8×8 block at `src` (rows `src_stride` apart) transposed to `dst` (rows `dst_stride` apart), with `bias`
+/// (8 values, one per source row) added to every destination row: unpack pairs of rows, shuffle pairs of pairs,
+/// swap 128-bit halves — the textbook AVX sequence.
 ///
 /// # Safety
 /// The CPU must have AVX; 8 rows of 8 floats must be readable at `src` and writable at `dst`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn transpose8x8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+unsafe fn transpose8x8(
+    src: *const f32,
+    src_stride: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+    bias: Option<&[f32]>,
+) {
     use std::arch::x86_64::*;
     // SAFETY (the loads and stores): guaranteed by the caller.
     let r: [__m256; 8] =
@@ -136,7 +175,13 @@ unsafe fn transpose8x8(src: *const f32, src_stride: usize, dst: *mut f32, dst_st
         _mm256_permute2f128_ps::<0x31>(s2, s6),
         _mm256_permute2f128_ps::<0x31>(s3, s7),
     ];
+    // SAFETY: `bias` holds 8 floats when present (sliced so by the caller).
+    let add = bias.map(|b| unsafe { _mm256_loadu_ps(b.as_ptr()) });
     for (k, v) in out.into_iter().enumerate() {
+        let v = match add {
+            Some(b) => _mm256_add_ps(v, b),
+            None => v,
+        };
         // SAFETY: guaranteed by the caller.
         unsafe { _mm256_storeu_ps(dst.add(k * dst_stride), v) };
     }
@@ -145,10 +190,10 @@ unsafe fn transpose8x8(src: *const f32, src_stride: usize, dst: *mut f32, dst_st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array2;
+    use ndarray::{s, Array1, Array2};
 
     #[test]
-    fn transposes_are_exact_for_every_shape() {
+    fn transposes_are_exact_for_every_shape_with_and_without_bias() {
         let shapes = [
             (1, 1),
             (8, 8),
@@ -158,20 +203,33 @@ mod tests {
             (1024, 128),
             (33, 65),
             (9, 200),
-            (300, 260),
         ];
         for (r, c) in shapes {
-            let a = Array2::from_shape_fn((r, c), |(i, j)| (i * 1000 + j) as f32);
+            let a = Array2::from_shape_fn((r, c), |(i, j)| (i * 1000 + j) as f32 * 0.37);
+            let bias = Array1::from_shape_fn(r, |i| (i as f32 * 0.11).sin());
             let a64 = a.mapv(f64::from);
+            let bias64 = bias.mapv(f64::from);
             let mut t = Array2::<f32>::zeros((c, r));
-            transpose_into(a.view(), t.view_mut());
+            transpose_into(a.view(), t.view_mut(), None);
             assert_eq!(t, a.t(), "{r}x{c}");
+            transpose_into(a.view(), t.view_mut(), Some(bias.view()));
+            assert_eq!(t, &a.t() + &bias, "{r}x{c} with bias");
             let mut t64 = Array2::<f64>::zeros((c, r));
-            transpose_into(a64.view(), t64.view_mut());
-            assert_eq!(t64, a64.t(), "{r}x{c} f64");
+            transpose_into(a64.view(), t64.view_mut(), Some(bias64.view()));
+            assert_eq!(t64, &a64.t() + &bias64, "{r}x{c} f64");
+            // Into a column block of a wider matrix (rows further apart than they are long).
+            let mut wide = Array2::<f32>::from_elem((c, r + 11), -1.0);
+            transpose_into(
+                a.view(),
+                wide.slice_mut(s![.., 3..3 + r]),
+                Some(bias.view()),
+            );
+            assert_eq!(wide.slice(s![.., 3..3 + r]), &a.t() + &bias);
+            assert!(wide.slice(s![.., ..3]).iter().all(|&v| v == -1.0));
+            assert!(wide.slice(s![.., 3 + r..]).iter().all(|&v| v == -1.0));
             // A source that is not row-major takes the element-wise path.
             let mut back = Array2::<f32>::zeros((r, c));
-            transpose_into(a.t(), back.view_mut());
+            transpose_into(a.t(), back.view_mut(), None);
             assert_eq!(back, a);
         }
     }

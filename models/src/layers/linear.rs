@@ -1,7 +1,7 @@
 //! Fully connected layer, PyTorch `nn.Linear` conventions.
 
 use super::sum_rows;
-use crate::matmul::{matmul, matmul_pair};
+use crate::matmul::{matmul, matmul_bias, matmul_pair};
 use crate::Float;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
@@ -44,11 +44,10 @@ impl Linear {
         weight: ArrayView2<T>,
         bias: Option<ArrayView1<T>>,
     ) -> Array2<T> {
-        let mut y = matmul(x, weight.t());
-        if let Some(b) = bias {
-            y += &b;
+        match bias {
+            Some(b) => matmul_bias(x, weight.t(), b),
+            None => matmul(x, weight.t()),
         }
-        y
     }
 
     /// Backward pass: `dx = dy · W`, `dW = dyᵀ · x`, `db = Σ_rows dy`.
