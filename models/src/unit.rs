@@ -336,11 +336,9 @@ impl Unit {
                 let z = dynamic(linear.forward(x2.view(), v2(&params[0]), params.get(1).map(v1)));
                 let (y, act) = match activation {
                     None => (z, None),
-                    Some(Activation::Relu) => {
-                        let y = act_forward(Activation::Relu, z.view());
-                        (y.clone(), Some(y))
-                    }
-                    Some(Activation::Gelu) => (act_forward(Activation::Gelu, z.view()), Some(z)),
+                    // The backward pass needs the pre-activation (GELU) or a mask that it gives as well as the
+                    // output does (ReLU: y > 0 ⇔ z > 0); keeping `z`, which nothing else uses, saves a copy of `y`.
+                    Some(a) => (act_forward(*a, z.view()), Some(z)),
                 };
                 Ok((
                     y,

@@ -4,7 +4,7 @@ use crate::parallel::{map1, map2};
 use crate::Float;
 use ndarray::{ArrayD, ArrayViewD};
 
-/// `y = max(x, 0)`. Backward uses the output as the mask (y > 0 ⇔ x > 0), so only `y` is kept.
+/// `y = max(x, 0)`. Backward needs only the mask y > 0 ⇔ x > 0, which the input or the output gives alike.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Relu;
 
@@ -13,7 +13,7 @@ impl Relu {
         map1(x, |v| if v > T::zero() { v } else { T::zero() })
     }
 
-    /// `dx = dy · 1[y > 0]`.
+    /// `dx = dy · 1[y > 0]`, where `y` may be the output or the input.
     pub fn backward<T: Float>(&self, y: ArrayViewD<T>, dy: ArrayViewD<T>) -> ArrayD<T> {
         map2(y, dy, |y, g| if y > T::zero() { g } else { T::zero() })
     }

@@ -1,7 +1,7 @@
 //! Fully connected layer, PyTorch `nn.Linear` conventions.
 
 use super::sum_rows;
-use crate::matmul::{matmul, matmul_bias, matmul_pair};
+use crate::matmul::{matmul, matmul_bias, matmul_pair, threads};
 use crate::Float;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
@@ -59,13 +59,21 @@ impl Linear {
         dy: ArrayView2<T>,
         need_dx: bool,
     ) -> LinearGrads<T> {
-        let (dx, dweight) = if need_dx {
-            let (dx, dweight) = matmul_pair((dy, weight), (dy.t(), x));
-            (Some(dx), dweight)
-        } else {
-            (None, matmul(dy.t(), x))
+        let products = || {
+            if need_dx {
+                let (dx, dweight) = matmul_pair((dy, weight), (dy.t(), x));
+                (Some(dx), dweight)
+            } else {
+                (None, matmul(dy.t(), x))
+            }
         };
-        let dbias = self.bias.then(|| sum_rows(dy));
+        let bias = || self.bias.then(|| sum_rows(dy));
+        // The bias gradient (a serial, ordered sum) beside the products rather than after them.
+        let ((dx, dweight), dbias) = if threads() > 1 {
+            rayon::join(products, bias)
+        } else {
+            (products(), bias())
+        };
         LinearGrads { dx, dweight, dbias }
     }
 
