@@ -14,8 +14,8 @@
 //! Layouts: which path a product takes depends only on its operands' shapes and strides, never on the thread count
 //! or on where the data came from (a split run's activations decoded from the store are row-major, as in process),
 //! so every path keeps the bits. The forward product `x · Wᵀ` goes column-major (`dot_product_layout`: it ran at
-//! half speed as given); a layer's input and weight gradients run side by side, one thread each ([`matmul_pair`]),
-//! instead of each split in two.
+//! half speed as given), each thread copying its own block back with the bias ([`matmul_bias`]); a layer's input
+//! and weight gradients run side by side, one thread each ([`matmul_pair`]), instead of each split in two.
 
 use crate::transpose::transpose_into;
 use crate::Float;
