@@ -196,7 +196,8 @@ fn emulator_faulty_split_run_equals_the_monolithic_run() {
 #[test]
 fn emulator_killed_split_run_resumes_to_the_monolithic_bytes() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let base = MNIST_MLP.replace("steps = 4", "steps = 40") + "checkpoint = { every = 5 }\n";
+    // 48 steps after the kill point: the run cannot finish between the check and the SIGKILL.
+    let base = MNIST_MLP.replace("steps = 4", "steps = 60") + "checkpoint = { every = 5 }\n";
     let mono = fit_to(&base, &dir.path().join("mono"));
     let redis = RedisServer::start(&[]);
     let lambda = emulator(&redis.url(), Faults::default(), Duration::from_secs(30));
@@ -233,7 +234,7 @@ fn emulator_killed_split_run_resumes_to_the_monolithic_bytes() {
         weights == mono,
         "weights after a kill at step {killed_at} and --resume differ from the monolithic run"
     );
-    assert_eq!(steps(), 40, "metrics cover every step once");
+    assert_eq!(steps(), 60, "metrics cover every step once");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let left = rt.block_on(async {
         let store = coordinator::slice_worker::store::RedisStore::connect(&redis.url())
