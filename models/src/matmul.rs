@@ -19,8 +19,9 @@
 
 use crate::transpose::transpose_into;
 use crate::Float;
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
@@ -76,45 +77,50 @@ fn gemm_serial<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView
     }
 }
 
-/// Runs the product as `parts` column (or row) blocks on the rayon pool; false when the output is too small to split
-/// without changing the bits.
-fn gemm_split<T: Float>(
-    c: ArrayViewMut2<T>,
-    a: ArrayView2<T>,
-    b: ArrayView2<T>,
-    parts: usize,
-) -> bool {
+/// A block of a product's output with the rows and columns of the whole it covers.
+type Block<'a, T> = (ArrayViewMut2<'a, T>, Range<usize>, Range<usize>);
+
+/// The blocks a product with output `c` and shared dimension `k` runs as on `threads` threads: the whole output, or
+/// one column (else row) block per thread when the product is big enough and both sides of every block stay at
+/// least [`MIN_SPLIT_SIDE`] wide (narrower blocks could make `gemm` chunk `k` differently and change the bits).
+fn blocks<T: Float>(c: ArrayViewMut2<'_, T>, k: usize, threads: usize) -> Vec<Block<'_, T>> {
     let (m, n) = c.dim();
-    let by_columns = n >= parts * MIN_SPLIT_SIDE && m >= MIN_SPLIT_SIDE;
-    let by_rows = m >= parts * MIN_SPLIT_SIDE && n >= MIN_SPLIT_SIDE;
-    if !(by_columns || by_rows) {
-        return false;
-    }
-    let (axis, len) = if by_columns {
-        (Axis(1), n)
+    let big = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK;
+    let axis = if big && n >= threads * MIN_SPLIT_SIDE && m >= MIN_SPLIT_SIDE {
+        Axis(1)
+    } else if big && m >= threads * MIN_SPLIT_SIDE && n >= MIN_SPLIT_SIDE {
+        Axis(0)
     } else {
-        (Axis(0), m)
+        return vec![(c, 0..m, 0..n)];
     };
+    let len = c.len_of(axis);
     // Block edges on multiples of 16 keep every block's micro-tiles aligned as in the unsplit product.
-    let step = len.div_ceil(parts).div_ceil(16) * 16;
-    let mut jobs = Vec::with_capacity(parts);
+    let step = len.div_ceil(threads).div_ceil(16) * 16;
+    let mut out = Vec::with_capacity(threads);
     let mut rest = c;
     let mut start = 0;
     while start < len {
         let width = step.min(len - start);
         let (block, tail) = rest.split_at(axis, width);
-        let (a_part, b_part) = if by_columns {
-            (a, b.slice_axis(Axis(1), (start..start + width).into()))
+        let part = start..start + width;
+        out.push(if axis == Axis(1) {
+            (block, 0..m, part)
         } else {
-            (a.slice_axis(Axis(0), (start..start + width).into()), b)
-        };
-        jobs.push((block, a_part, b_part));
+            (block, part, 0..n)
+        });
         rest = tail;
         start += width;
     }
-    jobs.into_par_iter()
-        .for_each(|(c, a, b)| gemm_serial(c, a, b));
-    true
+    out
+}
+
+/// Runs `job` on every block: on the calling thread when there is one, else on the rayon pool.
+fn in_blocks<T: Float>(blocks: Vec<Block<'_, T>>, job: impl Fn(Block<'_, T>) + Sync + Send) {
+    if blocks.len() == 1 {
+        blocks.into_iter().for_each(job);
+    } else {
+        blocks.into_par_iter().for_each(job);
+    }
 }
 
 /// `c = a · b` into an existing output (overwritten, never read).
@@ -159,7 +165,7 @@ fn product<T: Float>(
 }
 
 /// The forward product by its column-major path (see `dot_product_layout`): `a` copied column-major once; then
-/// per block of `c`'s columns (one per thread, the blocks `gemm_split` makes) the product into a column-major
+/// per block of `c` ([`blocks`], as [`run`] cuts them) the product into a column-major
 /// scratch block and its transpose, with the bias, into `c` — the copy back runs on the block's thread.
 fn dot_product<T: Float>(
     c: ArrayViewMut2<T>,
@@ -169,64 +175,31 @@ fn dot_product<T: Float>(
     threads: usize,
 ) {
     let (m, k) = a.dim();
-    let n = b.ncols();
     let mut at = Array2::<T>::uninit((k, m));
     // SAFETY: `transpose_into` writes every element of its output and reads none.
     let at = unsafe {
         transpose_into(a, at.raw_view_mut().cast::<T>().deref_into_view_mut(), None);
         at.assume_init()
     };
-    let parts = if threads > 1
-        && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK
-        && n >= threads * MIN_SPLIT_SIDE
-        && m >= MIN_SPLIT_SIDE
-    {
-        threads
-    } else {
-        1
-    };
-    // Block edges on multiples of 16, as `gemm_split` cuts them (same blocks, same bits).
-    let step = if parts == 1 {
-        n
-    } else {
-        n.div_ceil(parts).div_ceil(16) * 16
-    };
-    let mut jobs = Vec::with_capacity(parts);
-    let mut rest = c;
-    let mut start = 0;
-    while start < n {
-        let width = step.min(n - start);
-        let (block, tail) = rest.split_at(Axis(1), width);
-        let cols = start..start + width;
-        let bias_part = bias.map(|v| v.slice_move(ndarray::s![cols.clone()]));
-        jobs.push((block, b.slice_axis(Axis(1), cols.into()), bias_part));
-        rest = tail;
-        start += width;
-    }
     let at = at.t();
-    let job = |(c, b, bias): (ArrayViewMut2<T>, ArrayView2<T>, Option<ArrayView1<T>>)| {
-        let width = b.ncols();
-        let mut ct = Array2::<T>::uninit((width, m));
-        // SAFETY: `gemm_serial` writes every element of its output (`ct`, seen as [m, width] column-major) and
-        // reads none before `assume_init`.
+    // The blocks `run` would cut (same blocks, same bits).
+    in_blocks(blocks(c, k, threads), |(c, rows, cols)| {
+        let mut ct = Array2::<T>::uninit((cols.len(), rows.len()));
+        // SAFETY: `gemm_serial` writes every element of its output (`ct`, seen as a column-major block of `c`'s
+        // shape) and reads none before `assume_init`.
         let ct = unsafe {
             gemm_serial(
                 ct.raw_view_mut()
                     .cast::<T>()
                     .deref_into_view_mut()
                     .reversed_axes(),
-                at,
-                b,
+                at.slice(s![rows, ..]),
+                b.slice(s![.., cols.clone()]),
             );
             ct.assume_init()
         };
-        transpose_into(ct.view(), c, bias);
-    };
-    if jobs.len() == 1 {
-        jobs.into_iter().for_each(job);
-    } else {
-        jobs.into_par_iter().for_each(job);
-    }
+        transpose_into(ct.view(), c, bias.map(|v| v.slice_move(s![cols])));
+    });
 }
 
 /// Whether `c = a · b` is the product `x · Wᵀ` of a forward pass: `c` row-major, `a` rows and `b` columns
@@ -249,18 +222,11 @@ fn dot_product_layout<T: Float>(
         && b.strides()[0] == 1
 }
 
-/// The product on the configured threads: split into output blocks when it is big enough, else one call.
-fn run<T: Float>(c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>, t: usize) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    let mut c = c;
-    if t > 1
-        && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK
-        && gemm_split(c.view_mut(), a, b, t)
-    {
-        return;
-    }
-    gemm_serial(c, a, b);
+/// The product on up to `threads` threads: one `gemm` call per block of the output ([`blocks`]).
+fn run<T: Float>(c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) {
+    in_blocks(blocks(c, a.ncols(), threads), |(c, rows, cols)| {
+        gemm_serial(c, a.slice(s![rows, ..]), b.slice(s![.., cols]))
+    });
 }
 
 /// `a · b` as a new array. Shapes: `a` [m, k], `b` [k, n] → [m, n].
