@@ -43,15 +43,23 @@ pub fn threads() -> usize {
     THREADS.load(Ordering::Relaxed)
 }
 
-/// One single-threaded `gemm` call: `c = a · b`, shapes already checked.
-fn gemm_serial<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>) {
+/// One single-threaded `gemm` call, `c = a · b`, on exactly the layouts given: no path choice, no split — what
+/// [`matmul`] runs per block. Public for benchmarks that compare layouts (`benches/gemm_backends.rs`).
+pub fn gemm_serial<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: ArrayView2<T>) {
     let (m, k) = a.dim();
     let n = b.ncols();
+    assert!(
+        b.nrows() == k && c.dim() == (m, n),
+        "gemm_serial: shapes {:?} · {:?} → {:?}",
+        a.dim(),
+        b.dim(),
+        c.dim()
+    );
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
     let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
-    // SAFETY: the pointers and strides come from live ndarray views whose shapes the caller checked to be
-    // [m,k], [k,n] and [m,n]; `c` is a unique mutable view, so the output aliases neither input.
+    // SAFETY: the pointers and strides come from live ndarray views whose shapes were checked to be [m,k], [k,n]
+    // and [m,n]; `c` is a unique mutable view, so the output aliases neither input.
     unsafe {
         gemm::gemm(
             m,
@@ -207,7 +215,7 @@ fn dot_product<T: Float>(
 /// with `k` a multiple of 1024 every row lands in the same cache sets, and the product ran at half speed
 /// (128×1024×1024: 5.3 ms against 2.5 ms for the other layouts of the same product). With `a` and `c` column-major
 /// (transposed copies, 0.05–0.08 ms each) it takes 2.5 ms; with `c` alone 2.8
-/// (`cargo run --release -p models --example gemm_layouts`).
+/// (`cargo bench -p models --bench gemm_backends`, its layout lines).
 fn dot_product_layout<T: Float>(
     c: &ArrayViewMut2<T>,
     a: &ArrayView2<T>,
