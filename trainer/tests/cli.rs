@@ -411,16 +411,7 @@ fn profile_then_plan_prints_a_plan_and_its_json() {
 fn a_split_run_plans_from_the_profile_its_config_names() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "mlp.toml", SYNTHETIC_MLP);
-    let prof = dir.path().join("profile.json");
-    let o = trainer(&[
-        "profile",
-        cfg.to_str().unwrap(),
-        "--out",
-        prof.to_str().unwrap(),
-        "--reps",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let prof = profile(dir.path(), &cfg);
     let given = format!("plan.profile={:?}", prof.to_str().unwrap());
     let (o, out) = fit(
         dir.path(),

@@ -55,9 +55,8 @@ pub fn metric_steps(run: &Path) -> Vec<u64> {
         .collect()
 }
 
-/// `trainer profile CONFIG --out DIR/profile.json --reps 2`, then `trainer plan CONFIG --profile … --json`: the
-/// profile's path and the plan.
-pub fn profile_and_plan(dir: &Path, config: &Path) -> (PathBuf, serde_json::Value) {
+/// `trainer profile CONFIG --out DIR/profile.json --reps 2`: the profile's path.
+pub fn profile(dir: &Path, config: &Path) -> PathBuf {
     let prof = dir.join("profile.json");
     let o = trainer(&[
         "profile",
@@ -68,6 +67,12 @@ pub fn profile_and_plan(dir: &Path, config: &Path) -> (PathBuf, serde_json::Valu
         "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    prof
+}
+
+/// [`profile`], then `trainer plan CONFIG --profile … --json`: the profile's path and the plan.
+pub fn profile_and_plan(dir: &Path, config: &Path) -> (PathBuf, serde_json::Value) {
+    let prof = profile(dir, config);
     let o = trainer(&[
         "plan",
         config.to_str().unwrap(),
