@@ -6,8 +6,8 @@
 //! It reproduces the behaviours a run must survive, each as AWS documents it (sources in the comments), plus seeded
 //! fault injection: throttling, duplicate asynchronous deliveries, handler errors, worker crashes mid-call and
 //! timeouts. Each function's memory is a limit, as on Lambda: an instance whose resident memory passes it is killed
-//! (`Runtime.OutOfMemory`). Test code, not product code: `cargo lambda watch` differs from AWS on most of these and hangs on a
-//! crashed worker, so tests do not build on it.
+//! (`Runtime.OutOfMemory`). Test code, not product code: `cargo lambda watch` differs from AWS on most of these and
+//! hangs on a crashed worker, so tests do not build on it.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
