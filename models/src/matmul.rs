@@ -89,17 +89,22 @@ pub fn gemm_serial<T: Float>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>, b: Array
 type Block<'a, T> = (ArrayViewMut2<'a, T>, Range<usize>, Range<usize>);
 
 /// The blocks a product with output `c` and shared dimension `k` runs as on `threads` threads: the whole output, or
-/// one column (else row) block per thread when the product is big enough and both sides of every block stay at
-/// least [`MIN_SPLIT_SIDE`] wide (narrower blocks could make `gemm` chunk `k` differently and change the bits).
+/// one block per thread when the product is big enough and both sides of every block stay at least
+/// [`MIN_SPLIT_SIDE`] wide (narrower blocks could make `gemm` chunk `k` differently and change the bits). Blocks are
+/// cut across `c`'s outer axis when both axes allow it, so that each thread writes one contiguous piece of memory:
+/// a weight gradient 1024×784 (k = 128) on two threads took 0.97–1.04 ms in row blocks against 1.10–1.22 in
+/// column blocks (0.15 ms less per MLP step, measured step by step in one process).
 fn blocks<T: Float>(c: ArrayViewMut2<'_, T>, k: usize, threads: usize) -> Vec<Block<'_, T>> {
     let (m, n) = c.dim();
     let big = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK;
-    let axis = if big && n >= threads * MIN_SPLIT_SIDE && m >= MIN_SPLIT_SIDE {
-        Axis(1)
-    } else if big && m >= threads * MIN_SPLIT_SIDE && n >= MIN_SPLIT_SIDE {
-        Axis(0)
-    } else {
-        return vec![(c, 0..m, 0..n)];
+    let rows_ok = big && m >= threads * MIN_SPLIT_SIDE && n >= MIN_SPLIT_SIDE;
+    let cols_ok = big && n >= threads * MIN_SPLIT_SIDE && m >= MIN_SPLIT_SIDE;
+    let row_major = c.strides()[1] == 1 || n == 1;
+    let axis = match (rows_ok, cols_ok) {
+        (true, true) if row_major => Axis(0),
+        (true, true) | (false, true) => Axis(1),
+        (true, false) => Axis(0),
+        (false, false) => return vec![(c, 0..m, 0..n)],
     };
     let len = c.len_of(axis);
     // Block edges on multiples of 16 keep every block's micro-tiles aligned as in the unsplit product.

@@ -4,6 +4,7 @@ use crate::error::{shape_err, ModelError, Result};
 use crate::loss::{correct, softmax_cross_entropy};
 use crate::spec::ModelSpec;
 use crate::tensor::{reshape, rows, Tensor};
+use crate::parallel::on_pool;
 use crate::unit::{ParamSpec, Unit, UnitCache, UnitCost};
 use crate::Float;
 use std::ops::Range;
@@ -126,14 +127,16 @@ impl Model {
             range.len(),
             "one parameter list per unit of the range"
         );
-        let mut caches = Vec::with_capacity(range.len());
-        let mut h = x;
-        for (u, p) in self.units[range].iter().zip(params) {
-            let (y, c) = u.forward(p, h)?;
-            caches.push(c);
-            h = y;
-        }
-        Ok((h, caches))
+        on_pool(|| {
+            let mut caches = Vec::with_capacity(range.len());
+            let mut h = x;
+            for (u, p) in self.units[range].iter().zip(params) {
+                let (y, c) = u.forward(p, h)?;
+                caches.push(c);
+                h = y;
+            }
+            Ok((h, caches))
+        })
     }
 
     /// Forward through units `range` for inference: each unit's cache is dropped as soon as the next unit has run,
@@ -150,11 +153,13 @@ impl Model {
             range.len(),
             "one parameter list per unit of the range"
         );
-        let mut h = x;
-        for (u, p) in self.units[range].iter().zip(params) {
-            h = u.forward(p, h)?.0;
-        }
-        Ok(h)
+        on_pool(|| {
+            let mut h = x;
+            for (u, p) in self.units[range].iter().zip(params) {
+                h = u.forward(p, h)?.0;
+            }
+            Ok(h)
+        })
     }
 
     /// Backward through units `range` in reverse. Returns the gradient for the unit before the range (none when the
@@ -168,24 +173,26 @@ impl Model {
     ) -> Result<(Option<Tensor<T>>, UnitTensors<T>)> {
         self.check_range(&range)?;
         let start = range.start;
-        let mut grads: UnitTensors<T> = Vec::with_capacity(range.len());
-        let mut g = Some(dy);
-        for (i, (u, (p, c))) in self.units[range]
-            .iter()
-            .zip(params.iter().zip(caches))
-            .enumerate()
-            .rev()
-        {
-            let need_dx = start + i > 0;
-            let dy = g
-                .take()
-                .unwrap_or_else(|| unreachable!("every unit after the first returns dx"));
-            let (dx, pg) = u.backward(p, c, &dy, need_dx)?;
-            grads.push(pg);
-            g = dx;
-        }
-        grads.reverse();
-        Ok((g, grads))
+        on_pool(|| {
+            let mut grads: UnitTensors<T> = Vec::with_capacity(range.len());
+            let mut g = Some(dy);
+            for (i, (u, (p, c))) in self.units[range]
+                .iter()
+                .zip(params.iter().zip(caches))
+                .enumerate()
+                .rev()
+            {
+                let need_dx = start + i > 0;
+                let dy = g
+                    .take()
+                    .unwrap_or_else(|| unreachable!("every unit after the first returns dx"));
+                let (dx, pg) = u.backward(p, c, &dy, need_dx)?;
+                grads.push(pg);
+                g = dx;
+            }
+            grads.reverse();
+            Ok((g, grads))
+        })
     }
 
     /// Loss of the model output against `targets`, summed and divided by `normalizer` samples, and its gradient.
