@@ -4,6 +4,7 @@
 
 mod random_batch;
 
+use models::checkpoint::{tensors_from_bytes, tensors_to_bytes};
 use models::train::{add_in_order, microbatch_gradients};
 use models::{Activation, Model, ModelSpec, OptimizerSpec, Tensor, UnitTensors};
 use ndarray::Axis;
@@ -12,7 +13,8 @@ use rand::{RngExt, SeedableRng};
 use random_batch::random_batch;
 
 /// The gradients of one micro-batch computed the way slice tasks will: each slice on its own, handing
-/// activations forward and gradients back.
+/// activations forward and gradients back through the bytes the store carries (a slice receives its input
+/// decoded, row-major, whatever layout the unit before the cut wrote).
 fn sliced_gradients(
     model: &Model,
     params: &[Vec<Tensor<f32>>],
@@ -31,7 +33,7 @@ fn sliced_gradients(
     for r in &ranges {
         let (y, c) = model.forward(r.clone(), &params[r.clone()], h).unwrap();
         caches.push(c);
-        h = y;
+        h = through_store(&y);
     }
     let lg = model.loss(&h, targets, batch).unwrap();
     let mut grads: Vec<UnitTensors<f32>> = vec![Vec::new(); ranges.len()];
@@ -44,10 +46,17 @@ fn sliced_gradients(
             .backward(r.clone(), &params[r.clone()], &caches[i], dy)
             .unwrap();
         grads[i] = pg;
-        g = dx;
+        g = dx.map(|dx| through_store(&dx));
     }
     assert!(g.is_none(), "the first slice needs no input gradient");
     (lg.loss, grads.into_iter().flatten().collect())
+}
+
+/// A tensor encoded as the store holds it (safetensors, row-major) and decoded again.
+fn through_store(t: &Tensor<f32>) -> Tensor<f32> {
+    let bytes = tensors_to_bytes(&[("t".to_string(), t)], None).unwrap();
+    let (mut map, _) = tensors_from_bytes::<f32>(&bytes, "handoff").unwrap();
+    map.remove("t").unwrap()
 }
 
 fn bits(t: &UnitTensors<f32>) -> Vec<u32> {
@@ -120,6 +129,16 @@ proptest! {
     #[test]
     fn split_equals_monolithic_gpt(layers in 1usize..4, cut_seed in 0u64..1000, m in prop_oneof![Just(1usize), Just(2)]) {
         check(ModelSpec::Gpt { vocab: 11, context: 5, d_model: 8, n_layers: layers, n_heads: 2 }, cut_seed, m, 4);
+    }
+}
+
+/// Micro-batches of 128 and layers 256 wide, so the forward products take their column-major path (the small
+/// models above never reach it), in process and after a cut alike.
+#[test]
+fn split_equals_monolithic_wide_mlp() {
+    for (seed, activation) in [(1, Activation::Relu), (2, Activation::Gelu)] {
+        let widths = vec![300, 256, 256, 256, 10];
+        check(ModelSpec::Mlp { widths, activation }, seed, 2, 256);
     }
 }
 

@@ -76,6 +76,14 @@ fn one_and_two_threads_give_identical_weights() {
             64,
         ),
         (ModelSpec::Lenet5, 32),
+        // Micro-batches of 128: the forward products' column-major path, its output split over two threads.
+        (
+            ModelSpec::Mlp {
+                widths: vec![300, 256, 256, 10],
+                activation: Activation::Relu,
+            },
+            256,
+        ),
     ];
     for (spec, batch) in specs {
         let one = two_steps(&spec, 1, batch);
