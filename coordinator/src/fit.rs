@@ -409,9 +409,7 @@ fn train_from(
             norm
         });
         let lr = schedule.lr(t.lr, step - 1, total);
-        for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
-            opt.step(lr, step, p, g, s);
-        }
+        opt.step_units(lr, step, &mut params, &grads, &mut state);
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         step_ms.push(wall_ms);
         losses.push(loss);

@@ -63,9 +63,7 @@ fn main() {
     let mut step = |t: u64| {
         if !phases {
             let r = microbatch_gradients(&model, &params, x.clone(), &y, 128).expect("step");
-            for ((p, g), s) in params.iter_mut().zip(&r.grads).zip(state.iter_mut()) {
-                opt.step(0.01, t, p, g, s);
-            }
+            opt.step_units(0.01, t, &mut params, &r.grads, &mut state);
             return r.loss;
         }
         // The same step as `microbatch_gradients` and the update, timed by phase.
@@ -80,9 +78,7 @@ fn main() {
             .backward(all.clone(), &params, &caches, lg.dlogits)
             .expect("backward");
         let t3 = Instant::now();
-        for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
-            opt.step(0.01, t, p, g, s);
-        }
+        opt.step_units(0.01, t, &mut params, &grads, &mut state);
         let t4 = Instant::now();
         for (v, d) in phase_ms
             .iter_mut()

@@ -515,9 +515,7 @@ impl Worker {
             optimizer_from_bytes::<f32>(&ctx.model, range.clone(), slots, &obytes, &okey)
                 .map_err(Self::model_err(task))?;
         let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
-        for ((p, g), s) in params.iter_mut().zip(&grads).zip(state.iter_mut()) {
-            plan.optimizer.step(lr, step, p, g, s);
-        }
+        plan.optimizer.step_units(lr, step, &mut params, &grads, &mut state);
         let w =
             params_to_bytes(&ctx.model, range.clone(), &params).map_err(Self::model_err(task))?;
         let o = optimizer_to_bytes(
