@@ -2,9 +2,9 @@
 
 use crate::error::{shape_err, ModelError, Result};
 use crate::loss::{correct, softmax_cross_entropy};
+use crate::parallel::on_pool;
 use crate::spec::ModelSpec;
 use crate::tensor::{reshape, rows, Tensor};
-use crate::parallel::on_pool;
 use crate::unit::{ParamSpec, Unit, UnitCache, UnitCost};
 use crate::Float;
 use std::ops::Range;

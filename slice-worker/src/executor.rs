@@ -515,7 +515,8 @@ impl Worker {
             optimizer_from_bytes::<f32>(&ctx.model, range.clone(), slots, &obytes, &okey)
                 .map_err(Self::model_err(task))?;
         let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
-        plan.optimizer.step_units(lr, step, &mut params, &grads, &mut state);
+        plan.optimizer
+            .step_units(lr, step, &mut params, &grads, &mut state);
         let w =
             params_to_bytes(&ctx.model, range.clone(), &params).map_err(Self::model_err(task))?;
         let o = optimizer_to_bytes(
