@@ -322,6 +322,13 @@ mod tests {
         c
     }
 
+    fn assert_near(c: &Array2<f64>, want: &Array2<f64>, tolerance: f64) {
+        assert_eq!(c.dim(), want.dim());
+        for (x, y) in c.iter().zip(want.iter()) {
+            assert!((x - y).abs() < tolerance, "{x} vs {y}");
+        }
+    }
+
     fn filled(r: usize, c: usize, salt: f64) -> Array2<f64> {
         Array2::from_shape_fn((r, c), |(i, j)| {
             ((i * 31 + j * 17) as f64 * 0.37 + salt).sin()
@@ -333,10 +340,7 @@ mod tests {
         let a = filled(7, 5, 0.1);
         let b = filled(3, 5, 0.2);
         let c = matmul(a.view(), b.t());
-        let want = naive(&a, &b.t().to_owned());
-        for (x, y) in c.iter().zip(want.iter()) {
-            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
-        }
+        assert_near(&c, &naive(&a, &b.t().to_owned()), 1e-12);
     }
 
     #[test]
@@ -387,9 +391,6 @@ mod tests {
         let a = filled(128, 1024, 0.5);
         let w = filled(256, 1024, 0.6);
         let c = matmul(a.view(), w.t());
-        let want = naive(&a, &w.t().to_owned());
-        for (x, y) in c.iter().zip(want.iter()) {
-            assert!((x - y).abs() < 1e-9, "{x} vs {y}");
-        }
+        assert_near(&c, &naive(&a, &w.t().to_owned()), 1e-9);
     }
 }

@@ -52,9 +52,10 @@ fn trainer_command(cfg_text: &str, dir: &Path, flag: &str) -> std::process::Comm
     c
 }
 
-/// Runs `trainer fit` to its end; returns the final weights.
-fn trainer_fit(cfg_text: &str, dir: &Path) -> Vec<u8> {
-    let out = trainer_command(cfg_text, dir, "--out")
+/// Runs `trainer fit` to its end (`flag`: `--out` for a new run, `--resume` to go on with one); returns the final
+/// weights.
+fn trainer_fit(cfg_text: &str, dir: &Path, flag: &str) -> Vec<u8> {
+    let out = trainer_command(cfg_text, dir, flag)
         .output()
         .expect("trainer runs");
     assert!(
@@ -134,6 +135,7 @@ fn emulator_split_run_equals_the_monolithic_run() {
     let split = trainer_fit(
         &on_lambda(MNIST_MLP, &redis.url(), lambda.url(), 30.0),
         &run,
+        "--out",
     );
     let run = run.join("run");
     assert!(
@@ -168,7 +170,11 @@ fn emulator_faulty_split_run_equals_the_monolithic_run() {
     // retries: what the platform recovers, the driver need not.
     let lambda = emulator(&redis.url(), faults, Duration::from_secs(2));
     let run = dir.path().join("lambda");
-    let split = trainer_fit(&on_lambda(MNIST_MLP, &redis.url(), lambda.url(), 8.0), &run);
+    let split = trainer_fit(
+        &on_lambda(MNIST_MLP, &redis.url(), lambda.url(), 8.0),
+        &run,
+        "--out",
+    );
     let run = run.join("run");
     assert!(
         split == mono,
@@ -220,16 +226,7 @@ fn emulator_killed_split_run_resumes_to_the_monolithic_bytes() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let killed_at = steps();
-    let resumed = trainer_command(&cfg, &run, "--resume")
-        .output()
-        .expect("trainer runs");
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let run = run.join("run");
-    let weights = std::fs::read(run.join("model.safetensors")).expect("checkpoint written");
+    let weights = trainer_fit(&cfg, &run, "--resume");
     assert!(
         weights == mono,
         "weights after a kill at step {killed_at} and --resume differ from the monolithic run"
