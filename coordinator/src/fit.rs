@@ -9,7 +9,7 @@ use crate::run_dir::RunDir;
 use data::{Dataset, Sampler, Task};
 use models::train::{
     add_in_order, clip_factor, first_non_finite, global_norm, microbatch_gradients, scale,
-    unit_sums_of_squares,
+    step_in_place, unit_sums_of_squares,
 };
 use models::{LossKind, Model, OptimizerState, UnitTensors};
 use serde::Serialize;
@@ -388,28 +388,58 @@ fn train_from(
         let (e, indices) = sampler.indices(step - 1);
         epoch = e;
         let batch = ds.train_batch(&indices)?;
-        let mut grads: Option<UnitTensors<f32>> = None;
-        let mut loss = 0.0;
-        for mb in batch.split(t.microbatches)? {
-            let targets: Vec<u32> = mb.targets.iter().copied().collect();
-            let r = microbatch_gradients(&model, &params, mb.inputs, &targets, t.batch_size)?;
-            loss += r.loss;
-            add_in_order(&mut grads, r.grads);
-        }
-        if !loss.is_finite() {
-            return Err(RunError::NotFinite { step, loss });
-        }
-        let mut grads = grads.unwrap_or_else(|| unreachable!("at least one micro-batch"));
-        if let Some(param) = first_non_finite(&model, 0..model.units().len(), &grads) {
-            return Err(RunError::NotFiniteGradient { step, param });
-        }
-        let grad_norm = t.grad_clip.map(|max| {
-            let norm = global_norm(&unit_sums_of_squares(&grads));
-            scale(&mut grads, clip_factor(norm, max));
-            norm
-        });
         let lr = schedule.lr(t.lr, step - 1, total);
-        opt.step_units(lr, step, &mut params, &grads, &mut state);
+        let (loss, grad_norm) = if t.microbatches == 1 && t.grad_clip.is_none() {
+            // One micro-batch, unclipped: each unit is updated as soon as its gradients are ready (the same
+            // bits as gradients then update, which the branch below and the distributed update task compute).
+            let mb = batch
+                .split(1)?
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| unreachable!("one micro-batch"));
+            let targets: Vec<u32> = mb.targets.iter().copied().collect();
+            let r = step_in_place(
+                &model,
+                &opt,
+                lr,
+                step,
+                &mut params,
+                &mut state,
+                mb.inputs,
+                &targets,
+                t.batch_size,
+            )?;
+            if !r.loss.is_finite() {
+                return Err(RunError::NotFinite { step, loss: r.loss });
+            }
+            if let Some(param) = r.non_finite {
+                return Err(RunError::NotFiniteGradient { step, param });
+            }
+            (r.loss, None)
+        } else {
+            let mut grads: Option<UnitTensors<f32>> = None;
+            let mut loss = 0.0;
+            for mb in batch.split(t.microbatches)? {
+                let targets: Vec<u32> = mb.targets.iter().copied().collect();
+                let r = microbatch_gradients(&model, &params, mb.inputs, &targets, t.batch_size)?;
+                loss += r.loss;
+                add_in_order(&mut grads, r.grads);
+            }
+            if !loss.is_finite() {
+                return Err(RunError::NotFinite { step, loss });
+            }
+            let mut grads = grads.unwrap_or_else(|| unreachable!("at least one micro-batch"));
+            if let Some(param) = first_non_finite(&model, 0..model.units().len(), &grads) {
+                return Err(RunError::NotFiniteGradient { step, param });
+            }
+            let grad_norm = t.grad_clip.map(|max| {
+                let norm = global_norm(&unit_sums_of_squares(&grads));
+                scale(&mut grads, clip_factor(norm, max));
+                norm
+            });
+            opt.step_units(lr, step, &mut params, &grads, &mut state);
+            (loss, grad_norm)
+        };
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         step_ms.push(wall_ms);
         losses.push(loss);

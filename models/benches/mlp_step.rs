@@ -2,11 +2,12 @@
 //! `experiments/bench_mlp_step/ref_numpy.py` and `ref_jax.py`, timed the same way (warm-up, then median of reps).
 //!
 //! `cargo bench -p models --bench mlp_step -- --threads N` prints one JSON line like the reference scripts;
-//! `BENCH_PHASES=1` adds one with the median time of each phase (forward, loss, backward, update).
+//! `BENCH_PHASES=1` adds one with the median time of each phase (forward, loss, backward, update), run one after
+//! the other.
 //! The thread count is fixed per process (one rayon pool), so the comparison script runs it once per count;
 //! `taskset` pins it to N cores as the Python scripts pin themselves.
 
-use models::train::microbatch_gradients;
+use models::train::step_in_place;
 use models::{Activation, ModelSpec, OptimizerSpec, Tensor};
 use ndarray::IxDyn;
 use rand::{RngExt, SeedableRng};
@@ -62,11 +63,23 @@ fn main() {
     let mut phase_ms: [Vec<f64>; 4] = Default::default();
     let mut step = |t: u64| {
         if !phases {
-            let r = microbatch_gradients(&model, &params, x.clone(), &y, 128).expect("step");
-            opt.step_units(0.01, t, &mut params, &r.grads, &mut state);
+            // `trainer fit`'s step for one micro-batch, unclipped: each unit updated as its gradients are ready.
+            let r = step_in_place(
+                &model,
+                &opt,
+                0.01,
+                t,
+                &mut params,
+                &mut state,
+                x.clone(),
+                &y,
+                128,
+            )
+            .expect("step");
             return r.loss;
         }
-        // The same step as `microbatch_gradients` and the update, timed by phase.
+        // The same arithmetic as `microbatch_gradients` then the update, one phase after the other, each timed
+        // (the update then runs after the whole backward, so the phases add up to more than a step).
         let t0 = Instant::now();
         let (logits, caches) = model
             .forward(all.clone(), &params, x.clone())

@@ -2,6 +2,7 @@
 
 use crate::error::{shape_err, ModelError, Result};
 use crate::loss::{correct, softmax_cross_entropy};
+use crate::matmul::threads;
 use crate::parallel::on_pool;
 use crate::spec::ModelSpec;
 use crate::tensor::{reshape, rows, Tensor};
@@ -192,6 +193,71 @@ impl Model {
             }
             grads.reverse();
             Ok((g, grads))
+        })
+    }
+
+    /// Backward through every unit, handing each unit's parameter gradients to `update` (with that unit's
+    /// parameters and its entry of `state`) as soon as the unit's backward is done — for a step of one micro-batch,
+    /// whose gradients are final there. A unit's parameters are not read again by the backward of the units before
+    /// it, so its update may run beside them: on several threads it is spawned on the pool and fills the gaps of the
+    /// next units' products (a layer's input-gradient product outlasts its weight-gradient product on the other
+    /// thread); on one it runs in place while the gradients are still in cache. Every unit is updated exactly once
+    /// from the same gradients as [`backward`](Self::backward) returns, so the bits are those of backward then
+    /// update. Measured on the MLP step of `benches/mlp_step.rs` (step by step in one process against backward then
+    /// update): 0.1–0.4 ms less a step on one thread and on two.
+    pub fn backward_update<T: Float, S: Send>(
+        &self,
+        params: &mut [Vec<Tensor<T>>],
+        state: &mut [S],
+        caches: &[UnitCache<T>],
+        dy: Tensor<T>,
+        update: impl Fn(usize, &mut [Tensor<T>], &mut S, Vec<Tensor<T>>) + Sync,
+    ) -> Result<()> {
+        let n = self.units.len();
+        assert!(
+            params.len() == n && state.len() == n && caches.len() == n,
+            "backward_update: one parameter list, state and cache per unit"
+        );
+        let update = &update;
+        // One unit's backward; the gradient for the unit before it comes back.
+        let unit_step = |i: usize, p: &[Tensor<T>], dy: Tensor<T>| {
+            self.units[i].backward(p, &caches[i], &dy, i > 0)
+        };
+        if threads() == 1 {
+            let mut g = Some(dy);
+            for (i, (p, s)) in params.iter_mut().zip(state.iter_mut()).enumerate().rev() {
+                let dy = g
+                    .take()
+                    .unwrap_or_else(|| unreachable!("every unit after the first returns dx"));
+                let (dx, grads) = unit_step(i, p, dy)?;
+                update(i, p, s, grads);
+                g = dx;
+            }
+            return Ok(());
+        }
+        on_pool(|| {
+            rayon::scope(|scope| {
+                let (mut params, mut state) = (params, state);
+                let mut g = Some(dy);
+                for i in (0..n).rev() {
+                    // Peel the last unit off: the backward of the units before it never touches it again.
+                    let (p, earlier_params) = std::mem::take(&mut params)
+                        .split_last_mut()
+                        .unwrap_or_else(|| unreachable!("one parameter list per unit"));
+                    let (s, earlier_state) = std::mem::take(&mut state)
+                        .split_last_mut()
+                        .unwrap_or_else(|| unreachable!("one state per unit"));
+                    params = earlier_params;
+                    state = earlier_state;
+                    let dy = g
+                        .take()
+                        .unwrap_or_else(|| unreachable!("every unit after the first returns dx"));
+                    let (dx, grads) = unit_step(i, p, dy)?;
+                    scope.spawn(move |_| update(i, p, s, grads));
+                    g = dx;
+                }
+                Ok(())
+            })
         })
     }
 

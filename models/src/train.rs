@@ -7,10 +7,12 @@
 
 use crate::error::Result;
 use crate::model::{Model, UnitTensors};
+use crate::optim::{OptimizerSpec, OptimizerState};
 use crate::parallel::wide;
 use crate::tensor::Tensor;
 use crate::Float;
 use ndarray::Zip;
+use std::sync::Mutex;
 
 /// Result of one micro-batch through the whole model.
 pub struct MicrobatchResult<T> {
@@ -41,6 +43,68 @@ pub fn microbatch_gradients<T: Float>(
         loss: lg.loss,
         grads,
         correct,
+    })
+}
+
+/// What [`step_in_place`] gives back.
+pub struct InPlaceStep {
+    /// The batch-mean loss.
+    pub loss: f64,
+    /// Correct predictions (for accuracy reporting).
+    pub correct: usize,
+    /// The state-dict name of the first parameter, in unit order, whose gradient held a NaN or an infinity. That
+    /// unit was left as it was, but units after it may have been updated: the caller must stop, not go on.
+    pub non_finite: Option<String>,
+}
+
+/// One whole step of a batch taken as a single micro-batch (`batch_size` its size, the loss normaliser), unclipped: forward, loss, then backward with each
+/// unit's optimizer update as soon as its gradients are ready ([`Model::backward_update`]). The same bits as
+/// [`microbatch_gradients`] then [`OptimizerSpec::step_units`] — with one micro-batch its gradients are the sum
+/// [`add_in_order`] would give, and each element's update is the same arithmetic. Nothing is updated when the loss
+/// is not finite (`loss` says so); a unit whose gradient is not finite is not updated (`non_finite` names it).
+#[allow(clippy::too_many_arguments)]
+pub fn step_in_place<T: Float>(
+    model: &Model,
+    opt: &OptimizerSpec,
+    lr: f64,
+    step: u64,
+    params: &mut [Vec<Tensor<T>>],
+    state: &mut OptimizerState<T>,
+    inputs: Tensor<T>,
+    targets: &[u32],
+    batch_size: usize,
+) -> Result<InPlaceStep> {
+    let all = 0..model.units().len();
+    let (logits, caches) = model.forward(all, params, inputs)?;
+    let correct = model.correct(&logits, targets);
+    let lg = model.loss(&logits, targets, batch_size)?;
+    drop(logits);
+    if !lg.loss.is_finite() {
+        return Ok(InPlaceStep {
+            loss: lg.loss,
+            correct,
+            non_finite: None,
+        });
+    }
+    // The first unit (lowest index) with a non-finite gradient; units finish in reverse order, on any thread.
+    let first_bad: Mutex<Option<(usize, String)>> = Mutex::new(None);
+    model.backward_update(params, state, &caches, lg.dlogits, |unit, p, s, g| {
+        if let Some(name) = first_non_finite(model, unit..unit + 1, std::slice::from_ref(&g)) {
+            let mut bad = first_bad.lock().unwrap_or_else(|e| e.into_inner());
+            if bad.as_ref().is_none_or(|(u, _)| unit < *u) {
+                *bad = Some((unit, name));
+            }
+            return;
+        }
+        opt.step(lr, step, p, &g, s);
+    })?;
+    Ok(InPlaceStep {
+        loss: lg.loss,
+        correct,
+        non_finite: first_bad
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(_, name)| name),
     })
 }
 
@@ -95,7 +159,6 @@ pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
     (max_norm / (norm + 1e-6)).min(1.0)
 }
 
-/// Multiplies every gradient by `factor` (skipped when it is exactly 1, so unclipped steps are untouched).
 /// The state-dict name of the first parameter of units `range` whose gradient holds a NaN or an infinity
 /// (`grads[unit][param]`, the units of `range` in order), if any.
 pub fn first_non_finite<T: Float>(
@@ -111,6 +174,7 @@ pub fn first_non_finite<T: Float>(
         .map(|(spec, _)| spec.name)
 }
 
+/// Multiplies every gradient by `factor` (skipped when it is exactly 1, so unclipped steps are untouched).
 pub fn scale<T: Float>(grads: &mut [Vec<Tensor<T>>], factor: f64) {
     if factor == 1.0 {
         return;
