@@ -24,6 +24,8 @@ pub enum RunError {
     NotFinite { step: u64, loss: f64 },
     #[error("step {step}: the gradient of {param} is not finite (NaN or infinity); lower train.lr or set train.grad_clip")]
     NotFiniteGradient { step: u64, param: String },
+    #[error("step {step}: the weight {param} is not finite (NaN or infinity); lower train.lr or set train.grad_clip")]
+    NotFiniteWeight { step: u64, param: String },
     /// The store failed or the run cannot go on through it (the message names the store or the key).
     #[error("{0}")]
     Store(String),

@@ -12,7 +12,6 @@ use crate::parallel::wide;
 use crate::tensor::Tensor;
 use crate::Float;
 use ndarray::Zip;
-use std::sync::Mutex;
 
 /// Result of one micro-batch through the whole model.
 pub struct MicrobatchResult<T> {
@@ -52,16 +51,15 @@ pub struct InPlaceStep {
     pub loss: f64,
     /// Correct predictions (for accuracy reporting).
     pub correct: usize,
-    /// The state-dict name of the first parameter, in unit order, whose gradient held a NaN or an infinity. That
-    /// unit was left as it was, but units after it may have been updated: the caller must stop, not go on.
-    pub non_finite: Option<String>,
 }
 
 /// One whole step of a batch taken as a single micro-batch (`batch_size` its size, the loss normaliser), unclipped: forward, loss, then backward with each
 /// unit's optimizer update as soon as its gradients are ready ([`Model::backward_update`]). The same bits as
 /// [`microbatch_gradients`] then [`OptimizerSpec::step_units`] — with one micro-batch its gradients are the sum
 /// [`add_in_order`] would give, and each element's update is the same arithmetic. Nothing is updated when the loss
-/// is not finite (`loss` says so); a unit whose gradient is not finite is not updated (`non_finite` names it).
+/// is not finite (`loss` says so). Gradients are not checked for NaN or infinity: the update passes them on to the
+/// weights, where the next step's loss or [`first_non_finite`] on the weights finds them (checking 11.6 MB of an MLP's
+/// gradients every step cost about as much as the update itself).
 #[allow(clippy::too_many_arguments)]
 pub fn step_in_place<T: Float>(
     model: &Model,
@@ -83,28 +81,14 @@ pub fn step_in_place<T: Float>(
         return Ok(InPlaceStep {
             loss: lg.loss,
             correct,
-            non_finite: None,
         });
     }
-    // The first unit (lowest index) with a non-finite gradient; units finish in reverse order, on any thread.
-    let first_bad: Mutex<Option<(usize, String)>> = Mutex::new(None);
-    model.backward_update(params, state, &caches, lg.dlogits, |unit, p, s, g| {
-        if let Some(name) = first_non_finite(model, unit..unit + 1, std::slice::from_ref(&g)) {
-            let mut bad = first_bad.lock().unwrap_or_else(|e| e.into_inner());
-            if bad.as_ref().is_none_or(|(u, _)| unit < *u) {
-                *bad = Some((unit, name));
-            }
-            return;
-        }
+    model.backward_update(params, state, &caches, lg.dlogits, |_, p, s, g| {
         opt.step(lr, step, p, &g, s);
     })?;
     Ok(InPlaceStep {
         loss: lg.loss,
         correct,
-        non_finite: first_bad
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .map(|(_, name)| name),
     })
 }
 
@@ -159,19 +143,31 @@ pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
     (max_norm / (norm + 1e-6)).min(1.0)
 }
 
-/// The state-dict name of the first parameter of units `range` whose gradient holds a NaN or an infinity
-/// (`grads[unit][param]`, the units of `range` in order), if any.
+/// The state-dict name of the first parameter of units `range` whose gradient — or value: any tensors laid out as
+/// the parameters, `tensors[unit][param]`, the units of `range` in order — holds a NaN or an infinity, if any.
 pub fn first_non_finite<T: Float>(
     model: &Model,
     range: std::ops::Range<usize>,
-    grads: &[Vec<Tensor<T>>],
+    tensors: &[Vec<Tensor<T>>],
 ) -> Option<String> {
     model.units()[range]
         .iter()
-        .zip(grads)
+        .zip(tensors)
         .flat_map(|(unit, per_unit)| unit.params().into_iter().zip(per_unit))
-        .find(|(_, g)| !g.iter().all(|v| v.is_finite()))
+        .find(|(_, t)| !all_finite(t))
         .map(|(spec, _)| spec.name)
+}
+
+/// Whether every element is finite. A chunk at a time with no early exit inside a chunk, which the compiler
+/// vectorises: 0.14–0.23 ms per 4 MB where `iter().all(is_finite)` took 0.44–0.84 (1.3–2.4 ms a step for the
+/// gradients of MLP 784-1024-1024-1024-10).
+fn all_finite<T: Float>(t: &Tensor<T>) -> bool {
+    match t.as_slice_memory_order() {
+        Some(v) => v
+            .chunks(1024)
+            .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite())),
+        None => t.iter().all(|x| x.is_finite()),
+    }
 }
 
 /// Multiplies every gradient by `factor` (skipped when it is exactly 1, so unclipped steps are untouched).

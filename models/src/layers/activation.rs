@@ -4,13 +4,20 @@ use crate::parallel::{map1, map2};
 use crate::Float;
 use ndarray::{ArrayD, ArrayViewD};
 
-/// `y = max(x, 0)`. Backward needs only the mask y > 0 ⇔ x > 0, which the input or the output gives alike.
+/// `y = max(x, 0)`; a NaN stays NaN, as in PyTorch (so that a spoilt weight shows in the loss instead of vanishing
+/// behind the activation). Backward needs only the mask y > 0 ⇔ x > 0, which the input or the output gives alike.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Relu;
 
 impl Relu {
     pub fn forward<T: Float>(&self, x: ArrayViewD<T>) -> ArrayD<T> {
-        map1(x, |v| if v > T::zero() { v } else { T::zero() })
+        map1(x, |v| {
+            if v > T::zero() || v.is_nan() {
+                v
+            } else {
+                T::zero()
+            }
+        })
     }
 
     /// `dx = dy · 1[y > 0]`, where `y` may be the output or the input.
