@@ -204,7 +204,8 @@ impl Model {
     /// thread); on one it runs in place while the gradients are still in cache. Every unit is updated exactly once
     /// from the same gradients as [`backward`](Self::backward) returns, so the bits are those of backward then
     /// update. Measured on the MLP step of `benches/mlp_step.rs` (step by step in one process against backward then
-    /// update): 0.1–0.4 ms less a step on one thread and on two.
+    /// update, repeated): median 0.17 ms less a step on two threads, 0.22 on one — about 1 %, the repeats ranging
+    /// from −0.44 to +0.18 ms on a noisy host.
     pub fn backward_update<T: Float, S: Send>(
         &self,
         params: &mut [Vec<Tensor<T>>],

@@ -53,13 +53,13 @@ pub struct InPlaceStep {
     pub correct: usize,
 }
 
-/// One whole step of a batch taken as a single micro-batch (`batch_size` its size, the loss normaliser), unclipped: forward, loss, then backward with each
-/// unit's optimizer update as soon as its gradients are ready ([`Model::backward_update`]). The same bits as
-/// [`microbatch_gradients`] then [`OptimizerSpec::step_units`] — with one micro-batch its gradients are the sum
-/// [`add_in_order`] would give, and each element's update is the same arithmetic. Nothing is updated when the loss
-/// is not finite (`loss` says so). Gradients are not checked for NaN or infinity: the update passes them on to the
-/// weights, where the next step's loss or [`first_non_finite`] on the weights finds them (checking 11.6 MB of an MLP's
-/// gradients every step cost about as much as the update itself).
+/// One whole step of a batch taken as a single micro-batch (`batch_size` its size, the loss normaliser), unclipped:
+/// forward, loss, then backward with each unit's optimizer update as soon as its gradients are ready
+/// ([`Model::backward_update`]). The same bits as [`microbatch_gradients`] then [`OptimizerSpec::step_units`] — with
+/// one micro-batch its gradients are the sum [`add_in_order`] would give, and each element's update is the same
+/// arithmetic. Nothing is updated when the loss is not finite (`loss` says so). Gradients are not checked for NaN or
+/// infinity: the update passes them on to the weights, where the next step's loss or [`first_non_finite`] on the
+/// weights finds them (checking an MLP's 11.6 MB of gradients every step cost about as much as the update itself).
 #[allow(clippy::too_many_arguments)]
 pub fn step_in_place<T: Float>(
     model: &Model,

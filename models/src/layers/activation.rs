@@ -53,3 +53,16 @@ impl Gelu {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Relu;
+    use ndarray::arr1;
+
+    #[test]
+    fn relu_keeps_a_nan_as_pytorch_does() {
+        let y = Relu.forward(arr1(&[f32::NAN, -1.0, -0.0, 2.0]).into_dyn().view());
+        assert!(y[0].is_nan());
+        assert_eq!(&y.as_slice().unwrap()[1..], &[0.0, 0.0, 2.0]);
+    }
+}
