@@ -1,7 +1,8 @@
 //! `train::step_in_place` (each unit updated as soon as its backward is done, beside the backward of the units
 //! before it) gives the bits of the plain step — `microbatch_gradients` then `OptimizerSpec::step_units` — for
 //! every model kind and optimizer, on one thread and on two; a non-finite gradient reaches the weights (where the
-//! check before a checkpoint names it) and the next loss; nothing is updated when the loss is not finite. One test per binary: the thread setting is process-wide.
+//! check before a checkpoint names it) and the next loss; nothing is updated when the loss is not finite.
+//! One test per binary: the thread setting is process-wide.
 
 mod random_batch;
 
