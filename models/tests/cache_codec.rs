@@ -1,20 +1,15 @@
 //! A forward's caches survive the trip through bytes: the backward on decoded caches gives bit-identical gradients
 //! for every unit kind (dense, conv + pool, embedding, transformer block, head), and broken bytes are errors.
 
+mod bits;
 mod random_batch;
 
 use models::cache_codec::{caches_from_bytes, caches_to_bytes};
 use models::{Activation, ModelSpec};
 use rand::SeedableRng;
+use bits::bits;
 use random_batch::random_batch;
 
-fn bits(grads: &[Vec<models::Tensor<f32>>]) -> Vec<u32> {
-    grads
-        .iter()
-        .flatten()
-        .flat_map(|t| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
-        .collect()
-}
 
 #[test]
 fn backward_on_decoded_caches_is_bit_identical_for_every_unit_kind() {

@@ -4,21 +4,16 @@
 //! check before a checkpoint names it) and the next loss; nothing is updated when the loss is not finite.
 //! One test per binary: the thread setting is process-wide.
 
+mod bits;
 mod random_batch;
 
 use models::train::{first_non_finite, microbatch_gradients, step_in_place};
 use models::{Activation, ModelSpec, OptimizerSpec, Tensor};
 use ndarray::{arr1, arr2, IxDyn};
 use rand::SeedableRng;
+use bits::bits;
 use random_batch::random_batch;
 
-fn bits(units: &[Vec<Tensor<f32>>]) -> Vec<u32> {
-    units
-        .iter()
-        .flatten()
-        .flat_map(|t| t.iter().map(|v| v.to_bits()))
-        .collect()
-}
 
 /// Three steps both ways from the same start; panics on the first difference.
 fn compare(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, threads: usize) {
@@ -50,7 +45,7 @@ fn compare(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, threads: usize) 
         assert_eq!(f.correct, r.correct, "{what}: correct");
         assert!(bits(&fused) == bits(&plain), "{what}: weights differ");
         let state_bits =
-            |s: &[Vec<Vec<Tensor<f32>>>]| s.iter().flat_map(|u| bits(u)).collect::<Vec<_>>();
+            |s: &[Vec<Vec<Tensor<f32>>>]| s.iter().flat_map(bits).collect::<Vec<_>>();
         assert!(
             state_bits(&fused_state) == state_bits(&plain_state),
             "{what}: optimizer state differs"

@@ -2,6 +2,7 @@
 //! slice, then per-micro-batch gradients summed in order with `train::add_in_order` and one optimizer step per unit —
 //! bit-identical to the whole-model path, for random models, random cuts and micro-batch counts.
 
+mod bits;
 mod random_batch;
 
 use models::checkpoint::{tensors_from_bytes, tensors_to_bytes};
@@ -10,6 +11,7 @@ use models::{Activation, Model, ModelSpec, OptimizerSpec, Tensor, UnitTensors};
 use ndarray::Axis;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
+use bits::bits;
 use random_batch::random_batch;
 
 /// The gradients of one micro-batch computed the way slice tasks will: each slice on its own, handing
@@ -59,12 +61,6 @@ fn through_store(t: &Tensor<f32>) -> Tensor<f32> {
     map.remove("t").unwrap()
 }
 
-fn bits(t: &UnitTensors<f32>) -> Vec<u32> {
-    t.iter()
-        .flatten()
-        .flat_map(|a| a.iter().map(|v| v.to_bits()))
-        .collect()
-}
 
 fn check(spec: ModelSpec, cut_seed: u64, microbatches: usize, batch: usize) {
     let model = spec.build().unwrap();

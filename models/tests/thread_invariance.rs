@@ -3,11 +3,13 @@
 //! Sizes are chosen so every parallel path actually runs (tensors above the `wide` threshold, GEMMs above the
 //! parallel-work threshold). One test per binary: the thread setting is process-wide.
 
+mod bits;
 mod random_batch;
 
 use models::train::{accumulate, microbatch_gradients};
 use models::{Activation, ModelSpec, OptimizerSpec};
 use rand::SeedableRng;
+use bits::bits;
 use random_batch::random_batch;
 
 fn two_steps(spec: &ModelSpec, threads: usize, batch: usize) -> Vec<u32> {
@@ -49,10 +51,7 @@ fn two_steps(spec: &ModelSpec, threads: usize, batch: usize) -> Vec<u32> {
             opt.step(1e-3, step, &mut p[u], &g[u], &mut s[u]);
         }
     }
-    p.iter()
-        .flatten()
-        .flat_map(|t| t.iter().map(|v| v.to_bits()))
-        .collect()
+    bits(&p)
 }
 
 #[test]
