@@ -48,13 +48,9 @@ def limit_threads(n):
     # NOTE: OPENBLAS_CORETYPE is intentionally not touched.
 
 
-def main():
-    args = parse_args("JAX MLP SGD-step benchmark", "warm-up steps (>= 5, first one compiles)")
-    limit_threads(args.threads)
-    import numpy as np  # noqa: E402
-    import jax  # noqa: E402
-    import jax.numpy as jnp  # noqa: E402
-
+def make_step(np, jax, jnp):
+    """The jitted step as a function of no arguments that returns the loss once its work is done; the parameters
+    live in its closure (donated and handed back each step). Also used by interleaved.py."""
     params, x, y = problem(np)
     params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
     x, y = jnp.asarray(x), jnp.asarray(y.astype(np.int32))
@@ -82,9 +78,19 @@ def main():
         jax.block_until_ready((state["params"], loss))
         return loss
 
+    return run
+
+
+def main():
+    args = parse_args("JAX MLP SGD-step benchmark", "warm-up steps (>= 5, first one compiles)")
+    limit_threads(args.threads)
+    import numpy as np  # noqa: E402
+    import jax  # noqa: E402
+    import jax.numpy as jnp  # noqa: E402
+
+    run = make_step(np, jax, jnp)
     times, loss0, loss = time_steps(run, args.warmup, args.reps)  # the first warm-up step compiles
-    params = state["params"]
-    assert params[0][0].dtype == jnp.float32 and bool(jnp.isfinite(loss))
+    assert bool(jnp.isfinite(loss))
     report(np, "jax", args.threads, times)
     print(f"# jax {jax.__version__} on {jax.devices()}, affinity {sorted(os.sched_getaffinity(0))}, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}, "

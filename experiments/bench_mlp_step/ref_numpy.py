@@ -42,11 +42,9 @@ def limit_threads(n):
         os.environ[var] = str(n)
 
 
-def main():
-    args = parse_args("numpy MLP SGD-step benchmark")
-    limit_threads(args.threads)
-    import numpy as np  # noqa: E402  (after the thread limits on purpose)
-
+def make_step(np):
+    """The step as a function of no arguments that returns the loss; the parameters live in its closure and are
+    updated in place. Also used by interleaved.py."""
     params, x, y = problem(np)
     params = [list(p) for p in params]  # updated in place
     onehot = np.zeros((BATCH, WIDTHS[-1]), dtype=np.float32)
@@ -88,8 +86,17 @@ def main():
             b -= lr * db
         return loss
 
+    return step
+
+
+def main():
+    args = parse_args("numpy MLP SGD-step benchmark")
+    limit_threads(args.threads)
+    import numpy as np  # noqa: E402  (after the thread limits on purpose)
+
+    step = make_step(np)
     times, loss0, loss = time_steps(step, args.warmup, args.reps)
-    assert params[0][0].dtype == np.float32 and np.isfinite(loss)
+    assert np.isfinite(loss)
     report(np, "numpy", args.threads, times)
     cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
     blas = cfg.get("Build Dependencies", {}).get("blas", {}) if isinstance(cfg, dict) else {}

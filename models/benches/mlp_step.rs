@@ -6,6 +6,9 @@
 //! the other.
 //! The thread count is fixed per process (one rayon pool), so the comparison script runs it once per count;
 //! `taskset` pins it to N cores as the Python scripts pin themselves.
+//! `BENCH_SERVE=1`: after the warm-up, each line `N` read from stdin runs N steps and answers with one line of their
+//! times in ms — how `experiments/bench_mlp_step/interleaved.py` alternates this step with the references' in bursts
+//! a few steps long.
 
 use models::train::step_in_place;
 use models::{Activation, ModelSpec, OptimizerSpec, Tensor};
@@ -105,6 +108,10 @@ fn main() {
     for t in 0..5 {
         step(2 + t);
     }
+    if std::env::var_os("BENCH_SERVE").is_some() {
+        serve(&mut step);
+        return;
+    }
     let mut ms = Vec::with_capacity(reps);
     let mut last = 0.0;
     for t in 0..reps {
@@ -131,4 +138,26 @@ fn main() {
         q(0.1),
         q(0.9)
     );
+}
+
+/// Answers each stdin line `N` with the times of N more steps (ms, space-separated) until stdin closes.
+fn serve(mut step: impl FnMut(u64) -> f64) {
+    use std::io::{BufRead, Write};
+    let mut t = 7;
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        let n: usize = line.trim().parse().unwrap_or_else(|_| panic!("BENCH_SERVE: {line:?} is not a step count"));
+        let ms: Vec<String> = (0..n)
+            .map(|_| {
+                let t0 = Instant::now();
+                let loss = step(t);
+                t += 1;
+                assert!(loss.is_finite(), "loss {loss} at step {t}");
+                format!("{:.3}", t0.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect();
+        writeln!(out, "{}", ms.join(" ")).expect("stdout");
+        out.flush().expect("stdout");
+    }
 }

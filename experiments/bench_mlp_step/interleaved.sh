@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The MLP step of models vs numpy vs JAX jit, alternating in bursts on the same cores (interleaved.py says why and
+# how), on 1 and 2 threads. Writes interleaved.jsonl (the JSON lines), interleaved.log (every burst's step times)
+# and interleaved.md beside this script.
+#   pip install "jax[cpu]" numpy   # once
+#   bash experiments/bench_mlp_step/interleaved.sh [ROUNDS]   # rounds per thread count (default 40)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+rounds="${1:-40}"
+cd "$here/../.."
+bin="$(cargo bench -p models --bench mlp_step --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*mlp_step-[0-9a-f]*\)).*/\1/p' | tail -1)"
+[ -x "$bin" ] || { echo "interleaved.sh: could not find the mlp_step bench binary" >&2; exit 1; }
+out="$here/interleaved.jsonl"
+: > "$out"
+: > "$here/interleaved.log"
+for t in 1 2; do
+  python3 "$here/interleaved.py" --threads "$t" --rust "$bin" --rounds "$rounds" >> "$out" 2>> "$here/interleaved.log"
+done
+python3 - "$out" "$rounds" "$(git rev-parse --short HEAD)" > "$here/interleaved.md" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rounds, commit = sys.argv[2], sys.argv[3]
+print(f"`bash experiments/bench_mlp_step/interleaved.sh {rounds}` at commit {commit}: {rounds} rounds per thread count, "
+      "each a burst of every implementation in turn; step ms, median over the rounds of each burst's median (min–max).")
+print()
+print("| threads | rust ms | numpy ms | jax ms | rust / faster reference, per round: median (p10–p90) | rounds ≤ 0.9 |")
+print("| --- | --- | --- | --- | --- | --- |")
+for t in (1, 2):
+    v = {r["impl"]: r for r in rows if r.get("threads") == t and "impl" in r}
+    s = next(r for r in rows if r.get("threads") == t and "summary" in r)
+    cell = lambda i: f"{v[i]['step_ms_median']:.2f} ({v[i]['step_ms_min']:.1f}–{v[i]['step_ms_max']:.1f})"
+    print(f"| {t} | {cell('rust')} | {cell('numpy')} | {cell('jax')} | **{s['median']:.3f}** ({s['p10']:.2f}–{s['p90']:.2f}) "
+          f"| {s['rounds_at_most_0.9']} of {s['rounds']} |")
+PY
+cat "$here/interleaved.md"
