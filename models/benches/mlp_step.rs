@@ -147,7 +147,10 @@ fn serve(mut step: impl FnMut(u64) -> f64) {
     let mut out = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("stdin");
-        let n: usize = line.trim().parse().unwrap_or_else(|_| panic!("BENCH_SERVE: {line:?} is not a step count"));
+        let n: usize = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("BENCH_SERVE: {line:?} is not a step count"));
         let ms: Vec<String> = (0..n)
             .map(|_| {
                 let t0 = Instant::now();

@@ -4,12 +4,11 @@
 mod bits;
 mod random_batch;
 
+use bits::bits;
 use models::cache_codec::{caches_from_bytes, caches_to_bytes};
 use models::{Activation, ModelSpec};
 use rand::SeedableRng;
-use bits::bits;
 use random_batch::random_batch;
-
 
 #[test]
 fn backward_on_decoded_caches_is_bit_identical_for_every_unit_kind() {

@@ -7,13 +7,12 @@
 mod bits;
 mod random_batch;
 
+use bits::bits;
 use models::train::{first_non_finite, microbatch_gradients, step_in_place};
 use models::{Activation, ModelSpec, OptimizerSpec, Tensor};
 use ndarray::{arr1, arr2, IxDyn};
 use rand::SeedableRng;
-use bits::bits;
 use random_batch::random_batch;
-
 
 /// Three steps both ways from the same start; panics on the first difference.
 fn compare(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, threads: usize) {
@@ -44,8 +43,7 @@ fn compare(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, threads: usize) 
         assert_eq!(f.loss.to_bits(), r.loss.to_bits(), "{what}: loss");
         assert_eq!(f.correct, r.correct, "{what}: correct");
         assert!(bits(&fused) == bits(&plain), "{what}: weights differ");
-        let state_bits =
-            |s: &[Vec<Vec<Tensor<f32>>>]| s.iter().flat_map(bits).collect::<Vec<_>>();
+        let state_bits = |s: &[Vec<Vec<Tensor<f32>>>]| s.iter().flat_map(bits).collect::<Vec<_>>();
         assert!(
             state_bits(&fused_state) == state_bits(&plain_state),
             "{what}: optimizer state differs"

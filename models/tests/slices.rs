@@ -5,13 +5,13 @@
 mod bits;
 mod random_batch;
 
+use bits::bits;
 use models::checkpoint::{tensors_from_bytes, tensors_to_bytes};
 use models::train::{add_in_order, microbatch_gradients};
 use models::{Activation, Model, ModelSpec, OptimizerSpec, Tensor, UnitTensors};
 use ndarray::Axis;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
-use bits::bits;
 use random_batch::random_batch;
 
 /// The gradients of one micro-batch computed the way slice tasks will: each slice on its own, handing
@@ -60,7 +60,6 @@ fn through_store(t: &Tensor<f32>) -> Tensor<f32> {
     let (mut map, _) = tensors_from_bytes::<f32>(&bytes, "handoff").unwrap();
     map.remove("t").unwrap()
 }
-
 
 fn check(spec: ModelSpec, cut_seed: u64, microbatches: usize, batch: usize) {
     let model = spec.build().unwrap();

@@ -6,10 +6,10 @@
 mod bits;
 mod random_batch;
 
+use bits::bits;
 use models::train::{accumulate, microbatch_gradients};
 use models::{Activation, ModelSpec, OptimizerSpec};
 use rand::SeedableRng;
-use bits::bits;
 use random_batch::random_batch;
 
 fn two_steps(spec: &ModelSpec, threads: usize, batch: usize) -> Vec<u32> {
