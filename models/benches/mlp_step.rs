@@ -155,9 +155,10 @@ fn serve(mut step: impl FnMut(u64) -> f64) {
             .map(|_| {
                 let t0 = Instant::now();
                 let loss = step(t);
-                t += 1;
+                let ms = t0.elapsed().as_secs_f64() * 1e3;
                 assert!(loss.is_finite(), "loss {loss} at step {t}");
-                format!("{:.3}", t0.elapsed().as_secs_f64() * 1e3)
+                t += 1;
+                format!("{ms:.3}")
             })
             .collect();
         writeln!(out, "{}", ms.join(" ")).expect("stdout");
