@@ -9,7 +9,15 @@ How: this process pins itself to the first N allowed CPUs and sets the thread li
 ref_jax.py does), then starts the Rust bench binary in its serve mode (BENCH_SERVE=1, same CPUs by inheritance):
 each line `B` written to it runs B steps there and answers their times. A round runs a burst of B steps of each
 implementation, the order rotating from round to round; the first step of a burst only warms the caches the others
-evicted, the other B - 1 are timed, and the round keeps their median. The summary: each implementation's median over
+evicted, the other B - 1 are timed, and the round keeps their median.
+
+OpenBLAS's worker threads spin after each call until a timeout (2^28 cycles, ≈ 0.07 s, by default), and on two
+threads the burst after numpy's then ran with one core taken by that spin (2026-12-01, 30 rounds: rust 21 ms after
+numpy's burst, 11 after JAX's; JAX 24 after numpy's, 12.5 after ours). So this process sets OPENBLAS_THREAD_TIMEOUT=4
+(the shortest: the workers sleep as soon as a call ends), which left numpy's own time where it was (ref_numpy.py alone,
+three runs each way: 15.3–16.5 ms default, 15.6–17.2 with it); the other two's pools are the same process (JAX) or
+wake in microseconds (ours). Sleeping between bursts instead made every burst slower (rust 10.7–11.6 → 12.3–13.6 ms,
+numpy 13.7–14.9 → 15.0–16.1): a vCPU that idles for a while comes back slowly. The summary: each implementation's median over
 the rounds, and the median over the rounds of the per-round ratio rust / faster reference.
 
 Usage (interleaved.sh builds the binary and runs this for 1 and 2 threads):
@@ -40,6 +48,7 @@ def main():
     if args.burst < 2 or args.rounds < 1:
         raise SystemExit("--burst must be at least 2 and --rounds at least 1")
     ref_jax.limit_threads(args.threads)  # pins this process and sets XLA's, OpenBLAS's and OpenMP's limits
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"  # read when numpy loads OpenBLAS: see the module doc
     import numpy as np  # noqa: E402
     import jax  # noqa: E402
     import jax.numpy as jnp  # noqa: E402
@@ -91,7 +100,7 @@ def main():
                       "median": round(statistics.median(ratios), 3), "p10": round(q[0], 3), "p90": round(q[-1], 3),
                       "rounds_at_most_0.9": sum(x <= 0.9 for x in ratios), "rounds": len(ratios)}))
     print(f"# jax {jax.__version__}, numpy {np.__version__}, affinity {sorted(os.sched_getaffinity(0))}, "
-          f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}", file=sys.stderr)
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}", file=sys.stderr)
 
 
 if __name__ == "__main__":
