@@ -8,7 +8,7 @@
 use crate::error::Result;
 use crate::model::{Model, UnitTensors};
 use crate::optim::{OptimizerSpec, OptimizerState};
-use crate::parallel::wide;
+use crate::parallel::{on_pool, wide};
 use crate::tensor::Tensor;
 use crate::Float;
 use ndarray::Zip;
@@ -32,16 +32,19 @@ pub fn microbatch_gradients<T: Float>(
     targets: &[u32],
     batch_size: usize,
 ) -> Result<MicrobatchResult<T>> {
-    let all = 0..model.units().len();
-    let (logits, caches) = model.forward(all.clone(), params, inputs)?;
-    let correct = model.correct(&logits, targets);
-    let lg = model.loss(&logits, targets, batch_size)?;
-    drop(logits);
-    let (_, grads) = model.backward(all, params, &caches, lg.dlogits)?;
-    Ok(MicrobatchResult {
-        loss: lg.loss,
-        grads,
-        correct,
+    // One hop onto the pool for the whole micro-batch, as in `step_in_place`.
+    on_pool(|| {
+        let all = 0..model.units().len();
+        let (logits, caches) = model.forward(all.clone(), params, inputs)?;
+        let correct = model.correct(&logits, targets);
+        let lg = model.loss(&logits, targets, batch_size)?;
+        drop(logits);
+        let (_, grads) = model.backward(all, params, &caches, lg.dlogits)?;
+        Ok(MicrobatchResult {
+            loss: lg.loss,
+            grads,
+            correct,
+        })
     })
 }
 
@@ -72,23 +75,27 @@ pub fn step_in_place<T: Float>(
     targets: &[u32],
     batch_size: usize,
 ) -> Result<InPlaceStep> {
-    let all = 0..model.units().len();
-    let (logits, caches) = model.forward(all, params, inputs)?;
-    let correct = model.correct(&logits, targets);
-    let lg = model.loss(&logits, targets, batch_size)?;
-    drop(logits);
-    if !lg.loss.is_finite() {
-        return Ok(InPlaceStep {
+    // The whole step on one pool thread: forward and backward would each hop onto the pool and back, and the loss
+    // run in between on the caller's thread (−0.03 to −0.08 ms per MLP step on two threads, in-process A/B).
+    on_pool(|| {
+        let all = 0..model.units().len();
+        let (logits, caches) = model.forward(all, params, inputs)?;
+        let correct = model.correct(&logits, targets);
+        let lg = model.loss(&logits, targets, batch_size)?;
+        drop(logits);
+        if !lg.loss.is_finite() {
+            return Ok(InPlaceStep {
+                loss: lg.loss,
+                correct,
+            });
+        }
+        model.backward_update(params, state, &caches, lg.dlogits, |_, p, s, g| {
+            opt.step(lr, step, p, &g, s);
+        })?;
+        Ok(InPlaceStep {
             loss: lg.loss,
             correct,
-        });
-    }
-    model.backward_update(params, state, &caches, lg.dlogits, |_, p, s, g| {
-        opt.step(lr, step, p, &g, s);
-    })?;
-    Ok(InPlaceStep {
-        loss: lg.loss,
-        correct,
+        })
     })
 }
 
