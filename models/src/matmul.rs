@@ -10,7 +10,8 @@
 //! wide, so every output element is the same sum in the same order whatever the thread count — tests pin this
 //! (`matmul_is_thread_count_invariant` here, `tests/thread_invariance.rs`). The kernel follows the CPU's instruction
 //! set, and for `k` above 512 the chunk length follows the L1 data cache's size and associativity (read from CPUID), so
-//! bit-identity holds between machines with the same instruction set and L1 geometry, not across them.
+//! bit-identity holds between machines with the same instruction set and L1 geometry, not across them. The AVX-512
+//! kernels come with this crate's default feature `avx512`; without it AVX-512 machines run the AVX2 kernels.
 //!
 //! Layouts: which path a product takes depends only on its operands' shapes and strides, never on the thread count
 //! or on where the data came from (a split run's activations decoded from the store are row-major, as in process),
