@@ -17,8 +17,10 @@ numpy's burst, 11 after JAX's; JAX 24 after numpy's, 12.5 after ours). So this p
 (the shortest: the workers sleep as soon as a call ends), which left numpy's own time where it was (ref_numpy.py alone,
 three runs each way: 15.3–16.5 ms default, 15.6–17.2 with it); the other two's pools are the same process (JAX) or
 wake in microseconds (ours). Sleeping between bursts instead made every burst slower (rust 10.7–11.6 → 12.3–13.6 ms,
-numpy 13.7–14.9 → 15.0–16.1): a vCPU that idles for a while comes back slowly. The summary: each implementation's median over
-the rounds, and the median over the rounds of the per-round ratio rust / faster reference.
+numpy 13.7–14.9 → 15.0–16.1): a vCPU that idles for a while comes back slowly.
+
+The summary: each implementation's median over the rounds, and the median over the rounds of the per-round ratio
+rust / faster reference.
 
 Usage (interleaved.sh builds the binary and runs this for 1 and 2 threads):
     python3 experiments/bench_mlp_step/interleaved.py --threads 2 --rust target/release/deps/mlp_step-HASH
@@ -100,7 +102,8 @@ def main():
                       "median": round(statistics.median(ratios), 3), "p10": round(q[0], 3), "p90": round(q[-1], 3),
                       "rounds_at_most_0.9": sum(x <= 0.9 for x in ratios), "rounds": len(ratios)}))
     print(f"# jax {jax.__version__}, numpy {np.__version__}, affinity {sorted(os.sched_getaffinity(0))}, "
-          f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}", file=sys.stderr)
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":
