@@ -22,9 +22,11 @@ fn cfg(extra: &str) -> Config {
 
 #[test]
 fn a_cap_below_the_whole_model_forces_a_split_and_every_slice_fits() {
-    // The update of the whole model holds (M + 3 + 2·slots) × 1.2 MB of parameters plus the runtime: ~113 MB;
-    // one 256-wide unit needs far less. A 100 MB cap (with a 90 MB runtime) fits units but not the whole model.
-    let platform = "[platform]\nruntime_mb = 90\nmin_memory_mb = 96\nmemory_step_mb = 8\n";
+    // The update of the whole model holds (M + 3 + 2·slots) = 11 × its 1.34 MB of parameters, beside the
+    // container's three other cached weight versions (3 × 1.34 MB) and the runtime: ~103 MB with an 84 MB runtime;
+    // unit 0 alone (0.80 MB of parameters) ~95 MB. A 100 MB cap (memory sizes 96, 104, …: functions of 96 MB)
+    // fits units but not the whole model.
+    let platform = "[platform]\nruntime_mb = 84\nmin_memory_mb = 96\nmemory_step_mb = 8\n";
     let base = cfg(platform);
     let (profile, whole) = plan_config(&base, None).expect("plans");
     let peak_whole = whole
@@ -276,4 +278,28 @@ fn a_previous_runs_events_correct_the_model() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("plan.json"), "{err}");
+}
+
+#[test]
+fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_runtime() {
+    // Four identical 4 MB units in two slices, M = 4, one optimizer slot: a slice's update holds
+    // (M + 3 + 2·slots) × its parameters — more than its forward or backward — and a warm container keeps
+    // `WEIGHT_CACHE` − 1 other versions of them decoded beside it (the workers measured 15–17 × their parameters
+    // where the update alone is 13 ×: experiments/README.md, Lambda memory).
+    let cfg = cfg("[plan]\nslices = 2\n[platform]\nruntime_mb = 40\n");
+    let profile = synthetic_profile(4);
+    let outcome = plan_for(&cfg, &profile, 10).expect("plans");
+    let cached = coordinator::slice_worker::executor::WEIGHT_CACHE as f64 - 1.0;
+    assert_eq!(outcome.chosen.slices.len(), 2);
+    for s in &outcome.chosen.slices {
+        let params_mb = 4.0 * (s.units[1] - s.units[0]) as f64;
+        let want = 40.0 + (4.0 + 3.0 + 2.0 + cached) * params_mb;
+        assert!(
+            (s.predicted_peak_mb - want).abs() < 1e-6,
+            "slice {:?}: predicted {} MB, want {want}",
+            s.units,
+            s.predicted_peak_mb
+        );
+        assert!(s.predicted_peak_mb <= f64::from(s.memory_mb));
+    }
 }
