@@ -286,14 +286,14 @@ fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_ru
     // (M + 3 + 2·slots) × its parameters — more than its forward or backward — and a warm container keeps
     // `WEIGHT_CACHE` − 1 other versions of them decoded beside it (the workers measured 15–17 × their parameters
     // where the update alone is 13 ×: experiments/README.md, Lambda memory).
-    let cfg = cfg("[plan]\nslices = 2\n[platform]\nruntime_mb = 40\n");
+    let cfg = cfg("[plan]\nslices = 2\n");
     let profile = synthetic_profile(4);
     let outcome = plan_for(&cfg, &profile, 10).expect("plans");
     let cached = coordinator::slice_worker::executor::WEIGHT_CACHE as f64 - 1.0;
     assert_eq!(outcome.chosen.slices.len(), 2);
     for s in &outcome.chosen.slices {
         let params_mb = 4.0 * (s.units[1] - s.units[0]) as f64;
-        let want = 40.0 + (4.0 + 3.0 + 2.0 + cached) * params_mb;
+        let want = 64.0 + (4.0 + 3.0 + 2.0 + cached) * params_mb;
         assert!(
             (s.predicted_peak_mb - want).abs() < 1e-6,
             "slice {:?}: predicted {} MB, want {want}",

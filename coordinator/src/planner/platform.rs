@@ -32,9 +32,10 @@ pub struct Platform {
     /// for a small Rust binary on `provided.al2023`; cold starts are rare in a steady training loop).
     pub cold_start_probability: f64,
     pub cold_start_ms: f64,
-    /// Memory the worker process needs besides tensors, MB (binary, runtime, SDK client, Redis connections,
-    /// allocator slack). The idle `slice-worker` measured 22–30 MB; 40 leaves room for the allocator's granularity
-    /// (two slices of the same shape measured 57 and 67 MB) and the Lambda runtime environment.
+    /// Memory the worker process needs besides the tensors the model counts, MB: binary, runtime, SDK client, Redis
+    /// connections, and the pages the allocator keeps (it never returns freed memory, `slice_worker::alloc`). The
+    /// MNIST MLP's workers held 13–40 MB more than their counted tensors, the most at the smallest slices
+    /// (experiments/README.md, Lambda memory); 64 covers that with room.
     pub runtime_mb: f64,
     /// `"local"` only: how many tasks can compute at once (this machine's cores; 0 = detect).
     pub cores: usize,
@@ -63,7 +64,7 @@ impl Default for Platform {
             invoke_ms: 25.0,
             cold_start_probability: 0.01,
             cold_start_ms: 300.0,
-            runtime_mb: 40.0,
+            runtime_mb: 64.0,
             cores: 0,
         }
     }
