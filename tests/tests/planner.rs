@@ -284,8 +284,8 @@ fn a_previous_runs_events_correct_the_model() {
 fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_runtime() {
     // Four identical 4 MB units in two slices, M = 4, one optimizer slot: a slice's update holds
     // (M + 3 + 2·slots) × its parameters — more than its forward or backward — and a warm container keeps
-    // `WEIGHT_CACHE` − 1 other versions of them decoded beside it (the workers measured 15–17 × their parameters
-    // where the update alone is 13 ×: experiments/README.md, Lambda memory).
+    // `WEIGHT_CACHE` − 1 other versions of them decoded beside it (the workers measured 13–21 ×, median 15, of
+    // their parameters where the update alone is 13 ×: experiments/README.md, Lambda memory).
     let cfg = cfg("[plan]\nslices = 2\n");
     let profile = synthetic_profile(4);
     let outcome = plan_for(&cfg, &profile, 10).expect("plans");

@@ -418,7 +418,7 @@ impl<'a> TaskModel<'a> {
         let update = (m + 3.0 + 2.0 * slots) * z.params;
         // A warm container keeps the last `WEIGHT_CACHE` weight versions it read or wrote decoded; one is the version
         // the task works on (counted above), the others stay resident beside every task. Without this term the
-        // 8-unit MNIST MLP's workers measured 15–17 × their slice's parameters where the model gave 13 ×
+        // 8-unit MNIST MLP's workers measured 13–21 × their slice's parameters (median 15) where the model gave 13 ×
         // (experiments/README.md, Lambda memory), a shortfall the fixed `runtime_mb` hid for small slices only.
         // Exact for a container that runs one slice (the local invoker, `lambda.function_per_slice`); one shared by
         // slices of the same memory size may also cache the others' weights.
