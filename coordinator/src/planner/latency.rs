@@ -9,9 +9,9 @@
 
 use super::platform::{Platform, PlatformKind};
 use super::profile::{Profile, TransferFit};
-use slice_worker::executor::WEIGHT_CACHE;
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Normal};
+use slice_worker::executor::WEIGHT_CACHE;
 use std::sync::Arc;
 
 /// Redis's bytes for a key beyond its value: 180 B measured on Redis 7.0 (jemalloc) for a run key (a 45-byte
