@@ -59,7 +59,7 @@ pub fn predict(
 /// the last `WEIGHT_CACHE` weight versions decoded, so its first `WEIGHT_CACHE + 1` updates each allocate fresh
 /// memory and pay its page faults (seen: the 8-unit MLP's update at one slice took 40–46 ms in steps 1–5 and 9–10 ms
 /// after). The model predicts the steady state that follows.
-pub const WARMUP_STEPS: u64 = slice_worker::executor::WEIGHT_CACHE as u64 + 2;
+pub const WARMUP_STEPS: u64 = slice_worker::weight_cache::WEIGHT_CACHE as u64 + 2;
 
 /// The warm-up steps of a run of `steps` steps: [`WARMUP_STEPS`], but at most a fifth of the run.
 pub fn warmup_steps(steps: u64) -> u64 {

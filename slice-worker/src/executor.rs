@@ -17,6 +17,7 @@ use crate::dag::{self, successors};
 use crate::plan::RunPlan;
 use crate::store::{Keys, Store, StoreError};
 use crate::task::{TaskId, TaskPayload};
+use crate::weight_cache::{WeightCache, Weights};
 use crate::wire::{decode_targets, decode_tensor, encode_tensor};
 use bytes::Bytes;
 use models::cache_codec::{caches_from_bytes, caches_to_bytes};
@@ -119,16 +120,12 @@ impl RunCtx {
     }
 }
 
-/// How many weight versions a container keeps decoded. Versions are immutable (a key is written once, or
-/// rewritten with the same bytes by a duplicate update), so a cached copy can never be stale.
-pub const WEIGHT_CACHE: usize = 4;
-
 /// One function instance (a container). Keeps nothing between tasks but caches: the parsed plan of each run it has
 /// seen, and the last few weight versions it read or wrote.
 pub struct Worker {
     store: Arc<dyn Store>,
     runs: Mutex<HashMap<String, Arc<RunCtx>>>,
-    weights: Mutex<Vec<(String, Arc<UnitTensors<f32>>)>>,
+    weights: Mutex<WeightCache>,
 }
 
 /// Records `done` in the dependency set of `next` (which waits for `needed` inputs) and returns whether this call
@@ -151,7 +148,7 @@ impl Worker {
         Worker {
             store,
             runs: Mutex::new(HashMap::new()),
-            weights: Mutex::new(Vec::new()),
+            weights: Mutex::new(WeightCache::default()),
         }
     }
 
@@ -322,18 +319,14 @@ impl Worker {
         }
     }
 
-    fn cached_weights(&self, key: &str) -> Option<Arc<UnitTensors<f32>>> {
-        let cache = self.weights.lock().unwrap_or_else(|e| e.into_inner());
-        cache.iter().find(|(k, _)| k == key).map(|(_, w)| w.clone())
+    fn cached_weights(&self, key: &str) -> Option<Weights> {
+        let mut cache = self.weights.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(key)
     }
 
-    fn cache_weights(&self, key: String, weights: Arc<UnitTensors<f32>>) {
+    fn cache_weights(&self, key: String, weights: Weights) {
         let mut cache = self.weights.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|(k, _)| *k != key);
-        if cache.len() == WEIGHT_CACHE {
-            cache.remove(0);
-        }
-        cache.push((key, weights));
+        cache.put(key, weights);
     }
 
     async fn slice_params(
@@ -343,7 +336,7 @@ impl Worker {
         slice: usize,
         version: u64,
         out: &mut Outcome,
-    ) -> Result<Arc<UnitTensors<f32>>, TaskError> {
+    ) -> Result<Weights, TaskError> {
         let key = ctx.keys.weights(slice, version);
         if let Some(w) = self.cached_weights(&key) {
             out.weights_cached = true;

@@ -7,7 +7,7 @@
 //! the same handler under the Lambda runtime; [`alloc`] is the allocator setting it and `trainer` start with.
 //!
 //! Must not know about: the planner or the CLI. It keeps no state between tasks except an explicit warm-container
-//! cache of weights keyed by version.
+//! cache of weights keyed by version ([`weight_cache`], bounded by the size of the slice it serves).
 
 pub mod alloc;
 pub mod cpu_clock;
@@ -19,6 +19,7 @@ pub mod invoker;
 pub mod plan;
 pub mod store;
 pub mod task;
+pub mod weight_cache;
 pub mod wire;
 
 pub use data;

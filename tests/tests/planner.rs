@@ -289,7 +289,7 @@ fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_ru
     let cfg = cfg("[plan]\nslices = 2\n");
     let profile = synthetic_profile(4);
     let outcome = plan_for(&cfg, &profile, 10).expect("plans");
-    let cached = coordinator::slice_worker::executor::WEIGHT_CACHE as f64 - 1.0;
+    let cached = coordinator::slice_worker::weight_cache::WEIGHT_CACHE as f64 - 1.0;
     assert_eq!(outcome.chosen.slices.len(), 2);
     for s in &outcome.chosen.slices {
         let params_mb = 4.0 * (s.units[1] - s.units[0]) as f64;

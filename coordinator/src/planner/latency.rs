@@ -11,7 +11,7 @@ use super::platform::{Platform, PlatformKind};
 use super::profile::{Profile, TransferFit};
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Normal};
-use slice_worker::executor::WEIGHT_CACHE;
+use slice_worker::weight_cache::WEIGHT_CACHE;
 use std::sync::Arc;
 
 /// Redis's bytes for a key beyond its value: 180 B measured on Redis 7.0 (jemalloc) for a run key (a 45-byte
@@ -420,8 +420,8 @@ impl<'a> TaskModel<'a> {
         // the task works on (counted above), the others stay resident beside every task. Without this term the
         // 8-unit MNIST MLP's workers measured 13–21 × their slice's parameters (median 15) where the model gave 13 ×
         // (experiments/README.md, Lambda memory), a shortfall the fixed `runtime_mb` hid for small slices only.
-        // Exact for a container that runs one slice (the local invoker, `lambda.function_per_slice`); one shared by
-        // slices of the same memory size may also cache the others' weights.
+        // A container shared by slices keeps at most that many versions' worth of the slice it serves
+        // (`slice_worker::weight_cache`), so the bound holds there too.
         let cached_versions = (WEIGHT_CACHE - 1) as f64 * z.params;
         self.platform.runtime_mb + (cached_versions + forward.max(backward).max(update)) / 1e6
     }
