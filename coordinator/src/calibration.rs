@@ -7,8 +7,11 @@ use crate::error::RunError;
 use crate::planner::platform::PlatformKind;
 use crate::planner::profile::Profile;
 use crate::planner::simulate::StepPrediction;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use slice_worker::event::{Status, TaskEvent};
+use slice_worker::task::TaskId;
 
 /// Step-latency quantiles and per-task-kind medians, ms.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -75,32 +78,84 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     s[(((s.len() - 1) as f64) * q).round() as usize]
 }
 
+/// Most run times [`TaskTimes`] keeps per task kind; beyond it, a uniform sample of them.
+pub const SAMPLES_PER_KIND: usize = 1 << 16;
+
+/// The successful task executions' run times by kind, taken in as a split run's events arrive. Bounded: the driver
+/// kept every event of the run for the calibration until 2026-12-01 — about 0.5 KB a task, so its memory grew by
+/// 0.5 MB a step on the 1,088-task load test and without end on a long run. Past [`SAMPLES_PER_KIND`] executions of
+/// a kind it keeps a uniform sample (reservoir sampling, from a fixed seed: the same run gives the same sample).
+pub struct TaskTimes {
+    kinds: [Reservoir; 3],
+    rng: ChaCha8Rng,
+}
+
+#[derive(Default)]
+struct Reservoir {
+    seen: u64,
+    kept: Vec<f64>,
+}
+
+impl Default for TaskTimes {
+    fn default() -> Self {
+        TaskTimes {
+            kinds: Default::default(),
+            rng: ChaCha8Rng::seed_from_u64(0),
+        }
+    }
+}
+
+impl TaskTimes {
+    /// Takes in one event: its run time, if it ran.
+    pub fn record(&mut self, e: &TaskEvent) {
+        if !matches!(e.status, Status::Ran) {
+            return;
+        }
+        let kind = match e.task {
+            TaskId::F { .. } => 0,
+            TaskId::B { .. } => 1,
+            TaskId::U { .. } => 2,
+        };
+        let r = &mut self.kinds[kind];
+        r.seen += 1;
+        if r.kept.len() < SAMPLES_PER_KIND {
+            r.kept.push(e.run_ms);
+        } else {
+            let j = self.rng.random_range(0..r.seen);
+            if let Some(slot) = usize::try_from(j).ok().and_then(|j| r.kept.get_mut(j)) {
+                *slot = e.run_ms;
+            }
+        }
+    }
+
+    fn forward(&self) -> &[f64] {
+        &self.kinds[0].kept
+    }
+
+    fn backward(&self) -> &[f64] {
+        &self.kinds[1].kept
+    }
+
+    fn update(&self) -> &[f64] {
+        &self.kinds[2].kept
+    }
+}
+
 /// Sets the prediction beside the run's measurements: step times (after warm-up) and the successful task
 /// executions' run times by kind.
-pub fn compare(predicted: &StepPrediction, step_ms: &[f64], events: &[TaskEvent]) -> Calibration {
+pub fn compare(predicted: &StepPrediction, step_ms: &[f64], tasks: &TaskTimes) -> Calibration {
     let warmup = warmup_steps(step_ms.len() as u64) as usize;
     let steady = &step_ms[warmup..];
-    let kind = |k: char| -> Vec<f64> {
-        events
-            .iter()
-            .filter(|e| matches!(e.status, Status::Ran))
-            .filter(|e| e.task.to_string().starts_with(k))
-            .map(|e| e.run_ms)
-            .collect()
-    };
     let measured = Latencies {
         step_ms_p50: quantile(steady, 0.5),
         step_ms_p95: quantile(steady, 0.95),
-        forward_ms_p50: quantile(&kind('F'), 0.5),
-        backward_ms_p50: {
-            let b = kind('B');
-            if b.is_empty() {
-                0.0
-            } else {
-                quantile(&b, 0.5)
-            }
+        forward_ms_p50: quantile(tasks.forward(), 0.5),
+        backward_ms_p50: if tasks.backward().is_empty() {
+            0.0
+        } else {
+            quantile(tasks.backward(), 0.5)
         },
-        update_ms_p50: quantile(&kind('U'), 0.5),
+        update_ms_p50: quantile(tasks.update(), 0.5),
     };
     let predicted = Latencies {
         step_ms_p50: predicted.step_ms_p50,
@@ -121,5 +176,85 @@ pub fn compare(predicted: &StepPrediction, step_ms: &[f64], events: &[TaskEvent]
         predicted,
         measured,
         warmup_steps: warmup,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ran(task: TaskId, run_ms: f64) -> TaskEvent {
+        let mut e = TaskEvent::new(task, 1, "slice-0#0".into(), Status::Ran);
+        e.run_ms = run_ms;
+        e
+    }
+
+    #[test]
+    fn task_times_are_kept_by_kind_and_only_for_executions_that_ran() {
+        let mut t = TaskTimes::default();
+        t.record(&ran(
+            TaskId::F {
+                step: 1,
+                slice: 0,
+                mb: 0,
+            },
+            1.0,
+        ));
+        t.record(&ran(
+            TaskId::B {
+                step: 1,
+                slice: 0,
+                mb: 0,
+            },
+            2.0,
+        ));
+        t.record(&ran(TaskId::U { step: 1, slice: 0 }, 3.0));
+        let mut failed = ran(
+            TaskId::F {
+                step: 1,
+                slice: 0,
+                mb: 1,
+            },
+            99.0,
+        );
+        failed.status = Status::Failed("no".into());
+        t.record(&failed);
+        assert_eq!(
+            (t.forward(), t.backward(), t.update()),
+            (&[1.0][..], &[2.0][..], &[3.0][..])
+        );
+    }
+
+    #[test]
+    fn past_the_bound_a_kind_keeps_a_uniform_sample() {
+        let mut t = TaskTimes::default();
+        let n = 4 * SAMPLES_PER_KIND;
+        for i in 0..n {
+            t.record(&ran(
+                TaskId::U {
+                    step: i as u64,
+                    slice: 0,
+                },
+                i as f64,
+            ));
+        }
+        let kept = t.update();
+        assert_eq!(kept.len(), SAMPLES_PER_KIND);
+        // Every quarter of the run is in the sample about equally (a sample of the first executions only, or of
+        // the last, would fail this), and the median is the run's within 1 %.
+        for q in 0..4 {
+            let lo = (q * SAMPLES_PER_KIND) as f64;
+            let share = kept
+                .iter()
+                .filter(|&&v| v >= lo && v < lo + SAMPLES_PER_KIND as f64)
+                .count() as f64
+                / SAMPLES_PER_KIND as f64;
+            assert!((share - 0.25).abs() < 0.01, "quarter {q}: {share}");
+        }
+        let median = quantile(kept, 0.5);
+        assert!(
+            (median / (n as f64 / 2.0) - 1.0).abs() < 0.01,
+            "median {median}"
+        );
     }
 }

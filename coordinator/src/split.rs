@@ -692,7 +692,7 @@ async fn run_steps(
     let mut cursor = "0".to_string();
     let mut last_event = Instant::now();
     let mut late = 0;
-    let mut all_events: Vec<TaskEvent> = Vec::new();
+    let mut task_times = crate::calibration::TaskTimes::default();
     // On a stop request no new step is fed; the steps already fed finish, and their weights are checkpointed.
     let mut fed_up_to = plan.steps.min(first + 1);
     let mut stopping = false;
@@ -728,7 +728,7 @@ async fn run_steps(
                 continue;
             }
             events_log.write(&event)?;
-            all_events.push(event.clone());
+            task_times.record(&event);
             if let Some((task, attempt)) = tracker.event(&event, now)? {
                 d.invoke(task, attempt);
             }
@@ -854,7 +854,7 @@ async fn run_steps(
     summary.calibration = d
         .prediction
         .as_ref()
-        .map(|p| crate::calibration::compare(p, &run.step_ms, &all_events));
+        .map(|p| crate::calibration::compare(p, &run.step_ms, &task_times));
     out.write_json("summary.json", &summary)?;
     observer.finished(&summary);
     Ok(summary)
