@@ -18,7 +18,7 @@ pub const WEIGHT_CACHE: usize = 4;
 pub type Weights = Arc<UnitTensors<f32>>;
 
 /// The decoded bytes of a weight set (f32 values).
-pub fn weight_bytes(w: &UnitTensors<f32>) -> usize {
+fn weight_bytes(w: &UnitTensors<f32>) -> usize {
     w.iter().flatten().map(|t| t.len()).sum::<usize>() * std::mem::size_of::<f32>()
 }
 
@@ -70,12 +70,13 @@ impl WeightCache {
     }
 
     /// Bytes of every cached version.
-    pub fn total_bytes(&self) -> usize {
+    fn total_bytes(&self) -> usize {
         self.entries.iter().map(|e| e.bytes).sum()
     }
 
     /// Keys cached, oldest first.
-    pub fn keys(&self) -> Vec<&str> {
+    #[cfg(test)]
+    fn keys(&self) -> Vec<&str> {
         self.entries.iter().map(|e| e.key.as_str()).collect()
     }
 }
