@@ -2,7 +2,7 @@
 //! `{lambda.function_prefix}-{memory}mb` — created or updated with the worker package, memory, timeout and the
 //! store's URL in their environment; `--dry-run` prints the calls without credentials; `--destroy` deletes them.
 //!
-//! The functions are the ones a split run on Lambda will invoke (`split::lambda_functions`): the planner's memory
+//! The functions are the ones a split run on Lambda will invoke (`LambdaConfig::functions`): the planner's memory
 //! per slice when the config leaves the split to it (planned from `plan.profile`, so that deploy and fit choose
 //! alike), else `lambda.memory_mb` for every slice.
 
@@ -27,10 +27,8 @@ pub struct FunctionPlan {
 /// The functions of `cfg`'s runs, given the planner's outcome when it decides the split.
 pub fn functions(cfg: &Config, planned: Option<&PlanOutcome>, slices: usize) -> Vec<FunctionPlan> {
     let mut out: Vec<FunctionPlan> = Vec::new();
-    for (slice, (name, mb)) in crate::split::lambda_functions(cfg, planned, slices)
-        .into_iter()
-        .enumerate()
-    {
+    let memory = planned.map(|o| o.chosen.slices.iter().map(|s| s.memory_mb).collect());
+    for (slice, (name, mb)) in cfg.lambda.functions(memory, slices).into_iter().enumerate() {
         match out.iter_mut().find(|f| f.name == name) {
             Some(f) => f.slices.push(slice),
             None => out.push(FunctionPlan {

@@ -53,3 +53,13 @@ pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunEr
         source,
     }
 }
+
+impl From<slice_worker::store::StoreError> for RunError {
+    fn from(e: slice_worker::store::StoreError) -> Self {
+        match e {
+            // Still failing after the store's own retries: the run's state there cannot be relied on.
+            slice_worker::store::StoreError::Connection { .. } => RunError::StoreLost(e.to_string()),
+            e => RunError::Store(e.to_string()),
+        }
+    }
+}

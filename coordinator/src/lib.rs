@@ -1,15 +1,28 @@
 //! # coordinator: configures, plans and drives runs
 //!
-//! Owns the run configuration ([`config::Config`], the TOML users write), the single-process reference run
-//! ([`fit::fit`]) with its run folder ([`run_dir::RunDir`]) and evaluation, and the driver of split runs
-//! ([`split`], following the event stream with [`tracker::Tracker`]), and the [`planner`] (profile, platform model,
-//! latency model, Monte Carlo, search) with the [`calibration`] every split run reports, and [`deploy`] (the
-//! Lambda functions of a config).
+//! Owns the run configuration ([`config::Config`], the TOML users write), the [`planner`] (profile as data,
+//! platform, latency model, Monte Carlo, search, calibration, costs), measuring a [`profiling`] profile, the runs
+//! ([`run::fit`]: the single-process reference loop and the split-run driver, their run folder
+//! [`run::dir::RunDir`], resume, evaluation), [`sweep`]s and [`deploy`] (the Lambda functions of a config).
+//!
+//! Floors, each importing only from the ones above it in this list (the test `tools/floors` checks that no module
+//! imports in a circle):
+//!
+//! ```text
+//! config/      the TOML tables, one file each, with their validation; Platform, Pricing, Objective   (imports nothing)
+//! stats        quantiles of samples (NaN for none)                                                   (imports nothing)
+//! error        RunError
+//! planner/     Profile (data), latency model, simulate, search, calibration, costs, observe: data in, plans out
+//! job          a config's model, data set, sampler, step count and step-0 state
+//! profiling/   measures a Profile on this machine and store; plan_config (profile, then plan)
+//! run/         record → evaluate → checkpoint → dir → resume → local | split/ (tracker → driver → setup → steps)
+//! sweep/, deploy   whole grids of runs; the Lambda functions of a config
+//! ```
 //!
 //! Must not know about: the command line (flags, progress bars, exit codes belong to `trainer`).
 //!
 //! ```no_run
-//! use coordinator::{config::Config, fit::{fit, Quiet}, run_dir::RunDir};
+//! use coordinator::{config::Config, run::{fit, record::Quiet, dir::RunDir}};
 //! let cfg: Config = toml::from_str(r#"
 //!     model = { kind = "mlp", widths = [784, 64, 10] }
 //!     train = { steps = 10, batch_size = 32, lr = 0.1 }
@@ -19,19 +32,14 @@
 //! println!("test accuracy {:?}", summary.test_accuracy);
 //! ```
 
-pub mod calibration;
 pub mod config;
-pub mod costs;
 pub mod deploy;
 pub mod error;
-pub mod evaluate;
-pub mod fit;
+mod job;
 pub mod planner;
-pub mod resume;
-pub mod run_dir;
-pub mod split;
+pub mod profiling;
+pub mod run;
+pub mod stats;
 pub mod sweep;
-pub mod tracker;
 
 pub use error::RunError;
-pub use slice_worker;

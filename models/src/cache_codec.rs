@@ -12,7 +12,7 @@ use crate::layers::attention::AttentionCache;
 use crate::layers::block::BlockCache;
 use crate::layers::layernorm::LayerNormCache;
 use crate::layers::maxpool2d::MaxPoolCache;
-use crate::unit::UnitCache;
+use crate::units::UnitCache;
 use crate::Tensor;
 use ndarray::{Array, Dimension, IxDyn};
 use safetensors::tensor::{Dtype, View};

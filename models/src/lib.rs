@@ -1,10 +1,15 @@
 //! # models: the numerical core
 //!
 //! Owns tensors (ndarray, f32 for training and f64 for gradient checks), layers with explicit `forward`/`backward`
-//! ([`layers`]), the softmax cross-entropy loss ([`loss`]), optimizers ([`optim`]), learning-rate schedules,
-//! model specs ([`ModelSpec`]) and the **units** a model is made of — the places where it may be cut into slices —
-//! with their accounting ([`UnitCost`]), the arithmetic of a training step ([`train`]) and safetensors checkpoints
-//! ([`checkpoint`]).
+//! ([`layers`], which also holds [`Activation`], the element-wise activation a spec names), the softmax
+//! cross-entropy loss ([`loss`], with the [`LossKind`] a model is scored by), optimizers ([`optim`]), learning-rate
+//! schedules, model specs ([`ModelSpec`]) and the **units** a model is made of — the places where it may be cut into
+//! slices: [`Unit`], in `src/units/`, one file per kind — with their accounting ([`UnitCost`]), the arithmetic of a
+//! training step ([`train`]) and safetensors checkpoints ([`checkpoint`]).
+//!
+//! Floors, each using only the ones below it: tensors and kernels ([`tensor`], [`matmul`], [`rng`]) → layers
+//! (with `Activation`) and loss → units → specs (which lay out units) → the model (which runs them, and where
+//! [`ModelSpec::build`] lives) → training steps, checkpoints and cache codecs.
 //!
 //! Must not touch: Redis, Lambda, tasks, async, the file system beyond reading and writing checkpoint files.
 //!
@@ -38,13 +43,15 @@ mod spec;
 pub mod tensor;
 pub mod train;
 mod transpose;
-mod unit;
+mod units;
 
 pub use error::{ModelError, Result};
 pub use float::Float;
-pub use model::{LossGrad, LossKind, Model, UnitTensors};
+pub use layers::Activation;
+pub use loss::LossKind;
+pub use model::{LossGrad, Model, UnitTensors};
 pub use optim::{OptimizerSpec, OptimizerState};
 pub use schedule::Schedule;
-pub use spec::{Activation, ModelSpec};
+pub use spec::ModelSpec;
 pub use tensor::Tensor;
-pub use unit::{Init, ParamSpec, Unit, UnitCache, UnitCost};
+pub use units::{Init, ParamSpec, Unit, UnitCache, UnitCost};

@@ -4,6 +4,15 @@ use crate::error::{shape_err, ModelError, Result};
 use crate::Float;
 use ndarray::{Array2, ArrayView2};
 
+/// What the last unit's output is scored against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossKind {
+    /// Logits [N, K] against labels [N].
+    Classification,
+    /// Logits [N, T, V] against next tokens [N, T]; the loss averages over all N·T tokens of the batch.
+    NextToken,
+}
+
 /// The loss of a micro-batch and the gradient of that loss with respect to the logits.
 pub struct LossOutput<T> {
     /// `Σ_rows −log softmax(logits)[target] / normalizer`.

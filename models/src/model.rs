@@ -1,12 +1,13 @@
-//! A model: an ordered list of units, with forward and backward over any contiguous range of them (a slice).
+//! A model: an ordered list of units, with forward and backward over any contiguous range of them (a slice), and
+//! [`ModelSpec::build`], which makes one from the units a spec lays out.
 
 use crate::error::{shape_err, ModelError, Result};
-use crate::loss::{correct, softmax_cross_entropy};
+use crate::loss::{correct, softmax_cross_entropy, LossKind};
 use crate::matmul::threads;
 use crate::parallel::on_pool;
-use crate::spec::ModelSpec;
+use crate::spec::{Layout, ModelSpec};
 use crate::tensor::{reshape, rows, Tensor};
-use crate::unit::{ParamSpec, Unit, UnitCache, UnitCost};
+use crate::units::{ParamSpec, Unit, UnitCache, UnitCost};
 use crate::Float;
 use std::ops::Range;
 
@@ -19,15 +20,6 @@ pub struct LossGrad<T> {
     pub dlogits: Tensor<T>,
 }
 
-/// What the last unit's output is scored against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LossKind {
-    /// Logits [N, K] against labels [N].
-    Classification,
-    /// Logits [N, T, V] against next tokens [N, T]; the loss averages over all N·T tokens of the batch.
-    NextToken,
-}
-
 /// A built model: its spec, its units and the per-sample shape of the tensor entering each unit.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -38,13 +30,16 @@ pub struct Model {
     loss: LossKind,
 }
 
+impl ModelSpec {
+    /// Checks the spec and lays out its units.
+    pub fn build(&self) -> Result<Model> {
+        let Layout { units, input, loss } = self.layout()?;
+        Model::new(self.clone(), units, input, loss)
+    }
+}
+
 impl Model {
-    pub(crate) fn new(
-        spec: ModelSpec,
-        units: Vec<Unit>,
-        input: Vec<usize>,
-        loss: LossKind,
-    ) -> Result<Model> {
+    fn new(spec: ModelSpec, units: Vec<Unit>, input: Vec<usize>, loss: LossKind) -> Result<Model> {
         let mut shapes = vec![input];
         for u in &units {
             let next =

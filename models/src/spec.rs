@@ -1,19 +1,13 @@
-//! Model specs as they appear in the `[model]` table of a config, and how each becomes a list of units.
+//! Model specs as they appear in the `[model]` table of a config, and how each becomes a list of units (its
+//! [`Layout`]; [`ModelSpec::build`], in `model`, turns that into a model).
 
 use crate::error::{ModelError, Result};
-use crate::layers::{Conv2d, Embedding, LayerNorm, Linear, MaxPool2d, TransformerBlock};
-use crate::model::{LossKind, Model};
-use crate::unit::Unit;
+use crate::layers::{
+    Activation, Conv2d, Embedding, LayerNorm, Linear, MaxPool2d, TransformerBlock,
+};
+use crate::loss::LossKind;
+use crate::units::Unit;
 use serde::{Deserialize, Serialize};
-
-/// Element-wise activation between layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    Relu,
-    /// GELU, tanh form (PyTorch `approximate="tanh"`).
-    Gelu,
-}
 
 /// What model to build. Tensor names follow the equivalent PyTorch module's `state_dict` (see the README).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,9 +80,17 @@ fn parameter_count(spec: &ModelSpec) -> u128 {
     }
 }
 
+/// A checked spec laid out: its units, the per-sample shape of the model input and what the output is scored
+/// against.
+pub(crate) struct Layout {
+    pub units: Vec<Unit>,
+    pub input: Vec<usize>,
+    pub loss: LossKind,
+}
+
 impl ModelSpec {
-    /// Checks the spec and lays out its units.
-    pub fn build(&self) -> Result<Model> {
+    /// Checks the spec and lays out its units (what [`build`](Self::build) makes a model of).
+    pub(crate) fn layout(&self) -> Result<Layout> {
         let (units, field) = match self {
             ModelSpec::Mlp { widths, .. } => (widths.len().saturating_sub(1), "model.widths"),
             ModelSpec::Lenet5 => (5, "model.kind"),
@@ -135,12 +137,11 @@ impl ModelSpec {
                         activation: (i < last).then_some(*activation),
                     })
                     .collect();
-                Model::new(
-                    self.clone(),
+                Ok(Layout {
                     units,
-                    vec![widths[0]],
-                    LossKind::Classification,
-                )
+                    input: vec![widths[0]],
+                    loss: LossKind::Classification,
+                })
             }
             ModelSpec::Lenet5 => {
                 let units = vec![
@@ -160,12 +161,11 @@ impl ModelSpec {
                     dense("fc2", 120, 84, Some(Activation::Relu)),
                     dense("fc3", 84, 10, None),
                 ];
-                Model::new(
-                    self.clone(),
+                Ok(Layout {
                     units,
-                    vec![1, 28, 28],
-                    LossKind::Classification,
-                )
+                    input: vec![1, 28, 28],
+                    loss: LossKind::Classification,
+                })
             }
             ModelSpec::Gpt {
                 vocab,
@@ -206,7 +206,11 @@ impl ModelSpec {
                     ln: LayerNorm::new(*d_model),
                     head: Linear::new(*d_model, *vocab, false),
                 });
-                Model::new(self.clone(), units, vec![*context], LossKind::NextToken)
+                Ok(Layout {
+                    units,
+                    input: vec![*context],
+                    loss: LossKind::NextToken,
+                })
             }
         }
     }

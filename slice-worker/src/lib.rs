@@ -21,18 +21,3 @@ pub mod store;
 pub mod task;
 pub mod weight_cache;
 pub mod wire;
-
-pub use data;
-pub use models;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dependency_arrow_reaches_the_numerical_core() {
-        let spec = crate::models::ModelSpec::Mlp {
-            widths: vec![4, 3, 2],
-            activation: crate::models::Activation::Relu,
-        };
-        assert_eq!(spec.build().expect("valid spec").units().len(), 2);
-    }
-}

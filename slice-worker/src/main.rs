@@ -135,7 +135,7 @@ async fn probe(store: &dyn Store) -> Result<serde_json::Value, lambda_runtime::E
     Ok(serde_json::json!({
         "probe": "ok",
         "store": store.describe(),
-        "threads": slice_worker::models::matmul::threads(),
+        "threads": models::matmul::threads(),
     }))
 }
 
@@ -242,7 +242,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    slice_worker::models::matmul::set_threads(settings.threads);
+    models::matmul::set_threads(settings.threads);
     // One thread: a function instance runs one invocation at a time, and the handler's CPU clock is this thread's.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -81,7 +81,7 @@ fn main() {
         let mut cfg: Config = toml::from_str(&text).expect("config parses");
         cfg.runtime.invoker = "local".into();
         cfg.runtime.store = "memory".into();
-        let (_, outcome) = coordinator::planner::plan_config(&cfg, None).expect("plan");
+        let (_, outcome) = coordinator::profiling::plan_config(&cfg, None).expect("plan");
         for (i, (name, planned)) in names.iter().zip(&outcome.chosen.slices).enumerate() {
             let rss_mb = stats.peak_rss_kib.get(name).copied().unwrap_or(0) as f64 / 1024.0;
             rows.push(serde_json::json!({

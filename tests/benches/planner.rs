@@ -4,9 +4,10 @@
 //! Usage: cargo bench -p e2e-tests --bench planner [-- --json FILE]
 
 use coordinator::planner::latency::{PlanShape, TaskModel};
-use coordinator::planner::platform::{Platform, Pricing};
+use coordinator::config::{Platform, Pricing};
 use coordinator::planner::profile::{Profile, StoreProfile, TransferPoint, UnitProfile};
-use coordinator::planner::search::{plan, Objective, Request};
+use coordinator::config::Objective;
+use coordinator::planner::search::{plan, Request};
 use coordinator::planner::simulate::Parallelism;
 use std::io::Write;
 use std::time::Instant;

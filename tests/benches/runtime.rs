@@ -13,11 +13,12 @@
 //! Prints a Markdown report and one JSON line (`--json FILE` appends it). `--steps N` sets the steps per run.
 
 use coordinator::config::Config;
-use coordinator::fit::{fit, Quiet, Summary};
-use coordinator::run_dir::RunDir;
-use coordinator::slice_worker::event::TaskEvent;
-use coordinator::slice_worker::store::{Keys, MemoryStore, RedisStore, Store};
-use coordinator::slice_worker::task::TaskId;
+use coordinator::run::fit;
+use coordinator::run::record::{Quiet, Summary};
+use coordinator::run::dir::RunDir;
+use slice_worker::event::TaskEvent;
+use slice_worker::store::{Keys, MemoryStore, RedisStore, Store};
+use slice_worker::task::TaskId;
 use e2e_tests::redis_server::RedisServer;
 use std::io::Write;
 use std::process::Command;
@@ -106,7 +107,7 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
         worker: "slice-2#7".into(),
         cold: false,
         became: false,
-        status: coordinator::slice_worker::event::Status::Ran,
+        status: slice_worker::event::Status::Ran,
         fired: vec![TaskId::B {
             step: 12,
             slice: 1,

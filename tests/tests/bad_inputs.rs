@@ -372,8 +372,8 @@ fn worker(args: &[&str], store: &str) -> Output {
 
 #[test]
 fn bad_payloads_and_store_values() {
-    use coordinator::slice_worker::plan::RunPlan;
-    use coordinator::slice_worker::store::{Keys, RedisStore, Store};
+    use slice_worker::plan::RunPlan;
+    use slice_worker::store::{Keys, RedisStore, Store};
     let redis = RedisServer::start(&[]);
     let url = redis.url();
     let payload = |run: &str, task: &str| format!(r#"{{"run":"{run}","task":{task},"attempt":1}}"#);
@@ -449,7 +449,7 @@ fn bad_payloads_and_store_values() {
     );
     // 2. A real plan, and one of its task's inputs broken: (run, first weights, first input, what the error names).
     let tensor = |shape: &[usize]| {
-        coordinator::slice_worker::wire::encode_tensor(&ndarray::ArrayD::<f32>::zeros(
+        slice_worker::wire::encode_tensor(&ndarray::ArrayD::<f32>::zeros(
             ndarray::IxDyn(shape),
         ))
         .expect("tensor")

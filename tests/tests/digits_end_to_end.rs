@@ -2,8 +2,9 @@
 //! leaves reloads into the same model.
 
 use coordinator::config::Config;
-use coordinator::fit::{fit, Quiet};
-use coordinator::run_dir::RunDir;
+use coordinator::run::fit;
+use coordinator::run::record::Quiet;
+use coordinator::run::dir::RunDir;
 use std::sync::atomic::AtomicBool;
 
 #[test]

@@ -5,8 +5,9 @@
 //! every task of the graph must fire exactly once.
 
 use coordinator::config::Config;
-use coordinator::fit::{fit, Quiet};
-use coordinator::run_dir::RunDir;
+use coordinator::run::fit;
+use coordinator::run::record::Quiet;
+use coordinator::run::dir::RunDir;
 use e2e_tests::lambda_emulator::{
     cargo_binary, worker_binary, Emulator, Faults, FunctionSpec, Stats,
 };
@@ -234,10 +235,10 @@ fn emulator_killed_split_run_resumes_to_the_monolithic_bytes() {
     assert_eq!(steps(), 60, "metrics cover every step once");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let left = rt.block_on(async {
-        let store = coordinator::slice_worker::store::RedisStore::connect(&redis.url())
+        let store = slice_worker::store::RedisStore::connect(&redis.url())
             .await
             .expect("Redis");
-        use coordinator::slice_worker::store::Store;
+        use slice_worker::store::Store;
         store.keys_with_prefix("").await.expect("SCAN")
     });
     assert!(left.is_empty(), "keys left after the resumed run: {left:?}");
@@ -285,8 +286,8 @@ fn emulator_kills_a_worker_past_its_memory_and_the_run_stops_naming_the_task() {
 }
 
 /// The SDK pointed at an emulator, with credentials it accepts.
-fn settings(endpoint: &str) -> coordinator::slice_worker::invoker::LambdaSettings {
-    coordinator::slice_worker::invoker::LambdaSettings {
+fn settings(endpoint: &str) -> slice_worker::invoker::LambdaSettings {
+    slice_worker::invoker::LambdaSettings {
         region: Some("us-east-1".into()),
         profile: None,
         endpoint_url: Some(endpoint.into()),
@@ -296,7 +297,7 @@ fn settings(endpoint: &str) -> coordinator::slice_worker::invoker::LambdaSetting
 
 #[test]
 fn emulator_answers_the_invoke_api_as_lambda_does() {
-    use coordinator::slice_worker::invoker::lambda::{Backoff, InvokeError, LambdaClient};
+    use slice_worker::invoker::lambda::{Backoff, InvokeError, LambdaClient};
     let redis = RedisServer::start(&[]);
     let lambda = emulator(&redis.url(), Faults::default(), Duration::from_secs(5));
     let rt = tokio::runtime::Runtime::new().expect("runtime");

@@ -3,10 +3,12 @@
 //! `slices = "auto"` trains with the planner's cuts, and the run reports predicted against measured latency.
 
 use coordinator::config::Config;
-use coordinator::fit::{fit, Quiet};
+use coordinator::run::fit;
+use coordinator::run::record::Quiet;
 use coordinator::planner::profile::{Profile, StoreProfile, TransferPoint, UnitProfile};
-use coordinator::planner::{plan_config, plan_for};
-use coordinator::run_dir::RunDir;
+use coordinator::planner::plan_for;
+use coordinator::profiling::plan_config;
+use coordinator::run::dir::RunDir;
 use coordinator::RunError;
 use std::sync::atomic::AtomicBool;
 
@@ -256,8 +258,8 @@ fn a_previous_runs_events_correct_the_model() {
         &AtomicBool::new(false),
     )
     .expect("trains");
-    let profile = coordinator::planner::profile::profile(&split, 2).unwrap();
-    let obs = coordinator::planner::observe_run(&split, &profile, &run).expect("reads the run");
+    let profile = coordinator::profiling::profile(&split, 2).unwrap();
+    let obs = coordinator::run::observe_run(&split, &profile, &run).expect("reads the run");
     // 4 steps × (M = 4 forwards and backwards per slice boundary … ) — every kind has samples, all positive.
     assert!(!obs.forward.is_empty() && !obs.backward.is_empty() && !obs.update.is_empty());
     assert!(obs
@@ -274,7 +276,7 @@ fn a_previous_runs_events_correct_the_model() {
     let (_, with) = plan_config(&split, Some(corrected)).unwrap();
     assert!(with.chosen.predicted.step_ms_p50 > 0.0 && plain.chosen.predicted.step_ms_p50 > 0.0);
     // Not a run folder: an error naming it.
-    let err = coordinator::planner::observe_run(&split, &profile, dir.path())
+    let err = coordinator::run::observe_run(&split, &profile, dir.path())
         .unwrap_err()
         .to_string();
     assert!(err.contains("plan.json"), "{err}");
@@ -289,7 +291,7 @@ fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_ru
     let cfg = cfg("[plan]\nslices = 2\n");
     let profile = synthetic_profile(4);
     let outcome = plan_for(&cfg, &profile, 10).expect("plans");
-    let cached = coordinator::slice_worker::weight_cache::WEIGHT_CACHE as f64 - 1.0;
+    let cached = slice_worker::weight_cache::WEIGHT_CACHE as f64 - 1.0;
     assert_eq!(outcome.chosen.slices.len(), 2);
     for s in &outcome.chosen.slices {
         let params_mb = 4.0 * (s.units[1] - s.units[0]) as f64;

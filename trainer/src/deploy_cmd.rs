@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use coordinator::config::{Config, Slices};
 use coordinator::deploy::{self, FunctionPlan};
-use coordinator::slice_worker::invoker::lambda::{Backoff, LambdaClient, LambdaSettings};
+use slice_worker::invoker::lambda::{Backoff, LambdaClient, LambdaSettings};
 use std::path::{Path, PathBuf};
 
 /// What `trainer deploy` was asked to do.
@@ -25,8 +25,8 @@ fn functions(cfg: &Config) -> Result<Vec<FunctionPlan>> {
              (`trainer profile CONFIG --out profile.json`, then plan.profile = \"profile.json\") so that the run \
              chooses the same functions",
         )?;
-        let profile = coordinator::planner::read_profile(path)?;
-        let (_, outcome) = coordinator::planner::plan_config(cfg, Some(profile))?;
+        let profile = coordinator::planner::profile::read_profile(path)?;
+        let (_, outcome) = coordinator::profiling::plan_config(cfg, Some(profile))?;
         let slices = outcome.chosen.slices.len();
         return Ok(deploy::functions(cfg, Some(&outcome), slices));
     }

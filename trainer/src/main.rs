@@ -12,8 +12,8 @@ mod sweep_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use coordinator::fit::fit;
-use coordinator::run_dir::RunDir;
+use coordinator::run::fit;
+use coordinator::run::dir::RunDir;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -213,7 +213,7 @@ fn run_fit(
     }
     let mut progress = progress::Progress::new(quiet);
     let summary = if resuming {
-        coordinator::fit::resume(&cfg, &RunDir::new(&out), &mut progress, &stop)
+        coordinator::run::resume(&cfg, &RunDir::new(&out), &mut progress, &stop)
     } else {
         fit(&cfg, &RunDir::new(&out), &mut progress, &stop)
     }
@@ -284,7 +284,7 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Command::Eval { run, checkpoint } => {
             set_threads(0)?;
-            let e = coordinator::evaluate::evaluate_run(&run, checkpoint.as_deref())?;
+            let e = coordinator::run::evaluate::evaluate_run(&run, checkpoint.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&e)?);
             Ok(())
         }
@@ -312,7 +312,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    coordinator::slice_worker::alloc::keep_freed_pages();
+    slice_worker::alloc::keep_freed_pages();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

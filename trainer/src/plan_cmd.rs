@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use coordinator::planner::search::{PlanOutcome, PlannedStep};
-use coordinator::planner::{plan_config, profile, read_profile};
+use coordinator::planner::profile::read_profile;
+use coordinator::profiling::plan_config;
 use std::path::Path;
 
 /// Measures the config's model and store here and writes `profile.json`; with `events`, corrects the model by a
@@ -20,15 +21,15 @@ pub fn run_profile(
         "profiling {} ({reps} samples of each unit and value size)…",
         config.display()
     );
-    let mut p = profile::profile(&cfg, reps)?;
+    let mut p = coordinator::profiling::profile(&cfg, reps)?;
     if let Some(run) = events {
-        let o = coordinator::planner::observe_run(&cfg, &p, run)?;
+        let o = coordinator::run::observe_run(&cfg, &p, run)?;
         eprintln!(
             "  from {}: measured / modelled task time, median: forward {:.2}, backward {:.2}, update {:.2} ({} tasks)",
             run.display(),
-            profile::median(&o.forward),
-            profile::median(&o.backward),
-            profile::median(&o.update),
+            coordinator::stats::median(&o.forward),
+            coordinator::stats::median(&o.backward),
+            coordinator::stats::median(&o.update),
             o.forward.len() + o.backward.len() + o.update.len()
         );
         p.observed = Some(o);
@@ -40,9 +41,9 @@ pub fn run_profile(
         eprintln!(
             "  {:<28} forward {:>8.3} ms  backward {:>8.3} ms  update {:>7.3} ms",
             u.name,
-            profile::median(&u.forward_ms),
-            profile::median(&u.backward_ms),
-            profile::median(&u.update_ms)
+            coordinator::stats::median(&u.forward_ms),
+            coordinator::stats::median(&u.backward_ms),
+            coordinator::stats::median(&u.update_ms)
         );
     }
     let put = p.store.fit(true);
@@ -54,7 +55,7 @@ pub fn run_profile(
         put.bytes_per_ms / 1e6,
         get.fixed_ms,
         get.bytes_per_ms / 1e6,
-        profile::median(&p.task_overhead_ms)
+        coordinator::stats::median(&p.task_overhead_ms)
     );
     eprintln!("profile: {}", out.display());
     Ok(())

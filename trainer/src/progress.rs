@@ -1,6 +1,6 @@
 //! The progress display of `trainer fit`: a bar on a terminal, plain periodic lines otherwise (CI logs, pipes).
 
-use coordinator::fit::{Observer, StepRecord, Summary};
+use coordinator::run::record::{Observer, StepRecord, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;

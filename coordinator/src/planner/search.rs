@@ -11,20 +11,9 @@
 //!    margin.
 
 use super::latency::{PlanShape, TaskModel};
-use super::platform::Pricing;
+use crate::config::{Objective, Pricing};
 use super::simulate::{simulate, Parallelism, StepPrediction};
-use serde::{Deserialize, Serialize};
-
-/// What the user optimises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Objective {
-    /// The cheapest plan whose step latency meets `slo_ms` with probability `quantile`.
-    #[default]
-    Cost,
-    /// The fastest plan (step latency at `quantile`) under `budget_usd_per_step`.
-    Latency,
-}
+use serde::Serialize;
 
 /// A planning request.
 #[derive(Clone, Debug)]

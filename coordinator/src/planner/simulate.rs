@@ -5,7 +5,7 @@
 //! give GB-seconds and the bill.
 
 use super::latency::{PlanShape, SliceModel};
-use super::platform::Pricing;
+use crate::config::Pricing;
 use rand::{RngExt, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -8,13 +8,16 @@ pub mod results;
 pub mod spec;
 
 use crate::config::Config;
-use crate::costs::{measured_cost, one_function_cost, vm_cost_per_step};
+use crate::planner::costs::{measured_cost, one_function_cost, vm_cost_per_step};
 use crate::error::{io, RunError};
-use crate::fit::{fit, total_steps, Observer, Summary};
-use crate::planner::platform::PlatformKind;
+use crate::job::total_steps;
+use crate::run::fit;
+use crate::run::record::{Observer, Summary};
+use crate::config::PlatformKind;
 use crate::planner::profile::Profile;
-use crate::planner::search::{Objective, PlannedStep};
-use crate::run_dir::RunDir;
+use crate::config::Objective;
+use crate::planner::search::PlannedStep;
+use crate::run::dir::RunDir;
 use results::{Pick, Results, Row};
 use serde::{Deserialize, Serialize};
 use spec::{Point, Sweep};
@@ -44,7 +47,7 @@ const POINT_RECORD: &str = "point.json";
 fn config_hash(cfg: &Config) -> String {
     let text =
         toml::to_string(cfg).unwrap_or_else(|e| unreachable!("a parsed config serialises: {e}"));
-    crate::resume::sha256(text.as_bytes())
+    crate::run::checkpoint::sha256(text.as_bytes())
 }
 
 fn on_lambda(cfg: &Config) -> Config {
@@ -73,7 +76,7 @@ impl Predicted {
         };
         Ok(Predicted {
             lambda: evaluate(&on_lambda(cfg))?,
-            here: evaluate(&crate::calibration::on_its_platform(cfg))?,
+            here: evaluate(&crate::planner::calibration::on_its_platform(cfg))?,
             memory,
         })
     }
@@ -184,7 +187,7 @@ fn measured(
     }
     let mean_step_ms = summary.train_s * 1e3 / steps as f64;
     let cost = measured_cost(
-        &crate::run_dir::read_events(dir)?,
+        &crate::run::dir::read_events(dir)?,
         &row.memory_mb,
         steps,
         mean_step_ms,
@@ -211,25 +214,27 @@ fn set_aside(dir: &Path) -> Result<(), RunError> {
 /// fresh one of this machine — returned to be kept there (the sweep writes nothing before every point checks out).
 fn sweep_profile(
     sweep: &Sweep,
-    training: &(models::Model, Box<dyn data::Dataset>, data::Sampler, u64),
+    training: &crate::job::Job,
     out: &Path,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Profile, PathBuf, bool), RunError> {
-    let (model, ds, sampler, _) = training;
+    let crate::job::Job {
+        model, ds, sampler, ..
+    } = training;
     if let Some(path) = &sweep.profile {
         return Ok((
-            crate::planner::read_profile_for(path, model)?,
+            crate::planner::profile::read_profile_for(path, model)?,
             path.clone(),
             false,
         ));
     }
     let kept = out.join("profile.json");
     if kept.exists() {
-        return Ok((crate::planner::read_profile_for(&kept, model)?, kept, false));
+        return Ok((crate::planner::profile::read_profile_for(&kept, model)?, kept, false));
     }
     log("profiling this machine for the predictions (kept as profile.json in the sweep folder)");
-    let batch = crate::planner::profile::first_batch(ds.as_ref(), sampler)?;
-    let profile = crate::planner::profile::profile_with(&sweep.base, &batch, 5)?;
+    let batch = crate::profiling::first_batch(ds.as_ref(), sampler)?;
+    let profile = crate::profiling::profile_with(&sweep.base, &batch, 5)?;
     Ok((profile, kept, true))
 }
 
@@ -244,10 +249,10 @@ pub fn run_sweep(
 ) -> Result<Results, RunError> {
     let points = sweep.points()?;
     let out = &opts.out;
-    let training = crate::fit::open_training(&sweep.base)?;
+    let training = crate::job::Job::open(&sweep.base)?;
     let (profile, profile_path, new_profile) = sweep_profile(sweep, &training, out, log)?;
     let profile_path = std::path::absolute(&profile_path).map_err(io(&profile_path))?;
-    let (model, _, sampler, _) = &training;
+    let crate::job::Job { model, sampler, .. } = &training;
     let units = model.units().len();
     let steps_per_epoch = sampler.steps_per_epoch() as u64;
 

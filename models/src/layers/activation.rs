@@ -1,8 +1,19 @@
-//! Element-wise activations.
+//! Element-wise activations: the functions ([`Relu`], [`Gelu`]) and [`Activation`], the choice between them that a
+//! model spec names and a unit applies.
 
 use crate::parallel::{map1, map2};
 use crate::Float;
 use ndarray::{ArrayD, ArrayViewD};
+use serde::{Deserialize, Serialize};
+
+/// Element-wise activation between layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    /// GELU, tanh form (PyTorch `approximate="tanh"`).
+    Gelu,
+}
 
 /// `y = max(x, 0)`; a NaN stays NaN, as in PyTorch (so that a spoilt weight shows in the loss instead of vanishing
 /// behind the activation). Backward needs only the mask y > 0 ⇔ x > 0, which the input or the output gives alike.
@@ -51,6 +62,23 @@ impl Gelu {
                 + half * v * (T::one() - t * t) * k * (T::one() + three * c * v * v);
             g * d
         })
+    }
+}
+
+impl Activation {
+    pub(crate) fn forward<T: Float>(self, x: ArrayViewD<T>) -> ArrayD<T> {
+        match self {
+            Activation::Relu => Relu.forward(x),
+            Activation::Gelu => Gelu.forward(x),
+        }
+    }
+
+    /// `kept` is the ReLU output or the GELU input, whichever that activation's backward needs.
+    pub(crate) fn backward<T: Float>(self, kept: ArrayViewD<T>, dy: ArrayViewD<T>) -> ArrayD<T> {
+        match self {
+            Activation::Relu => Relu.backward(kept, dy),
+            Activation::Gelu => Gelu.backward(kept, dy),
+        }
     }
 }
 

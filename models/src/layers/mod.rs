@@ -1,6 +1,7 @@
 //! Layers: each a small struct with a `forward` that returns what its `backward` needs, and a `backward` that returns
 //! the input gradient and the parameter gradients. Parameters are passed in, never owned, so the same layer code
-//! serves whole models, slices of models and f64 gradient checks.
+//! serves whole models, slices of models and f64 gradient checks. [`Activation`] names which element-wise
+//! activation a unit applies.
 //!
 //! Shape legend used in the docs: `N` samples, `T` positions, `C`/`D` channels or model width, `H`/`W` image size,
 //! `K` classes, `V` vocabulary.
@@ -15,7 +16,7 @@ pub mod layernorm;
 pub mod linear;
 pub mod maxpool2d;
 
-pub use activation::{Gelu, Relu};
+pub use activation::{Activation, Gelu, Relu};
 pub use attention::CausalSelfAttention;
 pub use block::TransformerBlock;
 pub use conv2d::Conv2d;

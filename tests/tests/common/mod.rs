@@ -4,10 +4,10 @@
 // Each test binary compiles this module and uses part of it.
 #![allow(dead_code)]
 
-use coordinator::slice_worker::dag::step_tasks;
-use coordinator::slice_worker::event::{Status, TaskEvent};
-use coordinator::slice_worker::plan::RunPlan;
-use coordinator::slice_worker::task::TaskId;
+use slice_worker::dag::step_tasks;
+use slice_worker::event::{Status, TaskEvent};
+use slice_worker::plan::RunPlan;
+use slice_worker::task::TaskId;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -7,7 +7,7 @@ mod plots;
 
 use anyhow::{bail, Context, Result};
 use coordinator::config::Config;
-use coordinator::slice_worker::event::TaskEvent;
+use slice_worker::event::TaskEvent;
 use coordinator::sweep::results::{Results, Row};
 use plots::{Bar, Groups};
 use serde_json::Value;
@@ -336,7 +336,7 @@ fn sweep_report(dir: &Path, out: &Path) -> Result<String> {
     if let Some(r) = shown {
         let run = dir.join(r.dir.as_deref().unwrap_or_default());
         if run.join("events.jsonl").is_file() {
-            let (bars, first, last) = timeline_bars(&coordinator::run_dir::read_events(&run)?);
+            let (bars, first, last) = timeline_bars(&coordinator::run::dir::read_events(&run)?);
             plots::save(
                 &plots::Timeline {
                     title: format!("Timeline of {}: steps {first}–{last}", r.point),
@@ -413,7 +413,7 @@ fn run_report_md(dir: &Path, out: &Path) -> Result<String> {
     }
     let is_split = dir.join("events.jsonl").is_file();
     if is_split {
-        let events = coordinator::run_dir::read_events(dir)?;
+        let events = coordinator::run::dir::read_events(dir)?;
         let cfg_text = std::fs::read_to_string(dir.join("config.resolved.toml")).ok();
         let cfg: Option<Config> = cfg_text.and_then(|t| toml::from_str(&t).ok());
         let plan: Value = read_json(&dir.join("plan.json"))?;
@@ -429,7 +429,7 @@ fn run_report_md(dir: &Path, out: &Path) -> Result<String> {
             let steps = summary["steps"].as_u64().unwrap_or(1);
             let mean = summary["train_s"].as_f64().unwrap_or(0.0) * 1e3 / steps.max(1) as f64;
             let cost =
-                coordinator::costs::measured_cost(&events, &memory, steps, mean, &cfg.pricing);
+                coordinator::planner::costs::measured_cost(&events, &memory, steps, mean, &cfg.pricing);
             let _ = writeln!(
                 md,
                 "\n## Cost (a): measured task durations here × memory price\n"

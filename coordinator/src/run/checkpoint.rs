@@ -1,10 +1,9 @@
-//! What `trainer fit --resume RUN_DIR` needs from a run folder: proof that the checkpoint is whole (the manifest of
-//! checksums written after both checkpoint files), the checkpoint itself, the run's own config to compare with, and
-//! its metrics cut back to the checkpoint's step. It must not train (that is [`crate::fit::resume`]).
+//! The resume checkpoint's folder format: `checkpoint/` with both checkpoint files and `checkpoint.json` (the step
+//! and the sha256 of each), written whole as `checkpoint.next/` and swapped in by renames ([`commit`], called by
+//! [`super::dir::RunDir::checkpoint`]), and read back verified ([`load_checkpoint`]).
 
-use crate::config::Config;
+use super::record::TrainState;
 use crate::error::{io, RunError};
-use crate::fit::TrainState;
 use models::checkpoint::{optimizer_from_bytes, params_from_bytes, read_file, write_atomic};
 use models::{Model, OptimizerSpec, OptimizerState, UnitTensors};
 use serde::{Deserialize, Serialize};
@@ -73,7 +72,7 @@ pub struct Checkpoint {
     pub train: TrainState,
 }
 
-fn corrupt(path: &Path, why: impl std::fmt::Display) -> RunError {
+pub(crate) fn corrupt(path: &Path, why: impl std::fmt::Display) -> RunError {
     RunError::Mismatch(format!("{}: {why}", path.display()))
 }
 
@@ -167,110 +166,6 @@ fn load_from(dir: &Path, model: &Model, opt: &OptimizerSpec) -> Result<Checkpoin
         state,
         train,
     })
-}
-
-/// Refuses to resume the run in `dir` with another config than its own (`config.resolved.toml`), naming the first
-/// section that differs. Returns the config to resume with: `cfg` with what it left to the planner (`slices =
-/// "auto"`, `microbatches = "auto"`) taken from the run's own choices, so a resumed run never plans again.
-pub fn check_same_config(cfg: &Config, dir: &Path) -> Result<Config, RunError> {
-    let path = dir.join("config.resolved.toml");
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let theirs: Config = toml::from_str(&text)
-        .map_err(|e| corrupt(&path, format!("not a run's resolved config: {e}")))?;
-    let mut effective = cfg.clone();
-    if cfg.plan.slices == crate::config::Slices::Auto && cfg.plan.cuts.is_none() {
-        effective.plan.cuts = theirs.plan.cuts.clone();
-    }
-    if cfg.train.microbatches == crate::config::AUTO {
-        effective.train.microbatches = theirs.train.microbatches;
-    }
-    let mut ours = effective.clone();
-    ours.data = cfg.data.resolved();
-    // The store URL is kept without its password in the run folder.
-    ours.runtime.store = slice_worker::store::without_password(&cfg.runtime.store);
-    let (a, b) = (
-        toml::Value::try_from(&ours).map_err(|e| corrupt(&path, e))?,
-        toml::Value::try_from(&theirs).map_err(|e| corrupt(&path, e))?,
-    );
-    if let (Some(a), Some(b)) = (a.as_table(), b.as_table()) {
-        for (key, value) in a {
-            if b.get(key) != Some(value) {
-                return Err(RunError::Mismatch(format!(
-                    "the config's [{key}] differs from the run's ({}): resume with the run's own config, e.g. \
-                     `trainer fit {} --resume {}`",
-                    path.display(),
-                    path.display(),
-                    dir.display()
-                )));
-            }
-        }
-    }
-    Ok(effective)
-}
-
-/// Cuts `metrics.jsonl` back to the steps up to `step` (lines of later steps were trained after the checkpoint and
-/// will be trained again); returns their losses.
-pub fn keep_metrics_up_to(dir: &Path, step: u64) -> Result<Vec<f64>, RunError> {
-    let path = dir.join("metrics.jsonl");
-    let kept = keep_lines_up_to(&path, step, |v| v["step"].as_u64())?;
-    let losses: Vec<f64> = kept
-        .iter()
-        .map(|v| v["loss"].as_f64().unwrap_or(f64::NAN))
-        .collect();
-    if losses.len() as u64 != step {
-        return Err(corrupt(
-            &path,
-            format!(
-                "holds {} steps before the checkpoint's step {step}",
-                losses.len()
-            ),
-        ));
-    }
-    Ok(losses)
-}
-
-/// Cuts a split run's `events.jsonl` back to the task executions of steps up to `step` (later ones belong to the
-/// work that will be done again, under the resumed run's namespace).
-pub fn keep_events_up_to(dir: &Path, step: u64) -> Result<(), RunError> {
-    let path = dir.join("events.jsonl");
-    if !path.exists() {
-        return Ok(());
-    }
-    keep_lines_up_to(&path, step, |v| {
-        serde_json::from_value::<slice_worker::event::TaskEvent>(v.clone())
-            .ok()
-            .map(|e| e.task.step())
-    })?;
-    Ok(())
-}
-
-/// Rewrites the JSON-lines file `path` (atomically) with the lines whose `step_of` is at most `step`, in order, and
-/// returns them. Only the last line may be unreadable (cut short by the kill that interrupted the run); an earlier
-/// one is corruption, named by file and line.
-fn keep_lines_up_to(
-    path: &Path,
-    step: u64,
-    step_of: impl Fn(&serde_json::Value) -> Option<u64>,
-) -> Result<Vec<serde_json::Value>, RunError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let count = text.lines().count();
-    let mut kept_text = String::new();
-    let mut kept = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let v: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(_) if i + 1 == count => break,
-            Err(e) => return Err(corrupt(path, format!("line {}: {e}", i + 1))),
-        };
-        let s = step_of(&v).ok_or_else(|| corrupt(path, format!("line {}: no step", i + 1)))?;
-        if s <= step {
-            kept_text.push_str(line);
-            kept_text.push('\n');
-            kept.push(v);
-        }
-    }
-    write_atomic(path, kept_text.as_bytes())?;
-    Ok(kept)
 }
 
 #[cfg(test)]

@@ -2,9 +2,8 @@
 //! options, on the platform it ran on — the local invoker on this machine) beside what the run measured, so the
 //! model's error is visible in every `summary.json`.
 
-use crate::config::{Config, Slices};
+use crate::config::{Config, PlatformKind, Slices};
 use crate::error::RunError;
-use crate::planner::platform::PlatformKind;
 use crate::planner::profile::Profile;
 use crate::planner::simulate::StepPrediction;
 use rand::{RngExt, SeedableRng};

@@ -7,46 +7,13 @@
 //! input recorded): the exactly-once fan-in invariant says once.
 
 use crate::error::RunError;
-use serde::Serialize;
+use crate::run::record::RuntimeStats;
 use slice_worker::dag::{predecessors, successors, Input};
 use slice_worker::event::{Status, TaskEvent};
 use slice_worker::plan::RunPlan;
 use slice_worker::task::TaskId;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-
-/// Counters of a split run, from its events.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RuntimeStats {
-    /// Executions that did their work.
-    pub tasks_ran: u64,
-    /// Executions that found their work done (duplicates, retries, late deliveries).
-    pub tasks_skipped: u64,
-    /// Executions that returned an error.
-    pub tasks_failed: u64,
-    /// Injected container crashes.
-    pub crashes: u64,
-    /// Invocations the driver made again (missed deadline or failure).
-    pub retries: u64,
-    pub cold_starts: u64,
-    /// Tasks run in their predecessor's invocation (the *become* option).
-    pub became: u64,
-    pub weights_cache_hits: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    /// Tasks fired more than once (the invariant says 0).
-    pub fired_twice: u64,
-    /// Times the run restarted from its checkpoint after losing its store (a Redis restart or outage).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub store_restarts: u32,
-    /// Reports read twice from the stream (an append retried after its reply was lost) and dropped.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub report_copies: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
 
 struct Due {
     since: Instant,

@@ -16,10 +16,11 @@
 
 use crate::config::Config;
 use crate::error::{io, RunError};
-use crate::fit::TrainState;
+use super::record::TrainState;
 use models::checkpoint::{optimizer_to_bytes, params_to_bytes, write_atomic};
 use models::{Model, OptimizerSpec, OptimizerState, Tensor};
 use serde::Serialize;
+use slice_worker::plan::RunPlan;
 use slice_worker::store::{has_password, without_password};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -36,6 +37,19 @@ pub fn read_events(dir: &Path) -> Result<Vec<slice_worker::event::TaskEvent>, Ru
                 .map_err(|e| RunError::Mismatch(format!("{} line {}: {e}", path.display(), i + 1)))
         })
         .collect()
+}
+
+/// The plan the split run in `dir` ran with (`plan.json`), typed and as written (the written one may carry the
+/// planner's choice beside the plan the tasks read).
+pub fn read_run_plan(dir: &Path) -> Result<(RunPlan, serde_json::Value), RunError> {
+    let path = dir.join("plan.json");
+    let text = std::fs::read(&path).map_err(io(&path))?;
+    let bad = |e: serde_json::Error| {
+        RunError::Mismatch(format!("{}: not a split run's plan: {e}", path.display()))
+    };
+    let value: serde_json::Value = serde_json::from_slice(&text).map_err(bad)?;
+    let plan = serde_json::from_value(value.clone()).map_err(bad)?;
+    Ok((plan, value))
 }
 
 /// An exclusive lock on a run folder, held while a process trains in it. The kernel drops it with the process,
@@ -179,6 +193,6 @@ impl RunDir {
             serde_json::to_string(train).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
         let optimizer = optimizer_to_bytes(model, all, opt.slots(), state, train)?;
         self.write_bytes("optimizer.safetensors", &optimizer)?;
-        crate::resume::commit(self.path(), step, [&weights, &optimizer])
+        super::checkpoint::commit(self.path(), step, [&weights, &optimizer])
     }
 }

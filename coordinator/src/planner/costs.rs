@@ -4,7 +4,7 @@
 //! node for the step's duration. The durations are the ones measured here — on this machine's cores, not on
 //! Lambda's vCPU shares — so this is "(a) measured here", never to be confused with the platform model's projection.
 
-use crate::planner::platform::Pricing;
+use crate::config::Pricing;
 use crate::planner::simulate::billed;
 use serde::{Deserialize, Serialize};
 use slice_worker::event::TaskEvent;

@@ -1,0 +1,98 @@
+//! The run configuration: the TOML file users write, as typed serde structs with documented defaults, one file
+//! per table, each with its own `validate`; [`Config::validate`] adds what one table means for another.
+//!
+//! Every table rejects unknown keys (`deny_unknown_fields`), so a typo is an error that names the key.
+//! The floor under everything in the crate: it imports nothing of the crate.
+
+mod checkpoint;
+mod error;
+mod lambda;
+mod plan;
+mod platform;
+mod runtime;
+mod train;
+
+pub use checkpoint::CheckpointConfig;
+pub use error::ConfigError;
+use error::bad;
+pub use lambda::LambdaConfig;
+pub use plan::{Objective, PlanConfig, Slices};
+pub use platform::{Platform, PlatformKind, Pricing};
+pub use runtime::RuntimeConfig;
+pub use train::{microbatch_candidates, OptimizerKind, ScheduleKind, TrainConfig, AUTO};
+
+use data::DataConfig;
+use models::ModelSpec;
+use serde::{Deserialize, Serialize};
+
+/// A whole config file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[model]`: `kind = "mlp" | "lenet5" | "gpt"` and its fields.
+    pub model: ModelSpec,
+    /// `[data]`: which dataset (default: synthetic).
+    #[serde(default)]
+    pub data: DataConfig,
+    /// `[train]`: steps, batch, optimizer, schedule, seed, evaluation.
+    pub train: TrainConfig,
+    /// `[plan]`: how the model is cut into slices (one: trained in this process) and what the planner optimises.
+    #[serde(default)]
+    pub plan: PlanConfig,
+    /// `[runtime]`: invoker, store and threads.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// `[checkpoint]`: how often to write weights.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    /// `[platform]`: the function platform the planner models (default: AWS Lambda).
+    #[serde(default)]
+    pub platform: Platform,
+    /// `[pricing]`: prices the planner's costs use (default: AWS us-east-1 list prices).
+    #[serde(default)]
+    pub pricing: Pricing,
+    /// `[lambda]`: the functions of `runtime.invoker = "lambda"` and `trainer deploy`.
+    #[serde(default)]
+    pub lambda: LambdaConfig,
+}
+
+
+
+impl Config {
+    /// Whether the planner chooses the split (`plan.slices = "auto"` without cuts, or `train.microbatches =
+    /// "auto"`): the split run plans at its start, `trainer deploy` plans alike.
+    pub fn planner_picks_split(&self) -> bool {
+        (self.plan.slices == Slices::Auto && self.plan.cuts.is_none())
+            || self.train.microbatches == AUTO
+    }
+
+    /// Checks values that parse but make no sense, naming the key: each table on its own, then what one table's
+    /// value means for another's.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let split = self.plan.is_split();
+        self.train.validate(split)?;
+        self.plan.validate(&self.platform)?;
+        if let Err((key, why)) = self.platform.validate() {
+            return Err(bad(&key, why));
+        }
+        if let Err((key, why)) = self.pricing.validate() {
+            return Err(bad(&key, why));
+        }
+        self.runtime.validate(split)?;
+        let lambda = self.runtime.invoker == "lambda";
+        if lambda && self.planner_picks_split() && self.plan.profile.is_none() {
+            return Err(bad(
+                "plan.profile",
+                "a Lambda run whose split the planner chooses plans from a saved profile (`trainer profile`), so that \
+                 `trainer deploy` and the run choose the same functions",
+            ));
+        }
+        if lambda && self.runtime.store == "memory" {
+            return Err(bad(
+                "runtime.store",
+                "the lambda invoker needs a store its functions can reach: a redis:// or rediss:// URL",
+            ));
+        }
+        self.lambda.validate()
+    }
+}

@@ -1,0 +1,145 @@
+//! What `trainer fit --resume RUN_DIR` needs from a run folder besides its checkpoint ([`super::checkpoint`]): the
+//! run's own config to compare with, its metrics and events cut back to the checkpoint's step, and the point the
+//! run goes on from. It must not train (that is [`super::resume`]).
+
+use super::checkpoint::{corrupt, load_checkpoint};
+use super::record::Observer;
+use crate::config::Config;
+use crate::error::{io, RunError};
+use crate::job::initial_state;
+use models::checkpoint::write_atomic;
+use models::{Model, OptimizerSpec, OptimizerState, UnitTensors};
+use std::path::Path;
+
+/// Refuses to resume the run in `dir` with another config than its own (`config.resolved.toml`), naming the first
+/// section that differs. Returns the config to resume with: `cfg` with what it left to the planner (`slices =
+/// "auto"`, `microbatches = "auto"`) taken from the run's own choices, so a resumed run never plans again.
+pub fn check_same_config(cfg: &Config, dir: &Path) -> Result<Config, RunError> {
+    let path = dir.join("config.resolved.toml");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let theirs: Config = toml::from_str(&text)
+        .map_err(|e| corrupt(&path, format!("not a run's resolved config: {e}")))?;
+    let mut effective = cfg.clone();
+    if cfg.plan.slices == crate::config::Slices::Auto && cfg.plan.cuts.is_none() {
+        effective.plan.cuts = theirs.plan.cuts.clone();
+    }
+    if cfg.train.microbatches == crate::config::AUTO {
+        effective.train.microbatches = theirs.train.microbatches;
+    }
+    let mut ours = effective.clone();
+    ours.data = cfg.data.resolved();
+    // The store URL is kept without its password in the run folder.
+    ours.runtime.store = slice_worker::store::without_password(&cfg.runtime.store);
+    let (a, b) = (
+        toml::Value::try_from(&ours).map_err(|e| corrupt(&path, e))?,
+        toml::Value::try_from(&theirs).map_err(|e| corrupt(&path, e))?,
+    );
+    if let (Some(a), Some(b)) = (a.as_table(), b.as_table()) {
+        for (key, value) in a {
+            if b.get(key) != Some(value) {
+                return Err(RunError::Mismatch(format!(
+                    "the config's [{key}] differs from the run's ({}): resume with the run's own config, e.g. \
+                     `trainer fit {} --resume {}`",
+                    path.display(),
+                    path.display(),
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Ok(effective)
+}
+
+/// Cuts `metrics.jsonl` back to the steps up to `step` (lines of later steps were trained after the checkpoint and
+/// will be trained again); returns their losses.
+pub fn keep_metrics_up_to(dir: &Path, step: u64) -> Result<Vec<f64>, RunError> {
+    let path = dir.join("metrics.jsonl");
+    let kept = keep_lines_up_to(&path, step, |v| v["step"].as_u64())?;
+    let losses: Vec<f64> = kept
+        .iter()
+        .map(|v| v["loss"].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    if losses.len() as u64 != step {
+        return Err(corrupt(
+            &path,
+            format!(
+                "holds {} steps before the checkpoint's step {step}",
+                losses.len()
+            ),
+        ));
+    }
+    Ok(losses)
+}
+
+/// Cuts a split run's `events.jsonl` back to the task executions of steps up to `step` (later ones belong to the
+/// work that will be done again, under the resumed run's namespace).
+pub fn keep_events_up_to(dir: &Path, step: u64) -> Result<(), RunError> {
+    let path = dir.join("events.jsonl");
+    if !path.exists() {
+        return Ok(());
+    }
+    keep_lines_up_to(&path, step, |v| {
+        serde_json::from_value::<slice_worker::event::TaskEvent>(v.clone())
+            .ok()
+            .map(|e| e.task.step())
+    })?;
+    Ok(())
+}
+
+/// Rewrites the JSON-lines file `path` (atomically) with the lines whose `step_of` is at most `step`, in order, and
+/// returns them. Only the last line may be unreadable (cut short by the kill that interrupted the run); an earlier
+/// one is corruption, named by file and line.
+fn keep_lines_up_to(
+    path: &Path,
+    step: u64,
+    step_of: impl Fn(&serde_json::Value) -> Option<u64>,
+) -> Result<Vec<serde_json::Value>, RunError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let count = text.lines().count();
+    let mut kept_text = String::new();
+    let mut kept = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if i + 1 == count => break,
+            Err(e) => return Err(corrupt(path, format!("line {}: {e}", i + 1))),
+        };
+        let s = step_of(&v).ok_or_else(|| corrupt(path, format!("line {}: no step", i + 1)))?;
+        if s <= step {
+            kept_text.push_str(line);
+            kept_text.push('\n');
+            kept.push(v);
+        }
+    }
+    write_atomic(path, kept_text.as_bytes())?;
+    Ok(kept)
+}
+
+
+/// The weights, optimizer state and step a resumed run starts from: the run folder's checkpoint, or step 0 (the
+/// seed's initial weights) when the run stopped before its first one. Refuses a run that already finished.
+pub(crate) fn resume_point(
+    cfg: &Config,
+    out: &Path,
+    model: &Model,
+    opt: &OptimizerSpec,
+    total: u64,
+    observer: &mut dyn Observer,
+) -> Result<(UnitTensors<f32>, OptimizerState<f32>, u64), RunError> {
+    match load_checkpoint(out, model, opt)? {
+        Some(ck) if ck.train.step >= total => Err(RunError::Mismatch(format!(
+            "{}: the run already finished its {total} steps (checkpoint at step {})",
+            out.display(),
+            ck.train.step
+        ))),
+        Some(ck) => Ok((ck.params, ck.state, ck.train.step)),
+        None => {
+            observer.warn(&format!(
+                "{}: no checkpoint yet; starting again from step 0 (the seed's initial weights)",
+                out.display()
+            ));
+            let (params, state) = initial_state(model, opt, cfg.train.seed);
+            Ok((params, state, 0))
+        }
+    }
+}

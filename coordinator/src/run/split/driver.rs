@@ -1,0 +1,165 @@
+//! The driver of one attempt of a split run, once it is set up: what it holds (the resolved config, the model and
+//! data, the run plan, its store and invoker) and the few things it does to the store besides following the event
+//! stream — feed a step's micro-batches and start its leaves, invoke a task, read a step's loss, pull weights back,
+//! notice a restarted store.
+
+use crate::config::Config;
+use crate::error::RunError;
+use crate::planner::simulate::StepPrediction;
+use crate::run::dir::RunDir;
+use crate::run::split::tracker::Tracker;
+use data::{Dataset, Sampler};
+use models::checkpoint::{optimizer_from_bytes, params_from_bytes};
+use models::{Model, OptimizerState, UnitTensors};
+use slice_worker::executor::{forward_dependencies, record_completion};
+use slice_worker::invoker::Invoker;
+use slice_worker::plan::RunPlan;
+use slice_worker::store::{Keys, Store};
+use slice_worker::task::{TaskId, TaskPayload};
+use slice_worker::wire::{encode_targets, encode_tensor};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything one attempt of a split run works with.
+pub(super) struct Driver<'a> {
+    /// The config with the planner's choices written in (`config.resolved.toml`).
+    pub cfg: Config,
+    pub out: &'a RunDir,
+    pub model: Model,
+    pub ds: Box<dyn Dataset>,
+    pub sampler: Sampler,
+    pub plan: RunPlan,
+    pub keys: Keys,
+    pub store: Arc<dyn Store>,
+    pub invoker: Arc<dyn Invoker>,
+    pub ttl: Duration,
+    /// The latency model's prediction for this run (local platform), for calibration.
+    pub prediction: Option<StepPrediction>,
+    /// The store's server process when the run started ([`Store::instance`]).
+    pub instance: String,
+    /// When the run (this attempt) started, and the compute threads of each task: for the summary.
+    pub started: Instant,
+    pub threads: usize,
+}
+
+impl Driver<'_> {
+    /// Writes step `step`'s micro-batches, records the data marker in each leaf's dependency set and starts the
+    /// leaves that completed; tells the tracker.
+    pub async fn feed(&self, step: u64, tracker: &mut Tracker) -> Result<(), RunError> {
+        if step > self.plan.steps {
+            return Ok(());
+        }
+        let (_, indices) = self.sampler.indices(step - 1);
+        let batch = self.ds.train_batch(&indices)?;
+        let mut items = Vec::new();
+        for (m, mb) in batch.split(self.plan.microbatches)?.into_iter().enumerate() {
+            items.push((self.keys.inputs(step, m), encode_tensor(&mb.inputs)?));
+            items.push((self.keys.targets(step, m), encode_targets(&mb.targets)?));
+        }
+        self.store.put_many(items, self.ttl).await?;
+        let mut fired = Vec::new();
+        for m in 0..self.plan.microbatches {
+            let leaf = TaskId::F {
+                step,
+                slice: 0,
+                mb: m,
+            };
+            let needed = forward_dependencies(&self.plan, step);
+            if record_completion(
+                self.store.as_ref(),
+                &self.keys,
+                "data",
+                leaf,
+                needed,
+                self.ttl,
+            )
+            .await?
+            {
+                fired.push(leaf);
+                self.invoke(leaf, 1);
+            }
+        }
+        tracker.fed(step, &fired, Instant::now());
+        Ok(())
+    }
+
+    /// Fails with [`RunError::StoreLost`] when the store is no longer the server process the run started on: a
+    /// restarted Redis has lost the run's weights, inputs and dependency sets (or holds an older snapshot of them),
+    /// so nothing in flight can be trusted.
+    pub async fn check_instance(&self) -> Result<(), RunError> {
+        let now = self.store.instance().await?;
+        if now != self.instance {
+            return Err(RunError::StoreLost(format!(
+                "store {} restarted during the run (server run_id {} → {}): what the run held there is gone",
+                self.store.describe(),
+                self.instance,
+                now
+            )));
+        }
+        Ok(())
+    }
+
+    /// Invokes `task` (attempt `attempt`) on its function.
+    pub fn invoke(&self, task: TaskId, attempt: u32) {
+        self.invoker
+            .invoke(TaskPayload::new(&self.plan.run_id, task, attempt));
+    }
+
+    /// Step `step`'s loss: the micro-batch shares the last slice wrote, summed in micro-batch order as the
+    /// single-process path does; their keys are deleted.
+    pub async fn step_loss(&self, step: u64) -> Result<f64, RunError> {
+        let keys: Vec<String> = (0..self.plan.microbatches)
+            .map(|m| self.keys.loss(step, m))
+            .collect();
+        let values = self.store.get_many(&keys).await?;
+        let mut loss = 0.0;
+        for (key, v) in keys.iter().zip(values) {
+            let bytes: [u8; 8] = v
+                .as_deref()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    RunError::Store(format!("store key {key}: missing or not 8 bytes"))
+                })?;
+            loss += f64::from_le_bytes(bytes);
+        }
+        self.store.delete(&keys).await?;
+        Ok(loss)
+    }
+
+    /// Pulls the final weights and optimizer state of every slice back into whole-model order.
+    pub async fn pull(
+        &self,
+        version: u64,
+    ) -> Result<(UnitTensors<f32>, OptimizerState<f32>), RunError> {
+        let slots = self.plan.optimizer.slots();
+        let (mut params, mut state) = (Vec::new(), Vec::new());
+        for s in 0..self.plan.slices.len() {
+            let range = self.plan.slice_range(s);
+            let (wk, ok) = (
+                self.keys.weights(s, version),
+                self.keys.optimizer(s, version),
+            );
+            let mut both = self
+                .store
+                .get_many(&[wk.clone(), ok.clone()])
+                .await?
+                .into_iter();
+            let mut take = |key: &str| {
+                both.next().flatten().ok_or_else(|| {
+                    RunError::Store(format!("store key {key} missing at the end of the run"))
+                })
+            };
+            let (w, o) = (take(&wk)?, take(&ok)?);
+            params.extend(params_from_bytes(
+                &self.model,
+                range.clone(),
+                &w,
+                &wk,
+                true,
+            )?);
+            state.extend(optimizer_from_bytes(&self.model, range, slots, &o, &ok)?.0);
+        }
+        Ok((params, state))
+    }
+}
+

@@ -1,0 +1,194 @@
+//! The run driver of a split run: writes the plan, the initial weights and optimizer state and the micro-batches
+//! (two steps ahead) to the store, starts the first leaves, then only *follows* the event stream — tasks start each
+//! other. At the end it pulls the final weights back, checkpoints, evaluates and deletes the run's keys.
+//!
+//! Floors (each imports only from those before it): [`tracker`] (the run as its events show it) → `driver` (what
+//! an attempt holds, and its few store calls) → `setup` (planner choices, store, starting point, plan, invoker) →
+//! `steps` (the step loop) → this file (launching, and going on from the checkpoint after a lost store).
+
+mod driver;
+mod setup;
+mod steps;
+pub mod tracker;
+
+use crate::config::Config;
+use crate::error::RunError;
+use crate::run::dir::RunDir;
+use crate::run::record::{Observer, Summary};
+use slice_worker::store::RedisStore;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// How a split run begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Launch {
+    /// A new run in a new folder, from the seed's initial weights.
+    Fresh,
+    /// The run in the folder, from its last checkpoint, under a fresh store namespace.
+    Resume,
+}
+
+/// Trains `cfg` as a split run (`plan.slices > 1` or `plan.cuts`) through the configured store and invoker.
+pub fn fit_split(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Summary, RunError> {
+    run_split(cfg, out, observer, stop, Launch::Fresh)
+}
+
+/// Continues the split run in `out` from its last checkpoint (see [`crate::run::resume`]; `cfg` is the config it
+/// returned, with the run's own planner choices).
+pub(crate) fn resume_split(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Summary, RunError> {
+    run_split(cfg, out, observer, stop, Launch::Resume)
+}
+
+/// Runs the split run, and when its Redis store is lost (restarted with its data gone, or unreachable past the
+/// store's retries) waits for the store and goes on from the last checkpoint, up to `runtime.store_restarts`
+/// times. Each attempt has its own task runtime, dropped with everything it still had in flight.
+fn run_split(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+    launch: Launch,
+) -> Result<Summary, RunError> {
+    // Tasks run side by side, one per core, each computing with `runtime.threads` threads (default 1): splitting
+    // a micro-batch's small products over threads that other tasks need is slower (measured on the 8-unit MLP:
+    // step p50 59–68 ms with 2 threads per task, 49–59 ms with 1). Results do not depend on it.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_task = if cfg.runtime.threads == 0 {
+        1
+    } else {
+        cfg.runtime.threads
+    };
+    let previous = models::matmul::threads();
+    models::matmul::set_threads(per_task);
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores.max(2))
+            .enable_all()
+            .build()
+            .map_err(|e| RunError::Store(format!("cannot start the task runtime: {e}")))
+    };
+    let mut launch = launch;
+    let mut restarts = 0;
+    let result = loop {
+        let attempt = runtime().and_then(|rt| {
+            let result = rt.block_on(drive(cfg, out, observer, stop, per_task, launch, restarts));
+            // `drive` closed the invoker; whatever is still asleep in the runtime (delayed deliveries) goes.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            result
+        });
+        match attempt {
+            // Lost before the run began (no plan.json yet): nothing to go on from — an unreachable store.
+            Err(RunError::StoreLost(why)) if !out.path().join("plan.json").exists() => {
+                break Err(RunError::Store(why))
+            }
+            Err(RunError::StoreLost(why)) if restarts < cfg.runtime.store_restarts => {
+                restarts += 1;
+                observer.warn(&format!(
+                    "{why}\nwaiting up to {} s for the store, then restarting from the last checkpoint \
+                     (restart {restarts} of at most {})",
+                    cfg.runtime.store_wait_s, cfg.runtime.store_restarts
+                ));
+                let waited = runtime().and_then(|rt| {
+                    rt.block_on(wait_for_store(
+                        &cfg.runtime.store,
+                        Duration::from_secs_f64(cfg.runtime.store_wait_s),
+                    ))
+                });
+                if let Err(e) = waited {
+                    break Err(RunError::StoreLost(format!(
+                        "{why}; then: {e}. The run folder's checkpoint is intact: resume once the store is back"
+                    )));
+                }
+                launch = Launch::Resume;
+            }
+            Err(RunError::StoreLost(why)) => {
+                break Err(RunError::StoreLost(format!(
+                    "{why} (after {restarts} restart(s) from the checkpoint; runtime.store_restarts = {}). The \
+                     run folder's checkpoint is intact",
+                    cfg.runtime.store_restarts
+                )))
+            }
+            other => break other,
+        }
+    };
+    models::matmul::set_threads(previous);
+    result
+}
+
+/// Waits until the store at `url` answers, trying every second for up to `wait`.
+async fn wait_for_store(url: &str, wait: Duration) -> Result<(), RunError> {
+    let started = Instant::now();
+    loop {
+        match RedisStore::connect(url).await {
+            Ok(_) => return Ok(()),
+            Err(e) if started.elapsed() >= wait => {
+                return Err(RunError::StoreLost(format!(
+                    "no answer within runtime.store_wait_s = {} s: {e}",
+                    wait.as_secs_f64()
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+/// One attempt of the split run: set up, run the steps, then stop the invoker and delete the run's keys.
+async fn drive(
+    cfg: &Config,
+    out: &RunDir,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+    threads: usize,
+    launch: Launch,
+    restarts: u32,
+) -> Result<Summary, RunError> {
+    let setup::Prepared {
+        driver,
+        logs,
+        from,
+        old_prefix,
+        lock,
+    } = setup::prepare(cfg, out, observer, launch, restarts, threads).await?;
+    let _held = lock;
+    let result = steps::run_steps(&driver, logs, observer, stop, from).await;
+    // Any failure on a restarted store (a task out of attempts for want of its inputs, a missing loss) is that
+    // restart's doing: reported as such, so that the run goes on from its checkpoint.
+    let result = match result {
+        Err(e) if !matches!(e, RunError::StoreLost(_)) => match driver.check_instance().await {
+            Err(lost) => Err(lost),
+            Ok(()) => Err(e),
+        },
+        r => r,
+    };
+    // No task may still be running when the runtime goes (a handler stalled on a lost store gives up within the
+    // store's retry window).
+    driver
+        .invoker
+        .close(slice_worker::store::RETRY_FOR + Duration::from_secs(5))
+        .await;
+    // Whatever happened, the run's keys go (the TTL is only a safety net) — unless the store was lost: then there
+    // is nothing to reach, and the next attempt or `--resume` deletes what is left before it starts.
+    if matches!(result, Err(RunError::StoreLost(_))) {
+        return result;
+    }
+    let store = &driver.store;
+    let mut cleanup = store.delete_prefix(driver.keys.prefix()).await;
+    // A task of the interrupted run may have outlived its deletion (on Lambda, a chain of tasks goes on for up to two
+    // steps after its driver died) and written into the old namespace since: that goes too.
+    if let (Ok(_), Some(old)) = (&cleanup, &old_prefix) {
+        cleanup = store.delete_prefix(old).await;
+    }
+    let summary = result?;
+    cleanup?;
+    Ok(summary)
+}

@@ -1,0 +1,358 @@
+//! The steps of one attempt of a split run: the plan and the starting weights into the store, the first two steps
+//! fed, then the loop that only *follows* the event stream — each event into `events.jsonl` and the tracker, overdue
+//! tasks invoked again, and each finished step fed forward, measured, checkpointed or evaluated when the plan keeps
+//! its version — until the last step, or a stop request, ends it with a checkpoint.
+
+use super::driver::Driver;
+use super::setup::{Logs, StartingPoint};
+use super::tracker::Tracker;
+use crate::error::RunError;
+use crate::planner::calibration::{compare, TaskTimes};
+use crate::run::evaluate::evaluate;
+use crate::run::record::{summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
+use bytes::Bytes;
+use models::checkpoint::{optimizer_to_bytes, params_to_bytes};
+use models::{OptimizerState, UnitTensors};
+use slice_worker::event::TaskEvent;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long the driver waits without any event, while no task is due, before it declares the run stuck (a due task
+/// is bounded by its deadline and attempts instead).
+const STALL: Duration = Duration::from_secs(120);
+
+/// How often the driver asks whether the store is still the server process the run started on.
+const INSTANCE_CHECK: Duration = Duration::from_millis(500);
+
+/// How many late tasks the driver names in warnings before it only counts them.
+const LATE_WARNINGS: usize = 5;
+
+/// What the loop keeps between events.
+struct Progress {
+    tracker: Tracker,
+    /// The last finished step, and the last step fed (on a stop request no new step is fed; the steps already fed
+    /// finish, and their weights are checkpointed).
+    done_steps: u64,
+    fed_up_to: u64,
+    stopping: bool,
+    /// Kept versions to delete: (once this step is done, this version).
+    release: Vec<(u64, u64)>,
+    /// The stream position read up to.
+    cursor: String,
+    last_event: Instant,
+    instance_checked: Instant,
+    step_start: Instant,
+    /// Tasks that missed their deadline so far (the first few are named in warnings).
+    late: usize,
+    task_times: TaskTimes,
+    losses: Vec<f64>,
+    step_ms: Vec<f64>,
+}
+
+/// Runs the steps of the attempt set up in `d` from `from`, writing `logs`; returns the summary of the finished run,
+/// or [`RunError::Interrupted`] after a checkpoint when `stop` was raised.
+pub(super) async fn run_steps(
+    d: &Driver<'_>,
+    mut logs: Logs,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+    from: StartingPoint,
+) -> Result<Summary, RunError> {
+    let plan = &d.plan;
+    let first = plan.first_step;
+    let StartingPoint {
+        params,
+        state,
+        losses,
+        restarts,
+    } = from;
+    seed_store(d, params, state).await?;
+    observer.started(plan.steps, plan.batch_size);
+    let timeout = Duration::from_secs_f64(d.cfg.runtime.task_timeout_s);
+    let mut tracker = Tracker::new(plan.clone(), timeout, d.cfg.runtime.max_attempts);
+    tracker.stats.store_restarts = restarts;
+    let train_start = Instant::now();
+    d.feed(first, &mut tracker).await?;
+    d.feed(first + 1, &mut tracker).await?;
+    let mut p = Progress {
+        tracker,
+        done_steps: first - 1,
+        fed_up_to: plan.steps.min(first + 1),
+        stopping: false,
+        // The starting version of a resumed run is one to release when it falls on a kept step (its first update
+        // leaves it in place).
+        release: if first > 1 && plan.keeps(first - 1) {
+            vec![(first, first - 1)]
+        } else {
+            Vec::new()
+        },
+        cursor: "0".to_string(),
+        last_event: Instant::now(),
+        instance_checked: Instant::now(),
+        step_start: Instant::now(),
+        late: 0,
+        task_times: TaskTimes::default(),
+        losses,
+        step_ms: Vec::new(),
+    };
+    while p.done_steps < plan.steps && !(p.stopping && p.done_steps >= p.fed_up_to) {
+        if stop.load(Ordering::Relaxed) && !p.stopping {
+            p.stopping = true;
+            observer.warn(&format!(
+                "stopping: finishing the step(s) already started (up to {}), then writing a checkpoint",
+                p.fed_up_to
+            ));
+        }
+        let now = follow_events(d, &mut p, &mut logs).await?;
+        retry_overdue(d, &mut p, now, timeout, observer)?;
+        // Steps complete in order (step t+1's updates need step t's weights).
+        while p.tracker.step_done(p.done_steps + 1) {
+            p.done_steps += 1;
+            finish_step(d, &mut p, &mut logs, observer).await?;
+        }
+    }
+    if p.done_steps < plan.steps {
+        // Stopped: the weights and state after the last finished step are consistent and still in the store.
+        let done = p.done_steps;
+        let (params, state) = d.pull(done).await?;
+        let ts = TrainState::new(&d.cfg, done, d.sampler.epoch(done - 1));
+        d.out
+            .checkpoint(&d.model, &params, &plan.optimizer, &state, &ts)?;
+        return Err(RunError::Interrupted { step: done });
+    }
+    finish_run(d, p, train_start, observer).await
+}
+
+/// The plan, and the weights and optimizer state the first step reads (version `first_step - 1`), into the store.
+async fn seed_store(
+    d: &Driver<'_>,
+    params: UnitTensors<f32>,
+    state: OptimizerState<f32>,
+) -> Result<(), RunError> {
+    let (plan, keys) = (&d.plan, &d.keys);
+    let plan_json = serde_json::to_vec(plan).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
+    d.store
+        .put(&keys.plan(), Bytes::from(plan_json), d.ttl)
+        .await?;
+    let first = plan.first_step;
+    let start_state = format!("{{\"step\":{}}}", first - 1);
+    let mut items = Vec::new();
+    for s in 0..plan.slices.len() {
+        let range = plan.slice_range(s);
+        items.push((
+            keys.weights(s, first - 1),
+            Bytes::from(params_to_bytes(
+                &d.model,
+                range.clone(),
+                &params[range.clone()],
+            )?),
+        ));
+        items.push((
+            keys.optimizer(s, first - 1),
+            Bytes::from(optimizer_to_bytes(
+                &d.model,
+                range.clone(),
+                plan.optimizer.slots(),
+                &state[range].to_vec(),
+                start_state.clone(),
+            )?),
+        ));
+    }
+    drop((params, state));
+    d.store.put_many(items, d.ttl).await?;
+    Ok(())
+}
+
+/// Reads the events that arrived (waiting up to 100 ms), checks now and then that the store is the one the run
+/// started on, and hands each new event to `events.jsonl` and the tracker, invoking what the tracker retries.
+/// Returns the time the events were read at.
+async fn follow_events(
+    d: &Driver<'_>,
+    p: &mut Progress,
+    logs: &mut Logs,
+) -> Result<Instant, RunError> {
+    let events = d
+        .store
+        .read_events(&d.keys.events(), &p.cursor, 1000, Duration::from_millis(100))
+        .await?;
+    let now = Instant::now();
+    if now.duration_since(p.instance_checked) > INSTANCE_CHECK {
+        p.instance_checked = now;
+        d.check_instance().await?;
+    }
+    if events.is_empty() && p.tracker.nothing_due() && p.last_event.elapsed() > STALL {
+        return Err(RunError::Store(format!(
+            "no task reported for {} s after step {} and none is due",
+            STALL.as_secs(),
+            p.done_steps
+        )));
+    }
+    for entry in events {
+        p.last_event = now;
+        p.cursor = entry.id.clone();
+        let event = TaskEvent::from_fields(&entry.fields).map_err(|reason| RunError::Task {
+            task: format!("event {}", entry.id),
+            reason,
+        })?;
+        if !p.tracker.first_copy(&event) {
+            continue;
+        }
+        logs.events.write(&event)?;
+        p.task_times.record(&event);
+        if let Some((task, attempt)) = p.tracker.event(&event, now)? {
+            d.invoke(task, attempt);
+        }
+    }
+    Ok(now)
+}
+
+/// Invokes again every due task past its deadline (naming the first few), or fails with what stopped a task that
+/// is out of attempts, and what the platform said about it.
+fn retry_overdue(
+    d: &Driver<'_>,
+    p: &mut Progress,
+    now: Instant,
+    timeout: Duration,
+    observer: &mut dyn Observer,
+) -> Result<(), RunError> {
+    let overdue = p
+        .tracker
+        .overdue(now)
+        .map_err(|e| match (e, d.invoker.last_refusal()) {
+            (RunError::Task { task, reason }, Some(refused)) => RunError::Task {
+                task,
+                reason: format!("{reason}; the platform refused an invocation: {refused}"),
+            },
+            // Lambda reports nothing back from an asynchronous invocation that failed: only its log says why.
+            (RunError::Task { task, reason }, None) if d.cfg.runtime.invoker == "lambda" => RunError::Task {
+                task,
+                reason: format!(
+                    "{reason}; on Lambda a task killed for memory (Runtime.OutOfMemory: give its slice more \
+                     memory) or by the function's timeout never reports — its function's log says which"
+                ),
+            },
+            (e, _) => e,
+        })?;
+    for (task, attempt) in overdue {
+        p.late += 1;
+        if p.late <= LATE_WARNINGS {
+            let more = if p.late == LATE_WARNINGS {
+                " (further ones are only counted: summary.json runtime.retries, events.jsonl)"
+            } else {
+                ""
+            };
+            observer.warn(&format!(
+                "task {task} did not report within {:.2} s: invoking attempt {attempt}{more}",
+                timeout.as_secs_f64()
+            ));
+        }
+        d.invoke(task, attempt);
+    }
+    Ok(())
+}
+
+/// Step `p.done_steps` has finished: feeds step + 2 (unless stopping), trims the stream, reads the loss, pulls a
+/// kept version for its checkpoint or evaluation, releases a version no step reads any more, and writes the metrics
+/// line.
+async fn finish_step(
+    d: &Driver<'_>,
+    p: &mut Progress,
+    logs: &mut Logs,
+    observer: &mut dyn Observer,
+) -> Result<(), RunError> {
+    let (plan, keys) = (&d.plan, &d.keys);
+    let step = p.done_steps;
+    if !p.stopping {
+        d.feed(step + 2, &mut p.tracker).await?;
+        p.fed_up_to = (step + 2).min(plan.steps);
+    }
+    p.tracker.forget_before(step.saturating_sub(1));
+    // The events read so far leave the stream (a long run would otherwise keep every one in the store).
+    d.store.trim_events(&keys.events(), &p.cursor).await?;
+    let loss = d.step_loss(step).await?;
+    if !loss.is_finite() {
+        return Err(RunError::NotFinite { step, loss });
+    }
+    let wall_ms = p.step_start.elapsed().as_secs_f64() * 1e3;
+    p.step_start = Instant::now();
+    let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
+    let epoch = d.sampler.epoch(step - 1);
+    let mut eval = None;
+    if plan.keeps(step) && step != plan.steps {
+        // A kept version: pull it for the periodic checkpoint and/or evaluation, then let it go.
+        let (params, state) = d.pull(step).await?;
+        let t = &d.cfg.train;
+        let every = d.cfg.checkpoint.every;
+        if every > 0 && step.is_multiple_of(every) {
+            let ts = TrainState::new(&d.cfg, step, epoch);
+            d.out
+                .checkpoint(&d.model, &params, &plan.optimizer, &state, &ts)?;
+        }
+        if t.eval_every > 0 && step.is_multiple_of(t.eval_every) {
+            eval = Some(evaluate(
+                &d.model,
+                &params,
+                d.ds.as_ref(),
+                t.eval_samples,
+                500,
+            )?);
+        }
+        // Step `step + 1` still reads this version; it goes once that step is done.
+        p.release.push((step + 1, step));
+    }
+    if let Some(&(_, version)) = p.release.first().filter(|(after, _)| *after == step) {
+        p.release.remove(0);
+        let kept: Vec<String> = (0..plan.slices.len())
+            .flat_map(|s| [keys.weights(s, version), keys.optimizer(s, version)])
+            .collect();
+        d.store.delete(&kept).await?;
+    }
+    let record = StepRecord {
+        step,
+        epoch,
+        loss,
+        lr,
+        wall_ms,
+        grad_norm: None,
+        eval,
+    };
+    logs.metrics.write(&record)?;
+    observer.step(&record);
+    p.losses.push(loss);
+    p.step_ms.push(wall_ms);
+    Ok(())
+}
+
+/// The last step is done: pulls the final weights, checkpoints, evaluates and writes `summary.json`.
+async fn finish_run(
+    d: &Driver<'_>,
+    p: Progress,
+    train_start: Instant,
+    observer: &mut dyn Observer,
+) -> Result<Summary, RunError> {
+    let plan = &d.plan;
+    let train_s = train_start.elapsed().as_secs_f64();
+    let (params, state) = d.pull(plan.steps).await?;
+    let train_state = TrainState::new(&d.cfg, plan.steps, d.sampler.epoch(plan.steps - 1));
+    d.out
+        .checkpoint(&d.model, &params, &plan.optimizer, &state, &train_state)?;
+    let eval = evaluate(&d.model, &params, d.ds.as_ref(), None, 500)?;
+    let run = RunFigures {
+        total: plan.steps,
+        steps_per_epoch: d.sampler.steps_per_epoch(),
+        losses: p.losses,
+        step_ms: p.step_ms,
+        started: d.started,
+        train_s,
+        threads: d.threads,
+    };
+    let mut summary = summarize(&d.cfg, &d.model, &run, &eval);
+    summary.runtime = Some(p.tracker.stats.clone());
+    summary.calibration = d
+        .prediction
+        .as_ref()
+        .map(|pred| compare(pred, &run.step_ms, &p.task_times));
+    d.out.write_json("summary.json", &summary)?;
+    observer.finished(&summary);
+    Ok(summary)
+}
