@@ -6,11 +6,13 @@
 //! per slice when the config leaves the split to it (planned from `plan.profile`, so that deploy and fit choose
 //! alike), else `lambda.memory_mb` for every slice.
 
-use crate::config::Config;
+use crate::config::{Architecture, Config};
 use crate::error::RunError;
 use crate::planner::search::PlanOutcome;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State, VpcConfig};
+use aws_sdk_lambda::types::{
+    Architecture as SdkArchitecture, Environment, FunctionCode, Runtime, State, VpcConfig,
+};
 use slice_worker::invoker::lambda::LambdaClient;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,10 +45,9 @@ pub fn functions(cfg: &Config, planned: Option<&PlanOutcome>, slices: usize) -> 
 
 /// The command that packages the worker for `provided.al2023` (cargo-lambda: `pip install cargo-lambda`).
 pub fn package_command(cfg: &Config) -> Vec<String> {
-    let arch = if cfg.lambda.architecture == "arm64" {
-        "--arm64"
-    } else {
-        "--x86-64"
+    let arch = match cfg.lambda.architecture {
+        Architecture::Arm64 => "--arm64",
+        Architecture::X86_64 => "--x86-64",
     };
     [
         "cargo",
@@ -79,7 +80,7 @@ pub fn describe(cfg: &Config, functions: &[FunctionPlan], zip: &str) -> Vec<Stri
         .role_arn
         .clone()
         .unwrap_or_else(|| "<lambda.role_arn: required to deploy>".into());
-    let store = slice_worker::store::redact_url(&cfg.runtime.store);
+    let store = cfg.runtime.store.redacted();
     let vpc = if l.subnet_ids.is_empty() {
         "no VPC".to_string()
     } else {
@@ -100,7 +101,7 @@ pub fn describe(cfg: &Config, functions: &[FunctionPlan], zip: &str) -> Vec<Stri
              handler bootstrap, architecture {}, memory {} MB, timeout {} s, role {role}, environment TRAINER_STORE={store}, \
              {vpc}; runs slice(s) {}",
             f.name,
-            l.architecture,
+            l.architecture.name(),
             f.memory_mb,
             l.timeout_s,
             slices.join(", ")
@@ -158,13 +159,12 @@ pub async fn apply(
     let role = role(cfg)?;
     let code = std::fs::read(zip).map_err(crate::error::io(zip))?;
     let sdk = client.sdk();
-    let arch = if l.architecture == "arm64" {
-        Architecture::Arm64
-    } else {
-        Architecture::X8664
+    let arch = match l.architecture {
+        Architecture::Arm64 => SdkArchitecture::Arm64,
+        Architecture::X86_64 => SdkArchitecture::X8664,
     };
     let env = Environment::builder()
-        .variables("TRAINER_STORE", cfg.runtime.store.clone())
+        .variables("TRAINER_STORE", cfg.runtime.store.as_str())
         .build();
     let vpc = VpcConfig::builder()
         .set_subnet_ids(Some(l.subnet_ids.clone()))

@@ -1,5 +1,6 @@
 //! Errors of a run, each naming what was wrong and where.
 
+use slice_worker::store::StoreError;
 use std::path::PathBuf;
 
 /// Why a run could not start or had to stop.
@@ -26,9 +27,18 @@ pub enum RunError {
     NotFiniteGradient { step: u64, param: String },
     #[error("step {step}: the weight {param} is not finite (NaN or infinity); lower train.lr or set train.grad_clip")]
     NotFiniteWeight { step: u64, param: String },
-    /// The store failed or the run cannot go on through it (the message names the store or the key).
+    /// A store call failed (the error names the store, its password redacted, and the command).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store answered, but a value the run needs is missing or malformed (the message names the key).
     #[error("{0}")]
-    Store(String),
+    StoreData(String),
+    /// No task reported for a long time and none is due: the run cannot go on.
+    #[error("{0}")]
+    Stalled(String),
+    /// The async runtime that runs the tasks could not start.
+    #[error("cannot start the task runtime: {0}")]
+    Runtime(std::io::Error),
     /// The store restarted (what the run held there is gone) or stayed unreachable; the run folder's checkpoint is
     /// intact, so the run can go on from it.
     #[error("{0}")]
@@ -54,12 +64,13 @@ pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunEr
     }
 }
 
-impl From<slice_worker::store::StoreError> for RunError {
-    fn from(e: slice_worker::store::StoreError) -> Self {
-        match e {
-            // Still failing after the store's own retries: the run's state there cannot be relied on.
-            slice_worker::store::StoreError::Connection { .. } => RunError::StoreLost(e.to_string()),
-            e => RunError::Store(e.to_string()),
-        }
+impl RunError {
+    /// Whether the store was lost under the run — it restarted, or a call still failed to connect after the store's
+    /// own retries — so that the run's state there cannot be relied on, but its checkpoint can.
+    pub fn store_lost(&self) -> bool {
+        matches!(
+            self,
+            RunError::StoreLost(_) | RunError::Store(StoreError::Connection { .. })
+        )
     }
 }

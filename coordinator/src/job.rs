@@ -87,7 +87,6 @@ pub(crate) fn total_steps(cfg: &Config, steps_per_epoch: u64) -> u64 {
         .unwrap_or_else(|| t.epochs.unwrap_or(1) * steps_per_epoch)
 }
 
-
 /// Step 0: the seed's initial weights (PyTorch's initialisation) and a fresh optimizer state.
 pub(crate) fn initial_state(
     model: &Model,
@@ -98,4 +97,3 @@ pub(crate) fn initial_state(
     let state = params.iter().map(|p| opt.init_state(p)).collect();
     (params, state)
 }
-

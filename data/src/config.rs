@@ -131,7 +131,7 @@ impl DataConfig {
     pub fn resolved_dir(&self) -> Option<PathBuf> {
         match (&self.dir, self.kind.default_folder()) {
             (Some(dir), _) => Some(dir.clone()),
-            (None, Some(folder)) => Some(crate::data_root().join(folder)),
+            (None, Some(folder)) => Some(crate::root::data_root().join(folder)),
             (None, None) => None,
         }
     }

@@ -4,7 +4,7 @@
 //! `cargo run --manifest-path fuzz/Cargo.toml --example make_seeds` (from the repository root).
 
 use models::{ModelSpec, OptimizerSpec, Schedule, Tensor};
-use slice_worker::event::{Status, TaskEvent};
+use slice_worker::event::{Skip, Status, TaskEvent};
 use slice_worker::task::{TaskId, TaskPayload};
 use std::path::{Path, PathBuf};
 use trainer_fuzz::*;
@@ -24,12 +24,12 @@ fn main() {
 
     // Store values.
     let t = Tensor::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![0.5f32, -1.0, 2.0, 3.0, 4.0, 1e-3]).unwrap();
-    let tb = slice_worker::wire::encode_tensor(&t).unwrap();
-    slice_worker::wire::decode_tensor(&tb, KEY).unwrap();
+    let tb = slice_worker::codec::encode_tensor(&t).unwrap();
+    slice_worker::codec::decode_tensor(&tb, KEY).unwrap();
     write(&sv, "tensor", store_selector(TENSOR, 0, 0), &tb);
     let y = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[4]), vec![0u32, 2, 1, 2]).unwrap();
-    let yb = slice_worker::wire::encode_targets(&y).unwrap();
-    slice_worker::wire::decode_targets(&yb, KEY).unwrap();
+    let yb = slice_worker::codec::encode_targets(&y).unwrap();
+    slice_worker::codec::decode_targets(&yb, KEY).unwrap();
     write(&sv, "targets", store_selector(TARGETS, 0, 0), &yb);
 
     let model = model();
@@ -95,7 +95,7 @@ fn main() {
     write(&tp, "lambda_probe", LAMBDA_EVENT, b"{\"probe\":true}");
     write(&tp, "task_id_f", TASK_ID, b"F(3,1,0)");
     write(&tp, "task_id_u", TASK_ID, b"U(9,1)");
-    let mut e = TaskEvent::new(TaskId::B { step: 3, slice: 0, mb: 1 }, 2, "slice-0#1".into(), Status::Skipped("outputs_exist".into()));
+    let mut e = TaskEvent::new(TaskId::B { step: 3, slice: 0, mb: 1 }, 2, "slice-0#1".into(), Status::Skipped(Skip::OutputsExist));
     e.fired = vec![TaskId::U { step: 3, slice: 0 }];
     e.loss = Some(0.1 + 0.2);
     e.run_ms = 3.25;

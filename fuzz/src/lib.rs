@@ -90,10 +90,10 @@ pub fn store_values(data: &[u8]) {
     let range = RANGES[usize::from((sel / 6) % 3)].clone();
     match sel % 6 {
         TENSOR => {
-            let _ = slice_worker::wire::decode_tensor(rest, KEY);
+            let _ = slice_worker::codec::decode_tensor(rest, KEY);
         }
         TARGETS => {
-            let _ = slice_worker::wire::decode_targets(rest, KEY);
+            let _ = slice_worker::codec::decode_targets(rest, KEY);
         }
         PARAMS => {
             let strict = (sel / 18) % 2 == 0;

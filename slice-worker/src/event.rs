@@ -16,17 +16,36 @@ use serde::{Deserialize, Serialize};
 pub enum Status {
     /// Did the work and recorded its completions.
     Ran,
-    /// Did no work: `superseded` (its step is done) or `outputs_exist` (only re-recorded its completions).
-    Skipped(String),
+    /// Did no work.
+    Skipped(Skip),
     /// The handler returned an error; the run driver retries with a new attempt number.
     Failed(String),
     /// The task found that the run cannot go on (non-finite gradients): the run driver stops the run with this
     /// reason instead of retrying a computation that would give the same values.
     Fatal(String),
-    /// Injected by the local invoker: the container died `before` running or `after` writing its outputs and
-    /// recording completions but before reporting. The platform's log, not the task's: the run driver does not
-    /// act on it (it cannot see crashes on a real platform either), only records it.
-    Crashed(String),
+    /// Injected by the local invoker: the container died. The platform's log, not the task's: the run driver does
+    /// not act on it (it cannot see crashes on a real platform either), only records it.
+    Crashed(Crash),
+}
+
+/// Why a task did no work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    /// Its slice's update for the step is done: nothing downstream needs it.
+    Superseded,
+    /// An earlier attempt or delivery wrote its outputs; this one only re-recorded its completions.
+    OutputsExist,
+}
+
+/// When an injected crash killed the container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Crash {
+    /// Before the handler ran: nothing was written.
+    Before,
+    /// After the handler wrote its outputs and recorded its completions, before it reported.
+    After,
 }
 
 /// One task execution.
@@ -162,7 +181,7 @@ mod tests {
             worker: "slice-1#0".into(),
             cold: true,
             became: false,
-            status: Status::Skipped("outputs_exist".into()),
+            status: Status::Skipped(Skip::OutputsExist),
             fired: vec![TaskId::U { step: 3, slice: 1 }],
             weights_cached: false,
             bytes_in: 10,

@@ -13,17 +13,17 @@
 //! it the forward also stores its layer caches (`models::cache_codec`) and the backward reads them instead. The last slice's forward *becomes* its backward in the same invocation (the loss head lives
 //! there), so logits never travel.
 
+use crate::codec::{
+    decode_caches, decode_optimizer, decode_params, decode_plan, decode_targets, decode_tensor,
+    encode_caches, encode_loss, encode_optimizer, encode_params, encode_tensor,
+};
 use crate::dag::{self, successors};
+use crate::event::Skip;
 use crate::plan::RunPlan;
 use crate::store::{Keys, Store, StoreError};
 use crate::task::{TaskId, TaskPayload};
 use crate::weight_cache::{WeightCache, Weights};
-use crate::wire::{decode_targets, decode_tensor, encode_tensor};
 use bytes::Bytes;
-use models::cache_codec::{caches_from_bytes, caches_to_bytes};
-use models::checkpoint::{
-    optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
-};
 use models::train::{add_in_order, first_non_finite};
 use models::{Model, ModelError, Tensor, UnitTensors};
 use std::collections::HashMap;
@@ -67,24 +67,6 @@ impl TaskError {
     /// Whether the run cannot go on: retrying the task would fail the same way.
     pub fn is_fatal(&self) -> bool {
         matches!(self, TaskError::NotFinite { .. })
-    }
-}
-
-/// Why a task did no work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Skip {
-    /// Its slice's update for the step is done: nothing downstream needs it.
-    Superseded,
-    /// An earlier attempt or delivery wrote its outputs; this one only re-recorded its completions.
-    OutputsExist,
-}
-
-impl Skip {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Skip::Superseded => "superseded",
-            Skip::OutputsExist => "outputs_exist",
-        }
     }
 }
 
@@ -162,7 +144,7 @@ impl Worker {
             .get(&keys.plan())
             .await?
             .ok_or_else(|| TaskError::UnknownRun(run.into()))?;
-        let plan: RunPlan = serde_json::from_slice(&bytes).map_err(|e| TaskError::BadPlan {
+        let plan: RunPlan = decode_plan(&bytes).map_err(|e| TaskError::BadPlan {
             run: run.into(),
             key: keys.plan(),
             reason: e.to_string(),
@@ -343,7 +325,7 @@ impl Worker {
             return Ok(w);
         }
         let bytes = self.fetch(&task, &key, out).await?;
-        let w = params_from_bytes(&ctx.model, ctx.plan.slice_range(slice), &bytes, &key, true)
+        let w = decode_params(&ctx.model, ctx.plan.slice_range(slice), &bytes, &key)
             .map_err(Self::model_err(task))?;
         let w = Arc::new(w);
         self.cache_weights(key, w.clone());
@@ -387,8 +369,8 @@ impl Worker {
             ctx.model
                 .forward(range, &params, x)
                 .and_then(|(y, caches)| {
-                    let bytes = caches_to_bytes(caches)?;
-                    outputs.push((ctx.keys.cache(step, slice, mb), Bytes::from(bytes)));
+                    let bytes = encode_caches(caches)?;
+                    outputs.push((ctx.keys.cache(step, slice, mb), bytes));
                     Ok(y)
                 })
         }
@@ -422,7 +404,7 @@ impl Worker {
         } else {
             let key = ctx.keys.cache(step, slice, mb);
             let bytes = self.fetch(&task, &key, out).await?;
-            let caches = caches_from_bytes(&bytes, &key).map_err(Self::model_err(task))?;
+            let caches = decode_caches(&bytes, &key).map_err(Self::model_err(task))?;
             (None, caches)
         };
         let mut outputs = Vec::with_capacity(3);
@@ -435,10 +417,7 @@ impl Worker {
                 .loss(y, &targets, ctx.plan.batch_size)
                 .map_err(Self::model_err(task))?;
             out.loss = Some(lg.loss);
-            outputs.push((
-                ctx.keys.loss(step, mb),
-                Bytes::copy_from_slice(&lg.loss.to_le_bytes()),
-            ));
+            outputs.push((ctx.keys.loss(step, mb), encode_loss(lg.loss)));
             lg.dlogits
         } else {
             let key = ctx.keys.gradient(step, slice, mb);
@@ -455,9 +434,9 @@ impl Worker {
             let bytes = encode_tensor(&dx).map_err(Self::model_err(task))?;
             outputs.push((ctx.keys.gradient(step, slice - 1, mb), bytes));
         }
-        let pg = params_to_bytes(&ctx.model, range, &grads).map_err(Self::model_err(task))?;
+        let pg = encode_params(&ctx.model, range, &grads).map_err(Self::model_err(task))?;
         // Parameter gradients last: their presence is the "outputs exist" mark, and a pipeline runs in order.
-        outputs.push((ctx.keys.param_grads(step, slice, mb), Bytes::from(pg)));
+        outputs.push((ctx.keys.param_grads(step, slice, mb), pg));
         self.put_many(outputs, ctx.ttl(), out).await
     }
 
@@ -485,7 +464,7 @@ impl Worker {
                 key: key.clone(),
             })?;
             out.bytes_in += bytes.len() as u64;
-            let g = params_from_bytes(&ctx.model, range.clone(), &bytes, key, true)
+            let g = decode_params(&ctx.model, range.clone(), &bytes, key)
                 .map_err(Self::model_err(task))?;
             // Micro-batch order, whatever order the backward tasks finished in: the sum is bit-identical to the
             // single-process one.
@@ -504,27 +483,19 @@ impl Worker {
             UnitTensors::clone(&*self.slice_params(ctx, task, slice, step - 1, out).await?);
         let okey = ctx.keys.optimizer(slice, step - 1);
         let obytes = self.fetch(&task, &okey, out).await?;
-        let (mut state, _) =
-            optimizer_from_bytes::<f32>(&ctx.model, range.clone(), slots, &obytes, &okey)
-                .map_err(Self::model_err(task))?;
+        let mut state = decode_optimizer(&ctx.model, range.clone(), slots, &obytes, &okey)
+            .map_err(Self::model_err(task))?;
         let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
         plan.optimizer
             .step_units(lr, step, &mut params, &grads, &mut state);
-        let w =
-            params_to_bytes(&ctx.model, range.clone(), &params).map_err(Self::model_err(task))?;
-        let o = optimizer_to_bytes(
-            &ctx.model,
-            range,
-            slots,
-            &state,
-            format!("{{\"step\":{step}}}"),
-        )
-        .map_err(Self::model_err(task))?;
+        let w = encode_params(&ctx.model, range.clone(), &params).map_err(Self::model_err(task))?;
+        let o = encode_optimizer(&ctx.model, range, slots, &state, step)
+            .map_err(Self::model_err(task))?;
         let wkey = ctx.keys.weights(slice, step);
         // One pipeline, in order: state, weights, then the `done` mark — whoever sees the mark may rely on both.
         let versioned = vec![
-            (ctx.keys.optimizer(slice, step), Bytes::from(o)),
-            (wkey.clone(), Bytes::from(w)),
+            (ctx.keys.optimizer(slice, step), o),
+            (wkey.clone(), w),
             (ctx.keys.done(slice, step), Bytes::from_static(b"1")),
         ];
         self.put_many(versioned, ctx.ttl(), out).await?;
@@ -579,7 +550,7 @@ impl Worker {
             tasks.push(TaskId::U { step: old, slice });
             for t in tasks {
                 let set = k.dependencies(&t.to_string());
-                dead.push(format!("{set}:fired"));
+                dead.push(Keys::fired(&set));
                 dead.push(set);
             }
         }

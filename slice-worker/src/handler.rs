@@ -6,7 +6,7 @@
 //! they start an invocation (a spawned local delivery, or an asynchronous Lambda `Invoke`) and which faults they
 //! inject; [`Host`] says those three things.
 
-use crate::event::{Status, TaskEvent};
+use crate::event::{Crash, Status, TaskEvent};
 use crate::executor::{Outcome, TaskError};
 use crate::invoker::Fault;
 use crate::store::{Keys, Store};
@@ -89,7 +89,7 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
         event.became = became;
         event.invoke_ms = ms(invoke);
         if fault == Fault::CrashBefore {
-            event.status = Status::Crashed("before".into());
+            event.status = Status::Crashed(Crash::Before);
             report(store, &p.run, &event, inv.event_ttl).await;
             return Ended::Crashed;
         }
@@ -116,7 +116,7 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
         };
         event.fired = outcome.successors.clone();
         event.status = match &outcome.skipped {
-            Some(skip) => Status::Skipped(skip.as_str().into()),
+            Some(skip) => Status::Skipped(*skip),
             None => Status::Ran,
         };
         event.weights_cached = outcome.weights_cached;
@@ -129,7 +129,7 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
         if fault == Fault::CrashAfter {
             // Outputs written and completions recorded, but the instance dies before reporting or starting
             // anything: the successors this task completed are recovered by the driver's deadline.
-            event.status = Status::Crashed("after".into());
+            event.status = Status::Crashed(Crash::After);
             report(store, &p.run, &event, inv.event_ttl).await;
             return Ended::Crashed;
         }

@@ -10,6 +10,7 @@
 //! cache of weights keyed by version ([`weight_cache`], bounded by the size of the slice it serves).
 
 pub mod alloc;
+pub mod codec;
 pub mod cpu_clock;
 pub mod dag;
 pub mod event;
@@ -20,4 +21,3 @@ pub mod plan;
 pub mod store;
 pub mod task;
 pub mod weight_cache;
-pub mod wire;

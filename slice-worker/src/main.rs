@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use slice_worker::executor::{Outcome, TaskError, Worker};
 use slice_worker::handler::{self, Ended, Host, Invocation};
 use slice_worker::invoker::lambda::{Backoff, LambdaClient, LambdaSettings};
-use slice_worker::store::{RedisStore, Store};
+use slice_worker::store::{Store, StoreUrl};
 use slice_worker::task::TaskPayload;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,7 @@ fn usage() -> &'static str {
 
 /// What the worker needs from its environment, read once at start.
 struct Settings {
-    store: String,
+    store: StoreUrl,
     threads: usize,
 }
 
@@ -43,7 +43,8 @@ fn settings() -> Result<Settings, String> {
     let store = std::env::var("TRAINER_STORE").map_err(|_| {
         "TRAINER_STORE is not set: the run's Redis URL (redis://… or rediss://…)".to_string()
     })?;
-    if store == "memory" {
+    let store = StoreUrl::parse(&store).map_err(|e| format!("TRAINER_STORE: {e}"))?;
+    if !store.is_shared() {
         return Err("TRAINER_STORE=memory: a worker process needs a store other processes can reach (Redis)".into());
     }
     let threads =
@@ -140,11 +141,9 @@ async fn probe(store: &dyn Store) -> Result<serde_json::Value, lambda_runtime::E
 }
 
 async fn lambda_main(settings: Settings) -> Result<(), String> {
-    let store: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(&settings.store)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+    let store = slice_worker::store::open(&settings.store)
+        .await
+        .map_err(|e| e.to_string())?;
     let worker = Arc::new(Worker::new(store.clone()));
     let client = Arc::new(
         LambdaClient::new(
@@ -200,11 +199,9 @@ async fn lambda_main(settings: Settings) -> Result<(), String> {
 }
 
 async fn local_main(settings: Settings, payload: TaskPayload) -> Result<(), String> {
-    let store: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(&settings.store)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+    let store = slice_worker::store::open(&settings.store)
+        .await
+        .map_err(|e| e.to_string())?;
     let worker = Arc::new(Worker::new(store.clone()));
     match serve_one(&worker, store.as_ref(), None, payload, "local", true).await {
         Ended::Done => Ok(()),

@@ -79,8 +79,8 @@ fn main() {
         // The planner's prediction for these cuts (the local platform's profile is enough: the memory a slice needs
         // does not depend on where it runs).
         let mut cfg: Config = toml::from_str(&text).expect("config parses");
-        cfg.runtime.invoker = "local".into();
-        cfg.runtime.store = "memory".into();
+        cfg.runtime.invoker = coordinator::config::InvokerKind::Local;
+        cfg.runtime.store = slice_worker::store::StoreUrl::Memory;
         let (_, outcome) = coordinator::profiling::plan_config(&cfg, None).expect("plan");
         for (i, (name, planned)) in names.iter().zip(&outcome.chosen.slices).enumerate() {
             let rss_mb = stats.peak_rss_kib.get(name).copied().unwrap_or(0) as f64 / 1024.0;

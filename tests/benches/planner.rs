@@ -3,10 +3,10 @@
 //! program over 159 memory sizes × 8 weights × every count, then Monte Carlo re-ranking. Median of 5 runs.
 //! Usage: cargo bench -p e2e-tests --bench planner [-- --json FILE]
 
-use coordinator::planner::latency::{PlanShape, TaskModel};
-use coordinator::config::{Platform, Pricing};
-use coordinator::planner::profile::{Profile, StoreProfile, TransferPoint, UnitProfile};
 use coordinator::config::Objective;
+use coordinator::config::{Platform, Pricing};
+use coordinator::planner::latency::{PlanShape, TaskModel};
+use coordinator::planner::profile::{Profile, StoreProfile, TransferPoint, UnitProfile};
 use coordinator::planner::search::{plan, Request};
 use coordinator::planner::simulate::Parallelism;
 use std::io::Write;

@@ -13,13 +13,13 @@
 //! Prints a Markdown report and one JSON line (`--json FILE` appends it). `--steps N` sets the steps per run.
 
 use coordinator::config::Config;
+use coordinator::run::dir::RunDir;
 use coordinator::run::fit;
 use coordinator::run::record::{Quiet, Summary};
-use coordinator::run::dir::RunDir;
+use e2e_tests::redis_server::RedisServer;
 use slice_worker::event::TaskEvent;
 use slice_worker::store::{Keys, MemoryStore, RedisStore, Store};
 use slice_worker::task::TaskId;
-use e2e_tests::redis_server::RedisServer;
 use std::io::Write;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;

@@ -449,11 +449,9 @@ fn bad_payloads_and_store_values() {
     );
     // 2. A real plan, and one of its task's inputs broken: (run, first weights, first input, what the error names).
     let tensor = |shape: &[usize]| {
-        slice_worker::wire::encode_tensor(&ndarray::ArrayD::<f32>::zeros(
-            ndarray::IxDyn(shape),
-        ))
-        .expect("tensor")
-        .to_vec()
+        slice_worker::codec::encode_tensor(&ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(shape)))
+            .expect("tensor")
+            .to_vec()
     };
     let first_unit = |widths: &str| {
         let model =

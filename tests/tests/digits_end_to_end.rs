@@ -2,9 +2,9 @@
 //! leaves reloads into the same model.
 
 use coordinator::config::Config;
+use coordinator::run::dir::RunDir;
 use coordinator::run::fit;
 use coordinator::run::record::Quiet;
-use coordinator::run::dir::RunDir;
 use std::sync::atomic::AtomicBool;
 
 #[test]

@@ -5,9 +5,9 @@
 //! every task of the graph must fire exactly once.
 
 use coordinator::config::Config;
+use coordinator::run::dir::RunDir;
 use coordinator::run::fit;
 use coordinator::run::record::Quiet;
-use coordinator::run::dir::RunDir;
 use e2e_tests::lambda_emulator::{
     cargo_binary, worker_binary, Emulator, Faults, FunctionSpec, Stats,
 };

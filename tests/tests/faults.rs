@@ -3,9 +3,9 @@
 //! every task of the graph is fired (its last input recorded) exactly once — counted from `events.jsonl`.
 
 use coordinator::config::Config;
+use coordinator::run::dir::RunDir;
 use coordinator::run::fit;
 use coordinator::run::record::Quiet;
-use coordinator::run::dir::RunDir;
 use e2e_tests::redis_server::RedisServer;
 use std::collections::HashMap;
 use std::path::Path;

@@ -4,9 +4,9 @@
 //! single-process run.
 
 use coordinator::config::Config;
+use coordinator::run::dir::RunDir;
 use coordinator::run::fit;
 use coordinator::run::record::Quiet;
-use coordinator::run::dir::RunDir;
 use proptest::prelude::*;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

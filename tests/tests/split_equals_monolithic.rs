@@ -3,9 +3,9 @@
 //! one slice per unit through tasks — on both stores; and a run leaves no keys behind.
 
 use coordinator::config::Config;
+use coordinator::run::dir::RunDir;
 use coordinator::run::fit;
 use coordinator::run::record::{Quiet, Summary};
-use coordinator::run::dir::RunDir;
 use e2e_tests::redis_server::RedisServer;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

@@ -9,11 +9,12 @@ mod plan_cmd;
 mod progress;
 mod report;
 mod sweep_cmd;
+mod threads;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use coordinator::run::fit;
 use coordinator::run::dir::RunDir;
+use coordinator::run::fit;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,22 +174,6 @@ fn default_out(config: &Path) -> PathBuf {
     PathBuf::from("runs").join(format!("{stem}-{secs}"))
 }
 
-pub(crate) fn set_threads(requested: usize) -> Result<usize> {
-    let n = if requested == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        requested
-    };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
-        .context("cannot start the compute thread pool")?;
-    models::matmul::set_threads(n);
-    Ok(n)
-}
-
 fn run_fit(
     config: &Path,
     out: Option<PathBuf>,
@@ -197,7 +182,7 @@ fn run_fit(
     resume: Option<PathBuf>,
 ) -> Result<()> {
     let cfg = load::load_config(config, sets)?;
-    let threads = set_threads(cfg.runtime.threads)?;
+    let threads = threads::set_threads(cfg.runtime.threads)?;
     let resuming = resume.is_some();
     let out = resume.or(out).unwrap_or_else(|| default_out(config));
     let stop = Arc::new(AtomicBool::new(false));
@@ -283,7 +268,7 @@ fn run(cli: Cli) -> Result<()> {
             zip: zip.as_deref(),
         }),
         Command::Eval { run, checkpoint } => {
-            set_threads(0)?;
+            threads::set_threads(0)?;
             let e = coordinator::run::evaluate::evaluate_run(&run, checkpoint.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&e)?);
             Ok(())

@@ -1,8 +1,8 @@
 //! `trainer profile` and `trainer plan`: measure this machine, then print the planner's choice.
 
 use anyhow::{Context, Result};
-use coordinator::planner::search::{PlanOutcome, PlannedStep};
 use coordinator::planner::profile::read_profile;
+use coordinator::planner::search::{PlanOutcome, PlannedStep};
 use coordinator::profiling::plan_config;
 use std::path::Path;
 
@@ -16,7 +16,7 @@ pub fn run_profile(
     events: Option<&Path>,
 ) -> Result<()> {
     let cfg = crate::load::load_config(config, sets)?;
-    crate::set_threads(cfg.runtime.threads)?;
+    crate::threads::set_threads(cfg.runtime.threads)?;
     eprintln!(
         "profiling {} ({reps} samples of each unit and value size)…",
         config.display()
@@ -116,7 +116,7 @@ pub fn run_plan(
     json: bool,
 ) -> Result<()> {
     let cfg = crate::load::load_config(config, sets)?;
-    crate::set_threads(cfg.runtime.threads)?;
+    crate::threads::set_threads(cfg.runtime.threads)?;
     // --profile, else the config's plan.profile.
     let prof = profile_path
         .or(cfg.plan.profile.as_deref())

@@ -1,7 +1,7 @@
 //! `trainer sweep SWEEP.toml`: runs (or resumes) a sweep and prints where its results are.
 
 use anyhow::{Context, Result};
-use coordinator::sweep::{run_sweep as sweep, spec::Sweep, Options};
+use coordinator::sweep::{results::RowStatus, run_sweep as sweep, spec::Sweep, Options};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub fn run_sweep(
     quiet: bool,
 ) -> Result<()> {
     let spec = Sweep::read(file)?;
-    crate::set_threads(spec.base.runtime.threads)?;
+    crate::threads::set_threads(spec.base.runtime.threads)?;
     let out = out.unwrap_or_else(|| default_out(file));
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -49,7 +49,7 @@ pub fn run_sweep(
     let failed = results
         .points
         .iter()
-        .filter(|r| r.status == "failed")
+        .filter(|r| r.status == RowStatus::Failed)
         .count();
     if !quiet {
         if let Some(p) = &results.pick {

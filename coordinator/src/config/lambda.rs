@@ -3,6 +3,27 @@
 use super::error::{bad, ConfigError};
 use serde::{Deserialize, Serialize};
 
+/// `lambda.architecture`: the instruction set of the functions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Architecture {
+    /// Graviton: 20 % cheaper per GB-second (the default).
+    #[default]
+    #[serde(rename = "arm64")]
+    Arm64,
+    #[serde(rename = "x86_64")]
+    X86_64,
+}
+
+impl Architecture {
+    /// The name Lambda's API and its prices use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Arm64 => "arm64",
+            Architecture::X86_64 => "x86_64",
+        }
+    }
+}
+
 /// `[lambda]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,8 +44,8 @@ pub struct LambdaConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
     /// `"arm64"` (Graviton: 20 % cheaper per GB-second) or `"x86_64"`.
-    #[serde(default = "arm64")]
-    pub architecture: String,
+    #[serde(default)]
+    pub architecture: Architecture,
     /// Function timeout, seconds (Lambda allows 1–900).
     #[serde(default = "lambda_timeout_s")]
     pub timeout_s: u32,
@@ -48,9 +69,6 @@ pub struct LambdaConfig {
 fn function_prefix() -> String {
     "trainer".into()
 }
-fn arm64() -> String {
-    "arm64".into()
-}
 fn lambda_timeout_s() -> u32 {
     300
 }
@@ -66,7 +84,7 @@ impl Default for LambdaConfig {
             profile: None,
             endpoint_url: None,
             role_arn: None,
-            architecture: arm64(),
+            architecture: Architecture::Arm64,
             timeout_s: lambda_timeout_s(),
             memory_mb: lambda_memory_mb(),
             reserved_concurrency: None,
@@ -116,12 +134,6 @@ impl LambdaConfig {
                     "{:?}: use 1-50 letters, digits, '-' or '_' (Lambda function names)",
                     l.function_prefix
                 ),
-            ));
-        }
-        if l.architecture != "arm64" && l.architecture != "x86_64" {
-            return Err(bad(
-                "lambda.architecture",
-                format!("{:?}: use \"arm64\" or \"x86_64\"", l.architecture),
             ));
         }
         if !(1..=900).contains(&l.timeout_s) {

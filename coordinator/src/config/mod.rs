@@ -13,13 +13,13 @@ mod runtime;
 mod train;
 
 pub use checkpoint::CheckpointConfig;
-pub use error::ConfigError;
 use error::bad;
-pub use lambda::LambdaConfig;
+pub use error::ConfigError;
+pub use lambda::{Architecture, LambdaConfig};
 pub use plan::{Objective, PlanConfig, Slices};
 pub use platform::{Platform, PlatformKind, Pricing};
-pub use runtime::RuntimeConfig;
-pub use train::{microbatch_candidates, OptimizerKind, ScheduleKind, TrainConfig, AUTO};
+pub use runtime::{InvokerKind, RuntimeConfig};
+pub use train::{microbatch_candidates, Microbatches, OptimizerKind, ScheduleKind, TrainConfig};
 
 use data::DataConfig;
 use models::ModelSpec;
@@ -56,14 +56,12 @@ pub struct Config {
     pub lambda: LambdaConfig,
 }
 
-
-
 impl Config {
     /// Whether the planner chooses the split (`plan.slices = "auto"` without cuts, or `train.microbatches =
     /// "auto"`): the split run plans at its start, `trainer deploy` plans alike.
     pub fn planner_picks_split(&self) -> bool {
         (self.plan.slices == Slices::Auto && self.plan.cuts.is_none())
-            || self.train.microbatches == AUTO
+            || self.train.microbatches == Microbatches::Auto
     }
 
     /// Checks values that parse but make no sense, naming the key: each table on its own, then what one table's
@@ -79,7 +77,7 @@ impl Config {
             return Err(bad(&key, why));
         }
         self.runtime.validate(split)?;
-        let lambda = self.runtime.invoker == "lambda";
+        let lambda = self.runtime.invoker == InvokerKind::Lambda;
         if lambda && self.planner_picks_split() && self.plan.profile.is_none() {
             return Err(bad(
                 "plan.profile",
@@ -87,7 +85,7 @@ impl Config {
                  `trainer deploy` and the run choose the same functions",
             ));
         }
-        if lambda && self.runtime.store == "memory" {
+        if lambda && !self.runtime.store.is_shared() {
             return Err(bad(
                 "runtime.store",
                 "the lambda invoker needs a store its functions can reach: a redis:// or rediss:// URL",

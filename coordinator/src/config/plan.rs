@@ -50,7 +50,6 @@ pub struct PlanConfig {
     pub profile: Option<std::path::PathBuf>,
 }
 
-
 /// `plan.slices`: a count, or `"auto"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slices {
@@ -127,7 +126,6 @@ impl Default for PlanConfig {
     }
 }
 
-
 /// What the user optimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -160,10 +158,7 @@ impl PlanConfig {
                 return Err(bad(key, format!("must be positive, got {v}")));
             }
         }
-        if pl
-            .memory_cap_mb
-            .is_some_and(|c| c < platform.min_memory_mb)
-        {
+        if pl.memory_cap_mb.is_some_and(|c| c < platform.min_memory_mb) {
             return Err(bad(
                 "plan.memory_cap_mb",
                 format!(

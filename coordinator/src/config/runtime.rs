@@ -2,6 +2,18 @@
 
 use super::error::{bad, ConfigError};
 use serde::{Deserialize, Serialize};
+use slice_worker::store::StoreUrl;
+
+/// `runtime.invoker`: where a split run's tasks execute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvokerKind {
+    /// In this process, on a pool of simulated containers (the embedded default).
+    #[default]
+    Local,
+    /// On each slice's AWS Lambda function (`[lambda]`, `trainer deploy`).
+    Lambda,
+}
 
 /// `[runtime]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -9,12 +21,12 @@ use serde::{Deserialize, Serialize};
 pub struct RuntimeConfig {
     /// `"local"`: tasks run in this process (the embedded default); `"lambda"`: each slice's tasks run on its AWS
     /// Lambda function (`[lambda]`, `trainer deploy`), through a Redis store.
-    #[serde(default = "local")]
-    pub invoker: String,
+    #[serde(default)]
+    pub invoker: InvokerKind,
     /// `"memory"` (the embedded default: tensors stay in process) or a Redis URL (`redis://host:6379`,
     /// `rediss://user:password@host:6380` for TLS + AUTH; a password may also come from `REDIS_PASSWORD`).
     #[serde(default = "memory")]
-    pub store: String,
+    pub store: StoreUrl,
     /// Split runs: how many tasks may run at once (default 4).
     #[serde(default = "four")]
     pub concurrency: usize,
@@ -58,7 +70,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            invoker: local(),
+            invoker: InvokerKind::Local,
             store: memory(),
             concurrency: four(),
             threads: 0,
@@ -74,7 +86,6 @@ impl Default for RuntimeConfig {
         }
     }
 }
-
 
 impl RuntimeConfig {
     /// Checks the table, naming the key; `split`: whether the run is cut into slices (`[plan]`).
@@ -119,24 +130,7 @@ impl RuntimeConfig {
         if r.concurrency == 0 {
             return Err(bad("runtime.concurrency", "must be at least 1"));
         }
-        if r.invoker != "local" && r.invoker != "lambda" {
-            return Err(bad(
-                "runtime.invoker",
-                format!(
-                    "unknown invoker {:?}; available: \"local\", \"lambda\"",
-                    r.invoker
-                ),
-            ));
-        }
-        let st = &r.store;
-        if st != "memory" && !st.starts_with("redis://") && !st.starts_with("rediss://") {
-            let shown = slice_worker::store::redact_url(st);
-            return Err(bad(
-                "runtime.store",
-                format!("unknown store {shown:?}; use \"memory\" or a redis:// or rediss:// URL"),
-            ));
-        }
-        if st != "memory" && !split {
+        if r.store.is_shared() && !split {
             return Err(bad(
                 "runtime.store",
                 "a Redis store needs a split run (plan.slices > 1 or plan.cuts)",
@@ -161,9 +155,6 @@ fn max_attempts() -> u32 {
 fn four() -> usize {
     4
 }
-fn local() -> String {
-    "local".into()
-}
-fn memory() -> String {
-    "memory".into()
+fn memory() -> StoreUrl {
+    StoreUrl::Memory
 }

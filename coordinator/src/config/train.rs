@@ -24,7 +24,6 @@ pub enum ScheduleKind {
     Cosine,
 }
 
-
 /// `[train]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,13 +38,9 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Micro-batches per step: the batch is split in order into this many equal parts, each part's gradients are
     /// computed separately and summed in order. Must divide `batch_size`. Default 1. `"auto"` (split runs): the
-    /// planner picks it among the divisors of `batch_size` up to 32 (held here as [`AUTO`]).
-    #[serde(
-        default = "one",
-        deserialize_with = "microbatches_from",
-        serialize_with = "microbatches_to"
-    )]
-    pub microbatches: usize,
+    /// planner picks it among the divisors of `batch_size` up to 32.
+    #[serde(default)]
+    pub microbatches: Microbatches,
     /// `"sgd"` (default) or `"adamw"`.
     #[serde(default)]
     pub optimizer: OptimizerKind,
@@ -92,25 +87,68 @@ pub struct TrainConfig {
     pub eval_samples: Option<usize>,
 }
 
+/// `train.microbatches`: a count, or `"auto"` (split runs: the planner picks it, and the run resolves it before
+/// its first step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Microbatches {
+    Count(usize),
+    Auto,
+}
 
-/// `train.microbatches = "auto"` as held in [`TrainConfig::microbatches`] until the planner resolves it.
-pub const AUTO: usize = 0;
+impl Microbatches {
+    /// The count; `None` for `"auto"`.
+    pub fn count(self) -> Option<usize> {
+        match self {
+            Microbatches::Count(n) => Some(n),
+            Microbatches::Auto => None,
+        }
+    }
 
-fn microbatches_to<S: serde::Serializer>(m: &usize, s: S) -> Result<S::Ok, S::Error> {
-    if *m == AUTO {
-        s.serialize_str("auto")
-    } else {
-        s.serialize_u64(*m as u64)
+    /// The count of a config whose `"auto"` was resolved (an in-process run, a split run after planning);
+    /// `"auto"` still here is an error naming the key.
+    pub fn resolved(self) -> Result<usize, ConfigError> {
+        self.count().ok_or_else(|| {
+            bad(
+                "train.microbatches",
+                "\"auto\" is chosen by the planner of a split run (plan.slices > 1 or \"auto\"); give a count",
+            )
+        })
     }
 }
 
-fn microbatches_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    match Slices::deserialize(d)
-        .map_err(|e| serde::de::Error::custom(e.to_string().replace("slices", "micro-batches")))?
-    {
-        Slices::Auto => Ok(AUTO),
-        Slices::Count(0) => Err(serde::de::Error::custom("must be at least 1 (or \"auto\")")),
-        Slices::Count(n) => Ok(n),
+impl std::fmt::Display for Microbatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Microbatches::Count(n) => write!(f, "{n}"),
+            Microbatches::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+impl Default for Microbatches {
+    fn default() -> Self {
+        Microbatches::Count(1)
+    }
+}
+
+impl Serialize for Microbatches {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Microbatches::Count(n) => s.serialize_u64(*n as u64),
+            Microbatches::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Microbatches {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Microbatches, D::Error> {
+        match Slices::deserialize(d).map_err(|e| {
+            serde::de::Error::custom(e.to_string().replace("slices", "micro-batches"))
+        })? {
+            Slices::Auto => Ok(Microbatches::Auto),
+            Slices::Count(0) => Err(serde::de::Error::custom("must be at least 1 (or \"auto\")")),
+            Slices::Count(n) => Ok(Microbatches::Count(n)),
+        }
     }
 }
 
@@ -121,10 +159,6 @@ pub fn microbatch_candidates(batch_size: usize) -> Vec<usize> {
         .collect()
 }
 
-
-fn one() -> usize {
-    1
-}
 fn beta1() -> f64 {
     0.9
 }
@@ -187,20 +221,22 @@ impl TrainConfig {
         if t.batch_size == 0 {
             return Err(bad("train.batch_size", "must be at least 1"));
         }
-        if t.microbatches == AUTO && !split {
+        if t.microbatches == Microbatches::Auto && !split {
             return Err(bad(
                 "train.microbatches",
                 "\"auto\" needs the planner: set plan.slices = \"auto\" (or a count, or cuts)",
             ));
         }
-        if t.microbatches != AUTO && !t.batch_size.is_multiple_of(t.microbatches) {
-            return Err(bad(
-                "train.microbatches",
-                format!(
-                    "batch_size {} is not divisible by microbatches {}",
-                    t.batch_size, t.microbatches
-                ),
-            ));
+        if let Microbatches::Count(m) = t.microbatches {
+            if !t.batch_size.is_multiple_of(m) {
+                return Err(bad(
+                    "train.microbatches",
+                    format!(
+                        "batch_size {} is not divisible by microbatches {m}",
+                        t.batch_size
+                    ),
+                ));
+            }
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(bad(

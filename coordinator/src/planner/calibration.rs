@@ -2,7 +2,7 @@
 //! options, on the platform it ran on — the local invoker on this machine) beside what the run measured, so the
 //! model's error is visible in every `summary.json`.
 
-use crate::config::{Config, PlatformKind, Slices};
+use crate::config::{Config, InvokerKind, PlatformKind, Slices};
 use crate::error::RunError;
 use crate::planner::profile::Profile;
 use crate::planner::simulate::StepPrediction;
@@ -35,7 +35,7 @@ pub struct Calibration {
 /// `cfg` with the platform its runs are predicted for: this machine for the local invoker, `[platform]` on Lambda.
 pub fn on_its_platform(cfg: &Config) -> Config {
     let mut c = cfg.clone();
-    if cfg.runtime.invoker != "lambda" {
+    if cfg.runtime.invoker != InvokerKind::Lambda {
         c.platform.kind = PlatformKind::Local;
     }
     c

@@ -7,8 +7,8 @@
 //! per step one `U` (fetch M gradients and the optimizer state, update, store weights and state). Weights come from
 //! the warm container's cache except on the slice's first task of a step.
 
-use crate::config::{Platform, PlatformKind};
 use super::profile::{Profile, TransferFit};
+use crate::config::{Platform, PlatformKind};
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Normal};
 use slice_worker::weight_cache::WEIGHT_CACHE;

@@ -38,9 +38,8 @@ pub fn plan_for(
     profile: &Profile,
     steps_per_epoch: u64,
 ) -> Result<PlanOutcome, RunError> {
-    if cfg.train.microbatches != crate::config::AUTO {
+    if let Some(m) = cfg.train.microbatches.count() {
         // The profile may have been measured at another micro-batch size (another config, `"auto"`).
-        let m = cfg.train.microbatches;
         let scaled = profile.rescaled(cfg.train.batch_size / m);
         return plan_with(cfg, &scaled, steps_per_epoch, m);
     }
@@ -162,7 +161,8 @@ pub fn evaluate_split(
     bounds: &[usize],
     memory: &[u32],
 ) -> Result<search::PlannedStep, RunError> {
-    let m = cfg.train.microbatches.max(1);
+    // A sweep point fixes the count; one left to the planner is evaluated at 1.
+    let m = cfg.train.microbatches.count().unwrap_or(1);
     let profile = profile.rescaled(cfg.train.batch_size / m);
     if bounds.first() != Some(&0)
         || bounds.last() != Some(&profile.units.len())

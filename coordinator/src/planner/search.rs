@@ -11,8 +11,8 @@
 //!    margin.
 
 use super::latency::{PlanShape, TaskModel};
-use crate::config::{Objective, Pricing};
 use super::simulate::{simulate, Parallelism, StepPrediction};
+use crate::config::{Objective, Pricing};
 use serde::Serialize;
 
 /// A planning request.

@@ -4,7 +4,7 @@
 //! which profiles quickly when no profile is given and plans. Above the planner (it produces the planner's input),
 //! below the runs (a split run profiles quickly at its start to predict itself).
 
-use crate::config::Config;
+use crate::config::{Config, Microbatches};
 use crate::error::RunError;
 use crate::job::Job;
 use crate::planner::profile::{Profile, StoreProfile, TransferPoint, UnitProfile};
@@ -12,8 +12,7 @@ use crate::planner::search::PlanOutcome;
 use bytes::Bytes;
 use data::{Batch, Dataset, Sampler};
 use models::Model;
-use slice_worker::store::{Keys, MemoryStore, RedisStore, Store};
-use std::sync::Arc;
+use slice_worker::store::{Keys, Store};
 use std::time::{Duration, Instant};
 
 fn time_ms<R>(f: impl FnOnce() -> R) -> (R, f64) {
@@ -146,9 +145,9 @@ fn profile_codec(reps: usize) -> Result<Vec<TransferPoint>, RunError> {
         let t = models::Tensor::<f32>::from_elem(vec![bytes / 4], 0.5);
         let (mut enc, mut dec) = (Vec::new(), Vec::new());
         for rep in 0..=reps {
-            let (b, e_ms) = time_ms(|| slice_worker::wire::encode_tensor(&t));
+            let (b, e_ms) = time_ms(|| slice_worker::codec::encode_tensor(&t));
             let b = b?;
-            let (back, d_ms) = time_ms(|| slice_worker::wire::decode_tensor(&b, "profile"));
+            let (back, d_ms) = time_ms(|| slice_worker::codec::decode_tensor(&b, "profile"));
             back?;
             if rep > 0 {
                 enc.push(e_ms);
@@ -191,7 +190,7 @@ async fn profile_store(
             let got = store.get(&key).await?;
             let g = t0.elapsed().as_secs_f64() * 1e3;
             if got.map(|v| v.len()) != Some(bytes) {
-                return Err(RunError::Store(format!(
+                return Err(RunError::StoreData(format!(
                     "{}: a {bytes}-byte value did not come back whole",
                     store.describe()
                 )));
@@ -238,11 +237,12 @@ async fn profile_store(
 /// rescales to the others).
 pub fn profiled_microbatches(cfg: &Config) -> usize {
     let t = &cfg.train;
-    if t.microbatches == crate::config::AUTO {
-        let c = crate::config::microbatch_candidates(t.batch_size);
-        c[c.len() / 2]
-    } else {
-        t.microbatches
+    match t.microbatches {
+        Microbatches::Auto => {
+            let c = crate::config::microbatch_candidates(t.batch_size);
+            c[c.len() / 2]
+        }
+        Microbatches::Count(m) => m,
     }
 }
 
@@ -258,7 +258,7 @@ pub fn profile_with(cfg: &Config, batch: &Batch, reps: usize) -> Result<Profile,
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| RunError::Store(format!("cannot start the I/O runtime: {e}")))?;
+        .map_err(RunError::Runtime)?;
     rt.block_on(profile_async(cfg, batch, reps))
 }
 
@@ -273,11 +273,7 @@ pub async fn profile_async(cfg: &Config, batch: &Batch, reps: usize) -> Result<P
     let units = profile_units(cfg, &model, batch, reps.max(1), microbatches);
     models::matmul::set_threads(threads);
     let units = units?;
-    let store: Arc<dyn Store> = if cfg.runtime.store == "memory" {
-        Arc::new(MemoryStore::new())
-    } else {
-        Arc::new(RedisStore::connect(&cfg.runtime.store).await?)
-    };
+    let store = slice_worker::store::open(&cfg.runtime.store).await?;
     let (store, task_overhead_ms) = profile_store(store.as_ref(), reps.max(1)).await?;
     let microbatch = cfg.train.batch_size / microbatches;
     Ok(Profile {
@@ -294,7 +290,6 @@ pub async fn profile_async(cfg: &Config, batch: &Batch, reps: usize) -> Result<P
     })
 }
 
-
 /// Plans `cfg` with `profile`, or with a fresh quick profile of this machine (3 samples of everything) when there
 /// is none; returns the profile used and the plan.
 pub fn plan_config(
@@ -310,4 +305,3 @@ pub fn plan_config(
     let outcome = crate::planner::plan_for(cfg, &profile, sampler.steps_per_epoch() as u64)?;
     Ok((profile, outcome))
 }
-

@@ -14,14 +14,13 @@
 //!                        complete checkpoint (`checkpoint/`, or `checkpoint.old/` / `checkpoint.next/` mid-swap)
 //! ```
 
+use super::record::TrainState;
 use crate::config::Config;
 use crate::error::{io, RunError};
-use super::record::TrainState;
 use models::checkpoint::{optimizer_to_bytes, params_to_bytes, write_atomic};
 use models::{Model, OptimizerSpec, OptimizerState, Tensor};
 use serde::Serialize;
 use slice_worker::plan::RunPlan;
-use slice_worker::store::{has_password, without_password};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -97,8 +96,8 @@ impl RunDir {
         let mut resolved = cfg.clone();
         resolved.data = cfg.data.resolved();
         let store = &cfg.runtime.store;
-        let password_note = if has_password(store) {
-            resolved.runtime.store = without_password(store);
+        let password_note = if store.has_password() {
+            resolved.runtime.store = store.without_password();
             "# The store password was removed: set REDIS_PASSWORD before rerunning.\n"
         } else {
             ""

@@ -139,6 +139,7 @@ fn train_from(
 
     let mut step_ms = Vec::with_capacity(total as usize);
     let mut epoch = sampler.epoch(done.saturating_sub(1));
+    let microbatches = t.microbatches.resolved()?;
     let train_start = Instant::now();
     for step in done + 1..=total {
         let t0 = Instant::now();
@@ -146,7 +147,7 @@ fn train_from(
         epoch = e;
         let batch = ds.train_batch(&indices)?;
         let lr = schedule.lr(t.lr, step - 1, total);
-        let (loss, grad_norm) = if t.microbatches == 1 && t.grad_clip.is_none() {
+        let (loss, grad_norm) = if microbatches == 1 && t.grad_clip.is_none() {
             // One micro-batch, unclipped: each unit is updated as soon as its gradients are ready (the same
             // bits as gradients then update, which the branch below and the distributed update task compute).
             // Its gradients are not checked for NaN or infinity (that pass cost about as much as the update): one
@@ -175,7 +176,7 @@ fn train_from(
         } else {
             let mut grads: Option<UnitTensors<f32>> = None;
             let mut loss = 0.0;
-            for mb in batch.split(t.microbatches)? {
+            for mb in batch.split(microbatches)? {
                 let targets: Vec<u32> = mb.targets.iter().copied().collect();
                 let r = microbatch_gradients(&model, &params, mb.inputs, &targets, t.batch_size)?;
                 loss += r.loss;

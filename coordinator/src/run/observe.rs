@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error::RunError;
 use crate::planner::observe::observe;
 use crate::planner::profile::{Observed, Profile};
+use slice_worker::store::StoreUrl;
 use std::path::Path;
 
 /// Measured ÷ modelled task times of the split run in `run_dir` (its `plan.json` and `events.jsonl`), with the
@@ -16,11 +17,13 @@ pub fn observe_run(cfg: &Config, profile: &Profile, run_dir: &Path) -> Result<Ob
     let text = std::fs::read_to_string(&path).map_err(crate::error::io(&path))?;
     let resolved: toml::Value = toml::from_str(&text)
         .map_err(|e| RunError::Mismatch(format!("{}: {e}", path.display())))?;
-    let memory_store = resolved
+    let store = resolved
         .get("runtime")
         .and_then(|r| r.get("store"))
         .and_then(|s| s.as_str())
-        .is_none_or(|s| s == "memory");
+        .map_or(Ok(StoreUrl::Memory), StoreUrl::parse)
+        .map_err(|e| RunError::Mismatch(format!("{}: runtime.store: {e}", path.display())))?;
+    let memory_store = !store.is_shared();
     let events = read_events(run_dir)?;
     let run = run_dir.display().to_string();
     observe(cfg, profile, &run, &plan, &events, memory_store)

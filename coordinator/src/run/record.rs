@@ -2,7 +2,7 @@
 //! [`Observer`] that shows progress, the checkpointed [`TrainState`], and the [`Summary`] of a finished run.
 
 use super::evaluate::Evaluation;
-use crate::config::Config;
+use crate::config::{Config, Microbatches};
 use crate::planner::calibration::Calibration;
 use crate::stats::quantile_sorted;
 use models::{LossKind, Model};
@@ -43,7 +43,7 @@ pub struct Summary {
     pub steps: u64,
     pub epochs: f64,
     pub batch_size: usize,
-    pub microbatches: usize,
+    pub microbatches: Microbatches,
     pub seed: u64,
     pub params: u64,
     pub final_train_loss: f64,
@@ -81,7 +81,7 @@ pub struct TrainState {
     pub epoch: u64,
     pub seed: u64,
     pub batch_size: usize,
-    pub microbatches: usize,
+    pub microbatches: Microbatches,
     /// How the data order is derived: a permutation per epoch keyed by (seed, epoch).
     pub data_order: String,
 }
@@ -181,4 +181,3 @@ pub(crate) fn summarize(
         calibration: None,
     }
 }
-

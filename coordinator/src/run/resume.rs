@@ -23,13 +23,13 @@ pub fn check_same_config(cfg: &Config, dir: &Path) -> Result<Config, RunError> {
     if cfg.plan.slices == crate::config::Slices::Auto && cfg.plan.cuts.is_none() {
         effective.plan.cuts = theirs.plan.cuts.clone();
     }
-    if cfg.train.microbatches == crate::config::AUTO {
+    if cfg.train.microbatches == crate::config::Microbatches::Auto {
         effective.train.microbatches = theirs.train.microbatches;
     }
     let mut ours = effective.clone();
     ours.data = cfg.data.resolved();
     // The store URL is kept without its password in the run folder.
-    ours.runtime.store = slice_worker::store::without_password(&cfg.runtime.store);
+    ours.runtime.store = cfg.runtime.store.without_password();
     let (a, b) = (
         toml::Value::try_from(&ours).map_err(|e| corrupt(&path, e))?,
         toml::Value::try_from(&theirs).map_err(|e| corrupt(&path, e))?,
@@ -114,7 +114,6 @@ fn keep_lines_up_to(
     write_atomic(path, kept_text.as_bytes())?;
     Ok(kept)
 }
-
 
 /// The weights, optimizer state and step a resumed run starts from: the run folder's checkpoint, or step 0 (the
 /// seed's initial weights) when the run stopped before its first one. Refuses a run that already finished.

@@ -8,17 +8,17 @@ pub mod results;
 pub mod spec;
 
 use crate::config::Config;
-use crate::planner::costs::{measured_cost, one_function_cost, vm_cost_per_step};
+use crate::config::Objective;
+use crate::config::PlatformKind;
 use crate::error::{io, RunError};
 use crate::job::total_steps;
-use crate::run::fit;
-use crate::run::record::{Observer, Summary};
-use crate::config::PlatformKind;
+use crate::planner::costs::{measured_cost, one_function_cost, vm_cost_per_step};
 use crate::planner::profile::Profile;
-use crate::config::Objective;
 use crate::planner::search::PlannedStep;
 use crate::run::dir::RunDir;
-use results::{Pick, Results, Row};
+use crate::run::fit;
+use crate::run::record::{Observer, Summary};
+use results::{Pick, Results, Row, RowKind, RowStatus};
 use serde::{Deserialize, Serialize};
 use spec::{Point, Sweep};
 use std::path::{Path, PathBuf};
@@ -85,8 +85,8 @@ impl Predicted {
     fn row(
         &self,
         point: &str,
-        kind: &str,
-        status: &str,
+        kind: RowKind,
+        status: RowStatus,
         cfg: &Config,
         bounds: &[usize],
         steps: u64,
@@ -94,8 +94,8 @@ impl Predicted {
         let (here, lambda) = (&self.here, &self.lambda);
         Row {
             point: point.into(),
-            kind: kind.into(),
-            status: status.into(),
+            kind,
+            status,
             slices: bounds.len() - 1,
             bounds: bounds.to_vec(),
             microbatches: cfg.train.microbatches,
@@ -230,7 +230,11 @@ fn sweep_profile(
     }
     let kept = out.join("profile.json");
     if kept.exists() {
-        return Ok((crate::planner::profile::read_profile_for(&kept, model)?, kept, false));
+        return Ok((
+            crate::planner::profile::read_profile_for(&kept, model)?,
+            kept,
+            false,
+        ));
     }
     log("profiling this machine for the predictions (kept as profile.json in the sweep folder)");
     let batch = crate::profiling::first_batch(ds.as_ref(), sampler)?;
@@ -312,8 +316,8 @@ pub fn run_sweep(
         if opts.predict_only {
             results.points.push(p.row(
                 &point.name,
-                "point",
-                "predicted",
+                RowKind::Point,
+                RowStatus::Predicted,
                 &point.config,
                 &point.bounds,
                 total_steps(&point.config, steps_per_epoch),
@@ -336,8 +340,8 @@ pub fn run_sweep(
         }
         let mut row = p.row(
             &point.name,
-            "point",
-            "done",
+            RowKind::Point,
+            RowStatus::Done,
             &point.config,
             &point.bounds,
             total_steps(&point.config, steps_per_epoch),
@@ -366,7 +370,7 @@ pub fn run_sweep(
                 }
                 log(&format!("{label}: failed: {e}"));
                 std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                row.status = "failed".into();
+                row.status = RowStatus::Failed;
                 row.error = Some(e.to_string());
             }
         }
@@ -408,7 +412,7 @@ fn finished(
             dir.display()
         )));
     }
-    if rec.row.status == "failed" && retry_failed {
+    if rec.row.status == RowStatus::Failed && retry_failed {
         set_aside(dir)?;
         return Ok(None);
     }
@@ -433,8 +437,8 @@ fn reference_row(
     let steps = total_steps(cfg, steps_per_epoch);
     let mut row = Predicted::of(cfg, profile, steps_per_epoch, &bounds, vec![biggest])?.row(
         "reference",
-        "reference",
-        "predicted",
+        RowKind::Reference,
+        RowStatus::Predicted,
         cfg,
         &bounds,
         steps,
@@ -457,7 +461,7 @@ fn reference_row(
     ));
     row.dir = Some("points/reference".into());
     let summary = fit(cfg, &RunDir::new(&dir), observer, stop)?;
-    row.status = "done".into();
+    row.status = RowStatus::Done;
     row.measured_step_ms_p50 = Some(summary.step_ms_p50);
     row.measured_step_ms_p95 = Some(summary.step_ms_p95);
     let cost = one_function_cost(summary.step_ms_p50, biggest, &cfg.pricing);
@@ -494,7 +498,10 @@ pub fn pick(rows: &[Row], base: &Config) -> Option<Pick> {
     let objective = base.plan.objective;
     let tail = base.plan.quantile >= 0.9;
     let value = |r: &Row| objective_values(r, objective, tail);
-    let candidates: Vec<&Row> = rows.iter().filter(|r| r.status != "failed").collect();
+    let candidates: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.status != RowStatus::Failed)
+        .collect();
     let chosen = candidates
         .iter()
         .min_by(|a, b| value(a).0.total_cmp(&value(b).0))?;
@@ -522,10 +529,10 @@ pub fn pick(rows: &[Row], base: &Config) -> Option<Pick> {
 mod tests {
     use super::*;
 
-    fn row(point: &str, predicted: f64, measured: Option<f64>, status: &str) -> Row {
+    fn row(point: &str, predicted: f64, measured: Option<f64>, status: RowStatus) -> Row {
         Row {
             point: point.into(),
-            status: status.into(),
+            status,
             predicted_step_ms_p50: predicted,
             measured_step_ms_p50: measured,
             ..Row::default()
@@ -540,10 +547,10 @@ mod tests {
         )
         .expect("config");
         let rows = vec![
-            row("a", 10.0, Some(12.0), "done"),
-            row("b", 11.0, Some(10.0), "done"),
+            row("a", 10.0, Some(12.0), RowStatus::Done),
+            row("b", 11.0, Some(10.0), RowStatus::Done),
             // A failed point is never the pick, however good its prediction.
-            row("c", 1.0, None, "failed"),
+            row("c", 1.0, None, RowStatus::Failed),
         ];
         let p = pick(&rows, &base).expect("a pick");
         assert_eq!(
@@ -553,8 +560,8 @@ mod tests {
         assert!((p.miss.expect("measured") - 0.2).abs() < 1e-12);
         // Predictions only: a pick, nothing to measure it against.
         let predicted = vec![
-            row("a", 10.0, None, "predicted"),
-            row("b", 9.0, None, "predicted"),
+            row("a", 10.0, None, RowStatus::Predicted),
+            row("b", 9.0, None, RowStatus::Predicted),
         ];
         let p = pick(&predicted, &base).expect("a pick");
         assert_eq!((p.planner_pick.as_str(), p.miss), ("b", None));

@@ -6,16 +6,64 @@
 //! task durations here × the price of the memory each function was given; `projected_cost` is (b), the model's
 //! projection for Lambda.
 
+use crate::config::Microbatches;
 use serde::{Deserialize, Serialize};
+
+/// What a row stands for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowKind {
+    /// A point of the grid.
+    #[default]
+    Point,
+    /// The in-process run of the base config.
+    Reference,
+}
+
+/// How far a row got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    /// Predicted only (`--predict-only`, or not run yet).
+    #[default]
+    Predicted,
+    /// Trained and measured.
+    Done,
+    /// Its run failed (see `error`).
+    Failed,
+}
+
+impl RowKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RowKind::Point => "point",
+            RowKind::Reference => "reference",
+        }
+    }
+}
+
+impl RowStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            RowStatus::Predicted => "predicted",
+            RowStatus::Done => "done",
+            RowStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RowStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A row of `results.csv` / an entry of `results.json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub point: String,
-    /// `point`, or `reference` for the in-process run of the base config.
-    pub kind: String,
-    /// `done`, `failed` (see `error`) or `predicted` (`--predict-only`).
-    pub status: String,
+    pub kind: RowKind,
+    pub status: RowStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The run folder, relative to the sweep folder.
@@ -24,7 +72,7 @@ pub struct Row {
     pub slices: usize,
     /// Unit boundaries of the slices (`0 … units`).
     pub bounds: Vec<usize>,
-    pub microbatches: usize,
+    pub microbatches: Microbatches,
     pub recompute: bool,
     #[serde(rename = "become")]
     pub become_successor: bool,
@@ -174,8 +222,8 @@ pub fn to_csv(results: &Results) -> String {
             .collect();
         let cells = [
             r.point.clone(),
-            r.kind.clone(),
-            r.status.clone(),
+            r.kind.name().to_string(),
+            r.status.name().to_string(),
             r.slices.to_string(),
             list(&r.bounds),
             r.microbatches.to_string(),
@@ -222,8 +270,8 @@ mod tests {
     fn csv_has_one_line_per_row_with_every_column_and_quotes_errors() {
         let row = Row {
             point: "s2".into(),
-            kind: "point".into(),
-            status: "failed".into(),
+            kind: RowKind::Point,
+            status: RowStatus::Failed,
             error: Some("task F(1,0,0) failed: \"boom\", twice".into()),
             bounds: vec![0, 2, 4],
             memory_mb: vec![512, 1024],

@@ -2,7 +2,7 @@
 //! anything runs — an empty grid, an unknown key, a split the model cannot take or a point whose slice cannot fit
 //! its memory is an error that names the key or the point.
 
-use crate::config::{Config, Slices, AUTO};
+use crate::config::{Config, Microbatches, Slices};
 use crate::error::RunError;
 use serde::Deserialize;
 use slice_worker::plan::RunPlan;
@@ -178,7 +178,7 @@ impl Sweep {
                 })
                 .collect::<Result<_, RunError>>()?,
         };
-        if self.base.train.microbatches == AUTO && g.microbatches.is_empty() {
+        if self.base.train.microbatches == Microbatches::Auto && g.microbatches.is_empty() {
             return Err(err(
                 file,
                 "grid.microbatches: the base config leaves train.microbatches to the planner; list the counts to sweep",
@@ -225,7 +225,7 @@ impl Sweep {
                                 name.push_str(&format!("-mem{mb}"));
                             }
                             if let Some(m) = m {
-                                cfg.train.microbatches = m;
+                                cfg.train.microbatches = Microbatches::Count(m);
                                 name.push_str(&format!("-m{m}"));
                             }
                             if let Some(rc) = rc {
@@ -286,8 +286,9 @@ impl Sweep {
         cfg.runtime.fault_rate = 0.0;
         cfg.runtime.duplicate_rate = 0.0;
         cfg.runtime.cold_start_ms = 0;
-        if cfg.train.microbatches == AUTO {
-            cfg.train.microbatches = self.spec.grid.microbatches.first().copied().unwrap_or(1);
+        if cfg.train.microbatches == Microbatches::Auto {
+            let first = self.spec.grid.microbatches.first().copied();
+            cfg.train.microbatches = Microbatches::Count(first.unwrap_or(1));
         }
         cfg
     }

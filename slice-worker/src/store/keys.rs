@@ -88,6 +88,13 @@ impl Keys {
         format!("{}deps:{task}", self.prefix)
     }
 
+    /// The mark that dependency set `set` has fired (its task was started), kept beside the set so that the fan-in
+    /// fires once however often its last member is added. Derived from the set's own key, so the stores can find it
+    /// without knowing the run.
+    pub fn fired(set: &str) -> String {
+        format!("{set}:fired")
+    }
+
     /// Claim of a task's execution.
     pub fn claim(&self, task: &str) -> String {
         format!("{}claim:{task}", self.prefix)

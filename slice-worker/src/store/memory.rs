@@ -1,7 +1,7 @@
 //! The embedded store: everything in this process, behind one mutex, with the same semantics as Redis
 //! (TTLs, `SET NX`, atomic fan-in, streams with blocking reads).
 
-use super::{Store, StoreResult, StreamEntry};
+use super::{Keys, Store, StoreResult, StreamEntry};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -144,7 +144,7 @@ impl Store for MemoryStore {
             entry.0.insert(member.to_string());
             entry.1 = now + ttl;
             let full = entry.0.len() >= *needed;
-            let fired = format!("{set}:fired");
+            let fired = Keys::fired(set);
             let first = full && s.live_value(&fired, now).is_none();
             if first {
                 s.values

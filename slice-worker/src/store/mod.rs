@@ -9,13 +9,15 @@
 mod bulk;
 mod keys;
 mod memory;
+mod open;
 mod redis_store;
 mod url;
 
 pub use keys::Keys;
 pub use memory::MemoryStore;
+pub use open::open;
 pub use redis_store::{RedisStore, CA_ENV, RETRY_FOR};
-pub use url::{has_password, redact_url, without_password};
+pub use url::{has_password, redact_url, without_password, StoreUrl};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -54,6 +56,12 @@ pub struct StreamEntry {
 pub trait Store: Send + Sync {
     /// Where the store lives, password redacted: for logs and errors.
     fn describe(&self) -> String;
+
+    /// A warning worth showing before a run when the store may drop live keys under memory pressure (a Redis
+    /// server whose `maxmemory-policy` evicts); `None` when it keeps what it holds.
+    async fn eviction_warning(&self) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
 
     /// Writes a value with a time-to-live.
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()>;

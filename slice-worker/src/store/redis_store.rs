@@ -16,7 +16,7 @@
 
 use super::bulk::{BulkError, BulkPool};
 use super::url::redact_url;
-use super::{Store, StoreError, StoreResult, StreamEntry};
+use super::{Keys, Store, StoreError, StoreResult, StreamEntry};
 use async_trait::async_trait;
 use bytes::Bytes;
 use rand::RngExt;
@@ -247,7 +247,7 @@ impl RedisStore {
         let mut invocation = self.fan_in.prepare_invoke();
         invocation.arg(member).arg(ms(ttl)).arg(token);
         for (set, needed) in sets {
-            invocation.key(set).key(format!("{set}:fired")).arg(*needed);
+            invocation.key(set).key(Keys::fired(set)).arg(*needed);
         }
         let fired: Vec<i64> = self
             .retrying(|| async {
@@ -330,6 +330,16 @@ fn ms(ttl: Duration) -> u64 {
 impl Store for RedisStore {
     fn describe(&self) -> String {
         self.url.clone()
+    }
+
+    async fn eviction_warning(&self) -> StoreResult<Option<String>> {
+        let policy = self.maxmemory_policy().await?;
+        Ok((policy != "noeviction").then(|| {
+            format!(
+                "{}: maxmemory-policy is {policy:?}; under memory pressure Redis may evict live keys (they carry TTLs). Use noeviction.",
+                self.url
+            )
+        }))
     }
 
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()> {

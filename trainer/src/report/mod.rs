@@ -7,10 +7,10 @@ mod plots;
 
 use anyhow::{bail, Context, Result};
 use coordinator::config::Config;
-use slice_worker::event::TaskEvent;
-use coordinator::sweep::results::{Results, Row};
+use coordinator::sweep::results::{Results, Row, RowStatus};
 use plots::{Bar, Groups};
 use serde_json::Value;
+use slice_worker::event::TaskEvent;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -101,7 +101,7 @@ fn list<T: ToString>(v: &[T]) -> String {
 /// Lines of the charts: points that differ only in their split.
 fn groups(rows: &[Row]) -> Groups {
     let mut groups: Groups = Vec::new();
-    for r in rows.iter().filter(|r| r.status != "failed") {
+    for r in rows.iter().filter(|r| r.status != RowStatus::Failed) {
         let label = match r.point.split_once('-') {
             Some((_, rest)) => rest.to_string(),
             None => "points".to_string(),
@@ -232,7 +232,10 @@ fn sweep_report(dir: &Path, out: &Path) -> Result<String> {
             p.objective, p.quantile, p.planner_pick, p.best_measured, miss
         );
     }
-    let failed: Vec<&Row> = rows.iter().filter(|r| r.status == "failed").collect();
+    let failed: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Failed)
+        .collect();
     if !failed.is_empty() {
         let _ = writeln!(md, "\n## Failed points\n");
         for r in failed {
@@ -330,7 +333,7 @@ fn sweep_report(dir: &Path, out: &Path) -> Result<String> {
         })
         .or_else(|| {
             rows.iter()
-                .filter(|r| r.dir.is_some() && r.status == "done")
+                .filter(|r| r.dir.is_some() && r.status == RowStatus::Done)
                 .max_by_key(|r| r.slices)
         });
     if let Some(r) = shown {
@@ -428,8 +431,13 @@ fn run_report_md(dir: &Path, out: &Path) -> Result<String> {
             };
             let steps = summary["steps"].as_u64().unwrap_or(1);
             let mean = summary["train_s"].as_f64().unwrap_or(0.0) * 1e3 / steps.max(1) as f64;
-            let cost =
-                coordinator::planner::costs::measured_cost(&events, &memory, steps, mean, &cfg.pricing);
+            let cost = coordinator::planner::costs::measured_cost(
+                &events,
+                &memory,
+                steps,
+                mean,
+                &cfg.pricing,
+            );
             let _ = writeln!(
                 md,
                 "\n## Cost (a): measured task durations here × memory price\n"

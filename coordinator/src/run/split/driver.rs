@@ -9,14 +9,15 @@ use crate::planner::simulate::StepPrediction;
 use crate::run::dir::RunDir;
 use crate::run::split::tracker::Tracker;
 use data::{Dataset, Sampler};
-use models::checkpoint::{optimizer_from_bytes, params_from_bytes};
 use models::{Model, OptimizerState, UnitTensors};
+use slice_worker::codec::{
+    decode_loss, decode_optimizer, decode_params, encode_targets, encode_tensor,
+};
 use slice_worker::executor::{forward_dependencies, record_completion};
 use slice_worker::invoker::Invoker;
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, Store};
 use slice_worker::task::{TaskId, TaskPayload};
-use slice_worker::wire::{encode_targets, encode_tensor};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,13 +115,9 @@ impl Driver<'_> {
         let values = self.store.get_many(&keys).await?;
         let mut loss = 0.0;
         for (key, v) in keys.iter().zip(values) {
-            let bytes: [u8; 8] = v
-                .as_deref()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| {
-                    RunError::Store(format!("store key {key}: missing or not 8 bytes"))
-                })?;
-            loss += f64::from_le_bytes(bytes);
+            let bytes =
+                v.ok_or_else(|| RunError::StoreData(format!("store key {key}: missing")))?;
+            loss += decode_loss(&bytes, key)?;
         }
         self.store.delete(&keys).await?;
         Ok(loss)
@@ -146,20 +143,13 @@ impl Driver<'_> {
                 .into_iter();
             let mut take = |key: &str| {
                 both.next().flatten().ok_or_else(|| {
-                    RunError::Store(format!("store key {key} missing at the end of the run"))
+                    RunError::StoreData(format!("store key {key} missing at the end of the run"))
                 })
             };
             let (w, o) = (take(&wk)?, take(&ok)?);
-            params.extend(params_from_bytes(
-                &self.model,
-                range.clone(),
-                &w,
-                &wk,
-                true,
-            )?);
-            state.extend(optimizer_from_bytes(&self.model, range, slots, &o, &ok)?.0);
+            params.extend(decode_params(&self.model, range.clone(), &w, &wk)?);
+            state.extend(decode_optimizer(&self.model, range, slots, &o, &ok)?);
         }
         Ok((params, state))
     }
 }
-

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::RunError;
 use crate::run::dir::RunDir;
 use crate::run::record::{Observer, Summary};
-use slice_worker::store::RedisStore;
+use slice_worker::store::StoreUrl;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,7 @@ fn run_split(
             .worker_threads(cores.max(2))
             .enable_all()
             .build()
-            .map_err(|e| RunError::Store(format!("cannot start the task runtime: {e}")))
+            .map_err(RunError::Runtime)
     };
     let mut launch = launch;
     let mut restarts = 0;
@@ -88,11 +88,10 @@ fn run_split(
         });
         match attempt {
             // Lost before the run began (no plan.json yet): nothing to go on from — an unreachable store.
-            Err(RunError::StoreLost(why)) if !out.path().join("plan.json").exists() => {
-                break Err(RunError::Store(why))
-            }
-            Err(RunError::StoreLost(why)) if restarts < cfg.runtime.store_restarts => {
+            Err(e) if e.store_lost() && !out.path().join("plan.json").exists() => break Err(e),
+            Err(e) if e.store_lost() && restarts < cfg.runtime.store_restarts => {
                 restarts += 1;
+                let why = e.to_string();
                 observer.warn(&format!(
                     "{why}\nwaiting up to {} s for the store, then restarting from the last checkpoint \
                      (restart {restarts} of at most {})",
@@ -111,9 +110,9 @@ fn run_split(
                 }
                 launch = Launch::Resume;
             }
-            Err(RunError::StoreLost(why)) => {
+            Err(e) if e.store_lost() => {
                 break Err(RunError::StoreLost(format!(
-                    "{why} (after {restarts} restart(s) from the checkpoint; runtime.store_restarts = {}). The \
+                    "{e} (after {restarts} restart(s) from the checkpoint; runtime.store_restarts = {}). The \
                      run folder's checkpoint is intact",
                     cfg.runtime.store_restarts
                 )))
@@ -126,10 +125,10 @@ fn run_split(
 }
 
 /// Waits until the store at `url` answers, trying every second for up to `wait`.
-async fn wait_for_store(url: &str, wait: Duration) -> Result<(), RunError> {
+async fn wait_for_store(url: &StoreUrl, wait: Duration) -> Result<(), RunError> {
     let started = Instant::now();
     loop {
-        match RedisStore::connect(url).await {
+        match slice_worker::store::open(url).await {
             Ok(_) => return Ok(()),
             Err(e) if started.elapsed() >= wait => {
                 return Err(RunError::StoreLost(format!(
@@ -164,7 +163,7 @@ async fn drive(
     // Any failure on a restarted store (a task out of attempts for want of its inputs, a missing loss) is that
     // restart's doing: reported as such, so that the run goes on from its checkpoint.
     let result = match result {
-        Err(e) if !matches!(e, RunError::StoreLost(_)) => match driver.check_instance().await {
+        Err(e) if !e.store_lost() => match driver.check_instance().await {
             Err(lost) => Err(lost),
             Ok(()) => Err(e),
         },
@@ -178,7 +177,7 @@ async fn drive(
         .await;
     // Whatever happened, the run's keys go (the TTL is only a safety net) — unless the store was lost: then there
     // is nothing to reach, and the next attempt or `--resume` deletes what is left before it starts.
-    if matches!(result, Err(RunError::StoreLost(_))) {
+    if result.as_ref().is_err_and(RunError::store_lost) {
         return result;
     }
     let store = &driver.store;

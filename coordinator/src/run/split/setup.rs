@@ -4,7 +4,7 @@
 
 use super::driver::Driver;
 use super::Launch;
-use crate::config::{Config, ConfigError, Slices};
+use crate::config::{Config, ConfigError, InvokerKind, Microbatches, Slices};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
 use crate::planner::calibration::predict;
@@ -21,7 +21,7 @@ use slice_worker::invoker::{
     Faults, Invoker, LambdaClient, LambdaInvoker, LambdaSettings, LocalInvoker, LocalOptions,
 };
 use slice_worker::plan::RunPlan;
-use slice_worker::store::{Keys, MemoryStore, RedisStore, Store};
+use slice_worker::store::{Keys, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,7 +114,7 @@ pub(super) async fn prepare<'a>(
         Some((old, _)) => old.functions.clone(),
         None => functions_of(&cfg, choices.planned.as_ref(), slices.len()),
     };
-    let plan = run_plan(&cfg, slices, total, done + 1, functions);
+    let plan = run_plan(&cfg, slices, total, done + 1, functions)?;
     let plan_json = plan_record(&plan, previous.as_ref().map(|(_, v)| v), choices.planned);
     let logs = match launch {
         Launch::Fresh => {
@@ -193,7 +193,7 @@ async fn resolve_choices(
     };
     let mut resolved = cfg.clone();
     if let Some((p, _)) = previous {
-        resolved.train.microbatches = p.microbatches;
+        resolved.train.microbatches = Microbatches::Count(p.microbatches);
         resolved.plan.cuts = Some(p.slices.iter().skip(1).map(|s| s.0).collect());
     } else if cfg.planner_picks_split() {
         let used = match profile.take() {
@@ -201,7 +201,7 @@ async fn resolve_choices(
             None => profile_async(cfg, batch, 3).await?,
         };
         let outcome = crate::planner::plan_for(cfg, &used, steps_per_epoch)?;
-        resolved.train.microbatches = outcome.chosen.microbatches;
+        resolved.train.microbatches = Microbatches::Count(outcome.chosen.microbatches);
         if auto_slices {
             resolved.plan.cuts = Some(outcome.chosen.cuts());
         }
@@ -250,26 +250,19 @@ async fn predict_run(
     predict(cfg, &profile, cuts)
 }
 
-/// The configured store; a Redis one that may evict live keys is warned about.
+/// The configured store; one that may evict live keys is warned about.
 async fn open_store(cfg: &Config, observer: &mut dyn Observer) -> Result<Arc<dyn Store>, RunError> {
-    if cfg.runtime.store == "memory" {
-        return Ok(Arc::new(MemoryStore::new()));
+    let store = slice_worker::store::open(&cfg.runtime.store).await?;
+    if let Some(warning) = store.eviction_warning().await? {
+        observer.warn(&warning);
     }
-    let redis = RedisStore::connect(&cfg.runtime.store).await?;
-    let policy = redis.maxmemory_policy().await?;
-    if policy != "noeviction" {
-        observer.warn(&format!(
-            "{}: maxmemory-policy is {policy:?}; under memory pressure Redis may evict live keys (they carry TTLs). Use noeviction.",
-            redis.describe()
-        ));
-    }
-    Ok(Arc::new(redis))
+    Ok(store)
 }
 
 /// The Lambda function of each slice: the planner's memory for the slice when it chose the split, else
 /// `lambda.memory_mb` (none on the local invoker).
 fn functions_of(cfg: &Config, planned: Option<&PlanOutcome>, slices: usize) -> Vec<String> {
-    if cfg.runtime.invoker != "lambda" {
+    if cfg.runtime.invoker != InvokerKind::Lambda {
         return Vec::new();
     }
     let memory = planned.map(|o| o.chosen.slices.iter().map(|s| s.memory_mb).collect());
@@ -287,17 +280,17 @@ fn run_plan(
     total: u64,
     first_step: u64,
     functions: Vec<String>,
-) -> RunPlan {
+) -> Result<RunPlan, ConfigError> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let t = &cfg.train;
-    RunPlan {
+    Ok(RunPlan {
         run_id: format!("{}-{nanos}", std::process::id()),
         model: cfg.model.clone(),
         slices,
-        microbatches: t.microbatches,
+        microbatches: t.microbatches.resolved()?,
         batch_size: t.batch_size,
         steps: total,
         first_step,
@@ -312,7 +305,7 @@ fn run_plan(
         recompute: cfg.plan.recompute,
         become_successor: cfg.plan.become_successor,
         functions,
-    }
+    })
 }
 
 /// `plan.json`: the run plan the tasks read and, for `slices = "auto"`, the planner's choice and alternatives
@@ -345,7 +338,7 @@ async fn open_invoker(
     ttl: Duration,
 ) -> Arc<dyn Invoker> {
     let r = &cfg.runtime;
-    if r.invoker == "lambda" {
+    if r.invoker == InvokerKind::Lambda {
         let l = &cfg.lambda;
         let settings = LambdaSettings {
             region: l.region.clone(),

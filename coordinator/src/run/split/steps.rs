@@ -6,13 +6,13 @@
 use super::driver::Driver;
 use super::setup::{Logs, StartingPoint};
 use super::tracker::Tracker;
+use crate::config::InvokerKind;
 use crate::error::RunError;
 use crate::planner::calibration::{compare, TaskTimes};
 use crate::run::evaluate::evaluate;
 use crate::run::record::{summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
-use bytes::Bytes;
-use models::checkpoint::{optimizer_to_bytes, params_to_bytes};
 use models::{OptimizerState, UnitTensors};
+use slice_worker::codec::{encode_optimizer, encode_params, encode_plan};
 use slice_worker::event::TaskEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -130,33 +130,22 @@ async fn seed_store(
     state: OptimizerState<f32>,
 ) -> Result<(), RunError> {
     let (plan, keys) = (&d.plan, &d.keys);
-    let plan_json = serde_json::to_vec(plan).unwrap_or_else(|e| unreachable!("plain struct: {e}"));
-    d.store
-        .put(&keys.plan(), Bytes::from(plan_json), d.ttl)
-        .await?;
+    d.store.put(&keys.plan(), encode_plan(plan), d.ttl).await?;
     let first = plan.first_step;
-    let start_state = format!("{{\"step\":{}}}", first - 1);
     let mut items = Vec::new();
     for s in 0..plan.slices.len() {
         let range = plan.slice_range(s);
-        items.push((
-            keys.weights(s, first - 1),
-            Bytes::from(params_to_bytes(
-                &d.model,
-                range.clone(),
-                &params[range.clone()],
-            )?),
-        ));
-        items.push((
-            keys.optimizer(s, first - 1),
-            Bytes::from(optimizer_to_bytes(
-                &d.model,
-                range.clone(),
-                plan.optimizer.slots(),
-                &state[range].to_vec(),
-                start_state.clone(),
-            )?),
-        ));
+        let weights = encode_params(&d.model, range.clone(), &params[range.clone()])?;
+        items.push((keys.weights(s, first - 1), weights));
+        let slots = plan.optimizer.slots();
+        let opt = encode_optimizer(
+            &d.model,
+            range.clone(),
+            slots,
+            &state[range].to_vec(),
+            first - 1,
+        )?;
+        items.push((keys.optimizer(s, first - 1), opt));
     }
     drop((params, state));
     d.store.put_many(items, d.ttl).await?;
@@ -173,7 +162,12 @@ async fn follow_events(
 ) -> Result<Instant, RunError> {
     let events = d
         .store
-        .read_events(&d.keys.events(), &p.cursor, 1000, Duration::from_millis(100))
+        .read_events(
+            &d.keys.events(),
+            &p.cursor,
+            1000,
+            Duration::from_millis(100),
+        )
         .await?;
     let now = Instant::now();
     if now.duration_since(p.instance_checked) > INSTANCE_CHECK {
@@ -181,7 +175,7 @@ async fn follow_events(
         d.check_instance().await?;
     }
     if events.is_empty() && p.tracker.nothing_due() && p.last_event.elapsed() > STALL {
-        return Err(RunError::Store(format!(
+        return Err(RunError::Stalled(format!(
             "no task reported for {} s after step {} and none is due",
             STALL.as_secs(),
             p.done_steps
@@ -224,7 +218,7 @@ fn retry_overdue(
                 reason: format!("{reason}; the platform refused an invocation: {refused}"),
             },
             // Lambda reports nothing back from an asynchronous invocation that failed: only its log says why.
-            (RunError::Task { task, reason }, None) if d.cfg.runtime.invoker == "lambda" => RunError::Task {
+            (RunError::Task { task, reason }, None) if d.cfg.runtime.invoker == InvokerKind::Lambda => RunError::Task {
                 task,
                 reason: format!(
                     "{reason}; on Lambda a task killed for memory (Runtime.OutOfMemory: give its slice more \

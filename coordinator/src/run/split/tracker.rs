@@ -225,6 +225,7 @@ mod tests {
     use super::*;
     use models::{Activation, ModelSpec, OptimizerSpec, Schedule};
     use slice_worker::dag::step_tasks;
+    use slice_worker::event::Skip;
 
     fn plan() -> RunPlan {
         RunPlan {
@@ -279,11 +280,8 @@ mod tests {
             tr.overdue(t0 + Duration::from_secs(11)).unwrap(),
             vec![(silent, 2)]
         );
-        tr.event(
-            &event(silent, 2, Status::Skipped("outputs_exist".into())),
-            t0,
-        )
-        .unwrap();
+        tr.event(&event(silent, 2, Status::Skipped(Skip::OutputsExist)), t0)
+            .unwrap();
         // Its successors are now due (the last slice's update had only waited for it); nothing else is.
         let later = t0 + Duration::from_secs(30);
         let again = tr.overdue(later).unwrap();
@@ -364,7 +362,7 @@ mod tests {
         assert!(tr.first_copy(&e));
         assert!(!tr.first_copy(&e.clone()));
         // A duplicate delivery runs again and reports anew.
-        assert!(tr.first_copy(&event(t, 1, Status::Skipped("outputs_exist".into()))));
+        assert!(tr.first_copy(&event(t, 1, Status::Skipped(Skip::OutputsExist))));
         let mut old = e.clone();
         old.report_id = 0;
         assert!(tr.first_copy(&old) && tr.first_copy(&old));
