@@ -5,7 +5,7 @@
 #   bash experiments/restructure/hashes.sh target/release > hashes-new.txt
 # The first argument is the folder holding the `trainer` and `slice-worker` binaries (default target/release).
 # A redis-server on a free loopback port serves the Redis runs; MONITOR on it records the layer caches a
-# `recompute = false` run writes, whose bytes are hashed by key (step, slice, micro-batch).
+# `recompute = false` run writes (read by monitor.py), whose bytes are hashed by key (step, slice, micro-batch).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -15,7 +15,7 @@ trainer="$bin/trainer"
 export TRAINER_DATA_DIR="${TRAINER_DATA_DIR:-$(cd "$root/.." && pwd)/shared/data}"
 work="$(mktemp -d)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --client-output-buffer-limit 'replica 0 0 0' --daemonize no >"$work/redis.log" 2>&1 &
 redis_pid=$!
 trap 'kill $redis_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -26,13 +26,14 @@ fields="$here/fields.py"
 run() {
   local name=$1 config=$2
   shift 2
-  local sets=()
+  local sets=() s
   for s in "$@"; do sets+=(--set "$s"); done
   (cd "$root" && "$trainer" fit "$config" --out "$work/$name" --quiet "${sets[@]}") >"$work/$name.log" 2>&1 ||
     { echo "$name: FAILED"; sed 's/^/    /' "$work/$name.log" | tail -5; return 0; }
   local d="$work/$name"
   for f in model.safetensors optimizer.safetensors config.resolved.toml; do
-    echo "$name $f $(sed "s|$work|WORK|g" "$d/$f" | sha256sum | cut -c1-16)"
+    # The run folder's path and the test server's port differ between two runs of this script.
+    echo "$name $f $(sed "s|$work|WORK|g; s|127.0.0.1:$port|REDIS|g" "$d/$f" | sha256sum | cut -c1-16)"
   done
   echo "$name summary.json fields $(python3 "$fields" keys "$d/summary.json")"
   if [ -f "$d/events.jsonl" ]; then
@@ -41,8 +42,11 @@ run() {
   fi
 }
 
-mlp=examples/mnist_mlp.toml
-lenet=examples/mnist_lenet5.toml
+# The MNIST examples train by epochs; a copy without `epochs` takes `--set train.steps=20`.
+sed '/^epochs/d' "$root/examples/mnist_mlp.toml" >"$work/mnist_mlp.toml"
+sed '/^epochs/d' "$root/examples/mnist_lenet5.toml" >"$work/mnist_lenet5.toml"
+mlp="$work/mnist_mlp.toml"
+lenet="$work/mnist_lenet5.toml"
 gpt=examples/shakespeare_gpt.toml
 sed '/^grad_clip/d' "$root/$gpt" >"$work/gpt_noclip.toml"
 for model in mlp lenet; do
@@ -61,7 +65,7 @@ for s in 2 3; do
 done
 
 # Stored layer caches: a LeNet-5 run with recompute = false, every SET on the server recorded by MONITOR.
-redis-cli -p "$port" monitor >"$work/monitor.txt" &
+python3 "$here/monitor.py" "$port" "$work/monitor.txt" &
 monitor_pid=$!
 sleep 0.3
 run lenet-s2-cache-redis "$lenet" train.steps=3 plan.slices=2 train.microbatches=2 plan.recompute=false \

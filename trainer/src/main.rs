@@ -51,7 +51,7 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
-        /// Continue the interrupted run in RUN_DIR from its last checkpoint (in-process runs) instead of starting
+        /// Continue the interrupted run in RUN_DIR from its last checkpoint (in-process and split runs) instead of starting
         /// a new one; it ends with the bytes an uninterrupted run would have.
         #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,

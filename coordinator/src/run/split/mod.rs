@@ -15,18 +15,10 @@ use crate::config::Config;
 use crate::error::RunError;
 use crate::run::dir::RunDir;
 use crate::run::record::{Observer, Summary};
+use setup::Launch;
 use slice_worker::store::StoreUrl;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-
-/// How a split run begins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Launch {
-    /// A new run in a new folder, from the seed's initial weights.
-    Fresh,
-    /// The run in the folder, from its last checkpoint, under a fresh store namespace.
-    Resume,
-}
 
 /// Trains `cfg` as a split run (`plan.slices > 1` or `plan.cuts`) through the configured store and invoker.
 pub fn fit_split(

@@ -3,7 +3,6 @@
 //! (deleting what an interrupted run left), the run plan the tasks read, the run folder's files, and the invoker.
 
 use super::driver::Driver;
-use super::Launch;
 use crate::config::{Config, ConfigError, InvokerKind, Microbatches, Slices};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
@@ -24,6 +23,15 @@ use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How a split run begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Launch {
+    /// A new run in a new folder, from the seed's initial weights.
+    Fresh,
+    /// The run in the folder, from its last checkpoint, under a fresh store namespace.
+    Resume,
+}
 
 /// Where the steps of a split run start: weights and optimizer state of version `plan.first_step - 1`, the losses
 /// of the steps before it, and how often the run restarted after losing its store.
