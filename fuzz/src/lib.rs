@@ -60,25 +60,17 @@ pub fn plan() -> &'static RunPlan {
     static PLAN: OnceLock<RunPlan> = OnceLock::new();
     PLAN.get_or_init(|| RunPlan {
         run_id: "fuzz".into(),
-        model: model_spec(),
-        slices: vec![(0, 1), (1, 2)],
-        microbatches: 2,
         batch_size: 4,
         steps: 10,
-        first_step: 1,
         optimizer: OptimizerSpec::Adamw {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.01,
         },
-        schedule: Schedule::Constant,
         lr: 1e-3,
         ttl_s: 3600,
-        keep_every: Vec::new(),
-        recompute: true,
-        become_successor: true,
-        functions: Vec::new(),
+        ..RunPlan::example(model_spec(), vec![(0, 1), (1, 2)], 2)
     })
 }
 

@@ -146,33 +146,18 @@ pub fn is_valid(plan: &RunPlan, task: TaskId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use models::{Activation, ModelSpec, OptimizerSpec, Schedule};
+    use models::{Activation, ModelSpec};
     use std::collections::HashMap;
 
     fn plan(slices: usize, microbatches: usize, steps: u64) -> RunPlan {
+        let model = ModelSpec::Mlp {
+            widths: vec![4; slices + 1],
+            activation: Activation::Relu,
+        };
+        let cuts = RunPlan::even_slices(slices, slices).unwrap();
         RunPlan {
-            run_id: "r".into(),
-            model: ModelSpec::Mlp {
-                widths: vec![4; slices + 1],
-                activation: Activation::Relu,
-            },
-            slices: RunPlan::even_slices(slices, slices).unwrap(),
-            microbatches,
-            batch_size: microbatches,
             steps,
-            first_step: 1,
-            optimizer: OptimizerSpec::Sgd {
-                momentum: 0.0,
-                nesterov: false,
-                weight_decay: 0.0,
-            },
-            schedule: Schedule::Constant,
-            lr: 0.1,
-            ttl_s: 60,
-            keep_every: Vec::new(),
-            recompute: true,
-            become_successor: true,
-            functions: Vec::new(),
+            ..RunPlan::example(model, cuts, microbatches)
         }
     }
 

@@ -54,6 +54,34 @@ fn is_one(step: &u64) -> bool {
 }
 
 impl RunPlan {
+    /// A plan of `model` cut into `slices` with `microbatches` micro-batches of one sample each, and plain
+    /// defaults for the rest (run `r`, one step, SGD without momentum at lr 0.1, constant schedule, 60 s TTL,
+    /// recompute, *become*, local): the one place tests and tools start a plan from, setting what they need with
+    /// struct update syntax (`RunPlan { steps: 10, ..RunPlan::example(...) }`).
+    pub fn example(model: ModelSpec, slices: Vec<(usize, usize)>, microbatches: usize) -> RunPlan {
+        RunPlan {
+            run_id: "r".into(),
+            model,
+            slices,
+            microbatches,
+            batch_size: microbatches,
+            steps: 1,
+            first_step: 1,
+            optimizer: OptimizerSpec::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+            schedule: Schedule::Constant,
+            lr: 0.1,
+            ttl_s: 60,
+            keep_every: Vec::new(),
+            recompute: true,
+            become_successor: true,
+            functions: Vec::new(),
+        }
+    }
+
     pub fn slice_range(&self, s: usize) -> Range<usize> {
         let (a, b) = self.slices[s];
         a..b

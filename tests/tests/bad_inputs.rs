@@ -417,20 +417,12 @@ fn bad_payloads_and_store_values() {
     let cfg: coordinator::config::Config = toml::from_str(BASE).expect("config");
     let plan = |run: &str| RunPlan {
         run_id: run.into(),
-        model: cfg.model.clone(),
-        slices: vec![(0, 1), (1, 2)],
-        microbatches: 2,
         batch_size: 8,
         steps: 2,
-        first_step: 1,
         optimizer: cfg.train.optimizer_spec(),
         schedule: cfg.train.schedule_spec(),
-        lr: 0.1,
         ttl_s: 600,
-        keep_every: Vec::new(),
-        recompute: true,
-        become_successor: true,
-        functions: Vec::new(),
+        ..RunPlan::example(cfg.model.clone(), vec![(0, 1), (1, 2)], 2)
     };
     let put = |key: String, bytes: Vec<u8>| {
         rt.block_on(store.put_many(

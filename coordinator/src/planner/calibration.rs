@@ -6,6 +6,7 @@ use crate::config::{Config, InvokerKind, PlatformKind, Slices};
 use crate::error::RunError;
 use crate::planner::profile::Profile;
 use crate::planner::simulate::StepPrediction;
+use crate::stats::quantile;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -66,15 +67,6 @@ pub const WARMUP_STEPS: u64 = slice_worker::weight_cache::WEIGHT_CACHE as u64 + 
 /// The warm-up steps of a run of `steps` steps: [`WARMUP_STEPS`], but at most a fifth of the run.
 pub fn warmup_steps(steps: u64) -> u64 {
     (steps / 5).min(WARMUP_STEPS)
-}
-
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    s[(((s.len() - 1) as f64) * q).round() as usize]
 }
 
 /// Most run times [`TaskTimes`] keeps per task kind; beyond it, a uniform sample of them.

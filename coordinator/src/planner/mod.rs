@@ -17,6 +17,7 @@ pub mod latency;
 pub mod observe;
 pub mod profile;
 pub mod search;
+pub mod segment;
 pub mod simulate;
 
 use crate::config::{Config, ConfigError, Objective, PlatformKind, Slices};
@@ -175,7 +176,7 @@ pub fn evaluate_split(
     }
     let req = request(cfg, &profile, steps_per_epoch, m);
     let model = TaskModel::new(&profile, &cfg.platform);
-    let seg = search::Segmentation {
+    let seg = segment::Segmentation {
         bounds: bounds.to_vec(),
         memory: memory.to_vec(),
     };

@@ -117,17 +117,15 @@ impl TransferFit {
 }
 
 impl StoreProfile {
-    /// Least-squares line through the medians of `put_ms` (or `get_ms`) against bytes.
+    /// Least-squares line through the medians of `put_ms` (or `get_ms`) against bytes; a size without samples
+    /// (a hand-edited profile) is left out rather than counted as 0 ms.
     pub fn fit(&self, put: bool) -> TransferFit {
         let pts: Vec<(f64, f64)> = self
             .points
             .iter()
-            .map(|p| {
-                (
-                    p.bytes as f64,
-                    median(if put { &p.put_ms } else { &p.get_ms }),
-                )
-            })
+            .map(|p| (p.bytes as f64, if put { &p.put_ms } else { &p.get_ms }))
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(bytes, samples)| (bytes, median(samples)))
             .collect();
         let n = pts.len() as f64;
         if pts.len() < 2 {

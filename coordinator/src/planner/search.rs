@@ -11,6 +11,8 @@
 //!    margin.
 
 use super::latency::{PlanShape, TaskModel};
+use super::segment::Dp;
+use super::segment::Segmentation;
 use super::simulate::{simulate, Parallelism, StepPrediction};
 use crate::config::{Objective, Pricing};
 use serde::Serialize;
@@ -87,116 +89,11 @@ pub struct Infeasible {
     pub reason: String,
 }
 
-/// A segmentation with a memory size per slice.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Segmentation {
-    pub bounds: Vec<usize>,
-    pub memory: Vec<u32>,
-}
-
-/// Per-segment best memory and objective for one λ, and the DP over segments.
-pub(crate) struct Dp {
-    n: usize,
-    /// `best[a * (n + 1) + b]`: (stand-in value, memory) of units `a..b`, `None` if nothing fits.
-    seg: Vec<Option<(f64, u32)>>,
-}
-
-impl Dp {
-    /// Fills every segment's best memory on the stand-in objective `value(a, b, memory index)`.
-    pub(crate) fn new(
-        n: usize,
-        grid: &[u32],
-        mut value: impl FnMut(usize, usize, usize) -> Option<f64>,
-    ) -> Dp {
-        let mut seg = vec![None; (n + 1) * (n + 1)];
-        for a in 0..n {
-            for b in a + 1..=n {
-                let mut best: Option<(f64, u32)> = None;
-                for (gi, &m) in grid.iter().enumerate() {
-                    if let Some(v) = value(a, b, gi) {
-                        if best.is_none_or(|(bv, _)| v < bv) {
-                            best = Some((v, m));
-                        }
-                    }
-                }
-                seg[a * (n + 1) + b] = best;
-            }
-        }
-        Dp { n, seg }
-    }
-
-    fn at(&self, a: usize, b: usize) -> Option<(f64, u32)> {
-        self.seg[a * (self.n + 1) + b]
-    }
-
-    /// The best segmentation into exactly `k` slices for every `k` in `ks` (`None` where nothing fits).
-    pub(crate) fn solve(&self, ks: &[usize]) -> Vec<(usize, Option<(f64, Segmentation)>)> {
-        let n = self.n;
-        let kmax = ks.iter().copied().max().unwrap_or(0).min(n);
-        // best[k][b]: value of units 0..b in k slices; from[k][b]: where the last slice starts.
-        let mut best = vec![vec![f64::INFINITY; n + 1]; kmax + 1];
-        let mut from = vec![vec![usize::MAX; n + 1]; kmax + 1];
-        best[0][0] = 0.0;
-        for k in 1..=kmax {
-            for b in k..=n {
-                for a in k - 1..b {
-                    if !best[k - 1][a].is_finite() {
-                        continue;
-                    }
-                    if let Some((v, _)) = self.at(a, b) {
-                        let total = best[k - 1][a] + v;
-                        if total < best[k][b] {
-                            best[k][b] = total;
-                            from[k][b] = a;
-                        }
-                    }
-                }
-            }
-        }
-        ks.iter()
-            .map(|&k| {
-                if k == 0 || k > kmax || !best[k][n].is_finite() {
-                    return (k, None);
-                }
-                let mut bounds = vec![n];
-                let mut b = n;
-                for kk in (1..=k).rev() {
-                    b = from[kk][b];
-                    bounds.push(b);
-                }
-                bounds.reverse();
-                let memory = bounds
-                    .windows(2)
-                    .map(|w| self.at(w[0], w[1]).map_or(0, |(_, m)| m))
-                    .collect();
-                (k, Some((best[k][n], Segmentation { bounds, memory })))
-            })
-            .collect()
-    }
-
-    /// The best memory per slice of fixed bounds.
-    pub(crate) fn fixed(&self, bounds: &[usize]) -> Option<(f64, Segmentation)> {
-        let mut total = 0.0;
-        let mut memory = Vec::new();
-        for w in bounds.windows(2) {
-            let (v, m) = self.at(w[0], w[1])?;
-            total += v;
-            memory.push(m);
-        }
-        Some((
-            total,
-            Segmentation {
-                bounds: bounds.to_vec(),
-                memory,
-            },
-        ))
-    }
-}
-
 /// The stand-in weights λ: from cost only to latency-dominated.
 const LAMBDAS: [f64; 8] = [0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0];
 
-/// Plans a run.
+/// Plans a run: the dynamic program proposes segmentations for several weights λ, quick estimates shortlist them,
+/// Monte Carlo ranks the shortlist for the objective, and the best must meet its constraint.
 pub fn plan(
     model: &TaskModel<'_>,
     pricing: &Pricing,
@@ -205,8 +102,54 @@ pub fn plan(
     let n = model.units();
     let grid = model.platform.memory_grid(req.memory_cap_mb);
     let cap = *grid.last().unwrap_or(&model.platform.min_memory_mb);
-    // Every unit must fit the cap on its own.
-    for u in 0..n {
+    check_units_fit(model, req, cap)?;
+    let ks = slice_counts(req, n)?;
+    let table = SegmentTable::new(model, pricing, req, &grid, cap);
+    let pool = proposals(&table, req, &ks);
+    if pool.is_empty() {
+        return Err(Infeasible {
+            key: "plan.memory_cap_mb".into(),
+            reason: format!("no split into {:?} slices fits {cap} MB per function", ks),
+        });
+    }
+    let candidates = pool.len();
+    let shortlist = shortlist(model, pricing, req, pool);
+    let reranked = shortlist.len();
+    let mut evaluated: Vec<PlannedStep> = shortlist
+        .iter()
+        .map(|seg| evaluate(model, pricing, req, seg))
+        .collect();
+    rank(&mut evaluated, req);
+    let chosen = evaluated.remove(0);
+    check_objective(&chosen, req)?;
+    let alternatives = evaluated
+        .into_iter()
+        .take(3)
+        .map(|mut alt| {
+            alt.lost_because = Some(why_lost(
+                &chosen,
+                &alt,
+                req.objective,
+                req.quantile,
+                req.slo_ms,
+                req.budget_usd_per_step,
+            ));
+            alt
+        })
+        .collect();
+    Ok(PlanOutcome {
+        objective: req.objective,
+        quantile: req.quantile,
+        chosen,
+        alternatives,
+        candidates,
+        reranked,
+    })
+}
+
+/// Every unit must fit the memory cap on its own.
+fn check_units_fit(model: &TaskModel<'_>, req: &Request, cap: u32) -> Result<(), Infeasible> {
+    for u in 0..model.units() {
         let need = model.peak_mb((u, u + 1), req.shape);
         if need > f64::from(cap) {
             return Err(Infeasible {
@@ -223,12 +166,11 @@ pub fn plan(
             });
         }
     }
-    let m = req.shape.microbatches as f64;
-    let gb_ms_price = pricing.usd_per_gb_s / 1e3 / 1024.0;
-    // Normalisers: the whole model on the largest memory.
-    let (busy0, chain0) = model.estimate((0, n), cap, req.shape, true);
-    let c0 = (busy0 * f64::from(cap) * gb_ms_price).max(1e-12);
-    let t0 = chain0.max(1e-9);
+    Ok(())
+}
+
+/// The slice counts the request allows: its cuts', its fixed count, or every count up to the unit count.
+fn slice_counts(req: &Request, n: usize) -> Result<Vec<usize>, Infeasible> {
     let ks: Vec<usize> = match (&req.cuts, req.slices) {
         (Some(c), _) => vec![c.len() + 1],
         (None, Some(k)) => vec![k],
@@ -240,27 +182,67 @@ pub fn plan(
             reason: format!("{k} slices asked for a model of {n} units"),
         });
     }
-    // Every segment's cost and critical-path time at every memory size it fits, once; each λ then only weighs them.
-    let g = grid.len();
-    let mut table: Vec<Option<(f64, f64)>> = vec![None; (n + 1) * (n + 1) * g];
-    for a in 0..n {
-        for b in a + 1..=n {
-            let peak = model.peak_mb((a, b), req.shape);
-            for (gi, &mem) in grid.iter().enumerate() {
-                if peak > f64::from(mem) {
-                    continue;
+    Ok(ks)
+}
+
+/// Every segment's normalised cost and critical-path time at every memory size it fits, computed once; each λ then
+/// only weighs them.
+struct SegmentTable<'g> {
+    n: usize,
+    grid: &'g [u32],
+    /// `cells[(a * (n + 1) + b) * grid.len() + gi]`: (cost / c₀, chain / t₀) of units `a..b` at `grid[gi]`.
+    cells: Vec<Option<(f64, f64)>>,
+}
+
+impl<'g> SegmentTable<'g> {
+    fn new(
+        model: &TaskModel<'_>,
+        pricing: &Pricing,
+        req: &Request,
+        grid: &'g [u32],
+        cap: u32,
+    ) -> SegmentTable<'g> {
+        let n = model.units();
+        let m = req.shape.microbatches as f64;
+        let gb_ms_price = pricing.usd_per_gb_s / 1e3 / 1024.0;
+        // Normalisers: the whole model on the largest memory.
+        let (busy0, chain0) = model.estimate((0, n), cap, req.shape, true);
+        let c0 = (busy0 * f64::from(cap) * gb_ms_price).max(1e-12);
+        let t0 = chain0.max(1e-9);
+        let g = grid.len();
+        let mut cells: Vec<Option<(f64, f64)>> = vec![None; (n + 1) * (n + 1) * g];
+        for a in 0..n {
+            for b in a + 1..=n {
+                let peak = model.peak_mb((a, b), req.shape);
+                for (gi, &mem) in grid.iter().enumerate() {
+                    if peak > f64::from(mem) {
+                        continue;
+                    }
+                    let (busy, chain) = model.estimate((a, b), mem, req.shape, b == n);
+                    let cost = busy * f64::from(mem) * gb_ms_price
+                        + (2.0 * m + 1.0) * pricing.usd_per_request;
+                    cells[(a * (n + 1) + b) * g + gi] = Some((cost / c0, chain / t0));
                 }
-                let (busy, chain) = model.estimate((a, b), mem, req.shape, b == n);
-                let cost =
-                    busy * f64::from(mem) * gb_ms_price + (2.0 * m + 1.0) * pricing.usd_per_request;
-                table[(a * (n + 1) + b) * g + gi] = Some((cost / c0, chain / t0));
             }
         }
+        SegmentTable { n, grid, cells }
     }
+
+    fn at(&self, a: usize, b: usize, gi: usize) -> Option<(f64, f64)> {
+        self.cells[(a * (self.n + 1) + b) * self.grid.len() + gi]
+    }
+}
+
+/// The dynamic program's segmentations for every λ (for fixed cuts: the best memory per slice), sorted, without
+/// repeats.
+fn proposals(table: &SegmentTable<'_>, req: &Request, ks: &[usize]) -> Vec<Segmentation> {
+    let n = table.n;
     let mut pool: Vec<Segmentation> = Vec::new();
     for &lambda in &LAMBDAS {
-        let dp = Dp::new(n, &grid, |a, b, gi| {
-            table[(a * (n + 1) + b) * g + gi].map(|(cost, chain)| cost + lambda * chain)
+        let dp = Dp::new(n, table.grid, |a, b, gi| {
+            table
+                .at(a, b, gi)
+                .map(|(cost, chain)| cost + lambda * chain)
         });
         match &req.cuts {
             Some(c) => {
@@ -272,7 +254,7 @@ pub fn plan(
                 }
             }
             None => pool.extend(
-                dp.solve(&ks)
+                dp.solve(ks)
                     .into_iter()
                     .filter_map(|(_, s)| s.map(|(_, seg)| seg)),
             ),
@@ -280,14 +262,20 @@ pub fn plan(
     }
     pool.sort();
     pool.dedup();
-    if pool.is_empty() {
-        return Err(Infeasible {
-            key: "plan.memory_cap_mb".into(),
-            reason: format!("no split into {:?} slices fits {cap} MB per function", ks),
-        });
-    }
-    let candidates = pool.len();
-    // Quick estimates: pipeline latency ≈ Σ per-micro-batch chain + (M − 1) × the slowest slice's micro-batch.
+    pool
+}
+
+/// The few proposals Monte Carlo re-ranks: by quick estimates (pipeline latency ≈ Σ per-micro-batch chain +
+/// (M − 1) × the slowest slice's micro-batch), the cheapest that may meet the SLO and then the fastest, half each.
+fn shortlist(
+    model: &TaskModel<'_>,
+    pricing: &Pricing,
+    req: &Request,
+    pool: Vec<Segmentation>,
+) -> Vec<Segmentation> {
+    let n = model.units();
+    let m = req.shape.microbatches as f64;
+    let gb_ms_price = pricing.usd_per_gb_s / 1e3 / 1024.0;
     let quick = |seg: &Segmentation| -> (f64, f64) {
         let (mut chain, mut worst, mut cost) = (0.0, 0.0f64, 0.0);
         for (i, w) in seg.bounds.windows(2).enumerate() {
@@ -308,7 +296,6 @@ pub fn plan(
         .collect();
     let keep = req.rerank.max(4);
     let mut chosen_pool: Vec<Segmentation> = Vec::new();
-    // The cheapest and the fastest by the quick estimates, half each.
     ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
     let slo_ok = |t: f64| req.slo_ms.is_none_or(|slo| t <= slo * 1.5);
     chosen_pool.extend(
@@ -327,11 +314,11 @@ pub fn plan(
             chosen_pool.push(r.2.clone());
         }
     }
-    let reranked = chosen_pool.len();
-    let mut evaluated: Vec<PlannedStep> = chosen_pool
-        .iter()
-        .map(|seg| evaluate(model, pricing, req, seg))
-        .collect();
+    chosen_pool
+}
+
+/// Best first for the objective: meeting the constraint first, then the objective's value, then the other.
+fn rank(evaluated: &mut [PlannedStep], req: &Request) {
     let at_q = |p: &PlannedStep| quantile_of(&p.predicted, req.quantile);
     match req.objective {
         Objective::Cost => evaluated.sort_by(|a, b| {
@@ -352,16 +339,20 @@ pub fn plan(
                 .then(a.cost_usd_per_step.total_cmp(&b.cost_usd_per_step))
         }),
     }
-    let chosen = evaluated.remove(0);
+}
+
+/// The best plan must meet the objective's constraint: `slo_ms` for cost, the budget for latency.
+fn check_objective(chosen: &PlannedStep, req: &Request) -> Result<(), Infeasible> {
     let q = req.quantile;
+    let at_q = quantile_of(&chosen.predicted, q);
     if let (Objective::Cost, Some(slo)) = (req.objective, req.slo_ms) {
-        if at_q(&chosen) > slo {
+        if at_q > slo {
             return Err(Infeasible {
                 key: "plan.slo_ms".into(),
                 reason: format!(
                     "the fastest plan found takes {:.1} ms per step at quantile {q}, {:.1} ms over slo_ms = {slo}",
-                    at_q(&chosen),
-                    at_q(&chosen) - slo
+                    at_q,
+                    at_q - slo
                 ),
             });
         }
@@ -378,29 +369,7 @@ pub fn plan(
             });
         }
     }
-    let alternatives = evaluated
-        .into_iter()
-        .take(3)
-        .map(|mut alt| {
-            alt.lost_because = Some(why_lost(
-                &chosen,
-                &alt,
-                req.objective,
-                req.quantile,
-                req.slo_ms,
-                req.budget_usd_per_step,
-            ));
-            alt
-        })
-        .collect();
-    Ok(PlanOutcome {
-        objective: req.objective,
-        quantile: q,
-        chosen,
-        alternatives,
-        candidates,
-        reranked,
-    })
+    Ok(())
 }
 
 /// The step latency at quantile `q` (p50, p95 or p99, whichever is nearest).

@@ -6,6 +6,7 @@
 
 use super::latency::{PlanShape, SliceModel};
 use crate::config::Pricing;
+use crate::stats::quantile_sorted;
 use rand::{RngExt, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -31,15 +32,6 @@ pub struct StepPrediction {
 /// Lambda bills each invocation's duration rounded up to the millisecond (tolerating float noise).
 pub fn billed(ms: f64) -> f64 {
     (ms - 1e-9).ceil().max(0.0)
-}
-
-/// Quantile `q` of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// A time with a total order (`f64::total_cmp`), for the schedulers' heaps.
@@ -288,13 +280,13 @@ pub fn simulate(
         + pricing.store_usd_per_hour * mean / 3.6e6;
     let med = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        quantile(v, 0.5)
+        quantile_sorted(v, 0.5)
     };
     let [ref mut kf, ref mut kb, ref mut ku] = kind_samples;
     StepPrediction {
-        step_ms_p50: quantile(&makespans, 0.5),
-        step_ms_p95: quantile(&makespans, 0.95),
-        step_ms_p99: quantile(&makespans, 0.99),
+        step_ms_p50: quantile_sorted(&makespans, 0.5),
+        step_ms_p95: quantile_sorted(&makespans, 0.95),
+        step_ms_p99: quantile_sorted(&makespans, 0.99),
         step_ms_mean: mean,
         gb_seconds: gb_s,
         requests,

@@ -6,10 +6,10 @@ use super::dir::{JsonlWriter, RunDir};
 use super::evaluate::evaluate;
 use super::record::{summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
 use super::resume::{keep_metrics_up_to, resume_point};
-use crate::config::Config;
+use crate::config::{Config, TrainConfig};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
-use data::{Dataset, Sampler};
+use data::{Batch, Dataset, Sampler};
 use models::train::{
     add_in_order, clip_factor, first_non_finite, global_norm, microbatch_gradients, scale,
     step_in_place, unit_sums_of_squares,
@@ -97,6 +97,76 @@ fn check_weights(model: &Model, params: &UnitTensors<f32>, step: u64) -> Result<
     }
 }
 
+/// The weights and optimizer state one step updates in place.
+struct Weights<'a> {
+    params: &'a mut UnitTensors<f32>,
+    state: &'a mut OptimizerState<f32>,
+}
+
+/// One optimizer step on `batch`: its loss and, with clipping, the gradients' global norm before clipping.
+fn train_step(
+    model: &Model,
+    t: &TrainConfig,
+    microbatches: usize,
+    w: Weights<'_>,
+    batch: Batch,
+    step: u64,
+    lr: f64,
+) -> Result<(f64, Option<f64>), RunError> {
+    let opt = t.optimizer_spec();
+    let Weights { params, state } = w;
+    if microbatches == 1 && t.grad_clip.is_none() {
+        // One micro-batch, unclipped: each unit is updated as soon as its gradients are ready (the same
+        // bits as gradients then update, which the branch below and the distributed update task compute).
+        // Its gradients are not checked for NaN or infinity (that pass cost about as much as the update): one
+        // there spoils the weights, and the next step's loss or the check before a checkpoint stops the run.
+        let mb = batch
+            .split(1)?
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| unreachable!("one micro-batch"));
+        let targets: Vec<u32> = mb.targets.iter().copied().collect();
+        let r = step_in_place(
+            model,
+            &opt,
+            lr,
+            step,
+            params,
+            state,
+            mb.inputs,
+            &targets,
+            t.batch_size,
+        )?;
+        if !r.loss.is_finite() {
+            return Err(RunError::NotFinite { step, loss: r.loss });
+        }
+        Ok((r.loss, None))
+    } else {
+        let mut grads: Option<UnitTensors<f32>> = None;
+        let mut loss = 0.0;
+        for mb in batch.split(microbatches)? {
+            let targets: Vec<u32> = mb.targets.iter().copied().collect();
+            let r = microbatch_gradients(model, params, mb.inputs, &targets, t.batch_size)?;
+            loss += r.loss;
+            add_in_order(&mut grads, r.grads);
+        }
+        if !loss.is_finite() {
+            return Err(RunError::NotFinite { step, loss });
+        }
+        let mut grads = grads.unwrap_or_else(|| unreachable!("at least one micro-batch"));
+        if let Some(param) = first_non_finite(model, 0..model.units().len(), &grads) {
+            return Err(RunError::NotFiniteGradient { step, param });
+        }
+        let grad_norm = t.grad_clip.map(|max| {
+            let norm = global_norm(&unit_sums_of_squares(&grads));
+            scale(&mut grads, clip_factor(norm, max));
+            norm
+        });
+        opt.step_units(lr, step, params, &grads, state);
+        Ok((loss, grad_norm))
+    }
+}
+
 /// Where the in-process loop starts: after `done` steps with these weights and optimizer state.
 struct Start {
     model: Model,
@@ -147,56 +217,11 @@ fn train_from(
         epoch = e;
         let batch = ds.train_batch(&indices)?;
         let lr = schedule.lr(t.lr, step - 1, total);
-        let (loss, grad_norm) = if microbatches == 1 && t.grad_clip.is_none() {
-            // One micro-batch, unclipped: each unit is updated as soon as its gradients are ready (the same
-            // bits as gradients then update, which the branch below and the distributed update task compute).
-            // Its gradients are not checked for NaN or infinity (that pass cost about as much as the update): one
-            // there spoils the weights, and the next step's loss or the check before a checkpoint stops the run.
-            let mb = batch
-                .split(1)?
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| unreachable!("one micro-batch"));
-            let targets: Vec<u32> = mb.targets.iter().copied().collect();
-            let r = step_in_place(
-                &model,
-                &opt,
-                lr,
-                step,
-                &mut params,
-                &mut state,
-                mb.inputs,
-                &targets,
-                t.batch_size,
-            )?;
-            if !r.loss.is_finite() {
-                return Err(RunError::NotFinite { step, loss: r.loss });
-            }
-            (r.loss, None)
-        } else {
-            let mut grads: Option<UnitTensors<f32>> = None;
-            let mut loss = 0.0;
-            for mb in batch.split(microbatches)? {
-                let targets: Vec<u32> = mb.targets.iter().copied().collect();
-                let r = microbatch_gradients(&model, &params, mb.inputs, &targets, t.batch_size)?;
-                loss += r.loss;
-                add_in_order(&mut grads, r.grads);
-            }
-            if !loss.is_finite() {
-                return Err(RunError::NotFinite { step, loss });
-            }
-            let mut grads = grads.unwrap_or_else(|| unreachable!("at least one micro-batch"));
-            if let Some(param) = first_non_finite(&model, 0..model.units().len(), &grads) {
-                return Err(RunError::NotFiniteGradient { step, param });
-            }
-            let grad_norm = t.grad_clip.map(|max| {
-                let norm = global_norm(&unit_sums_of_squares(&grads));
-                scale(&mut grads, clip_factor(norm, max));
-                norm
-            });
-            opt.step_units(lr, step, &mut params, &grads, &mut state);
-            (loss, grad_norm)
+        let weights = Weights {
+            params: &mut params,
+            state: &mut state,
         };
+        let (loss, grad_norm) = train_step(&model, t, microbatches, weights, batch, step, lr)?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         step_ms.push(wall_ms);
         losses.push(loss);

@@ -223,34 +223,18 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use models::{Activation, ModelSpec, OptimizerSpec, Schedule};
+    use models::{Activation, ModelSpec};
     use slice_worker::dag::step_tasks;
     use slice_worker::event::Skip;
 
     fn plan() -> RunPlan {
+        let model = ModelSpec::Mlp {
+            widths: vec![4, 4, 4],
+            activation: Activation::Relu,
+        };
         RunPlan {
-            run_id: "r".into(),
-            model: ModelSpec::Mlp {
-                widths: vec![4, 4, 4],
-                activation: Activation::Relu,
-            },
-            slices: vec![(0, 1), (1, 2)],
-            microbatches: 2,
-            batch_size: 2,
             steps: 2,
-            first_step: 1,
-            optimizer: OptimizerSpec::Sgd {
-                momentum: 0.0,
-                nesterov: false,
-                weight_decay: 0.0,
-            },
-            schedule: Schedule::Constant,
-            lr: 0.1,
-            ttl_s: 60,
-            keep_every: Vec::new(),
-            recompute: true,
-            become_successor: true,
-            functions: Vec::new(),
+            ..RunPlan::example(model, vec![(0, 1), (1, 2)], 2)
         }
     }
 
