@@ -114,106 +114,121 @@ impl ModelSpec {
             ));
         }
         match self {
-            ModelSpec::Mlp { widths, activation } => {
-                if widths.len() < 2 {
-                    return Err(spec_err(
-                        "model.widths",
-                        "needs at least an input and an output width",
-                    ));
-                }
-                if let Some(i) = widths.iter().position(|&w| w == 0) {
-                    return Err(spec_err(
-                        "model.widths",
-                        format!("entry {i} is 0; widths must be positive"),
-                    ));
-                }
-                let last = widths.len() - 2;
-                let units = widths
-                    .windows(2)
-                    .enumerate()
-                    .map(|(i, w)| Unit::Dense {
-                        prefix: format!("layers.{i}"),
-                        linear: Linear::new(w[0], w[1], true),
-                        activation: (i < last).then_some(*activation),
-                    })
-                    .collect();
-                Ok(Layout {
-                    units,
-                    input: vec![widths[0]],
-                    loss: LossKind::Classification,
-                })
-            }
-            ModelSpec::Lenet5 => {
-                let units = vec![
-                    Unit::ConvPool {
-                        prefix: "conv1".into(),
-                        conv: Conv2d::new(1, 6, 5, 1, 2),
-                        activation: Activation::Relu,
-                        pool: MaxPool2d::new(2, 2),
-                    },
-                    Unit::ConvPool {
-                        prefix: "conv2".into(),
-                        conv: Conv2d::new(6, 16, 5, 1, 0),
-                        activation: Activation::Relu,
-                        pool: MaxPool2d::new(2, 2),
-                    },
-                    dense("fc1", 400, 120, Some(Activation::Relu)),
-                    dense("fc2", 120, 84, Some(Activation::Relu)),
-                    dense("fc3", 84, 10, None),
-                ];
-                Ok(Layout {
-                    units,
-                    input: vec![1, 28, 28],
-                    loss: LossKind::Classification,
-                })
-            }
+            ModelSpec::Mlp { widths, activation } => mlp_layout(widths, *activation),
+            ModelSpec::Lenet5 => Ok(lenet5_layout()),
             ModelSpec::Gpt {
                 vocab,
                 context,
                 d_model,
                 n_layers,
                 n_heads,
-            } => {
-                for (field, v) in [
-                    ("model.vocab", vocab),
-                    ("model.context", context),
-                    ("model.d_model", d_model),
-                    ("model.n_layers", n_layers),
-                    ("model.n_heads", n_heads),
-                ] {
-                    if *v == 0 {
-                        return Err(spec_err(field, "must be positive"));
-                    }
-                }
-                if d_model % n_heads != 0 {
-                    return Err(spec_err(
-                        "model.n_heads",
-                        format!("d_model = {d_model} is not divisible by n_heads = {n_heads}"),
-                    ));
-                }
-                let mut units = vec![Unit::Embed {
-                    emb: Embedding {
-                        vocab: *vocab,
-                        context: *context,
-                        dim: *d_model,
-                    },
-                }];
-                units.extend((0..*n_layers).map(|index| Unit::Block {
-                    index,
-                    block: TransformerBlock::new(*d_model, *n_heads),
-                }));
-                units.push(Unit::Head {
-                    ln: LayerNorm::new(*d_model),
-                    head: Linear::new(*d_model, *vocab, false),
-                });
-                Ok(Layout {
-                    units,
-                    input: vec![*context],
-                    loss: LossKind::NextToken,
-                })
-            }
+            } => gpt_layout(*vocab, *context, *d_model, *n_layers, *n_heads),
         }
     }
+}
+
+/// Dense units between consecutive widths, the activation on all but the last.
+fn mlp_layout(widths: &[usize], activation: Activation) -> Result<Layout> {
+    if widths.len() < 2 {
+        return Err(spec_err(
+            "model.widths",
+            "needs at least an input and an output width",
+        ));
+    }
+    if let Some(i) = widths.iter().position(|&w| w == 0) {
+        return Err(spec_err(
+            "model.widths",
+            format!("entry {i} is 0; widths must be positive"),
+        ));
+    }
+    let last = widths.len() - 2;
+    let units = widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| Unit::Dense {
+            prefix: format!("layers.{i}"),
+            linear: Linear::new(w[0], w[1], true),
+            activation: (i < last).then_some(activation),
+        })
+        .collect();
+    Ok(Layout {
+        units,
+        input: vec![widths[0]],
+        loss: LossKind::Classification,
+    })
+}
+
+/// LeNet-5 on 28×28 inputs: two convolution + pooling units, three dense ones.
+fn lenet5_layout() -> Layout {
+    let units = vec![
+        Unit::ConvPool {
+            prefix: "conv1".into(),
+            conv: Conv2d::new(1, 6, 5, 1, 2),
+            activation: Activation::Relu,
+            pool: MaxPool2d::new(2, 2),
+        },
+        Unit::ConvPool {
+            prefix: "conv2".into(),
+            conv: Conv2d::new(6, 16, 5, 1, 0),
+            activation: Activation::Relu,
+            pool: MaxPool2d::new(2, 2),
+        },
+        dense("fc1", 400, 120, Some(Activation::Relu)),
+        dense("fc2", 120, 84, Some(Activation::Relu)),
+        dense("fc3", 84, 10, None),
+    ];
+    Layout {
+        units,
+        input: vec![1, 28, 28],
+        loss: LossKind::Classification,
+    }
+}
+
+/// A GPT: token and position embedding, `n_layers` pre-LN blocks, a LayerNorm + linear head.
+fn gpt_layout(
+    vocab: usize,
+    context: usize,
+    d_model: usize,
+    n_layers: usize,
+    n_heads: usize,
+) -> Result<Layout> {
+    for (field, v) in [
+        ("model.vocab", vocab),
+        ("model.context", context),
+        ("model.d_model", d_model),
+        ("model.n_layers", n_layers),
+        ("model.n_heads", n_heads),
+    ] {
+        if v == 0 {
+            return Err(spec_err(field, "must be positive"));
+        }
+    }
+    if d_model % n_heads != 0 {
+        return Err(spec_err(
+            "model.n_heads",
+            format!("d_model = {d_model} is not divisible by n_heads = {n_heads}"),
+        ));
+    }
+    let mut units = vec![Unit::Embed {
+        emb: Embedding {
+            vocab,
+            context,
+            dim: d_model,
+        },
+    }];
+    units.extend((0..n_layers).map(|index| Unit::Block {
+        index,
+        block: TransformerBlock::new(d_model, n_heads),
+    }));
+    units.push(Unit::Head {
+        ln: LayerNorm::new(d_model),
+        head: Linear::new(d_model, vocab, false),
+    });
+    Ok(Layout {
+        units,
+        input: vec![context],
+        loss: LossKind::NextToken,
+    })
 }
 
 fn dense(prefix: &str, i: usize, o: usize, activation: Option<Activation>) -> Unit {

@@ -12,6 +12,9 @@
 //! its slice's forward from the slice input — bit-identical caches, because every kernel is deterministic; without
 //! it the forward also stores its layer caches (`models::cache_codec`) and the backward reads them instead. The last slice's forward *becomes* its backward in the same invocation (the loss head lives
 //! there), so logits never travel.
+//!
+//! *Why one long file*: the three task kinds share one idempotence protocol (superseded / outputs exist, outputs
+//! written before the mark, completions recorded after) that is easiest to check when every kind's body is beside it.
 
 use crate::codec::{
     decode_caches, decode_optimizer, decode_params, decode_plan, decode_targets, decode_tensor,

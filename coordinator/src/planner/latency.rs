@@ -7,10 +7,10 @@
 //! per step one `U` (fetch M gradients and the optimizer state, update, store weights and state). Weights come from
 //! the warm container's cache except on the slice's first task of a step.
 
+use super::lognormal::{sum_of, LogNormal};
 use super::profile::{Profile, TransferFit};
 use crate::config::{Platform, PlatformKind};
 use rand::{Rng, RngExt};
-use rand_distr::{Distribution, Normal};
 use slice_worker::weight_cache::WEIGHT_CACHE;
 use std::sync::Arc;
 
@@ -24,81 +24,6 @@ const FAN_IN_BYTES: f64 = 456.0;
 const EVENT_BYTES: f64 = 210.0;
 /// Large values sit in jemalloc size classes, four per doubling: up to 25 % above their length.
 const VALUE_SLACK: f64 = 1.25;
-
-/// `ln X ~ N(mu, sigma²)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LogNormal {
-    pub mu: f64,
-    pub sigma: f64,
-}
-
-impl LogNormal {
-    /// Fitted to positive samples (maximum likelihood on the logs); a constant if there is no spread.
-    pub fn fit(samples: &[f64]) -> LogNormal {
-        let logs: Vec<f64> = samples
-            .iter()
-            .filter(|&&x| x > 0.0)
-            .map(|x| x.ln())
-            .collect();
-        if logs.is_empty() {
-            return LogNormal::constant(0.0);
-        }
-        let n = logs.len() as f64;
-        let mu = logs.iter().sum::<f64>() / n;
-        let var = logs.iter().map(|l| (l - mu).powi(2)).sum::<f64>() / n;
-        LogNormal {
-            mu,
-            sigma: var.sqrt(),
-        }
-    }
-
-    pub fn constant(x: f64) -> LogNormal {
-        LogNormal {
-            mu: if x > 0.0 { x.ln() } else { f64::NEG_INFINITY },
-            sigma: 0.0,
-        }
-    }
-
-    pub fn median(&self) -> f64 {
-        self.mu.exp()
-    }
-
-    pub fn mean(&self) -> f64 {
-        (self.mu + self.sigma * self.sigma / 2.0).exp()
-    }
-
-    /// The same shape scaled by `k`.
-    pub fn scaled(&self, k: f64) -> LogNormal {
-        LogNormal {
-            mu: self.mu + k.ln(),
-            sigma: self.sigma,
-        }
-    }
-
-    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
-        if self.sigma == 0.0 {
-            return self.median();
-        }
-        let z: f64 = Normal::new(0.0, 1.0)
-            .unwrap_or_else(|_| unreachable!("unit normal"))
-            .sample(rng);
-        (self.mu + self.sigma * z).exp()
-    }
-}
-
-/// A sum of independent log-normal terms, approximated by one log-normal with the summed median and the
-/// median-weighted spread (Fenton–Wilkinson would match moments; this keeps the tails of the dominant term).
-fn sum_of(parts: &[LogNormal]) -> LogNormal {
-    let total: f64 = parts.iter().map(|p| p.median()).sum();
-    if total <= 0.0 {
-        return LogNormal::constant(0.0);
-    }
-    let sigma = parts.iter().map(|p| p.median() * p.sigma).sum::<f64>() / total;
-    LogNormal {
-        mu: total.ln(),
-        sigma,
-    }
-}
 
 /// One slice's task latencies at one memory size.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,6 +14,7 @@
 pub mod calibration;
 pub mod costs;
 pub mod latency;
+pub mod lognormal;
 pub mod observe;
 pub mod profile;
 pub mod search;

@@ -300,7 +300,7 @@ pub fn simulate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::planner::latency::LogNormal;
+    use crate::planner::lognormal::LogNormal;
 
     fn slice(f: f64, b: f64, u: f64, last: bool) -> SliceModel {
         SliceModel {

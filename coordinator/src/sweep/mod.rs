@@ -4,21 +4,22 @@
 //! interrupted one is moved aside and run again, a failed one stays failed unless asked to retry. A failed point is
 //! recorded and the sweep goes on.
 
+mod pick;
+mod predicted;
 pub mod results;
 pub mod spec;
 
 use crate::config::Config;
-use crate::config::Objective;
-use crate::config::PlatformKind;
 use crate::error::{io, RunError};
 use crate::job::total_steps;
 use crate::planner::costs::{measured_cost, one_function_cost, vm_cost_per_step};
 use crate::planner::profile::Profile;
-use crate::planner::search::PlannedStep;
 use crate::run::dir::RunDir;
 use crate::run::fit;
 use crate::run::record::{Observer, Summary};
-use results::{Pick, Results, Row, RowKind, RowStatus};
+use pick::pick;
+use predicted::{predict, Predicted};
+use results::{Results, Row, RowKind, RowStatus};
 use serde::{Deserialize, Serialize};
 use spec::{Point, Sweep};
 use std::path::{Path, PathBuf};
@@ -48,116 +49,6 @@ fn config_hash(cfg: &Config) -> String {
     let text =
         toml::to_string(cfg).unwrap_or_else(|e| unreachable!("a parsed config serialises: {e}"));
     crate::run::checkpoint::sha256(text.as_bytes())
-}
-
-fn on_lambda(cfg: &Config) -> Config {
-    let mut c = cfg.clone();
-    c.platform.kind = PlatformKind::Lambda;
-    c
-}
-
-/// A split's memory per slice and its predictions: for this machine (what a run here measures) and for Lambda.
-struct Predicted {
-    memory: Vec<u32>,
-    here: PlannedStep,
-    lambda: PlannedStep,
-}
-
-impl Predicted {
-    fn of(
-        cfg: &Config,
-        profile: &Profile,
-        steps_per_epoch: u64,
-        bounds: &[usize],
-        memory: Vec<u32>,
-    ) -> Result<Predicted, RunError> {
-        let evaluate = |c: &Config| {
-            crate::planner::evaluate_split(c, profile, steps_per_epoch, bounds, &memory)
-        };
-        Ok(Predicted {
-            lambda: evaluate(&on_lambda(cfg))?,
-            here: evaluate(&crate::planner::calibration::on_its_platform(cfg))?,
-            memory,
-        })
-    }
-
-    /// The row of a split with these predictions, before (or without) running it.
-    fn row(
-        &self,
-        point: &str,
-        kind: RowKind,
-        status: RowStatus,
-        cfg: &Config,
-        bounds: &[usize],
-        steps: u64,
-    ) -> Row {
-        let (here, lambda) = (&self.here, &self.lambda);
-        Row {
-            point: point.into(),
-            kind,
-            status,
-            slices: bounds.len() - 1,
-            bounds: bounds.to_vec(),
-            microbatches: cfg.train.microbatches,
-            recompute: cfg.plan.recompute,
-            become_successor: cfg.plan.become_successor,
-            steps,
-            memory_mb: self.memory.clone(),
-            predicted_peak_mb: lambda.slices.iter().map(|s| s.predicted_peak_mb).collect(),
-            predicted_step_ms_p50: here.predicted.step_ms_p50,
-            predicted_step_ms_p95: here.predicted.step_ms_p95,
-            predicted_cost_usd_per_step: here.cost_usd_per_step,
-            projected_step_ms_p50: lambda.predicted.step_ms_p50,
-            projected_step_ms_p95: lambda.predicted.step_ms_p95,
-            projected_gb_seconds_per_step: lambda.predicted.gb_seconds,
-            projected_cost_usd_per_step: lambda.cost_usd_per_step,
-            projected_cost_usd_per_epoch: lambda.cost_usd_per_epoch,
-            ..Row::default()
-        }
-    }
-}
-
-fn predict(
-    sweep: &Sweep,
-    point: &Point,
-    profile: &Profile,
-    steps_per_epoch: u64,
-) -> Result<Predicted, RunError> {
-    let name = &point.name;
-    let at_point = |e: RunError| RunError::Sweep {
-        file: sweep.file.clone(),
-        reason: format!("point {name}: {e}"),
-    };
-    let lambda_cfg = on_lambda(&point.config);
-    let memory = match point.memory_mb {
-        Some(mb) => vec![mb; point.slices()],
-        // The planner's memory for these cuts (its objective, its constraints).
-        None => crate::planner::plan_for(&lambda_cfg, profile, steps_per_epoch)
-            .map_err(at_point)?
-            .chosen
-            .slices
-            .iter()
-            .map(|s| s.memory_mb)
-            .collect(),
-    };
-    let p = Predicted::of(
-        &point.config,
-        profile,
-        steps_per_epoch,
-        &point.bounds,
-        memory,
-    )
-    .map_err(at_point)?;
-    for (k, s) in p.lambda.slices.iter().enumerate() {
-        if s.predicted_peak_mb > f64::from(s.memory_mb) {
-            return Err(at_point(RunError::Mismatch(format!(
-                "slice {k} (units {}..{}) needs {:.0} MB by the model, more than the {} MB it is given \
-                 (grid.memory_mb); give it more memory or cut it smaller",
-                s.units[0], s.units[1], s.predicted_peak_mb, s.memory_mb
-            ))));
-        }
-    }
-    Ok(p)
 }
 
 fn weights_sha(dir: &Path) -> Option<String> {
@@ -242,6 +133,14 @@ fn sweep_profile(
     Ok((profile, kept, true))
 }
 
+/// What a sweep reports to and checks while it runs: the observer of each fit, one log line per point, the stop
+/// flag.
+struct Hooks<'a> {
+    observer: &'a mut dyn Observer,
+    log: &'a mut dyn FnMut(&str),
+    stop: &'a AtomicBool,
+}
+
 /// Runs (or resumes) `sweep` into `opts.out`; writes `results.json` and `results.csv` after every point. `log`
 /// hears one line per point; `observer` sees each fit.
 pub fn run_sweep(
@@ -259,16 +158,7 @@ pub fn run_sweep(
     let crate::job::Job { model, sampler, .. } = &training;
     let units = model.units().len();
     let steps_per_epoch = sampler.steps_per_epoch() as u64;
-
-    // Every point predicted (and its memory checked) before anything trains.
-    let mut planned = Vec::new();
-    for point in &points {
-        let mut point = point.clone();
-        // Each run predicts itself from the sweep's profile instead of profiling again at its start.
-        point.config.plan.profile = Some(profile_path.clone());
-        let p = predict(sweep, &point, &profile, steps_per_epoch)?;
-        planned.push((point, p));
-    }
+    let planned = plan_points(sweep, &points, &profile_path, &profile, steps_per_epoch)?;
     std::fs::create_dir_all(out.join("points")).map_err(io(out))?;
     let record = RunDir::new(out);
     let sweep_text = std::fs::read(&sweep.file).map_err(io(&sweep.file))?;
@@ -276,104 +166,76 @@ pub fn run_sweep(
     if new_profile {
         record.write_json("profile.json", &profile)?;
     }
-    let mut results = Results {
-        sweep_file: sweep.file.display().to_string(),
-        units,
-        steps_per_epoch,
-        memory_cap_mb: sweep
-            .base
-            .plan
-            .memory_cap_mb
-            .unwrap_or(sweep.base.platform.max_memory_mb),
-        points: Vec::new(),
-        reference: None,
-        pick: None,
-        legend: results::legend(),
-    };
+    let mut results = empty_results(sweep, units, steps_per_epoch);
     let save = |results: &Results| -> Result<(), RunError> {
         record.write_json("results.json", results)?;
         record.write_bytes("results.csv", results::to_csv(results).as_bytes())
     };
-
+    let mut hooks = Hooks {
+        observer,
+        log,
+        stop,
+    };
     if sweep.spec.reference {
         let cfg = sweep.reference();
-        let row = reference_row(
-            &cfg,
-            &profile,
-            steps_per_epoch,
-            units,
-            opts,
-            observer,
-            log,
-            stop,
-        )?;
+        let row = reference_row(&cfg, &profile, steps_per_epoch, units, opts, &mut hooks)?;
         results.reference = Some(row);
         save(&results)?;
     }
     let reference = results.reference.clone();
     for (i, (point, p)) in planned.iter().enumerate() {
         let label = format!("[{}/{}] {}", i + 1, planned.len(), point.name);
+        let steps = total_steps(&point.config, steps_per_epoch);
         if opts.predict_only {
-            results.points.push(p.row(
+            let row = p.row(
                 &point.name,
                 RowKind::Point,
                 RowStatus::Predicted,
                 &point.config,
                 &point.bounds,
-                total_steps(&point.config, steps_per_epoch),
-            ));
+                steps,
+            );
+            results.points.push(row);
             continue;
         }
         let dir = out.join("points").join(&point.name);
         let hash = config_hash(&point.config);
         if let Some(row) = finished(&dir, &hash, opts.retry_failed, &point.name)? {
-            log(&format!("{label}: {} earlier, kept", row.status));
+            (hooks.log)(&format!("{label}: {} earlier, kept", row.status));
             results.points.push(row);
             continue;
         }
         if dir.exists() {
-            log(&format!(
+            (hooks.log)(&format!(
                 "{label}: unfinished folder moved to {}.interrupted",
                 point.name
             ));
             set_aside(&dir)?;
         }
-        let mut row = p.row(
+        let row = p.row(
             &point.name,
             RowKind::Point,
             RowStatus::Done,
             &point.config,
             &point.bounds,
-            total_steps(&point.config, steps_per_epoch),
+            steps,
         );
-        log(&format!("{label}: training {} steps", row.steps));
-        row.dir = Some(format!("points/{}", point.name));
-        match fit(&point.config, &RunDir::new(&dir), observer, stop) {
-            Ok(summary) => {
-                measured(&mut row, &summary, &dir, &point.config, steps_per_epoch)?;
-                if let Some(r) = reference
-                    .as_ref()
-                    .filter(|r| r.microbatches == row.microbatches)
-                {
-                    row.same_weights_as_reference =
-                        Some(r.weights_sha256.is_some() && r.weights_sha256 == row.weights_sha256);
-                }
-            }
-            Err(e @ RunError::Interrupted { .. }) => {
+        let trained = train_point(
+            point,
+            row,
+            &label,
+            &dir,
+            reference.as_ref(),
+            steps_per_epoch,
+            &mut hooks,
+        );
+        let row = match trained {
+            Ok(row) => row,
+            Err(e) => {
                 save(&results)?;
                 return Err(e);
             }
-            Err(e) => {
-                if stop.load(Ordering::Relaxed) {
-                    save(&results)?;
-                    return Err(e);
-                }
-                log(&format!("{label}: failed: {e}"));
-                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                row.status = RowStatus::Failed;
-                row.error = Some(e.to_string());
-            }
-        }
+        };
         RunDir::new(&dir).write_json(
             POINT_RECORD,
             &PointRecord {
@@ -387,6 +249,76 @@ pub fn run_sweep(
     results.pick = pick(&results.points, &sweep.base);
     save(&results)?;
     Ok(results)
+}
+
+/// Every point predicted (and its memory checked) before anything trains; each run will predict itself from the
+/// sweep's profile instead of profiling again at its start.
+fn plan_points(
+    sweep: &Sweep,
+    points: &[Point],
+    profile_path: &Path,
+    profile: &Profile,
+    steps_per_epoch: u64,
+) -> Result<Vec<(Point, Predicted)>, RunError> {
+    let mut planned = Vec::new();
+    for point in points {
+        let mut point = point.clone();
+        point.config.plan.profile = Some(profile_path.to_path_buf());
+        let p = predict(sweep, &point, profile, steps_per_epoch)?;
+        planned.push((point, p));
+    }
+    Ok(planned)
+}
+
+/// The results of a sweep before any point ran.
+fn empty_results(sweep: &Sweep, units: usize, steps_per_epoch: u64) -> Results {
+    Results {
+        sweep_file: sweep.file.display().to_string(),
+        units,
+        steps_per_epoch,
+        memory_cap_mb: sweep
+            .base
+            .plan
+            .memory_cap_mb
+            .unwrap_or(sweep.base.platform.max_memory_mb),
+        points: Vec::new(),
+        reference: None,
+        pick: None,
+        legend: results::legend(),
+    }
+}
+
+/// Trains one point into `dir`: its row with what the run measured, or marked failed with the run's error. An error
+/// returned stops the sweep (interrupted, or a failure while the stop flag is set).
+fn train_point(
+    point: &Point,
+    mut row: Row,
+    label: &str,
+    dir: &Path,
+    reference: Option<&Row>,
+    steps_per_epoch: u64,
+    hooks: &mut Hooks<'_>,
+) -> Result<Row, RunError> {
+    (hooks.log)(&format!("{label}: training {} steps", row.steps));
+    row.dir = Some(format!("points/{}", point.name));
+    match fit(&point.config, &RunDir::new(dir), hooks.observer, hooks.stop) {
+        Ok(summary) => {
+            measured(&mut row, &summary, dir, &point.config, steps_per_epoch)?;
+            if let Some(r) = reference.filter(|r| r.microbatches == row.microbatches) {
+                row.same_weights_as_reference =
+                    Some(r.weights_sha256.is_some() && r.weights_sha256 == row.weights_sha256);
+            }
+        }
+        Err(e @ RunError::Interrupted { .. }) => return Err(e),
+        Err(e) if hooks.stop.load(Ordering::Relaxed) => return Err(e),
+        Err(e) => {
+            (hooks.log)(&format!("{label}: failed: {e}"));
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            row.status = RowStatus::Failed;
+            row.error = Some(e.to_string());
+        }
+    }
+    Ok(row)
 }
 
 /// The row of a point finished earlier in `dir`, if it ran this very config (and did not fail, unless failures
@@ -421,16 +353,13 @@ fn finished(
 
 /// The in-process run of the base config: the bytes the points must reproduce, and the one-function and VM
 /// comparisons.
-#[allow(clippy::too_many_arguments)]
 fn reference_row(
     cfg: &Config,
     profile: &Profile,
     steps_per_epoch: u64,
     units: usize,
     opts: &Options,
-    observer: &mut dyn Observer,
-    log: &mut dyn FnMut(&str),
-    stop: &AtomicBool,
+    hooks: &mut Hooks<'_>,
 ) -> Result<Row, RunError> {
     let biggest = cfg.plan.memory_cap_mb.unwrap_or(cfg.platform.max_memory_mb);
     let bounds = vec![0, units];
@@ -449,18 +378,18 @@ fn reference_row(
     let dir = opts.out.join("points").join("reference");
     let hash = config_hash(cfg);
     if let Some(done) = finished(&dir, &hash, opts.retry_failed, "reference")? {
-        log(&format!("reference: {} earlier, kept", done.status));
+        (hooks.log)(&format!("reference: {} earlier, kept", done.status));
         return Ok(done);
     }
     if dir.exists() {
         set_aside(&dir)?;
     }
-    log(&format!(
+    (hooks.log)(&format!(
         "reference: training the base config in one process, {} steps",
         row.steps
     ));
     row.dir = Some("points/reference".into());
-    let summary = fit(cfg, &RunDir::new(&dir), observer, stop)?;
+    let summary = fit(cfg, &RunDir::new(&dir), hooks.observer, hooks.stop)?;
     row.status = RowStatus::Done;
     row.measured_step_ms_p50 = Some(summary.step_ms_p50);
     row.measured_step_ms_p95 = Some(summary.step_ms_p95);
@@ -479,92 +408,4 @@ fn reference_row(
         },
     )?;
     Ok(row)
-}
-
-/// A row's predicted and measured value for the objective (`tail`: p95 rather than p50).
-fn objective_values(row: &Row, objective: Objective, tail: bool) -> (f64, Option<f64>) {
-    match (objective, tail) {
-        (Objective::Latency, false) => (row.predicted_step_ms_p50, row.measured_step_ms_p50),
-        (Objective::Latency, true) => (row.predicted_step_ms_p95, row.measured_step_ms_p95),
-        (Objective::Cost, _) => (
-            row.predicted_cost_usd_per_step,
-            row.measured_cost_usd_per_step,
-        ),
-    }
-}
-
-/// The point the model ranks best for the base config's objective, against the best measured one.
-pub fn pick(rows: &[Row], base: &Config) -> Option<Pick> {
-    let objective = base.plan.objective;
-    let tail = base.plan.quantile >= 0.9;
-    let value = |r: &Row| objective_values(r, objective, tail);
-    let candidates: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.status != RowStatus::Failed)
-        .collect();
-    let chosen = candidates
-        .iter()
-        .min_by(|a, b| value(a).0.total_cmp(&value(b).0))?;
-    let best = candidates
-        .iter()
-        .filter_map(|r| value(r).1.map(|m| (r, m)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    let miss = match (value(chosen).1, best) {
-        (Some(v), Some((_, b))) if b > 0.0 => Some(v / b - 1.0),
-        _ => None,
-    };
-    Some(Pick {
-        objective: match objective {
-            Objective::Latency => "latency".into(),
-            Objective::Cost => "cost".into(),
-        },
-        quantile: if tail { 0.95 } else { 0.5 },
-        planner_pick: chosen.point.clone(),
-        best_measured: best.map(|(r, _)| r.point.clone()).unwrap_or_default(),
-        miss,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(point: &str, predicted: f64, measured: Option<f64>, status: RowStatus) -> Row {
-        Row {
-            point: point.into(),
-            status,
-            predicted_step_ms_p50: predicted,
-            measured_step_ms_p50: measured,
-            ..Row::default()
-        }
-    }
-
-    #[test]
-    fn the_pick_is_the_best_predicted_point_and_its_miss_is_against_the_best_measured() {
-        let base: Config = toml::from_str(
-            "model = { kind = \"mlp\", widths = [4, 2] }\ntrain = { steps = 1, batch_size = 2, lr = 0.1 }\n\
-             plan = { objective = \"latency\", quantile = 0.5 }\n",
-        )
-        .expect("config");
-        let rows = vec![
-            row("a", 10.0, Some(12.0), RowStatus::Done),
-            row("b", 11.0, Some(10.0), RowStatus::Done),
-            // A failed point is never the pick, however good its prediction.
-            row("c", 1.0, None, RowStatus::Failed),
-        ];
-        let p = pick(&rows, &base).expect("a pick");
-        assert_eq!(
-            (p.planner_pick.as_str(), p.best_measured.as_str()),
-            ("a", "b")
-        );
-        assert!((p.miss.expect("measured") - 0.2).abs() < 1e-12);
-        // Predictions only: a pick, nothing to measure it against.
-        let predicted = vec![
-            row("a", 10.0, None, RowStatus::Predicted),
-            row("b", 9.0, None, RowStatus::Predicted),
-        ];
-        let p = pick(&predicted, &base).expect("a pick");
-        assert_eq!((p.planner_pick.as_str(), p.miss), ("b", None));
-        assert!(pick(&[], &base).is_none());
-    }
 }

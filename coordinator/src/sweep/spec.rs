@@ -73,6 +73,15 @@ impl Point {
     }
 }
 
+/// One value of each grid key other than the split (`None`: the base config's).
+#[derive(Clone, Copy)]
+struct Choice {
+    memory_mb: Option<u32>,
+    microbatches: Option<usize>,
+    recompute: Option<bool>,
+    become_successor: Option<bool>,
+}
+
 /// The sweep file read and its base config loaded.
 #[derive(Clone, Debug)]
 pub struct Sweep {
@@ -134,8 +143,61 @@ impl Sweep {
             .map_err(|e| err(file, format!("base config: {e}")))?
             .units()
             .len();
-        // The splits: each a list of cuts, with a label.
-        let splits: Vec<(String, Vec<usize>)> = match (g.slices.is_empty(), g.cuts.is_empty()) {
+        let splits = self.splits(units)?;
+        if self.base.train.microbatches == Microbatches::Auto && g.microbatches.is_empty() {
+            return Err(err(
+                file,
+                "grid.microbatches: the base config leaves train.microbatches to the planner; list the counts to sweep",
+            ));
+        }
+        let or_base = |v: &[u32]| -> Vec<Option<u32>> {
+            if v.is_empty() {
+                vec![None]
+            } else {
+                v.iter().map(|&x| Some(x)).collect()
+            }
+        };
+        let memories = or_base(&g.memory_mb);
+        let micro: Vec<Option<usize>> = if g.microbatches.is_empty() {
+            vec![None]
+        } else {
+            g.microbatches.iter().map(|&m| Some(m)).collect()
+        };
+        let flags = |v: &[bool]| -> Vec<Option<bool>> {
+            if v.is_empty() {
+                vec![None]
+            } else {
+                v.iter().map(|&b| Some(b)).collect()
+            }
+        };
+        let (recomputes, becomes) = (flags(&g.recompute), flags(&g.become_successor));
+        let mut points = Vec::new();
+        for (label, cuts) in &splits {
+            for &memory_mb in &memories {
+                for &microbatches in &micro {
+                    for &recompute in &recomputes {
+                        for &become_successor in &becomes {
+                            let choice = Choice {
+                                memory_mb,
+                                microbatches,
+                                recompute,
+                                become_successor,
+                            };
+                            points.push(self.point(label, cuts, units, choice)?);
+                        }
+                    }
+                }
+            }
+        }
+        self.check_memory_grid()?;
+        Ok(points)
+    }
+
+    /// The grid's splits, each a list of cuts with a label: `s{n}` for `grid.slices`, `cuts{…}` for `grid.cuts`.
+    fn splits(&self, units: usize) -> Result<Vec<(String, Vec<usize>)>, RunError> {
+        let g = &self.spec.grid;
+        let file = &self.file;
+        let splits = match (g.slices.is_empty(), g.cuts.is_empty()) {
             (true, true) => {
                 return Err(err(
                     file,
@@ -178,80 +240,60 @@ impl Sweep {
                 })
                 .collect::<Result<_, RunError>>()?,
         };
-        if self.base.train.microbatches == Microbatches::Auto && g.microbatches.is_empty() {
-            return Err(err(
-                file,
-                "grid.microbatches: the base config leaves train.microbatches to the planner; list the counts to sweep",
-            ));
+        Ok(splits)
+    }
+
+    /// The point of one split and one choice of the other grid keys, its config validated.
+    fn point(
+        &self,
+        label: &str,
+        cuts: &[usize],
+        units: usize,
+        c: Choice,
+    ) -> Result<Point, RunError> {
+        let file = &self.file;
+        let mut name = label.to_string();
+        let mut cfg = self.base.clone();
+        if let Some(steps) = self.spec.steps {
+            cfg.train.steps = Some(steps);
+            cfg.train.epochs = None;
         }
-        let or_base = |v: &[u32]| -> Vec<Option<u32>> {
-            if v.is_empty() {
-                vec![None]
-            } else {
-                v.iter().map(|&x| Some(x)).collect()
-            }
-        };
-        let memories = or_base(&g.memory_mb);
-        let micro: Vec<Option<usize>> = if g.microbatches.is_empty() {
-            vec![None]
-        } else {
-            g.microbatches.iter().map(|&m| Some(m)).collect()
-        };
-        let flags = |v: &[bool]| -> Vec<Option<bool>> {
-            if v.is_empty() {
-                vec![None]
-            } else {
-                v.iter().map(|&b| Some(b)).collect()
-            }
-        };
-        let (recomputes, becomes) = (flags(&g.recompute), flags(&g.become_successor));
-        let mut points = Vec::new();
-        for (label, cuts) in &splits {
-            for &mem in &memories {
-                for &m in &micro {
-                    for &rc in &recomputes {
-                        for &bc in &becomes {
-                            let mut name = label.clone();
-                            let mut cfg = self.base.clone();
-                            if let Some(steps) = self.spec.steps {
-                                cfg.train.steps = Some(steps);
-                                cfg.train.epochs = None;
-                            }
-                            cfg.plan.slices = Slices::Count(cuts.len() + 1);
-                            // Explicit cuts, even for one slice (`cuts = []`): every point runs through the task
-                            // runtime, so points differ only in the split.
-                            cfg.plan.cuts = Some(cuts.clone());
-                            if let Some(mb) = mem {
-                                name.push_str(&format!("-mem{mb}"));
-                            }
-                            if let Some(m) = m {
-                                cfg.train.microbatches = Microbatches::Count(m);
-                                name.push_str(&format!("-m{m}"));
-                            }
-                            if let Some(rc) = rc {
-                                cfg.plan.recompute = rc;
-                                name.push_str(if rc { "-recompute" } else { "-cache" });
-                            }
-                            if let Some(bc) = bc {
-                                cfg.plan.become_successor = bc;
-                                name.push_str(if bc { "-become" } else { "-invoke" });
-                            }
-                            cfg.validate()
-                                .map_err(|e| err(file, format!("point {name}: {e}")))?;
-                            let mut bounds = vec![0];
-                            bounds.extend_from_slice(cuts);
-                            bounds.push(units);
-                            points.push(Point {
-                                name,
-                                config: cfg,
-                                bounds,
-                                memory_mb: mem,
-                            });
-                        }
-                    }
-                }
-            }
+        cfg.plan.slices = Slices::Count(cuts.len() + 1);
+        // Explicit cuts, even for one slice (`cuts = []`): every point runs through the task
+        // runtime, so points differ only in the split.
+        cfg.plan.cuts = Some(cuts.to_vec());
+        if let Some(mb) = c.memory_mb {
+            name.push_str(&format!("-mem{mb}"));
         }
+        if let Some(m) = c.microbatches {
+            cfg.train.microbatches = Microbatches::Count(m);
+            name.push_str(&format!("-m{m}"));
+        }
+        if let Some(rc) = c.recompute {
+            cfg.plan.recompute = rc;
+            name.push_str(if rc { "-recompute" } else { "-cache" });
+        }
+        if let Some(bc) = c.become_successor {
+            cfg.plan.become_successor = bc;
+            name.push_str(if bc { "-become" } else { "-invoke" });
+        }
+        cfg.validate()
+            .map_err(|e| err(file, format!("point {name}: {e}")))?;
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(units);
+        Ok(Point {
+            name,
+            config: cfg,
+            bounds,
+            memory_mb: c.memory_mb,
+        })
+    }
+
+    /// Every `grid.memory_mb` lies within the platform's range and the cap.
+    fn check_memory_grid(&self) -> Result<(), RunError> {
+        let g = &self.spec.grid;
+        let file = &self.file;
         if let Some(mb) = g.memory_mb.iter().find(|&&mb| {
             mb < self.base.platform.min_memory_mb
                 || mb
@@ -270,7 +312,7 @@ impl Sweep {
                 ),
             ));
         }
-        Ok(points)
+        Ok(())
     }
 
     /// The in-process run every point is compared with: the base config (with the sweep's steps), one slice.

@@ -13,6 +13,9 @@
 //! token in the fired flag and reports "fired", while a duplicate delivery (another call, another token) still
 //! does not. An event appended twice that way (`XADD` has no such token) is dropped by its reader, the run driver.
 //! Whether the server *restarted* (and lost its data) is a different question, answered by [`Store::instance`].
+//!
+//! *Why one long file*: every command goes through the same retry and redaction wrapper ([`RETRY_FOR`]); its
+//! callers are the [`super::Store`] methods, one short function each, and read best next to the wrapper.
 
 use super::bulk::{BulkError, BulkPool};
 use super::url::redact_url;

@@ -1,5 +1,8 @@
 //! The report's charts, each drawn once and saved twice: SVG (sharp, for the browser) and PNG (for Markdown viewers
 //! and the terminal's image preview). One struct per chart; [`save`] renders any of them to both.
+//!
+//! *Why one long file*: the charts share their axes, palette and the SVG + PNG rendering; each chart is a short
+//! struct and its `draw`, and a file per chart would repeat the shared set-up.
 
 use super::font::FAMILY;
 use anyhow::{anyhow, Result};
