@@ -5,7 +5,7 @@
 use super::dir::{JsonlWriter, RunDir};
 use super::evaluate::evaluate;
 use super::record::{summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
-use super::resume::{keep_metrics_up_to, resume_point};
+use super::resume::resume_point;
 use crate::config::{Config, TrainConfig};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
@@ -71,7 +71,7 @@ pub(crate) fn resume(
     let opt = cfg.train.optimizer_spec();
     let _lock = out.lock()?;
     let (params, state, done) = resume_point(cfg, out.path(), &model, &opt, total, observer)?;
-    let losses = keep_metrics_up_to(out.path(), done)?;
+    let losses = out.keep_metrics_up_to(done)?;
     let metrics = out.jsonl_appender("metrics.jsonl")?;
     let from = Start {
         model,

@@ -7,7 +7,6 @@ use super::record::Observer;
 use crate::config::Config;
 use crate::error::{io, RunError};
 use crate::job::initial_state;
-use models::checkpoint::write_atomic;
 use models::{Model, OptimizerSpec, OptimizerState, UnitTensors};
 use std::path::Path;
 
@@ -48,71 +47,6 @@ pub fn check_same_config(cfg: &Config, dir: &Path) -> Result<Config, RunError> {
         }
     }
     Ok(effective)
-}
-
-/// Cuts `metrics.jsonl` back to the steps up to `step` (lines of later steps were trained after the checkpoint and
-/// will be trained again); returns their losses.
-pub fn keep_metrics_up_to(dir: &Path, step: u64) -> Result<Vec<f64>, RunError> {
-    let path = dir.join("metrics.jsonl");
-    let kept = keep_lines_up_to(&path, step, |v| v["step"].as_u64())?;
-    let losses: Vec<f64> = kept
-        .iter()
-        .map(|v| v["loss"].as_f64().unwrap_or(f64::NAN))
-        .collect();
-    if losses.len() as u64 != step {
-        return Err(corrupt(
-            &path,
-            format!(
-                "holds {} steps before the checkpoint's step {step}",
-                losses.len()
-            ),
-        ));
-    }
-    Ok(losses)
-}
-
-/// Cuts a split run's `events.jsonl` back to the task executions of steps up to `step` (later ones belong to the
-/// work that will be done again, under the resumed run's namespace).
-pub fn keep_events_up_to(dir: &Path, step: u64) -> Result<(), RunError> {
-    let path = dir.join("events.jsonl");
-    if !path.exists() {
-        return Ok(());
-    }
-    keep_lines_up_to(&path, step, |v| {
-        serde_json::from_value::<slice_worker::event::TaskEvent>(v.clone())
-            .ok()
-            .map(|e| e.task.step())
-    })?;
-    Ok(())
-}
-
-/// Rewrites the JSON-lines file `path` (atomically) with the lines whose `step_of` is at most `step`, in order, and
-/// returns them. Only the last line may be unreadable (cut short by the kill that interrupted the run); an earlier
-/// one is corruption, named by file and line.
-fn keep_lines_up_to(
-    path: &Path,
-    step: u64,
-    step_of: impl Fn(&serde_json::Value) -> Option<u64>,
-) -> Result<Vec<serde_json::Value>, RunError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let count = text.lines().count();
-    let mut kept_text = String::new();
-    let mut kept = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let v: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(_) if i + 1 == count => break,
-            Err(e) => return Err(corrupt(path, format!("line {}: {e}", i + 1))),
-        };
-        let s = step_of(&v).ok_or_else(|| corrupt(path, format!("line {}: no step", i + 1)))?;
-        if s <= step {
-            kept_text.push_str(line);
-            kept_text.push('\n');
-            kept.push(v);
-        }
-    }
-    write_atomic(path, kept_text.as_bytes())?;
-    Ok(kept)
 }
 
 /// The weights, optimizer state and step a resumed run starts from: the run folder's checkpoint, or step 0 (the

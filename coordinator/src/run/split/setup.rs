@@ -13,7 +13,7 @@ use crate::planner::simulate::StepPrediction;
 use crate::profiling::{first_batch, profile_async};
 use crate::run::dir::{read_run_plan, JsonlWriter, RunDir, RunLock};
 use crate::run::record::Observer;
-use crate::run::resume::{keep_events_up_to, keep_metrics_up_to, resume_point};
+use crate::run::resume::resume_point;
 use data::Batch;
 use models::{OptimizerState, UnitTensors};
 use slice_worker::invoker::{
@@ -113,8 +113,8 @@ pub(super) async fn prepare<'a>(
             store.delete_prefix(old_keys.prefix()).await?;
             let (params, state, done) =
                 resume_point(&cfg, out.path(), &model, &opt, total, observer)?;
-            let losses = keep_metrics_up_to(out.path(), done)?;
-            keep_events_up_to(out.path(), done)?;
+            let losses = out.keep_metrics_up_to(done)?;
+            out.keep_events_up_to(done)?;
             (params, state, done, losses)
         }
     };
