@@ -15,7 +15,7 @@
 //! planner/     Profile (data), latency model, simulate, search, calibration, costs, observe: data in, plans out
 //! job          a config's model, data set, sampler, step count and step-0 state
 //! profiling/   measures a Profile on this machine and store; plan_config (profile, then plan)
-//! run/         record → evaluate → checkpoint → dir → resume → local | split/ (tracker → driver → setup → steps)
+//! run/         evaluate → record → checkpoint → dir → resume → local | split/ (tracker → driver → setup → steps)
 //! sweep/, deploy   whole grids of runs; the Lambda functions of a config
 //! ```
 //!

@@ -167,21 +167,27 @@ fn run_shared(g: &StepGraph, dur: &[f64], par: Parallelism, elapsed: &mut [f64])
     }
 }
 
-/// Simulates `draws` steps of a plan.
-pub fn simulate(
-    slices: &[SliceModel],
-    shape: PlanShape,
-    par: Parallelism,
-    pricing: &Pricing,
-    draws: usize,
-    seed: u64,
-) -> StepPrediction {
-    let s_n = slices.len();
-    let m_n = shape.microbatches;
-    // Task indices: F(s,m) = s*M + m; B(s,m) = S*M + s*M + m (s < S-1); U(s) = 2*S*M + s.
-    let f_id = |s: usize, m: usize| s * m_n + m;
-    let b_id = |s: usize, m: usize| s_n * m_n + s * m_n + m;
-    let u_id = |s: usize| 2 * s_n * m_n + s;
+/// Task indices of a step of `s_n` slices and `m_n` micro-batches: F(s,m) = s·M + m; B(s,m) = S·M + s·M + m
+/// (s < S − 1; the last slice's forward does its backward); U(s) = 2·S·M + s.
+fn task_ids(
+    s_n: usize,
+    m_n: usize,
+) -> (
+    impl Fn(usize, usize) -> usize + Copy,
+    impl Fn(usize, usize) -> usize + Copy,
+    impl Fn(usize) -> usize + Copy,
+) {
+    (
+        move |s: usize, m: usize| s * m_n + m,
+        move |s: usize, m: usize| s_n * m_n + s * m_n + m,
+        move |s: usize| 2 * s_n * m_n + s,
+    )
+}
+
+/// The task graph of one step: each forward after the slice below's, each backward after the slice above's, each
+/// update after its slice's micro-batches.
+fn step_graph(s_n: usize, m_n: usize) -> StepGraph {
+    let (f_id, b_id, u_id) = task_ids(s_n, m_n);
     let total = 2 * s_n * m_n + s_n;
     let mut succ: Vec<Vec<usize>> = vec![Vec::new(); total];
     let mut indegree = vec![0usize; total];
@@ -210,11 +216,27 @@ pub fn simulate(
         }
         exists[u_id(s)] = true;
     }
-    let graph = StepGraph {
+    StepGraph {
         succ,
         indegree,
         exists,
-    };
+    }
+}
+
+/// Simulates `draws` steps of a plan.
+pub fn simulate(
+    slices: &[SliceModel],
+    shape: PlanShape,
+    par: Parallelism,
+    pricing: &Pricing,
+    draws: usize,
+    seed: u64,
+) -> StepPrediction {
+    let s_n = slices.len();
+    let m_n = shape.microbatches;
+    let (f_id, b_id, u_id) = task_ids(s_n, m_n);
+    let total = 2 * s_n * m_n + s_n;
+    let graph = step_graph(s_n, m_n);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut makespans = Vec::with_capacity(draws);
     let (mut gb_s, mut requests) = (0.0, 0.0);

@@ -2,7 +2,7 @@
 //! ([`local`]) or the split-run driver ([`split`]); both keep the same record ([`record`]) in the same run folder
 //! ([`dir`], which owns every write into it, checkpoints included — their format is [`checkpoint`]'s).
 //!
-//! Floors inside (each imports only from those before it): `record` → `evaluate` → `checkpoint` → `dir` →
+//! Floors inside (each imports only from those before it): `evaluate` → `record` → `checkpoint` → `dir` →
 //! `resume` → `local`, `split` → this dispatcher. Below the whole floor: `config`, `error`, `planner`, `job`,
 //! `profiling`.
 
