@@ -203,7 +203,7 @@ fn gpt_layout(
             return Err(spec_err(field, "must be positive"));
         }
     }
-    if d_model % n_heads != 0 {
+    if !d_model.is_multiple_of(n_heads) {
         return Err(spec_err(
             "model.n_heads",
             format!("d_model = {d_model} is not divisible by n_heads = {n_heads}"),

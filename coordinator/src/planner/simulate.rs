@@ -169,26 +169,33 @@ fn run_shared(g: &StepGraph, dur: &[f64], par: Parallelism, elapsed: &mut [f64])
 
 /// Task indices of a step of `s_n` slices and `m_n` micro-batches: F(s,m) = s·M + m; B(s,m) = S·M + s·M + m
 /// (s < S − 1; the last slice's forward does its backward); U(s) = 2·S·M + s.
-fn task_ids(
+#[derive(Clone, Copy)]
+struct TaskIds {
     s_n: usize,
     m_n: usize,
-) -> (
-    impl Fn(usize, usize) -> usize + Copy,
-    impl Fn(usize, usize) -> usize + Copy,
-    impl Fn(usize) -> usize + Copy,
-) {
-    (
-        move |s: usize, m: usize| s * m_n + m,
-        move |s: usize, m: usize| s_n * m_n + s * m_n + m,
-        move |s: usize| 2 * s_n * m_n + s,
-    )
+}
+
+impl TaskIds {
+    fn f(self, s: usize, m: usize) -> usize {
+        s * self.m_n + m
+    }
+    fn b(self, s: usize, m: usize) -> usize {
+        self.s_n * self.m_n + s * self.m_n + m
+    }
+    fn u(self, s: usize) -> usize {
+        2 * self.s_n * self.m_n + s
+    }
+    fn total(self) -> usize {
+        2 * self.s_n * self.m_n + self.s_n
+    }
 }
 
 /// The task graph of one step: each forward after the slice below's, each backward after the slice above's, each
 /// update after its slice's micro-batches.
 fn step_graph(s_n: usize, m_n: usize) -> StepGraph {
-    let (f_id, b_id, u_id) = task_ids(s_n, m_n);
-    let total = 2 * s_n * m_n + s_n;
+    let ids = TaskIds { s_n, m_n };
+    let (f_id, b_id, u_id) = (|s, m| ids.f(s, m), |s, m| ids.b(s, m), |s| ids.u(s));
+    let total = ids.total();
     let mut succ: Vec<Vec<usize>> = vec![Vec::new(); total];
     let mut indegree = vec![0usize; total];
     let mut exists = vec![false; total];
@@ -234,8 +241,9 @@ pub fn simulate(
 ) -> StepPrediction {
     let s_n = slices.len();
     let m_n = shape.microbatches;
-    let (f_id, b_id, u_id) = task_ids(s_n, m_n);
-    let total = 2 * s_n * m_n + s_n;
+    let ids = TaskIds { s_n, m_n };
+    let (f_id, b_id, u_id) = (|s, m| ids.f(s, m), |s, m| ids.b(s, m), |s| ids.u(s));
+    let total = ids.total();
     let graph = step_graph(s_n, m_n);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut makespans = Vec::with_capacity(draws);
