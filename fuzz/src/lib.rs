@@ -3,7 +3,7 @@
 //! Each target reads its first input byte as a selector and hands the rest to one decoder, the way the worker
 //! receives it. Nothing is asserted but "no panic, no hang, no huge allocation": a decoder returning `Err` is fine.
 
-use models::{Activation, Model, ModelSpec, OptimizerSpec, Schedule};
+use models::{Activation, Model, ModelSpec, OptimizerSpec};
 use slice_worker::dag;
 use slice_worker::event::TaskEvent;
 use slice_worker::plan::RunPlan;
