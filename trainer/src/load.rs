@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use coordinator::config::Config;
+use slice_worker::store::redact_urls_in;
 use std::path::Path;
 
 /// Parses `value` as a TOML value (`0.1`, `true`, `[784, 10]`, `"adamw"`); a bare word is taken as a string.
@@ -40,8 +41,13 @@ fn apply_set(doc: &mut toml::Table, set: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads, overrides and validates a config. Errors name the file and the key.
+/// Loads, overrides and validates a config. Errors name the file and the key; they quote what the user wrote, with
+/// the password of any URL in it redacted.
 pub fn load_config(path: &Path, sets: &[String]) -> Result<Config> {
+    parse_config(path, sets).map_err(|e| anyhow!("{}", redact_urls_in(&format!("{e:#}"))))
+}
+
+fn parse_config(path: &Path, sets: &[String]) -> Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
     let cfg: Config = if sets.is_empty() {
@@ -85,5 +91,21 @@ mod tests {
         assert_eq!(doc["train"]["optimizer"].as_str(), Some("adamw"));
         assert!(apply_set(&mut doc, "train.lr").is_err());
         assert!(apply_set(&mut doc, "train.lr.x=1").is_err());
+    }
+
+    #[test]
+    fn a_refused_store_url_does_not_show_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let config = "model = { kind = \"mlp\", widths = [4, 2] }\ntrain = { steps = 1, batch_size = 2, lr = 0.1 }\n\
+                      runtime = { store = \"ftp://user:hunter2@host\" }\n";
+        std::fs::write(&path, config).unwrap();
+        for sets in [
+            vec![],
+            vec!["runtime.store=\"redis2://:hunter2@h\"".to_string()],
+        ] {
+            let e = load_config(&path, &sets).unwrap_err().to_string();
+            assert!(e.contains("store") && !e.contains("hunter2"), "{e}");
+        }
     }
 }

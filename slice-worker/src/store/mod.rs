@@ -17,7 +17,7 @@ pub use keys::Keys;
 pub use memory::MemoryStore;
 pub use open::open;
 pub use redis_store::{RedisStore, CA_ENV, RETRY_FOR};
-pub use url::{has_password, redact_url, without_password, StoreUrl};
+pub use url::{has_password, redact_url, redact_urls_in, without_password, StoreUrl};
 
 use async_trait::async_trait;
 use bytes::Bytes;

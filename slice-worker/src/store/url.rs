@@ -112,6 +112,27 @@ pub fn without_password(url: &str) -> String {
     with_password(url, None)
 }
 
+/// `text` with the password of every URL in it replaced by `***`: for error messages that quote what a user wrote
+/// (a config line, a `--set`), where a URL the parser refused may still hold a password. A URL runs from its
+/// `scheme://` to the next space, quote or line end.
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map_or(0, |j| j + 1);
+        let end = rest[i..]
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+            .map_or(rest.len(), |j| i + j);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Whether the URL carries a password.
 pub fn has_password(url: &str) -> bool {
     redact_url(url) != url
@@ -140,7 +161,24 @@ fn with_password(url: &str, shown: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_password, redact_url, without_password, StoreUrl};
+    use super::{has_password, redact_url, redact_urls_in, without_password, StoreUrl};
+
+    #[test]
+    fn passwords_in_quoted_text_are_redacted() {
+        let shown = redact_urls_in(
+            "17 | store = \"ftp://u:secret@x\"\n --set runtime.store=redis://:pw2@h:1 ok",
+        );
+        assert!(
+            !shown.contains("secret") && !shown.contains("pw2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("ftp://u:***@x") && shown.contains("redis://:***@h:1"),
+            "{shown}"
+        );
+        assert_eq!(redact_urls_in("no url here"), "no url here");
+        assert_eq!(redact_urls_in("redis://h:1"), "redis://h:1");
+    }
 
     #[test]
     fn store_urls_parse_once_into_their_kind() {
