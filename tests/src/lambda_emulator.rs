@@ -8,6 +8,10 @@
 //! timeouts. Each function's memory is a limit, as on Lambda: an instance whose resident memory passes it is killed
 //! (`Runtime.OutOfMemory`). Test code, not product code: `cargo lambda watch` differs from AWS on most of these and
 //! hangs on a crashed worker, so tests do not build on it.
+//!
+//! *Why one long file, for now*: it is one concept — the emulated control plane and the instances it runs — and the
+//! emulator issue (23) turns it into a program users run, with its own crate and modules; splitting it here first
+//! would be undone there.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -9,7 +9,7 @@ use super::resume::resume_point;
 use crate::config::{Config, TrainConfig};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
-use data::{Batch, Dataset, Sampler};
+use data::Batch;
 use models::train::{
     add_in_order, clip_factor, first_non_finite, global_norm, microbatch_gradients, scale,
     step_in_place, unit_sums_of_squares,
@@ -27,22 +27,14 @@ pub(crate) fn fit(
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
     cfg.validate()?;
-    let Job {
-        model,
-        ds,
-        sampler,
-        total,
-    } = Job::open(cfg)?;
+    let job = Job::open(cfg)?;
     let opt = cfg.train.optimizer_spec();
     out.create(cfg)?;
     let _lock = out.lock()?;
     let metrics = out.jsonl_writer("metrics.jsonl")?;
-    let (params, state) = initial_state(&model, &opt, cfg.train.seed);
+    let (params, state) = initial_state(&job.model, &opt, cfg.train.seed);
     let from = Start {
-        model,
-        ds,
-        sampler,
-        total,
+        job,
         params,
         state,
         done: 0,
@@ -62,22 +54,15 @@ pub(crate) fn resume(
     stop: &AtomicBool,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
-    let Job {
-        model,
-        ds,
-        sampler,
-        total,
-    } = Job::open(cfg)?;
+    let job = Job::open(cfg)?;
     let opt = cfg.train.optimizer_spec();
     let _lock = out.lock()?;
-    let (params, state, done) = resume_point(cfg, out.path(), &model, &opt, total, observer)?;
+    let (params, state, done) =
+        resume_point(cfg, out.path(), &job.model, &opt, job.total, observer)?;
     let losses = out.keep_metrics_up_to(done)?;
     let metrics = out.jsonl_appender("metrics.jsonl")?;
     let from = Start {
-        model,
-        ds,
-        sampler,
-        total,
+        job,
         params,
         state,
         done,
@@ -169,10 +154,7 @@ fn train_step(
 
 /// Where the in-process loop starts: after `done` steps with these weights and optimizer state.
 struct Start {
-    model: Model,
-    ds: Box<dyn Dataset>,
-    sampler: Sampler,
-    total: u64,
+    job: Job,
     params: UnitTensors<f32>,
     state: OptimizerState<f32>,
     done: u64,
@@ -190,10 +172,13 @@ fn train_from(
     from: Start,
 ) -> Result<Summary, RunError> {
     let Start {
-        model,
-        ds,
-        sampler,
-        total,
+        job:
+            Job {
+                model,
+                ds,
+                sampler,
+                total,
+            },
         mut params,
         mut state,
         done,
