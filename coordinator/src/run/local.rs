@@ -14,7 +14,7 @@ use models::train::{
     add_in_order, clip_factor, first_non_finite, global_norm, microbatch_gradients, scale,
     step_in_place, unit_sums_of_squares,
 };
-use models::{Model, OptimizerState, UnitTensors};
+use models::{Model, OptimizerSpec, OptimizerState, UnitTensors};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -88,17 +88,29 @@ struct Weights<'a> {
     state: &'a mut OptimizerState<f32>,
 }
 
+/// What every step of a run is made with, fixed for the run.
+#[derive(Clone, Copy)]
+struct StepRecipe<'a> {
+    model: &'a Model,
+    t: &'a TrainConfig,
+    opt: &'a OptimizerSpec,
+    microbatches: usize,
+}
+
 /// One optimizer step on `batch`: its loss and, with clipping, the gradients' global norm before clipping.
 fn train_step(
-    model: &Model,
-    t: &TrainConfig,
-    microbatches: usize,
+    how: &StepRecipe<'_>,
     w: Weights<'_>,
     batch: Batch,
     step: u64,
     lr: f64,
 ) -> Result<(f64, Option<f64>), RunError> {
-    let opt = t.optimizer_spec();
+    let StepRecipe {
+        model,
+        t,
+        opt,
+        microbatches,
+    } = *how;
     let Weights { params, state } = w;
     if microbatches == 1 && t.grad_clip.is_none() {
         // One micro-batch, unclipped: each unit is updated as soon as its gradients are ready (the same
@@ -113,7 +125,7 @@ fn train_step(
         let targets: Vec<u32> = mb.targets.iter().copied().collect();
         let r = step_in_place(
             model,
-            &opt,
+            opt,
             lr,
             step,
             params,
@@ -194,7 +206,12 @@ fn train_from(
 
     let mut step_ms = Vec::with_capacity(total as usize);
     let mut epoch = sampler.epoch(done.saturating_sub(1));
-    let microbatches = t.microbatches.resolved()?;
+    let recipe = StepRecipe {
+        model: &model,
+        t,
+        opt: &opt,
+        microbatches: t.microbatches.resolved()?,
+    };
     let train_start = Instant::now();
     for step in done + 1..=total {
         let t0 = Instant::now();
@@ -206,7 +223,7 @@ fn train_from(
             params: &mut params,
             state: &mut state,
         };
-        let (loss, grad_norm) = train_step(&model, t, microbatches, weights, batch, step, lr)?;
+        let (loss, grad_norm) = train_step(&recipe, weights, batch, step, lr)?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         step_ms.push(wall_ms);
         losses.push(loss);
