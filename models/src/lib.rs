@@ -39,6 +39,7 @@ pub mod optim;
 mod parallel;
 pub mod rng;
 mod schedule;
+pub mod shard;
 mod spec;
 pub mod tensor;
 pub mod train;

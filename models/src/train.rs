@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::model::{Model, UnitTensors};
 use crate::optim::{OptimizerSpec, OptimizerState};
 use crate::parallel::{on_pool, wide};
+use crate::shard::{elements, ChunkSums};
 use crate::tensor::Tensor;
 use crate::Float;
 use ndarray::Zip;
@@ -126,23 +127,24 @@ pub fn add_in_order<T: Float>(sum: &mut Option<UnitTensors<T>>, grads: UnitTenso
     }
 }
 
-/// Σ g² of each unit's gradients, in element order, in f64 — one entry per unit. The global norm is the square
-/// root of these summed in unit order ([`global_norm`]), which a distributed update can do as a fan-in.
-pub fn unit_sums_of_squares<T: Float>(grads: &[Vec<Tensor<T>>]) -> Vec<f64> {
-    grads
-        .iter()
-        .map(|u| {
-            u.iter()
-                .flat_map(|t| t.iter())
-                .map(|&v| v.f64() * v.f64())
-                .sum()
-        })
-        .collect()
+/// Σ g² of the gradients in f64, as the partial sums of fixed chunks ([`crate::shard`]): each unit's elements in
+/// [`crate::shard::NORM_CHUNK`]-element chunks, each chunk summed in element order, units in order. A sharded update
+/// computes the same chunks shard by shard, so [`global_norm`] of either list has the same bits.
+pub fn chunk_sums_of_squares<T: Float>(grads: &[Vec<Tensor<T>>]) -> Vec<f64> {
+    let mut sums = ChunkSums::default();
+    for unit in grads {
+        let mut offset = 0;
+        for t in unit {
+            sums.add(offset, &elements(t));
+            offset += t.len();
+        }
+    }
+    sums.sums
 }
 
-/// √(Σ over units, in unit order, of the per-unit sums of squares).
-pub fn global_norm(unit_sums: &[f64]) -> f64 {
-    unit_sums.iter().fold(0.0, |a, &s| a + s).sqrt()
+/// √(Σ of the chunk sums, in order, from 0).
+pub fn global_norm(chunk_sums: &[f64]) -> f64 {
+    chunk_sums.iter().fold(0.0, |a, &s| a + s).sqrt()
 }
 
 /// PyTorch's `clip_grad_norm_` factor: `min(1, max_norm / (norm + 1e-6))`.

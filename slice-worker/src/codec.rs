@@ -6,8 +6,9 @@
 //! | activation, activation gradient | `a:…`, `g:…`, `x:…` | safetensors, one tensor named `t` |
 //! | targets (labels, next tokens) | `y:…` | the same, as f32 (exact below 2^24) |
 //! | a micro-batch's loss share | `l:…` | 8 bytes, the f64 little-endian (exact bits) |
-//! | weights, parameter gradients | `w:…`, `pg:…` | safetensors, one tensor per parameter, by name |
-//! | optimizer state | `o:…` | safetensors, per parameter and slot, with the step it follows as metadata |
+//! | a shard of weights, of gradients, of a gradient sum | `w:…`, `pg:…`, `gs:…` | safetensors, one 1-D tensor per piece ([`models::shard`]), named by parameter (and element range when cut) |
+//! | a shard of optimizer state | `o:…` | the same per piece and slot (`{piece}.{slot}`), with the step it follows as metadata |
+//! | chunk sums of squares, the clip factor | `n:…`, `clip:…` | f64 little-endian each, in order (exact bits) |
 //! | layer caches (`recompute = false`) | `c:…` | [`models::cache_codec`] |
 //! | the run plan | `plan` | JSON |
 //!
@@ -16,10 +17,12 @@
 use crate::plan::RunPlan;
 use bytes::Bytes;
 use models::cache_codec::{caches_from_bytes, caches_to_bytes};
+use models::checkpoint::TRAIN_STATE_KEY;
 use models::checkpoint::{
     optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
     tensors_from_bytes, tensors_to_bytes,
 };
+use models::shard::SliceLayout;
 use models::{Model, ModelError, OptimizerState, Tensor, UnitCache, UnitTensors};
 use std::ops::Range;
 
@@ -66,6 +69,204 @@ pub fn decode_loss(bytes: &[u8], key: &str) -> Result<f64, ModelError> {
         reason: format!("a loss share is 8 bytes (an f64), got {}", bytes.len()),
     })?;
     Ok(f64::from_le_bytes(bits))
+}
+
+/// f64 values as store bytes, their exact bits in order (chunk sums, a clip factor).
+pub fn encode_f64s(values: &[f64]) -> Bytes {
+    Bytes::from(
+        values
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+}
+
+/// f64 values back from store bytes.
+pub fn decode_f64s(bytes: &[u8], key: &str) -> Result<Vec<f64>, ModelError> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(ModelError::Format {
+            source_name: key.into(),
+            reason: format!("{} bytes is not a whole number of f64 values", bytes.len()),
+        });
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect())
+}
+
+/// One shard of a slice's weights or gradients (its pieces, flat range `range` of `layout`) as store bytes.
+pub fn encode_shard(
+    layout: &SliceLayout,
+    range: &Range<usize>,
+    pieces: &[Tensor<f32>],
+) -> Result<Bytes, ModelError> {
+    let names: Vec<String> = layout
+        .pieces(range)
+        .iter()
+        .map(|p| layout.piece_name(p))
+        .collect();
+    let named: Vec<(String, &Tensor<f32>)> = names.into_iter().zip(pieces).collect();
+    Ok(Bytes::from(tensors_to_bytes(&named, None)?))
+}
+
+/// Takes the tensor `name` of `len` elements out of `map`, or says what is wrong with it.
+fn take_piece(
+    map: &mut models::checkpoint::NamedTensors<f32>,
+    name: &str,
+    len: usize,
+    key: &str,
+) -> Result<Tensor<f32>, ModelError> {
+    let err = |reason: String| ModelError::Checkpoint {
+        source_name: key.into(),
+        tensor: name.into(),
+        reason,
+    };
+    let t = map.remove(name).ok_or_else(|| err("missing".into()))?;
+    if t.shape() != [len] {
+        return Err(err(format!("shape {:?}, expected [{len}]", t.shape())));
+    }
+    Ok(t)
+}
+
+/// Refuses a shard's bytes that hold a tensor beyond its pieces.
+fn no_extra(map: &models::checkpoint::NamedTensors<f32>, key: &str) -> Result<(), ModelError> {
+    match map.keys().next() {
+        Some(extra) => Err(ModelError::Checkpoint {
+            source_name: key.into(),
+            tensor: extra.clone(),
+            reason: "unexpected tensor (a shard of another layout?)".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A shard's pieces back from store bytes: every piece of `range`, lengths checked, none extra.
+pub fn decode_shard(
+    layout: &SliceLayout,
+    range: &Range<usize>,
+    bytes: &[u8],
+    key: &str,
+) -> Result<Vec<Tensor<f32>>, ModelError> {
+    let (mut map, _) = tensors_from_bytes::<f32>(bytes, key)?;
+    let pieces = layout
+        .pieces(range)
+        .iter()
+        .map(|p| take_piece(&mut map, &layout.piece_name(p), p.len, key))
+        .collect::<Result<Vec<_>, _>>()?;
+    no_extra(&map, key)?;
+    Ok(pieces)
+}
+
+/// One shard's optimizer state (`state[piece][slot]`) after step `step` as store bytes.
+pub fn encode_shard_state(
+    layout: &SliceLayout,
+    range: &Range<usize>,
+    slots: &[&str],
+    state: &[Vec<Tensor<f32>>],
+    step: u64,
+) -> Result<Bytes, ModelError> {
+    let mut named = Vec::new();
+    for (p, per_piece) in layout.pieces(range).iter().zip(state) {
+        for (slot, t) in slots.iter().zip(per_piece) {
+            named.push((format!("{}.{slot}", layout.piece_name(p)), t));
+        }
+    }
+    let after = format!("{{\"step\":{step}}}");
+    Ok(Bytes::from(tensors_to_bytes(
+        &named,
+        Some((TRAIN_STATE_KEY, after)),
+    )?))
+}
+
+/// A shard's optimizer state back from store bytes.
+pub fn decode_shard_state(
+    layout: &SliceLayout,
+    range: &Range<usize>,
+    slots: &[&str],
+    bytes: &[u8],
+    key: &str,
+) -> Result<Vec<Vec<Tensor<f32>>>, ModelError> {
+    let (mut map, _) = tensors_from_bytes::<f32>(bytes, key)?;
+    let mut state = Vec::new();
+    for p in layout.pieces(range) {
+        let name = layout.piece_name(&p);
+        let per_piece = slots
+            .iter()
+            .map(|slot| take_piece(&mut map, &format!("{name}.{slot}"), p.len, key))
+            .collect::<Result<Vec<_>, _>>()?;
+        state.push(per_piece);
+    }
+    no_extra(&map, key)?;
+    Ok(state)
+}
+
+/// A slice's weights and optimizer state of one version as its shards' store values, shard by shard:
+/// `(weights, state)` of each of `ranges` (the driver seeds a run with these, and a checkpoint's whole slice becomes
+/// the shards of any K).
+pub fn encode_slice_shards(
+    layout: &SliceLayout,
+    ranges: &[Range<usize>],
+    slots: &[&str],
+    (params, state): (&[Vec<Tensor<f32>>], &[Vec<Vec<Tensor<f32>>>]),
+    step: u64,
+) -> Result<Vec<(Bytes, Bytes)>, ModelError> {
+    ranges
+        .iter()
+        .map(|r| {
+            let w = encode_shard(layout, r, &layout.gather(params, r))?;
+            let per_slot: Vec<Vec<Tensor<f32>>> = (0..slots.len())
+                .map(|j| layout.gather_with(r, |u, p| &state[u][p][j]))
+                .collect();
+            let per_piece: Vec<Vec<Tensor<f32>>> =
+                (0..per_slot.first().map_or(layout.pieces(r).len(), Vec::len))
+                    .map(|i| per_slot.iter().map(|slot| slot[i].clone()).collect())
+                    .collect();
+            let o = encode_shard_state(layout, r, slots, &per_piece, step)?;
+            Ok((w, o))
+        })
+        .collect()
+}
+
+/// A slice's whole weights and optimizer state back from its shards' values (`(key, bytes)` of each shard's weights
+/// and state, in shard order).
+pub fn decode_slice_shards(
+    layout: &SliceLayout,
+    ranges: &[Range<usize>],
+    slots: &[&str],
+    shards: Vec<((String, Bytes), (String, Bytes))>,
+) -> Result<(UnitTensors<f32>, OptimizerState<f32>), ModelError> {
+    let mut weights = Vec::new();
+    let mut slot_pieces: Vec<Vec<Vec<Tensor<f32>>>> = vec![Vec::new(); slots.len()];
+    let mut names = Vec::new();
+    for (r, ((wk, w), (ok, o))) in ranges.iter().zip(shards) {
+        weights.push(decode_shard(layout, r, &w, &wk)?);
+        let state = decode_shard_state(layout, r, slots, &o, &ok)?;
+        for (j, pieces) in slot_pieces.iter_mut().enumerate() {
+            pieces.push(state.iter().map(|per_piece| per_piece[j].clone()).collect());
+        }
+        names.push(wk);
+    }
+    let bad = |reason: String| ModelError::Checkpoint {
+        source_name: names.join(", "),
+        tensor: String::new(),
+        reason,
+    };
+    let params = layout.assemble(ranges, weights).map_err(bad)?;
+    let per_slot = slot_pieces
+        .into_iter()
+        .map(|pieces| layout.assemble(ranges, pieces).map_err(bad))
+        .collect::<Result<Vec<_>, _>>()?;
+    let state = params
+        .iter()
+        .enumerate()
+        .map(|(u, unit)| {
+            (0..unit.len())
+                .map(|p| per_slot.iter().map(|slot| slot[u][p].clone()).collect())
+                .collect()
+        })
+        .collect();
+    Ok((params, state))
 }
 
 /// The weights (or the parameter gradients) of units `range` as store bytes.
@@ -146,6 +347,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("run:x:l:1:0") && e.contains("8 bytes"), "{e}");
+    }
+
+    #[test]
+    fn shards_round_trip_and_refuse_another_layout() {
+        use models::{Activation, ModelSpec};
+        let model = ModelSpec::Mlp {
+            widths: vec![100, 70, 9],
+            activation: Activation::Relu,
+        }
+        .build()
+        .unwrap();
+        let layout = SliceLayout::new(&model, 0..2);
+        let params = model.init::<f32>(1);
+        let ranges = layout.shards(2).unwrap();
+        let (a, b) = (&ranges[0], &ranges[1]);
+        let pieces = layout.gather(&params, b);
+        let bytes = encode_shard(&layout, b, &pieces).unwrap();
+        assert_eq!(decode_shard(&layout, b, &bytes, "k").unwrap(), pieces);
+        let e = decode_shard(&layout, a, &bytes, "run:x:w:0:0:0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("run:x:w:0:0:0") && e.contains("layers.0.weight"),
+            "{e}"
+        );
+        let slots = ["exp_avg", "exp_avg_sq"];
+        let state: Vec<Vec<Tensor<f32>>> = pieces
+            .iter()
+            .map(|p| vec![p.clone(), p.mapv(|v| v * v)])
+            .collect();
+        let bytes = encode_shard_state(&layout, b, &slots, &state, 7).unwrap();
+        assert_eq!(
+            decode_shard_state(&layout, b, &slots, &bytes, "k").unwrap(),
+            state
+        );
+        assert!(decode_shard_state(&layout, b, &slots[..1], &bytes, "k").is_err());
+        let sums = [0.5, f64::MIN_POSITIVE, 3.25];
+        assert_eq!(decode_f64s(&encode_f64s(&sums), "k").unwrap(), sums);
+        assert!(decode_f64s(&[0; 7], "k").is_err());
     }
 
     #[test]

@@ -6,10 +6,15 @@
 //! ```text
 //! data(t) ─► F(t,0,m) ─► F(t,1,m) ─► … ─► F(t,S−1,m)   (the last slice's F runs its backward too)
 //!                                              │
-//!            U(t,s) ◄── B(t,s,m) ◄── … ◄───────┘       (B(t,s,m) for s < S−1; the last slice's node is F)
+//!            U(t,s,k) ◄── B(t,s,m) ◄── … ◄─────┘       (B(t,s,m) for s < S−1; the last slice's node is F)
 //!              │
-//!              └─► F(t+1,s,m) for every m                (with F(t+1,s−1,m) or data(t+1))
+//!              └─► F(t+1,s,m) for every m              (with F(t+1,s−1,m) or data(t+1))
 //! ```
+//!
+//! Slice `s`'s update runs as `K_s` shards `U(t,s,k)` ([`RunPlan::shard_count`]), each waiting for all M backward
+//! nodes of its slice; `F(t+1,s,m)` waits for all `K_s`. A plan that clips puts a barrier between the gradient sums
+//! and the updates: `B(t,s,m) ─► R(t,s,k) ─► C(t) ─► U(t,s,k)` — every reduce shard of every slice feeds the one
+//! clip task of the step, which releases every update shard.
 
 use crate::plan::RunPlan;
 use crate::task::TaskId;
@@ -22,12 +27,12 @@ pub enum Input {
 }
 
 /// How many inputs `F(t, s, m)` waits for: the previous slice's output (or, for slice 0, the driver's data) and,
-/// after the plan's first step, the update of its own slice.
-pub fn forward_dependencies(plan: &RunPlan, step: u64) -> usize {
+/// after the plan's first step, every update shard of its own slice.
+pub fn forward_dependencies(plan: &RunPlan, step: u64, slice: usize) -> usize {
     if step <= plan.first_step {
         1
     } else {
-        2
+        1 + plan.shard_count(slice)
     }
 }
 
@@ -41,6 +46,24 @@ pub fn backward_node(plan: &RunPlan, step: u64, slice: usize, mb: usize) -> Task
     }
 }
 
+/// The tasks that read a slice's backward output of step `step`: its reduce shards when the plan clips, else its
+/// update shards.
+fn gradient_readers(plan: &RunPlan, step: u64, slice: usize) -> impl Iterator<Item = TaskId> {
+    let clips = plan.grad_clip.is_some();
+    (0..plan.shard_count(slice)).map(move |shard| {
+        if clips {
+            TaskId::R { step, slice, shard }
+        } else {
+            TaskId::U { step, slice, shard }
+        }
+    })
+}
+
+/// How many reduce shards feed `C(t)`: every shard of every slice.
+fn all_shards(plan: &RunPlan) -> usize {
+    (0..plan.slices.len()).map(|s| plan.shard_count(s)).sum()
+}
+
 /// The tasks `task` is an input of, each with the number of inputs it waits for, critical path first.
 pub fn successors(plan: &RunPlan, task: TaskId) -> Vec<(TaskId, usize)> {
     let last = plan.last_slice();
@@ -52,11 +75,11 @@ pub fn successors(plan: &RunPlan, task: TaskId) -> Vec<(TaskId, usize)> {
                 slice: slice + 1,
                 mb,
             },
-            forward_dependencies(plan, step),
+            forward_dependencies(plan, step, slice + 1),
         )],
         // The end of a micro-batch's backward through `slice` (B, or the last slice's F).
         TaskId::F { step, slice, mb } | TaskId::B { step, slice, mb } => {
-            let mut next = Vec::with_capacity(2);
+            let mut next = Vec::with_capacity(1 + plan.shard_count(slice));
             if slice > 0 {
                 next.push((
                     TaskId::B {
@@ -67,10 +90,15 @@ pub fn successors(plan: &RunPlan, task: TaskId) -> Vec<(TaskId, usize)> {
                     1,
                 ));
             }
-            next.push((TaskId::U { step, slice }, m_all));
+            next.extend(gradient_readers(plan, step, slice).map(|t| (t, m_all)));
             next
         }
-        TaskId::U { step, slice } if step < plan.steps => (0..m_all)
+        TaskId::R { step, .. } => vec![(TaskId::C { step }, all_shards(plan))],
+        TaskId::C { step } => plan
+            .update_shards()
+            .map(|(slice, shard)| (TaskId::U { step, slice, shard }, 1))
+            .collect(),
+        TaskId::U { step, slice, .. } if step < plan.steps => (0..m_all)
             .map(|mb| {
                 (
                     TaskId::F {
@@ -78,7 +106,7 @@ pub fn successors(plan: &RunPlan, task: TaskId) -> Vec<(TaskId, usize)> {
                         slice,
                         mb,
                     },
-                    forward_dependencies(plan, step + 1),
+                    forward_dependencies(plan, step + 1, slice),
                 )
             })
             .collect(),
@@ -88,6 +116,11 @@ pub fn successors(plan: &RunPlan, task: TaskId) -> Vec<(TaskId, usize)> {
 
 /// The inputs `task` waits for.
 pub fn predecessors(plan: &RunPlan, task: TaskId) -> Vec<Input> {
+    let backward_nodes = |step, slice| {
+        (0..plan.microbatches)
+            .map(|mb| Input::Task(backward_node(plan, step, slice, mb)))
+            .collect()
+    };
     match task {
         TaskId::F { step, slice, mb } => {
             let mut inputs = vec![if slice == 0 {
@@ -100,9 +133,12 @@ pub fn predecessors(plan: &RunPlan, task: TaskId) -> Vec<Input> {
                 })
             }];
             if step > plan.first_step {
-                inputs.push(Input::Task(TaskId::U {
-                    step: step - 1,
-                    slice,
+                inputs.extend((0..plan.shard_count(slice)).map(|shard| {
+                    Input::Task(TaskId::U {
+                        step: step - 1,
+                        slice,
+                        shard,
+                    })
                 }));
             }
             inputs
@@ -110,8 +146,15 @@ pub fn predecessors(plan: &RunPlan, task: TaskId) -> Vec<Input> {
         TaskId::B { step, slice, mb } => {
             vec![Input::Task(backward_node(plan, step, slice + 1, mb))]
         }
-        TaskId::U { step, slice } => (0..plan.microbatches)
-            .map(|mb| Input::Task(backward_node(plan, step, slice, mb)))
+        TaskId::U { step, .. } if plan.grad_clip.is_some() => {
+            vec![Input::Task(TaskId::C { step })]
+        }
+        TaskId::U { step, slice, .. } | TaskId::R { step, slice, .. } => {
+            backward_nodes(step, slice)
+        }
+        TaskId::C { step } => plan
+            .update_shards()
+            .map(|(slice, shard)| Input::Task(TaskId::R { step, slice, shard }))
             .collect(),
     }
 }
@@ -126,20 +169,42 @@ pub fn step_tasks(plan: &RunPlan, step: u64) -> Vec<TaskId> {
     for slice in (0..slices.saturating_sub(1)).rev() {
         tasks.extend((0..m_all).map(|mb| TaskId::B { step, slice, mb }));
     }
-    tasks.extend((0..slices).map(|slice| TaskId::U { step, slice }));
+    if plan.grad_clip.is_some() {
+        tasks.extend(
+            plan.update_shards()
+                .map(|(slice, shard)| TaskId::R { step, slice, shard }),
+        );
+        tasks.push(TaskId::C { step });
+    }
+    tasks.extend(
+        plan.update_shards()
+            .map(|(slice, shard)| TaskId::U { step, slice, shard }),
+    );
     tasks
 }
 
-/// Whether `task` names a task of this plan (slice, micro-batch and step in range).
+/// The update tasks of step `step`: when all have reported, the step is done.
+pub fn update_tasks(plan: &RunPlan, step: u64) -> impl Iterator<Item = TaskId> + '_ {
+    plan.update_shards()
+        .map(move |(slice, shard)| TaskId::U { step, slice, shard })
+}
+
+/// Whether `task` names a task of this plan (slice, micro-batch, shard and step in range; reduce and clip tasks only
+/// in a plan that clips).
 pub fn is_valid(plan: &RunPlan, task: TaskId) -> bool {
     let (slices, m_all) = (plan.slices.len(), plan.microbatches);
     let step_ok = (plan.first_step..=plan.steps).contains(&task.step());
+    let clips = plan.grad_clip.is_some();
     step_ok
         && match task {
             TaskId::F { slice, mb, .. } => slice < slices && mb < m_all,
             // `slice + 1` would overflow for a slice near usize::MAX (a hostile payload; found by fuzzing).
             TaskId::B { slice, mb, .. } => slice < slices.saturating_sub(1) && mb < m_all,
-            TaskId::U { slice, .. } => slice < slices,
+            TaskId::U { slice, shard, .. } => slice < slices && shard < plan.shard_count(slice),
+            TaskId::R { slice, shard, .. } => {
+                clips && slice < slices && shard < plan.shard_count(slice)
+            }
+            TaskId::C { .. } => clips,
         }
 }
 
@@ -161,6 +226,21 @@ mod tests {
         }
     }
 
+    /// Every shape of graph: shard counts per slice (cycled over the slices), with and without the clip barrier.
+    fn variants(mut p: RunPlan) -> Vec<RunPlan> {
+        let mut out = Vec::new();
+        for shards in [vec![], vec![2], vec![3, 1], vec![1, 7, 2]] {
+            for clip in [None, Some(1.0)] {
+                p.shards = (0..p.slices.len())
+                    .map(|s| shards.get(s % shards.len().max(1)).copied().unwrap_or(1))
+                    .collect();
+                p.grad_clip = clip;
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
     /// Successors and predecessors are two views of one graph: every edge appears in both, and every task's
     /// input count matches what its feeders announce — also for a resumed run's plan, whose first step waits for
     /// no update.
@@ -174,42 +254,46 @@ mod tests {
             (2, 2, 5, 3),
             (3, 2, 4, 4),
         ] {
-            let mut p = plan(s, m, t);
-            p.first_step = first;
-            let mut fed: HashMap<TaskId, (usize, Vec<Input>)> = HashMap::new();
-            for step in first..=t {
-                for task in step_tasks(&p, step) {
-                    assert!(is_valid(&p, task), "{task}");
-                    for (next, needed) in successors(&p, task) {
-                        let e = fed.entry(next).or_insert((needed, Vec::new()));
-                        assert_eq!(e.0, needed, "{next}: inconsistent input count");
-                        e.1.push(Input::Task(task));
+            let mut base = plan(s, m, t);
+            base.first_step = first;
+            for p in variants(base) {
+                let shards: usize = (0..s).map(|i| p.shard_count(i)).sum();
+                let clip_tasks = if p.grad_clip.is_some() { shards + 1 } else { 0 };
+                let mut fed: HashMap<TaskId, (usize, Vec<Input>)> = HashMap::new();
+                for step in first..=t {
+                    for task in step_tasks(&p, step) {
+                        assert!(is_valid(&p, task), "{task}");
+                        for (next, needed) in successors(&p, task) {
+                            let e = fed.entry(next).or_insert((needed, Vec::new()));
+                            assert_eq!(e.0, needed, "{next}: inconsistent input count");
+                            e.1.push(Input::Task(task));
+                        }
                     }
                 }
-            }
-            for step in first..=t {
-                for task in step_tasks(&p, step) {
-                    let preds = predecessors(&p, task);
-                    let from_tasks: Vec<Input> = preds
-                        .iter()
-                        .filter(|i| matches!(i, Input::Task(_)))
-                        .copied()
-                        .collect();
-                    let (needed, mut feeders) =
-                        fed.remove(&task).unwrap_or((preds.len(), Vec::new()));
-                    assert_eq!(needed, preds.len(), "{task}");
-                    feeders.sort_by_key(|i| format!("{i:?}"));
-                    let mut want = from_tasks.clone();
-                    want.sort_by_key(|i| format!("{i:?}"));
-                    assert_eq!(feeders, want, "{task} (S={s}, M={m})");
+                for step in first..=t {
+                    for task in step_tasks(&p, step) {
+                        let preds = predecessors(&p, task);
+                        let from_tasks: Vec<Input> = preds
+                            .iter()
+                            .filter(|i| matches!(i, Input::Task(_)))
+                            .copied()
+                            .collect();
+                        let (needed, mut feeders) =
+                            fed.remove(&task).unwrap_or((preds.len(), Vec::new()));
+                        assert_eq!(needed, preds.len(), "{task}");
+                        feeders.sort_by_key(|i| format!("{i:?}"));
+                        let mut want = from_tasks.clone();
+                        want.sort_by_key(|i| format!("{i:?}"));
+                        assert_eq!(feeders, want, "{task} (S={s}, M={m})");
+                    }
                 }
+                assert!(fed.is_empty(), "edges to tasks outside the run: {fed:?}");
+                assert_eq!(
+                    step_tasks(&p, first).len(),
+                    s * m + (s - 1) * m + shards + clip_tasks,
+                    "F, B, (R, C) and U tasks per step"
+                );
             }
-            assert!(fed.is_empty(), "edges to tasks outside the run: {fed:?}");
-            assert_eq!(
-                step_tasks(&p, 1).len(),
-                s * m + (s - 1) * m + s,
-                "F, B and U tasks per step"
-            );
         }
     }
 
@@ -217,7 +301,11 @@ mod tests {
     fn out_of_range_tasks_are_invalid() {
         let mut resumed = plan(2, 2, 3);
         resumed.first_step = 2;
-        let before_the_resumed_start = TaskId::U { step: 1, slice: 0 };
+        let before_the_resumed_start = TaskId::U {
+            step: 1,
+            slice: 0,
+            shard: 0,
+        };
         assert!(!is_valid(&resumed, before_the_resumed_start));
         // The fuzzer's reproducer: a backward on slice usize::MAX wrapped `slice + 1` to 0 and passed.
         let hostile = TaskId::B {
@@ -253,9 +341,47 @@ mod tests {
                 slice: 1,
                 mb: 0,
             },
-            TaskId::U { step: 1, slice: 2 },
+            TaskId::U {
+                step: 1,
+                slice: 2,
+                shard: 0,
+            },
+            TaskId::U {
+                step: 1,
+                slice: 0,
+                shard: 1,
+            },
+            // Reduce and clip tasks belong to plans that clip.
+            TaskId::R {
+                step: 1,
+                slice: 0,
+                shard: 0,
+            },
+            TaskId::C { step: 1 },
         ] {
             assert!(!is_valid(&p, bad), "{bad}");
         }
+        let sharded = RunPlan {
+            shards: vec![3, 1],
+            grad_clip: Some(1.0),
+            ..p
+        };
+        assert!(is_valid(
+            &sharded,
+            TaskId::R {
+                step: 1,
+                slice: 0,
+                shard: 2
+            }
+        ));
+        assert!(!is_valid(
+            &sharded,
+            TaskId::R {
+                step: 1,
+                slice: 1,
+                shard: 1
+            }
+        ));
+        assert!(is_valid(&sharded, TaskId::C { step: 3 }));
     }
 }

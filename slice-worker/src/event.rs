@@ -82,6 +82,9 @@ pub struct TaskEvent {
     /// The micro-batch loss (last slice), exact bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
+    /// The step's global gradient norm before clipping (the clip task `C`), exact bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_norm: Option<f64>,
     /// Random, one per report: the same report appended twice to the stream (an `XADD` retried after its reply was
     /// lost) has the same id, another execution another one. 0 in files written before it existed.
     #[serde(default)]
@@ -111,6 +114,7 @@ impl TaskEvent {
             cpu_ms: 0.0,
             start_unix_ms: 0.0,
             loss: None,
+            grad_norm: None,
             report_id: rand::rng().random::<u64>().max(1),
         }
     }
@@ -182,7 +186,11 @@ mod tests {
             cold: true,
             became: false,
             status: Status::Skipped(Skip::OutputsExist),
-            fired: vec![TaskId::U { step: 3, slice: 1 }],
+            fired: vec![TaskId::U {
+                step: 3,
+                slice: 1,
+                shard: 2,
+            }],
             weights_cached: false,
             bytes_in: 10,
             bytes_out: 20,
@@ -194,6 +202,7 @@ mod tests {
             cpu_ms: 3.0,
             start_unix_ms: 1.8e12,
             loss: Some(0.1 + 0.2),
+            grad_norm: Some(2.5),
             report_id: u64::MAX,
         };
         let fields: Vec<(String, String)> = e

@@ -126,6 +126,7 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
         event.store_ms = ms(outcome.store);
         event.compute_ms = ms(run.saturating_sub(outcome.fetch + outcome.store));
         event.loss = outcome.loss;
+        event.grad_norm = outcome.grad_norm;
         if fault == Fault::CrashAfter {
             // Outputs written and completions recorded, but the instance dies before reporting or starting
             // anything: the successors this task completed are recovered by the driver's deadline.

@@ -35,10 +35,25 @@ pub struct RunPlan {
     /// successor on its own slice runs it in the same invocation.
     #[serde(default = "yes", rename = "become")]
     pub become_successor: bool,
+    /// How many shards each slice's update runs as (`shards[s]`; empty: one each). Shard `k` of slice `s` owns the
+    /// `k`-th of [`models::shard::SliceLayout::shards`]`(shards[s])` of the slice's parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<usize>,
+    /// Global-norm gradient clipping (PyTorch's `clip_grad_norm_` with this `max_norm`): the step's updates wait for
+    /// a clip barrier, `C(t)`, fed by per-shard reduce tasks `R(t,s,k)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
+    /// How many decoded weight versions a warm container keeps (0 to 4; the planner sizes memory for them).
+    #[serde(default = "default_weight_cache")]
+    pub weight_cache: usize,
     /// The Lambda function of each slice, by slice index (empty when the run is not on Lambda): a worker starts a
     /// successor by invoking its slice's function.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<String>,
+}
+
+fn default_weight_cache() -> usize {
+    crate::weight_cache::WEIGHT_CACHE
 }
 
 fn yes() -> bool {
@@ -78,8 +93,62 @@ impl RunPlan {
             keep_every: Vec::new(),
             recompute: true,
             become_successor: true,
+            shards: Vec::new(),
+            grad_clip: None,
+            weight_cache: crate::weight_cache::WEIGHT_CACHE,
             functions: Vec::new(),
         }
+    }
+
+    /// How many shards slice `s`'s update runs as.
+    pub fn shard_count(&self, s: usize) -> usize {
+        self.shards.get(s).copied().unwrap_or(1)
+    }
+
+    /// Every (slice, shard) of a step's update, slice by slice.
+    pub fn update_shards(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.slices.len()).flat_map(move |s| (0..self.shard_count(s)).map(move |k| (s, k)))
+    }
+
+    /// Whether the plan's shape is one its model can run: slices cover the units in order, one shard count per
+    /// slice (or none), each between 1 and the slice's chunk count, a finite positive clip, a cache of 0 to 4.
+    pub fn check(&self, model: &models::Model) -> Result<(), String> {
+        let units = model.units().len();
+        let contiguous = self.slices.first().is_some_and(|s| s.0 == 0)
+            && self.slices.last().is_some_and(|s| s.1 == units)
+            && self.slices.windows(2).all(|w| w[0].1 == w[1].0)
+            && self.slices.iter().all(|s| s.0 < s.1);
+        if !contiguous {
+            return Err(format!(
+                "slices {:?} do not cover the model's {units} units in order",
+                self.slices
+            ));
+        }
+        if self.microbatches == 0 {
+            return Err("microbatches is 0".into());
+        }
+        if !self.shards.is_empty() && self.shards.len() != self.slices.len() {
+            return Err(format!(
+                "shards {:?}: one count per slice ({} slices)",
+                self.shards,
+                self.slices.len()
+            ));
+        }
+        for (s, &k) in self.shards.iter().enumerate() {
+            let layout = models::shard::SliceLayout::new(model, self.slice_range(s));
+            layout.shards(k).map_err(|e| format!("shards[{s}]: {e}"))?;
+        }
+        if let Some(c) = self.grad_clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err(format!("grad_clip {c}: must be a finite number above 0"));
+        }
+        if self.weight_cache > crate::weight_cache::WEIGHT_CACHE {
+            return Err(format!(
+                "weight_cache {}: at most {}",
+                self.weight_cache,
+                crate::weight_cache::WEIGHT_CACHE
+            ));
+        }
+        Ok(())
     }
 
     pub fn slice_range(&self, s: usize) -> Range<usize> {

@@ -13,8 +13,24 @@ pub enum TaskId {
     F { step: u64, slice: usize, mb: usize },
     /// Backward of `slice` on micro-batch `mb` in `step`.
     B { step: u64, slice: usize, mb: usize },
-    /// Optimizer update of `slice` at the end of `step`.
-    U { step: u64, slice: usize },
+    /// Optimizer update of shard `shard` of `slice`'s parameters at the end of `step` (it also sums the shard's
+    /// gradients over the micro-batches, unless the plan clips: then [`TaskId::R`] has).
+    U {
+        step: u64,
+        slice: usize,
+        #[serde(default)]
+        shard: usize,
+    },
+    /// Reduce of shard `shard` of `slice` in `step` (plans that clip only): the shard's gradients summed over the
+    /// micro-batches, and their chunk sums of squares for the global norm.
+    R {
+        step: u64,
+        slice: usize,
+        shard: usize,
+    },
+    /// The clip barrier of `step` (plans that clip only): the global norm from every reduce shard, the clip factor for
+    /// every update shard. It runs on slice 0's function.
+    C { step: u64 },
 }
 
 impl fmt::Display for TaskId {
@@ -22,7 +38,9 @@ impl fmt::Display for TaskId {
         match self {
             TaskId::F { step, slice, mb } => write!(f, "F({step},{slice},{mb})"),
             TaskId::B { step, slice, mb } => write!(f, "B({step},{slice},{mb})"),
-            TaskId::U { step, slice } => write!(f, "U({step},{slice})"),
+            TaskId::U { step, slice, shard } => write!(f, "U({step},{slice},{shard})"),
+            TaskId::R { step, slice, shard } => write!(f, "R({step},{slice},{shard})"),
+            TaskId::C { step } => write!(f, "C({step})"),
         }
     }
 }
@@ -30,13 +48,33 @@ impl fmt::Display for TaskId {
 impl TaskId {
     pub fn step(&self) -> u64 {
         match *self {
-            TaskId::F { step, .. } | TaskId::B { step, .. } | TaskId::U { step, .. } => step,
+            TaskId::F { step, .. }
+            | TaskId::B { step, .. }
+            | TaskId::U { step, .. }
+            | TaskId::R { step, .. }
+            | TaskId::C { step } => step,
         }
     }
 
+    /// The slice whose function runs the task (slice 0 for the clip barrier).
     pub fn slice(&self) -> usize {
         match *self {
-            TaskId::F { slice, .. } | TaskId::B { slice, .. } | TaskId::U { slice, .. } => slice,
+            TaskId::F { slice, .. }
+            | TaskId::B { slice, .. }
+            | TaskId::U { slice, .. }
+            | TaskId::R { slice, .. } => slice,
+            TaskId::C { .. } => 0,
+        }
+    }
+
+    /// Which kind of task this is.
+    pub fn kind(&self) -> TaskKind {
+        match self {
+            TaskId::F { .. } => TaskKind::Forward,
+            TaskId::B { .. } => TaskKind::Backward,
+            TaskId::U { .. } => TaskKind::Update,
+            TaskId::R { .. } => TaskKind::Reduce,
+            TaskId::C { .. } => TaskKind::Clip,
         }
     }
 }
@@ -44,10 +82,14 @@ impl TaskId {
 impl std::str::FromStr for TaskId {
     type Err = String;
 
-    /// Parses the display form: `F(3,1,0)`, `B(3,1,0)`, `U(3,1)`.
+    /// Parses the display form: `F(3,1,0)`, `B(3,1,0)`, `U(3,1,0)` (also `U(3,1)`, shard 0, as runs before sharded
+    /// updates wrote it), `R(3,1,0)`, `C(3)`.
     fn from_str(s: &str) -> Result<TaskId, String> {
         let bad = || {
-            format!("{s:?} is not a task id (F(step,slice,mb), B(step,slice,mb) or U(step,slice))")
+            format!(
+                "{s:?} is not a task id (F(step,slice,mb), B(step,slice,mb), U(step,slice,shard), \
+                 R(step,slice,shard) or C(step))"
+            )
         };
         let inner = s
             .get(1..)
@@ -74,8 +116,51 @@ impl std::str::FromStr for TaskId {
             (b'U', &[step, slice]) => Ok(TaskId::U {
                 step,
                 slice: u(slice)?,
+                shard: 0,
             }),
+            (b'U', &[step, slice, shard]) => Ok(TaskId::U {
+                step,
+                slice: u(slice)?,
+                shard: u(shard)?,
+            }),
+            (b'R', &[step, slice, shard]) => Ok(TaskId::R {
+                step,
+                slice: u(slice)?,
+                shard: u(shard)?,
+            }),
+            (b'C', &[step]) => Ok(TaskId::C { step }),
             _ => Err(bad()),
+        }
+    }
+}
+
+/// The kinds of task, for what is measured and planned per kind (latency, memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    Forward,
+    Backward,
+    Update,
+    Reduce,
+    Clip,
+}
+
+impl TaskKind {
+    pub const ALL: [TaskKind; 5] = [
+        TaskKind::Forward,
+        TaskKind::Backward,
+        TaskKind::Update,
+        TaskKind::Reduce,
+        TaskKind::Clip,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Forward => "forward",
+            TaskKind::Backward => "backward",
+            TaskKind::Update => "update",
+            TaskKind::Reduce => "reduce",
+            TaskKind::Clip => "clip",
         }
     }
 }
@@ -170,11 +255,32 @@ mod tests {
                 slice: 0,
                 mb: 0,
             },
-            TaskId::U { step: 9, slice: 2 },
+            TaskId::U {
+                step: 9,
+                slice: 2,
+                shard: 3,
+            },
+            TaskId::R {
+                step: 9,
+                slice: 2,
+                shard: 1,
+            },
+            TaskId::C { step: 4 },
         ] {
             assert_eq!(t.to_string().parse::<TaskId>(), Ok(t));
         }
-        for bad in ["", "F", "F()", "U(1,2,3)", "X(1,2)", "F(1,2,x)", "F(1,2,3"] {
+        // An older run's update id, and payload, name shard 0.
+        let old = TaskId::U {
+            step: 9,
+            slice: 2,
+            shard: 0,
+        };
+        assert_eq!("U(9,2)".parse::<TaskId>(), Ok(old));
+        let json = r#"{"run":"r","task":{"kind":"U","step":9,"slice":2},"attempt":1}"#;
+        assert_eq!(TaskPayload::from_json(json).unwrap().task, old);
+        for bad in [
+            "", "F", "F()", "U(1)", "C(1,2)", "R(1,2)", "X(1,2)", "F(1,2,x)", "F(1,2,3",
+        ] {
             assert!(bad.parse::<TaskId>().is_err(), "{bad}");
         }
     }

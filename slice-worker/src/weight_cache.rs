@@ -1,16 +1,18 @@
 //! A warm container's decoded weight versions, bounded by the slice it is serving.
 //!
-//! The planner sizes a function for one slice: the largest task's tensors, plus `WEIGHT_CACHE − 1` cached versions
-//! of that slice's weights beside the one the task works on (`coordinator::planner`'s peak). A function shared by
+//! The plan says how many versions a container keeps (`RunPlan::weight_cache`, 0 to [`WEIGHT_CACHE`]), and the
+//! planner sizes the function for the largest task's tensors plus `weight_cache − 1` cached versions of that slice's
+//! weights beside the one the task works on (`coordinator::planner`'s peak): a miss first makes room
+//! ([`WeightCache::make_room`]), so a newly decoded version never sits beside a full cache. A function shared by
 //! slices of the same memory size (functions are named by memory) may run a small slice in a container that last
 //! cached a big one; a cache bounded only by its count could then hold several times what the small slice's
 //! function was sized for. So every use names the slice's size and the cache drops its oldest other entries until
-//! it holds at most `WEIGHT_CACHE` versions' worth of that size.
+//! it holds at most `capacity` versions' worth of that size.
 
 use models::UnitTensors;
 use std::sync::Arc;
 
-/// How many weight versions a container keeps decoded. Versions are immutable (a key is written once, or
+/// The most weight versions a container keeps decoded (the default of a plan). Versions are immutable (a key is written once, or
 /// rewritten with the same bytes by a duplicate update), so a cached copy can never be stale.
 pub const WEIGHT_CACHE: usize = 4;
 
@@ -35,32 +37,46 @@ pub struct WeightCache {
 }
 
 impl WeightCache {
-    /// The weights under `key`, if cached; the cache is then trimmed for a slice of their size.
-    pub fn get(&mut self, key: &str) -> Option<Weights> {
+    /// The weights under `key`, if cached; the cache is then trimmed to `capacity` versions of their size.
+    pub fn get(&mut self, key: &str, capacity: usize) -> Option<Weights> {
         let i = self.entries.iter().position(|e| e.key == key)?;
         let (weights, bytes) = (self.entries[i].weights.clone(), self.entries[i].bytes);
-        self.trim(key, bytes);
+        self.trim(Some(key), bytes, capacity);
         Some(weights)
     }
 
-    /// Keeps `weights` under `key` as the newest entry, then trims the cache for a slice of their size.
-    pub fn put(&mut self, key: String, weights: Weights) {
+    /// Before a version of `slice_bytes` is decoded after a miss: trims to `capacity − 1` versions, so that with
+    /// the new one the container holds at most `capacity` (or just the new one, for a capacity of 0).
+    pub fn make_room(&mut self, slice_bytes: usize, capacity: usize) {
+        self.trim(None, slice_bytes, capacity.saturating_sub(1));
+    }
+
+    /// Keeps `weights` under `key` as the newest entry, then trims the cache to `capacity` versions of their size
+    /// (a capacity of 0 keeps nothing).
+    pub fn put(&mut self, key: String, weights: Weights, capacity: usize) {
         self.entries.retain(|e| e.key != key);
+        if capacity == 0 {
+            return;
+        }
         let bytes = weight_bytes(&weights);
         self.entries.push(Entry {
             key: key.clone(),
             bytes,
             weights,
         });
-        self.trim(&key, bytes);
+        self.trim(Some(&key), bytes, capacity);
     }
 
-    /// Drops the oldest entries other than `keep` until at most [`WEIGHT_CACHE`] remain and they hold at most
-    /// `WEIGHT_CACHE × slice_bytes`.
-    fn trim(&mut self, keep: &str, slice_bytes: usize) {
-        let budget = WEIGHT_CACHE.saturating_mul(slice_bytes);
-        while self.entries.len() > WEIGHT_CACHE || self.total_bytes() > budget {
-            match self.entries.iter().position(|e| e.key != keep) {
+    /// Drops the oldest entries other than `keep` until at most `capacity` remain and they hold at most
+    /// `capacity × slice_bytes`.
+    fn trim(&mut self, keep: Option<&str>, slice_bytes: usize, capacity: usize) {
+        let budget = capacity.saturating_mul(slice_bytes);
+        while self.entries.len() > capacity || self.total_bytes() > budget {
+            match self
+                .entries
+                .iter()
+                .position(|e| Some(e.key.as_str()) != keep)
+            {
                 Some(oldest) => {
                     self.entries.remove(oldest);
                 }
@@ -95,30 +111,52 @@ mod tests {
     fn one_slice_keeps_its_last_four_versions() {
         let mut c = WeightCache::default();
         for v in 0..6 {
-            c.put(format!("s0/v{v}"), weights(100));
+            c.put(format!("s0/v{v}"), weights(100), WEIGHT_CACHE);
         }
         assert_eq!(c.keys(), ["s0/v2", "s0/v3", "s0/v4", "s0/v5"]);
         assert_eq!(c.total_bytes(), 4 * 400);
         // A hit keeps everything: the slice's own versions fit its budget.
-        assert!(c.get("s0/v3").is_some());
+        assert!(c.get("s0/v3", WEIGHT_CACHE).is_some());
         assert_eq!(c.keys().len(), 4);
-        assert!(c.get("s0/v1").is_none());
+        assert!(c.get("s0/v1", WEIGHT_CACHE).is_none());
+        // A miss makes room first: with the version about to be decoded, four in all.
+        c.make_room(400, WEIGHT_CACHE);
+        assert_eq!(c.keys(), ["s0/v3", "s0/v4", "s0/v5"]);
+    }
+
+    #[test]
+    fn the_plans_capacity_bounds_the_cache() {
+        let mut c = WeightCache::default();
+        for v in 0..3 {
+            c.put(format!("v{v}"), weights(10), 2);
+        }
+        assert_eq!(c.keys(), ["v1", "v2"]);
+        c.make_room(40, 1);
+        assert!(
+            c.keys().is_empty(),
+            "a cache of one makes room for the next version by dropping its last"
+        );
+        c.put("v3".into(), weights(10), 0);
+        assert!(
+            c.keys().is_empty() && c.get("v3", 0).is_none(),
+            "a cache of 0 keeps nothing"
+        );
     }
 
     #[test]
     fn a_small_slice_evicts_a_big_slices_versions_beyond_its_own_budget() {
         let mut c = WeightCache::default();
         for v in 0..3 {
-            c.put(format!("big/v{v}"), weights(1000));
+            c.put(format!("big/v{v}"), weights(1000), WEIGHT_CACHE);
         }
         // 12 kB of the big slice; the small slice (400 B) may hold 1.6 kB: every big version goes.
-        c.put("small/v0".into(), weights(100));
+        c.put("small/v0".into(), weights(100), WEIGHT_CACHE);
         assert_eq!(c.keys(), ["small/v0"]);
         // The other way round the big slice's budget has room for the small one's versions.
-        c.put("big/v3".into(), weights(1000));
+        c.put("big/v3".into(), weights(1000), WEIGHT_CACHE);
         assert_eq!(c.keys(), ["small/v0", "big/v3"]);
         // A hit trims too: serving the small slice again drops the big version.
-        assert!(c.get("small/v0").is_some());
+        assert!(c.get("small/v0", WEIGHT_CACHE).is_some());
         assert_eq!(c.keys(), ["small/v0"]);
         assert!(c.total_bytes() <= WEIGHT_CACHE * 400);
     }
@@ -126,13 +164,13 @@ mod tests {
     #[test]
     fn the_entry_in_use_is_kept_even_past_the_budget() {
         let mut c = WeightCache::default();
-        c.put("a".into(), weights(10));
-        c.put("b".into(), weights(10));
+        c.put("a".into(), weights(10), WEIGHT_CACHE);
+        c.put("b".into(), weights(10), WEIGHT_CACHE);
         // Rewriting a key (a duplicate update) moves it to the newest place, once.
-        c.put("a".into(), weights(10));
+        c.put("a".into(), weights(10), WEIGHT_CACHE);
         assert_eq!(c.keys(), ["b", "a"]);
         // A zero-sized slice has no budget: only the entry in use stays.
-        c.put("empty".into(), weights(0));
+        c.put("empty".into(), weights(0), WEIGHT_CACHE);
         assert_eq!(c.keys(), ["empty"]);
     }
 }

@@ -21,12 +21,16 @@ async fn values_claims_and_expiry(s: &dyn Store) {
     );
     assert!(s.exists(&key).await.unwrap());
     let many = vec![
-        (k.weights(0, 1), Bytes::from_static(b"w0")),
-        (k.weights(1, 1), Bytes::from_static(b"w1")),
+        (k.weights(0, 1, 0), Bytes::from_static(b"w0")),
+        (k.weights(1, 1, 0), Bytes::from_static(b"w1")),
     ];
     s.put_many(many, TTL).await.unwrap();
     let got = s
-        .get_many(&[k.weights(1, 1), "run:conf:none".into(), k.weights(0, 1)])
+        .get_many(&[
+            k.weights(1, 1, 0),
+            "run:conf:none".into(),
+            k.weights(0, 1, 0),
+        ])
         .await
         .unwrap();
     assert_eq!(
@@ -38,7 +42,7 @@ async fn values_claims_and_expiry(s: &dyn Store) {
         ]
     );
     assert_eq!(
-        s.exists_many(&[k.weights(1, 1), "run:conf:none".into(), key.clone()])
+        s.exists_many(&[k.weights(1, 1, 0), "run:conf:none".into(), key.clone()])
             .await
             .unwrap(),
         vec![true, false, true]
@@ -143,7 +147,7 @@ async fn fan_in_fires_exactly_once(s: Arc<dyn Store>) {
 async fn namespaces_and_cleanup(s: &dyn Store) {
     let (a, b) = (Keys::new("runA").unwrap(), Keys::new("runB").unwrap());
     for k in [&a, &b] {
-        s.put(&k.weights(0, 0), Bytes::from_static(b"w"), TTL)
+        s.put(&k.weights(0, 0, 0), Bytes::from_static(b"w"), TTL)
             .await
             .unwrap();
         s.complete_dependency(&k.dependencies("F(1,1,0)"), "U(0,1)", 2, TTL)
@@ -156,7 +160,7 @@ async fn namespaces_and_cleanup(s: &dyn Store) {
     let keys_a = s.keys_with_prefix(a.prefix()).await.unwrap();
     assert_eq!(
         keys_a,
-        vec![a.dependencies("F(1,1,0)"), a.events(), a.weights(0, 0)]
+        vec![a.dependencies("F(1,1,0)"), a.events(), a.weights(0, 0, 0)]
     );
     assert_eq!(s.delete_prefix(a.prefix()).await.unwrap(), 3);
     assert!(

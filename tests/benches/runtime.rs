@@ -123,6 +123,7 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
         run_ms: 23.5,
         cpu_ms: 21.0,
         start_unix_ms: 0.0,
+        grad_norm: None,
         loss: None,
         report_id: 7,
     };
@@ -137,7 +138,7 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
         };
         if probe {
             let probe = [
-                keys.done(1, i as u64 + 1),
+                keys.done(1, i as u64 + 1, 0),
                 keys.activation(i as u64 + 1, 1, 0),
             ];
             store.exists_many(&probe).await.expect("probe");

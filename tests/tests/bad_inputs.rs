@@ -461,7 +461,7 @@ fn bad_payloads_and_store_values() {
             "garbage-weights",
             b"garbage".to_vec(),
             tensor(&[4, 784]),
-            |k| k.weights(0, 0),
+            |k| k.weights(0, 0, 0),
         ),
         (
             "garbage-input",
@@ -481,13 +481,13 @@ fn bad_payloads_and_store_values() {
             "wrong-shape",
             first_unit("[784, 24, 10]"),
             tensor(&[4, 784]),
-            |k| k.weights(0, 0),
+            |k| k.weights(0, 0, 0),
         ),
     ];
     for (run, weights, input, names) in staged {
         let keys = Keys::new(run).expect("keys");
         put(keys.plan(), serde_json::to_vec(&plan(run)).expect("json"));
-        put(keys.weights(0, 0), weights);
+        put(keys.weights(0, 0, 0), weights);
         put(keys.inputs(1, 0), input);
         check(run, &worker(&[&payload(run, f0)], &url), &[&names(&keys)]);
     }
@@ -498,7 +498,7 @@ fn bad_payloads_and_store_values() {
         keys.plan(),
         serde_json::to_vec(&plan("stale")).expect("json"),
     );
-    put(keys.done(0, 1), b"1".to_vec());
+    put(keys.done(0, 1, 0), b"1".to_vec());
     let o = worker(&[&payload("stale", f0)], &url);
     assert!(
         o.status.success(),
@@ -508,7 +508,7 @@ fn bad_payloads_and_store_values() {
     let left = rt
         .block_on(store.keys_with_prefix(keys.prefix()))
         .expect("keys");
-    assert_eq!(left, vec![keys.done(0, 1), keys.events(), keys.plan()]);
+    assert_eq!(left, vec![keys.done(0, 1, 0), keys.events(), keys.plan()]);
     let events = rt
         .block_on(store.read_events(&keys.events(), "0", 10, std::time::Duration::ZERO))
         .expect("events");

@@ -16,7 +16,7 @@ pub use checkpoint::CheckpointConfig;
 use error::bad;
 pub use error::ConfigError;
 pub use lambda::{Architecture, LambdaConfig};
-pub use plan::{Objective, PlanConfig, Slices};
+pub use plan::{Objective, PlanConfig, Slices, UpdateShards};
 pub use platform::{Platform, PlatformKind, Pricing};
 pub use runtime::{InvokerKind, RuntimeConfig};
 pub use train::{microbatch_candidates, Microbatches, OptimizerKind, ScheduleKind, TrainConfig};

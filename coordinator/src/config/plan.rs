@@ -27,6 +27,16 @@ pub struct PlanConfig {
     /// it: one invoke and one weight fetch fewer.
     #[serde(default = "yes", rename = "become")]
     pub become_successor: bool,
+    /// How many shards each slice's update runs as: `"auto"` (the planner's choice under `memory_cap_mb`; one per
+    /// slice when nothing forces more), a number for every slice (at most a slice's count of 4096-element chunks,
+    /// fewer for a slice that has fewer), or one number per slice. Each shard sums its part of every micro-batch's
+    /// gradient and updates it, so no function holds more than its share of the update.
+    #[serde(default)]
+    pub update_shards: UpdateShards,
+    /// How many decoded weight versions a warm container keeps (0 to 4; default: the most that fit the memory the
+    /// planner gives the function, 4 when nothing is capped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_cache: Option<usize>,
     /// What the planner optimises: `"cost"` (cheapest plan meeting `slo_ms` at `quantile`) or `"latency"` (fastest
     /// at `quantile` under `budget_usd_per_step`).
     #[serde(default)]
@@ -116,12 +126,65 @@ impl Default for PlanConfig {
             cuts: None,
             recompute: true,
             become_successor: true,
+            update_shards: UpdateShards::Auto,
+            weight_cache: None,
             objective: Objective::Cost,
             slo_ms: None,
             quantile: quantile(),
             budget_usd_per_step: None,
             memory_cap_mb: None,
             profile: None,
+        }
+    }
+}
+
+/// `plan.update_shards`: `"auto"`, one count for every slice, or one per slice.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum UpdateShards {
+    #[default]
+    Auto,
+    Each(usize),
+    PerSlice(Vec<usize>),
+}
+
+impl Serialize for UpdateShards {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UpdateShards::Auto => s.serialize_str("auto"),
+            UpdateShards::Each(k) => s.serialize_u64(*k as u64),
+            UpdateShards::PerSlice(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateShards {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UpdateShards, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u64),
+            List(Vec<u64>),
+            Text(String),
+        }
+        let count = |v: u64| match usize::try_from(v) {
+            Ok(k) if k >= 1 => Ok(k),
+            _ => Err(serde::de::Error::custom(format!(
+                "{v} shards: must be at least 1"
+            ))),
+        };
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected \"auto\", a number of shards, or a list of one per slice",
+            )
+        })? {
+            Raw::Text(t) if t == "auto" => Ok(UpdateShards::Auto),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "{t:?}: expected \"auto\", a number of shards, or a list of one per slice"
+            ))),
+            Raw::Count(v) => Ok(UpdateShards::Each(count(v)?)),
+            Raw::List(v) => Ok(UpdateShards::PerSlice(
+                v.into_iter().map(count).collect::<Result<_, _>>()?,
+            )),
         }
     }
 }
@@ -144,6 +207,18 @@ impl PlanConfig {
             return Err(bad("plan.slices", "must be at least 1 (or \"auto\")"));
         }
         let pl = self;
+        if let Some(n) = pl
+            .weight_cache
+            .filter(|&n| n > slice_worker::weight_cache::WEIGHT_CACHE)
+        {
+            return Err(bad(
+                "plan.weight_cache",
+                format!(
+                    "{n} versions: at most {}",
+                    slice_worker::weight_cache::WEIGHT_CACHE
+                ),
+            ));
+        }
         if !(pl.quantile > 0.0 && pl.quantile < 1.0) {
             return Err(bad(
                 "plan.quantile",

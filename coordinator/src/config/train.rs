@@ -279,12 +279,6 @@ impl TrainConfig {
             if !(c.is_finite() && c > 0.0) {
                 return Err(bad("train.grad_clip", format!("must be positive, got {c}")));
             }
-            if split {
-                return Err(bad(
-                    "train.grad_clip",
-                    "not supported in split runs yet (plan.slices > 1 or plan.cuts)",
-                ));
-            }
         }
         if t.eval_samples == Some(0) {
             return Err(bad(

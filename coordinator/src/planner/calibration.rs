@@ -102,10 +102,13 @@ impl TaskTimes {
         if !matches!(e.status, Status::Ran) {
             return;
         }
+        // The update side (sum and optimizer) in one row, whether a shard of it or the reduce half of a clipped one;
+        // the clip barrier is too small to calibrate against.
         let kind = match e.task {
             TaskId::F { .. } => 0,
             TaskId::B { .. } => 1,
-            TaskId::U { .. } => 2,
+            TaskId::U { .. } | TaskId::R { .. } => 2,
+            TaskId::C { .. } => return,
         };
         let r = &mut self.kinds[kind];
         r.seen += 1;
@@ -199,7 +202,14 @@ mod tests {
             },
             2.0,
         ));
-        t.record(&ran(TaskId::U { step: 1, slice: 0 }, 3.0));
+        t.record(&ran(
+            TaskId::U {
+                step: 1,
+                slice: 0,
+                shard: 0,
+            },
+            3.0,
+        ));
         let mut failed = ran(
             TaskId::F {
                 step: 1,
@@ -225,6 +235,7 @@ mod tests {
                 TaskId::U {
                     step: i as u64,
                     slice: 0,
+                    shard: 0,
                 },
                 i as f64,
             ));

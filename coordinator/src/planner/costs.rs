@@ -103,7 +103,15 @@ mod tests {
                 4.0,
                 false,
             ), // 4 ms × 2 GB
-            event(TaskId::U { step: 1, slice: 1 }, 2.0, true), // 2 ms × 2 GB, no request
+            event(
+                TaskId::U {
+                    step: 1,
+                    slice: 1,
+                    shard: 0,
+                },
+                2.0,
+                true,
+            ), // 2 ms × 2 GB, no request
         ];
         let c = measured_cost(&events, &[1024, 2048], 1, 100.0, &pricing);
         let gb_s = (11.0 + 8.0 + 4.0) / 1e3;

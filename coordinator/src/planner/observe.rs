@@ -67,10 +67,14 @@ pub fn observe(
             continue;
         };
         let m = model.slice(units, 1024, shape, s == last);
+        use slice_worker::task::TaskId;
+        let whole_update = plan.shard_count(s) == 1 && plan.grad_clip.is_none();
         let (kind, modelled, into) = match e.task {
-            slice_worker::task::TaskId::F { .. } => (0, m.forward.median(), &mut obs.forward),
-            slice_worker::task::TaskId::B { .. } => (1, m.backward.median(), &mut obs.backward),
-            slice_worker::task::TaskId::U { .. } => (2, m.update.median(), &mut obs.update),
+            TaskId::F { .. } => (0, m.forward.median(), &mut obs.forward),
+            TaskId::B { .. } => (1, m.backward.median(), &mut obs.backward),
+            // The profile's update is a whole slice's: only whole-slice updates correct it.
+            TaskId::U { .. } if whole_update => (2, m.update.median(), &mut obs.update),
+            TaskId::U { .. } | TaskId::R { .. } | TaskId::C { .. } => continue,
         };
         // With the in-memory store a local handler never waits for I/O, only for a core that other tasks share —
         // which the simulator adds itself: its CPU time is what a task time of the model stands for. With a real

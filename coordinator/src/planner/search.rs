@@ -46,6 +46,8 @@ pub struct PlannedSlice {
     pub units: [usize; 2],
     pub memory_mb: u32,
     pub predicted_peak_mb: f64,
+    /// How many shards the slice's update runs as.
+    pub shards: usize,
 }
 
 /// A plan with its prediction.
@@ -458,6 +460,7 @@ pub fn evaluate(
                 units: [s.units.0, s.units.1],
                 memory_mb: s.memory_mb,
                 predicted_peak_mb: s.predicted_peak_mb,
+                shards: 1,
             })
             .collect(),
         microbatches: req.shape.microbatches,

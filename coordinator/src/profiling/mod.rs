@@ -215,7 +215,7 @@ async fn profile_store(
         let t0 = Instant::now();
         let task = format!("F({},1,0)", i + 1);
         store
-            .exists_many(&[keys.done(1, i as u64), keys.activation(i as u64, 1, 0)])
+            .exists_many(&[keys.done(1, i as u64, 0), keys.activation(i as u64, 1, 0)])
             .await?;
         store
             .complete_dependencies(&[(keys.dependencies(&task), 1)], "F(1,0,0)", ttl)

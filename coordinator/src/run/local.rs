@@ -11,8 +11,8 @@ use crate::error::RunError;
 use crate::job::{initial_state, Job};
 use data::Batch;
 use models::train::{
-    add_in_order, clip_factor, first_non_finite, global_norm, microbatch_gradients, scale,
-    step_in_place, unit_sums_of_squares,
+    add_in_order, chunk_sums_of_squares, clip_factor, first_non_finite, global_norm,
+    microbatch_gradients, scale, step_in_place,
 };
 use models::{Model, OptimizerSpec, OptimizerState, UnitTensors};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,7 +155,7 @@ fn train_step(
             return Err(RunError::NotFiniteGradient { step, param });
         }
         let grad_norm = t.grad_clip.map(|max| {
-            let norm = global_norm(&unit_sums_of_squares(&grads));
+            let norm = global_norm(&chunk_sums_of_squares(&grads));
             scale(&mut grads, clip_factor(norm, max));
             norm
         });

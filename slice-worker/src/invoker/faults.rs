@@ -69,7 +69,10 @@ fn uniform(seed: u64, task: TaskId, attempt: u32, delivery: u32) -> f64 {
     let (kind, step, slice, mb) = match task {
         TaskId::F { step, slice, mb } => (1u64, step, slice, mb),
         TaskId::B { step, slice, mb } => (2, step, slice, mb),
-        TaskId::U { step, slice } => (3, step, slice, 0),
+        // A whole slice's update (shard 0) draws what it drew before shards existed.
+        TaskId::U { step, slice, shard } => (3, step, slice, shard),
+        TaskId::R { step, slice, shard } => (4, step, slice, shard),
+        TaskId::C { step } => (5, step, 0, 0),
     };
     let mut h = seed;
     for part in [
@@ -130,12 +133,35 @@ mod tests {
         assert!((rate(stuck) - 0.05).abs() < 0.008, "{stuck}");
         let none = Faults::default();
         assert_eq!(
-            none.fault(TaskId::U { step: 1, slice: 0 }, 1, 0),
+            none.fault(
+                TaskId::U {
+                    step: 1,
+                    slice: 0,
+                    shard: 0
+                },
+                1,
+                0
+            ),
             Fault::None
         );
-        assert!(!none.duplicated(TaskId::U { step: 1, slice: 0 }, 1));
+        assert!(!none.duplicated(
+            TaskId::U {
+                step: 1,
+                slice: 0,
+                shard: 0
+            },
+            1
+        ));
         assert!(none
-            .stalled(TaskId::U { step: 1, slice: 0 }, 1, 0)
+            .stalled(
+                TaskId::U {
+                    step: 1,
+                    slice: 0,
+                    shard: 0
+                },
+                1,
+                0
+            )
             .is_zero());
     }
 }

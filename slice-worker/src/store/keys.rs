@@ -24,14 +24,35 @@ impl Keys {
         &self.prefix
     }
 
-    /// Weights of slice `slice` at version `version` (= after `version` updates).
-    pub fn weights(&self, slice: usize, version: u64) -> String {
+    /// Shard `shard` of slice `slice`'s weights at version `version` (= after `version` updates).
+    pub fn weights(&self, slice: usize, version: u64, shard: usize) -> String {
+        format!("{}w:{slice}:{version}:{shard}", self.prefix)
+    }
+
+    /// The name a container caches slice `slice`'s whole weights of version `version` under (no store key).
+    pub fn weight_set(&self, slice: usize, version: u64) -> String {
         format!("{}w:{slice}:{version}", self.prefix)
     }
 
-    /// Optimizer state of slice `slice` at version `version`.
-    pub fn optimizer(&self, slice: usize, version: u64) -> String {
-        format!("{}o:{slice}:{version}", self.prefix)
+    /// Shard `shard` of slice `slice`'s optimizer state at version `version`.
+    pub fn optimizer(&self, slice: usize, version: u64, shard: usize) -> String {
+        format!("{}o:{slice}:{version}:{shard}", self.prefix)
+    }
+
+    /// Shard `shard` of slice `slice`'s gradient summed over the micro-batches of step `step` (plans that clip: the
+    /// reduce task writes it, the update reads it once the clip factor is known).
+    pub fn grad_sum(&self, step: u64, slice: usize, shard: usize) -> String {
+        format!("{}gs:{step}:{slice}:{shard}", self.prefix)
+    }
+
+    /// The chunk sums of squares of that summed gradient shard (f64 little-endian each, in order).
+    pub fn norm_sums(&self, step: u64, slice: usize, shard: usize) -> String {
+        format!("{}n:{step}:{slice}:{shard}", self.prefix)
+    }
+
+    /// Step `step`'s clip factor (8 bytes, f64 little-endian), written by the clip barrier `C(step)`.
+    pub fn clip(&self, step: u64) -> String {
+        format!("{}clip:{step}", self.prefix)
     }
 
     /// Activation leaving slice `slice` in step `step` for micro-batch `mb`.
@@ -45,11 +66,11 @@ impl Keys {
         format!("{}g:{step}:{slice}:{mb}", self.prefix)
     }
 
-    /// Marks that the update of slice `slice` in step `version` has written weights and state version `version`:
-    /// the proof that every task of that step and slice is done, so a late duplicate of one is a no-op. A few bytes;
-    /// it stays until the run's cleanup.
-    pub fn done(&self, slice: usize, version: u64) -> String {
-        format!("{}done:{slice}:{version}", self.prefix)
+    /// Marks that update shard `shard` of slice `slice` in step `version` has written its weights and state version
+    /// `version`: the proof that every forward and backward of that step and slice is done (every shard waits for
+    /// all of them), so a late duplicate of one is a no-op. A few bytes; it stays until the run's cleanup.
+    pub fn done(&self, slice: usize, version: u64, shard: usize) -> String {
+        format!("{}done:{slice}:{version}:{shard}", self.prefix)
     }
 
     /// Micro-batch `mb`'s share of the batch loss in step `step` (8 bytes, f64 little-endian), written by the last
@@ -78,9 +99,9 @@ impl Keys {
         format!("{}y:{step}:{mb}", self.prefix)
     }
 
-    /// Parameter gradients of slice `slice` from micro-batch `mb` of step `step`.
-    pub fn param_grads(&self, step: u64, slice: usize, mb: usize) -> String {
-        format!("{}pg:{step}:{slice}:{mb}", self.prefix)
+    /// Shard `shard` of slice `slice`'s parameter gradients from micro-batch `mb` of step `step`.
+    pub fn param_grads(&self, step: u64, slice: usize, mb: usize, shard: usize) -> String {
+        format!("{}pg:{step}:{slice}:{mb}:{shard}", self.prefix)
     }
 
     /// Dependency set of a fan-in task, named by the task it starts.
@@ -114,12 +135,15 @@ mod tests {
     fn keys_stay_inside_the_run_namespace() {
         let k = Keys::new("r1").unwrap();
         for key in [
-            k.weights(0, 3),
-            k.optimizer(1, 0),
+            k.weights(0, 3, 1),
+            k.optimizer(1, 0, 0),
+            k.grad_sum(1, 0, 2),
+            k.norm_sums(1, 0, 2),
+            k.clip(4),
             k.activation(2, 0, 1),
             k.gradient(2, 1, 0),
             k.events(),
-            k.done(1, 2),
+            k.done(1, 2, 0),
             k.loss(3, 0),
             k.cache(1, 0, 2),
         ] {

@@ -9,10 +9,9 @@ use crate::planner::simulate::StepPrediction;
 use crate::run::dir::RunDir;
 use crate::run::split::tracker::Tracker;
 use data::{Dataset, Sampler};
+use models::shard::SliceLayout;
 use models::{Model, OptimizerState, UnitTensors};
-use slice_worker::codec::{
-    decode_loss, decode_optimizer, decode_params, encode_targets, encode_tensor,
-};
+use slice_worker::codec::{decode_loss, decode_slice_shards, encode_targets, encode_tensor};
 use slice_worker::executor::{forward_dependencies, record_completion};
 use slice_worker::invoker::Invoker;
 use slice_worker::plan::RunPlan;
@@ -65,7 +64,7 @@ impl Driver<'_> {
                 slice: 0,
                 mb: m,
             };
-            let needed = forward_dependencies(&self.plan, step);
+            let needed = forward_dependencies(&self.plan, step, 0);
             if record_completion(
                 self.store.as_ref(),
                 &self.keys,
@@ -123,7 +122,8 @@ impl Driver<'_> {
         Ok(loss)
     }
 
-    /// Pulls the final weights and optimizer state of every slice back into whole-model order.
+    /// Pulls the weights and optimizer state of version `version` of every slice back into whole-model order,
+    /// each slice assembled from its shards.
     pub async fn pull(
         &self,
         version: u64,
@@ -131,24 +131,37 @@ impl Driver<'_> {
         let slots = self.plan.optimizer.slots();
         let (mut params, mut state) = (Vec::new(), Vec::new());
         for s in 0..self.plan.slices.len() {
-            let range = self.plan.slice_range(s);
-            let (wk, ok) = (
-                self.keys.weights(s, version),
-                self.keys.optimizer(s, version),
-            );
-            let mut both = self
-                .store
-                .get_many(&[wk.clone(), ok.clone()])
-                .await?
-                .into_iter();
-            let mut take = |key: &str| {
-                both.next().flatten().ok_or_else(|| {
-                    RunError::StoreData(format!("store key {key} missing at the end of the run"))
+            let layout = SliceLayout::new(&self.model, self.plan.slice_range(s));
+            let ranges = layout
+                .shards(self.plan.shard_count(s))
+                .map_err(RunError::Mismatch)?;
+            let keys: Vec<String> = (0..ranges.len())
+                .flat_map(|k| {
+                    [
+                        self.keys.weights(s, version, k),
+                        self.keys.optimizer(s, version, k),
+                    ]
                 })
-            };
-            let (w, o) = (take(&wk)?, take(&ok)?);
-            params.extend(decode_params(&self.model, range.clone(), &w, &wk)?);
-            state.extend(decode_optimizer(&self.model, range, slots, &o, &ok)?);
+                .collect();
+            let mut values = self.store.get_many(&keys).await?.into_iter();
+            let mut shards = Vec::with_capacity(ranges.len());
+            for pair in keys.chunks(2) {
+                let mut take = |key: &String| {
+                    values
+                        .next()
+                        .flatten()
+                        .map(|v| (key.clone(), v))
+                        .ok_or_else(|| {
+                            RunError::StoreData(format!(
+                                "store key {key} missing at the end of the run"
+                            ))
+                        })
+                };
+                shards.push((take(&pair[0])?, take(&pair[1])?));
+            }
+            let (p, o) = decode_slice_shards(&layout, &ranges, slots, shards)?;
+            params.extend(p);
+            state.extend(o);
         }
         Ok((params, state))
     }

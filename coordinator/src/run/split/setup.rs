@@ -3,7 +3,7 @@
 //! (deleting what an interrupted run left), the run plan the tasks read, the run folder's files, and the invoker.
 
 use super::driver::Driver;
-use crate::config::{Config, ConfigError, InvokerKind, Microbatches, Slices};
+use crate::config::{Config, ConfigError, InvokerKind, Microbatches, Slices, UpdateShards};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
 use crate::planner::calibration::predict;
@@ -122,7 +122,15 @@ pub(super) async fn prepare<'a>(
         Some((old, _)) => old.functions.clone(),
         None => functions_of(&cfg, choices.planned.as_ref(), slices.len()),
     };
-    let plan = run_plan(&cfg, slices, total, done + 1, functions)?;
+    let shards = update_shards(&cfg, &model, &slices, choices.planned.as_ref())?;
+    let plan = RunPlan {
+        shards,
+        ..run_plan(&cfg, slices, total, done + 1, functions)?
+    };
+    plan.check(&model).map_err(|e| ConfigError {
+        field: "plan.update_shards".into(),
+        reason: e,
+    })?;
     let plan_json = plan_record(&plan, previous.as_ref().map(|(_, v)| v), choices.planned);
     let logs = match launch {
         Launch::Fresh => {
@@ -281,6 +289,35 @@ fn functions_of(cfg: &Config, planned: Option<&PlanOutcome>, slices: usize) -> V
         .collect()
 }
 
+/// How many shards each slice's update runs as: `plan.update_shards` as given (a count for every slice capped by
+/// what each slice can be cut into), or for `"auto"` the planner's choice — one per slice when it did not choose.
+fn update_shards(
+    cfg: &Config,
+    model: &models::Model,
+    slices: &[(usize, usize)],
+    planned: Option<&PlanOutcome>,
+) -> Result<Vec<usize>, ConfigError> {
+    let most = |&(a, b): &(usize, usize)| models::shard::SliceLayout::new(model, a..b).max_shards();
+    match &cfg.plan.update_shards {
+        UpdateShards::Each(k) => Ok(slices.iter().map(|s| (*k).min(most(s))).collect()),
+        UpdateShards::PerSlice(v) if v.len() != slices.len() => Err(ConfigError {
+            field: "plan.update_shards".into(),
+            reason: format!(
+                "{} counts for {} slices: give one per slice",
+                v.len(),
+                slices.len()
+            ),
+        }),
+        UpdateShards::PerSlice(v) => Ok(v.clone()),
+        UpdateShards::Auto => Ok(match planned {
+            Some(o) if o.chosen.slices.len() == slices.len() => {
+                o.chosen.slices.iter().map(|s| s.shards.max(1)).collect()
+            }
+            _ => vec![1; slices.len()],
+        }),
+    }
+}
+
 /// The run plan the tasks read, under a fresh namespace, starting at step `first_step`.
 fn run_plan(
     cfg: &Config,
@@ -312,6 +349,12 @@ fn run_plan(
             .collect(),
         recompute: cfg.plan.recompute,
         become_successor: cfg.plan.become_successor,
+        shards: Vec::new(),
+        grad_clip: t.grad_clip,
+        weight_cache: cfg
+            .plan
+            .weight_cache
+            .unwrap_or(slice_worker::weight_cache::WEIGHT_CACHE),
         functions,
     })
 }

@@ -11,8 +11,9 @@ use crate::error::RunError;
 use crate::planner::calibration::{compare, TaskTimes};
 use crate::run::evaluate::evaluate;
 use crate::run::record::{summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
+use models::shard::SliceLayout;
 use models::{OptimizerState, UnitTensors};
-use slice_worker::codec::{encode_optimizer, encode_params, encode_plan};
+use slice_worker::codec::{encode_plan, encode_slice_shards};
 use slice_worker::event::TaskEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -132,20 +133,25 @@ async fn seed_store(
     let (plan, keys) = (&d.plan, &d.keys);
     d.store.put(&keys.plan(), encode_plan(plan), d.ttl).await?;
     let first = plan.first_step;
+    let slots = plan.optimizer.slots();
     let mut items = Vec::new();
     for s in 0..plan.slices.len() {
         let range = plan.slice_range(s);
-        let weights = encode_params(&d.model, range.clone(), &params[range.clone()])?;
-        items.push((keys.weights(s, first - 1), weights));
-        let slots = plan.optimizer.slots();
-        let opt = encode_optimizer(
-            &d.model,
-            range.clone(),
+        let layout = SliceLayout::new(&d.model, range.clone());
+        let ranges = layout
+            .shards(plan.shard_count(s))
+            .map_err(RunError::Mismatch)?;
+        let shards = encode_slice_shards(
+            &layout,
+            &ranges,
             slots,
-            &state[range].to_vec(),
+            (&params[range.clone()], &state[range]),
             first - 1,
         )?;
-        items.push((keys.optimizer(s, first - 1), opt));
+        for (k, (w, o)) in shards.into_iter().enumerate() {
+            items.push((keys.weights(s, first - 1, k), w));
+            items.push((keys.optimizer(s, first - 1, k), o));
+        }
     }
     drop((params, state));
     d.store.put_many(items, d.ttl).await?;
@@ -297,7 +303,8 @@ async fn finish_step(
     if let Some(&(_, version)) = p.release.first().filter(|(after, _)| *after == step) {
         p.release.remove(0);
         let kept: Vec<String> = (0..plan.slices.len())
-            .flat_map(|s| [keys.weights(s, version), keys.optimizer(s, version)])
+            .flat_map(|s| (0..plan.shard_count(s)).map(move |k| (s, k)))
+            .flat_map(|(s, k)| [keys.weights(s, version, k), keys.optimizer(s, version, k)])
             .collect();
         d.store.delete(&kept).await?;
     }
@@ -307,7 +314,7 @@ async fn finish_step(
         loss,
         lr,
         wall_ms,
-        grad_norm: None,
+        grad_norm: p.tracker.take_grad_norm(step),
         eval,
     };
     logs.metrics.write(&record)?;

@@ -8,7 +8,7 @@
 
 use crate::error::RunError;
 use crate::run::record::RuntimeStats;
-use slice_worker::dag::{predecessors, successors, Input};
+use slice_worker::dag::{predecessors, successors, update_tasks, Input};
 use slice_worker::event::{Status, TaskEvent};
 use slice_worker::plan::RunPlan;
 use slice_worker::task::TaskId;
@@ -31,6 +31,8 @@ pub struct Tracker {
     fired: HashSet<TaskId>,
     /// (step, report id) of the reports taken in, to recognise a copy.
     reports: HashSet<(u64, u64)>,
+    /// Each clipped step's global gradient norm, as its clip task reported it, until the step's record takes it.
+    norms: HashMap<u64, f64>,
     pub stats: RuntimeStats,
 }
 
@@ -45,6 +47,7 @@ impl Tracker {
             due: HashMap::new(),
             fired: HashSet::new(),
             reports: HashSet::new(),
+            norms: HashMap::new(),
             stats: RuntimeStats::default(),
         }
     }
@@ -118,6 +121,9 @@ impl Tracker {
         s.bytes_out += e.bytes_out;
         match &e.status {
             Status::Ran | Status::Skipped(_) => {
+                if let Some(norm) = e.grad_norm {
+                    self.norms.insert(e.task.step(), norm);
+                }
                 if matches!(e.status, Status::Ran) {
                     s.tasks_ran += 1;
                 } else {
@@ -174,6 +180,12 @@ impl Tracker {
         }
     }
 
+    /// Step `step`'s gradient norm before clipping, once (none when the plan does not clip, or when only a skipped
+    /// copy of the clip task reported: then the norm is not known here).
+    pub fn take_grad_norm(&mut self, step: u64) -> Option<f64> {
+        self.norms.remove(&step)
+    }
+
     /// Due tasks past their deadline, each with its next attempt number.
     pub fn overdue(&mut self, now: Instant) -> Result<Vec<(TaskId, u32)>, RunError> {
         let mut again = Vec::new();
@@ -208,7 +220,7 @@ impl Tracker {
 
     /// Whether every slice's update of `step` has reported.
     pub fn step_done(&self, step: u64) -> bool {
-        (0..self.plan.slices.len()).all(|slice| self.done.contains(&TaskId::U { step, slice }))
+        update_tasks(&self.plan, step).all(|u| self.done.contains(&u))
     }
 
     /// Forgets steps before `step` (finished; their late events change nothing).
@@ -280,7 +292,14 @@ mod tests {
                     },
                     2
                 ),
-                (TaskId::U { step: 1, slice: 1 }, 2)
+                (
+                    TaskId::U {
+                        step: 1,
+                        slice: 1,
+                        shard: 0
+                    },
+                    2
+                )
             ]
         );
         assert!(!tr.step_done(1));
