@@ -395,7 +395,7 @@ fn bad_payloads_and_store_values() {
             &[r#"{"run":"r","task":{"kind":"U","step":1,"slice":0},"attempt":0}"#],
             &url,
         ),
-        &["attempt 0 of U(1,0)"],
+        &["attempt 0 of U(1,0,0)"],
     );
     check(
         "unknown run",

@@ -65,7 +65,12 @@ fn describe(p: &PlannedStep) -> String {
     let slices: Vec<String> = p
         .slices
         .iter()
-        .map(|s| format!("[{},{}) {} MB", s.units[0], s.units[1], s.memory_mb))
+        .map(|s| {
+            format!(
+                "[{},{}) {} MB ×{} update shards",
+                s.units[0], s.units[1], s.memory_mb, s.shards
+            )
+        })
         .collect();
     format!(
         "{} slice(s): {} | p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms | ${:.3e}/step, ${:.3e}/epoch",
@@ -85,9 +90,24 @@ fn print_human(o: &PlanOutcome) {
     println!("chosen: {}", describe(c));
     println!("  cuts {:?}, micro-batches {}", c.cuts(), c.microbatches);
     for s in &c.slices {
+        let t = &s.task_peaks_mb;
+        let reduce = if t.reduce > 0.0 {
+            format!(", reduce {:.0}", t.reduce)
+        } else {
+            String::new()
+        };
         println!(
-            "  units [{}, {}): {} MB function, predicted peak {:.0} MB",
-            s.units[0], s.units[1], s.memory_mb, s.predicted_peak_mb
+            "  units [{}, {}): {} MB function, predicted peak {:.0} MB; update in {} shard(s), {} cached weight \
+             version(s); tasks hold forward {:.0}, backward {:.0}, update shard {:.0}{reduce} MB",
+            s.units[0],
+            s.units[1],
+            s.memory_mb,
+            s.predicted_peak_mb,
+            s.shards,
+            s.weight_cache,
+            t.forward,
+            t.backward,
+            t.update
         );
     }
     println!(

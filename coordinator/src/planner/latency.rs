@@ -11,6 +11,7 @@ use super::lognormal::{sum_of, LogNormal};
 use super::profile::{Profile, TransferFit};
 use crate::config::{Platform, PlatformKind};
 use rand::{Rng, RngExt};
+use serde::Serialize;
 use slice_worker::weight_cache::WEIGHT_CACHE;
 use std::sync::Arc;
 
@@ -41,6 +42,10 @@ pub struct SliceModel {
     pub cold_ms: f64,
     pub cold_probability: f64,
     pub predicted_peak_mb: f64,
+    /// The update's shards and the cached weight versions the memory allows, and each task kind's own peak.
+    pub shards: usize,
+    pub weight_cache: usize,
+    pub task_peaks: TaskPeaks,
     /// Bytes one step leaves in the store for this slice at its peak.
     pub store_bytes: f64,
     pub last: bool,
@@ -124,6 +129,41 @@ pub struct PlanShape {
     pub microbatches: usize,
     pub recompute: bool,
     pub become_successor: bool,
+    /// Gradient clipping: the update waits for the step's clip barrier (a reduce shard, then an update shard).
+    pub clip: bool,
+    /// `plan.update_shards` when the config fixes one count for every slice (capped per slice), else the
+    /// planner's choice.
+    pub shards: Option<usize>,
+    /// `plan.weight_cache` when the config fixes it, else the planner's choice.
+    pub weight_cache: Option<usize>,
+}
+
+/// What each kind of task holds at its peak, bytes (runtime and weight cache not counted).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TaskPeaks {
+    pub forward: f64,
+    pub backward: f64,
+    /// One update shard (with clipping: the optimizer half).
+    pub update: f64,
+    /// One reduce shard (plans that clip; 0 otherwise).
+    pub reduce: f64,
+}
+
+impl TaskPeaks {
+    pub fn largest(&self) -> f64 {
+        self.forward
+            .max(self.backward)
+            .max(self.update)
+            .max(self.reduce)
+    }
+}
+
+/// The planner's memory choice for one slice at one memory size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryFit {
+    pub shards: usize,
+    pub weight_cache: usize,
+    pub peak_mb: f64,
 }
 
 /// The codec's line (encode with `put`), or free when the profile has no codec points.
@@ -332,23 +372,92 @@ impl<'a> TaskModel<'a> {
         }
     }
 
-    /// The memory a function running `units` needs at its peak, MB.
-    pub fn peak_mb(&self, units: (usize, usize), shape: PlanShape) -> f64 {
+    /// The most shards units `units` can be cut into (one per 4096-element chunk of each unit).
+    pub fn max_shards(&self, (a, b): (usize, usize)) -> usize {
+        self.profile.units[a..b]
+            .iter()
+            .map(|u| (u.param_bytes as usize / 4).div_ceil(models::shard::NORM_CHUNK))
+            .sum::<usize>()
+            .max(1)
+    }
+
+    /// What each kind of task of slice `units` holds at its peak, bytes, with the update as `shards` shards (the
+    /// runtime and the weight cache come on top: [`TaskModel::peak_mb`]).
+    pub fn task_peaks(&self, units: (usize, usize), shape: PlanShape, shards: usize) -> TaskPeaks {
         let z = self.sizes(units);
         let slots = self.profile.optimizer_slots as f64;
-        let m = shape.microbatches as f64;
-        let forward = z.params + z.cache + z.input + 2.0 * z.output;
-        let backward = 3.0 * z.params + 2.0 * z.cache + 2.0 * z.input + 2.0 * z.output;
-        // The update holds the M gradients it fetched, the running sum, the weights, the state, and their encodings.
-        let update = (m + 3.0 + 2.0 * slots) * z.params;
-        // A warm container keeps the last `WEIGHT_CACHE` weight versions it read or wrote decoded; one is the version
-        // the task works on (counted above), the others stay resident beside every task. Without this term the
-        // 8-unit MNIST MLP's workers measured 13–21 × their slice's parameters (median 15) where the model gave 13 ×
-        // (experiments/README.md, Lambda memory), a shortfall the fixed `runtime_mb` hid for small slices only.
-        // A container shared by slices keeps at most that many versions' worth of the slice it serves
-        // (`slice_worker::weight_cache`), so the bound holds there too.
-        let cached_versions = (WEIGHT_CACHE - 1) as f64 * z.params;
-        self.platform.runtime_mb + (cached_versions + forward.max(backward).max(update)) / 1e6
+        let shard = z.params / shards.max(1) as f64;
+        // A forward that missed the cache holds the weights' encoded shards while it decodes them.
+        let forward = 2.0 * z.params + z.cache + z.input + 2.0 * z.output;
+        // Weights, gradients and their encodings (one shard cut out at a time), the layer caches and the tensors
+        // crossing the slice's two boundaries.
+        let backward = 3.0 * z.params + shard + 2.0 * z.cache + 2.0 * z.input + 2.0 * z.output;
+        // The streaming sum holds the running sum, one micro-batch's shard and its bytes; the optimizer then the
+        // sum, the shard's weights and state, and the encoded new weights and state.
+        let sum = 3.0 * shard;
+        let update = sum.max((3.0 + 2.0 * slots) * shard);
+        TaskPeaks {
+            forward,
+            backward,
+            update,
+            reduce: if shape.clip { 4.0 * shard } else { 0.0 },
+        }
+    }
+
+    /// The memory a function running `units` needs at its peak, MB: the runtime, the weight versions its container
+    /// keeps beside the one a task works on (`weight_cache − 1`), and its largest task.
+    pub fn peak_mb(
+        &self,
+        units: (usize, usize),
+        shape: PlanShape,
+        shards: usize,
+        weight_cache: usize,
+    ) -> f64 {
+        let z = self.sizes(units);
+        // Without this term the 8-unit MNIST MLP's workers measured 13–21 × their slice's parameters (median 15)
+        // where the model gave 13 × (experiments/README.md, Lambda memory), a shortfall the fixed `runtime_mb` hid
+        // for small slices only. A container shared by slices keeps at most that many versions' worth of the slice
+        // it serves (`slice_worker::weight_cache`), so the bound holds there too.
+        let cached_versions = weight_cache.saturating_sub(1) as f64 * z.params;
+        let largest = self.task_peaks(units, shape, shards).largest();
+        self.platform.runtime_mb + (cached_versions + largest) / 1e6
+    }
+
+    /// The fewest update shards, and then the most cached weight versions (`weight_cache` when the plan fixes it),
+    /// with which slice `units` fits `memory_mb`; `None` when nothing does. Fewer shards first: each is an
+    /// invocation, and past the point where the update stops being the largest task more shards save nothing.
+    pub fn memory_fit(
+        &self,
+        units: (usize, usize),
+        shape: PlanShape,
+        memory_mb: u32,
+    ) -> Option<MemoryFit> {
+        let caches: Vec<usize> = match shape.weight_cache {
+            Some(c) => vec![c],
+            None => (0..=WEIGHT_CACHE).rev().collect(),
+        };
+        let most = self.max_shards(units);
+        let shard_counts: Vec<usize> = match shape.shards {
+            Some(k) => vec![k.min(most)],
+            None => (0..)
+                .map(|i| 1usize << i)
+                .take_while(|&k| k < most)
+                .chain([most])
+                .collect(),
+        };
+        for &cache in &caches {
+            for &shards in &shard_counts {
+                let peak_mb = self.peak_mb(units, shape, shards, cache);
+                if peak_mb <= f64::from(memory_mb) {
+                    return Some(MemoryFit {
+                        shards,
+                        weight_cache: cache,
+                        peak_mb,
+                    });
+                }
+            }
+        }
+        None
     }
 
     /// The transfer parts (ms) of the forward, backward and update tasks, and the weight fetch.
@@ -358,6 +467,7 @@ impl<'a> TaskModel<'a> {
         memory_mb: u32,
         shape: PlanShape,
         last: bool,
+        shards: usize,
     ) -> [f64; 4] {
         let z = self.sizes(units);
         let get = |b: f64| self.transfer_ms(false, b, memory_mb);
@@ -375,7 +485,12 @@ impl<'a> TaskModel<'a> {
             get(z.output + if shape.recompute { z.input } else { z.cache })
                 + put(z.params + z.input)
         };
-        let update = get(m * z.params + slots * z.params) + put((1.0 + slots) * z.params);
+        // One shard's update: its share of every micro-batch's gradient, of the weights and of the state.
+        // With clipping the shard's sum goes through the store once more (the reduce puts it, the update gets it).
+        let k = shards.max(1) as f64;
+        let clip = if shape.clip { 1.0 } else { 0.0 };
+        let update =
+            get((m + slots + clip) * z.params / k) + put((1.0 + slots + clip) * z.params / k);
         [forward, backward, update, get(z.params)]
     }
 
@@ -387,29 +502,34 @@ impl<'a> TaskModel<'a> {
         memory_mb: u32,
         shape: PlanShape,
         last: bool,
+        shards: usize,
     ) -> (f64, f64) {
         let slow = self
             .platform
             .compute_slowdown(memory_mb, self.profile.threads);
         let (a, b) = units;
-        let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last);
+        let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last, shards);
         let o = self.overhead.median() + self.platform_invoke_ms();
+        let k = shards.max(1) as f64;
         let fwd = self.forward.range(a, b).median() * slow;
         let bwd = self.backward.range(a, b).median() * slow;
         let upd = (self.update.range(a, b).median()
             + shape.microbatches as f64 * self.accumulate.range(a, b).median())
-            * slow;
+            * slow
+            / k;
         let f = o + tf + fwd + if last { bwd } else { 0.0 };
         let bk = if last {
             0.0
         } else {
             o + tb + bwd + if shape.recompute { fwd } else { 0.0 }
         };
-        let u = o + tu + upd;
+        // One shard (with clipping: its reduce and update halves, two invocations, and the barrier between).
+        let halves = if shape.clip { 2.0 } else { 1.0 };
+        let u = halves * o + tu + upd;
         let [cf, cb, cu] = self.correction;
         let (f, bk, u) = (f * cf.0, bk * cb.0, u * cu.0);
         let m = shape.microbatches as f64;
-        (m * (f + bk) + u + tw, f + bk + u + tw)
+        (m * (f + bk) + k * u + tw, f + bk + u + tw)
     }
 
     fn platform_invoke_ms(&self) -> f64 {
@@ -436,14 +556,28 @@ impl<'a> TaskModel<'a> {
         let (a, b) = units;
         let fwd = self.forward.range(a, b).scaled(slow);
         let bwd = self.backward.range(a, b).scaled(slow);
+        // The memory decides the shards and the cache; a slice that fits nowhere keeps the most shards and no cache
+        // (its peak, above its memory, is what the caller reports).
+        let fit = self.memory_fit(units, shape, memory_mb).unwrap_or_else(|| {
+            let shards = shape
+                .shards
+                .unwrap_or(usize::MAX)
+                .min(self.max_shards(units));
+            let weight_cache = shape.weight_cache.unwrap_or(0);
+            MemoryFit {
+                shards,
+                weight_cache,
+                peak_mb: self.peak_mb(units, shape, shards, weight_cache),
+            }
+        });
         let upd = sum_of(&[
             self.update.range(a, b),
             self.accumulate
                 .range(a, b)
                 .scaled(shape.microbatches as f64),
         ])
-        .scaled(slow);
-        let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last);
+        .scaled(slow / fit.shards as f64);
+        let [tf, tb, tu, tw] = self.transfers(units, memory_mb, shape, last, fit.shards);
         let overhead = self.overhead;
         let forward = if last {
             sum_of(&[overhead, LogNormal::constant(tf), fwd, bwd])
@@ -457,7 +591,8 @@ impl<'a> TaskModel<'a> {
         } else {
             sum_of(&[overhead, LogNormal::constant(tb), bwd])
         };
-        let update = sum_of(&[overhead, LogNormal::constant(tu), upd]);
+        let halves = if shape.clip { 2.0 } else { 1.0 };
+        let update = sum_of(&[overhead.scaled(halves), LogNormal::constant(tu), upd]);
         let [cf, cb, cu] = self.correction;
         let (forward, backward, update) = (
             corrected(forward, cf),
@@ -486,7 +621,10 @@ impl<'a> TaskModel<'a> {
             invoke_ms,
             cold_ms,
             cold_probability,
-            predicted_peak_mb: self.peak_mb(units, shape),
+            predicted_peak_mb: fit.peak_mb,
+            shards: fit.shards,
+            weight_cache: fit.weight_cache,
+            task_peaks: self.task_peaks(units, shape, fit.shards),
             store_bytes,
             last,
             tails: self.tails.clone(),

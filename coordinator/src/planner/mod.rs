@@ -145,6 +145,12 @@ fn request(cfg: &Config, profile: &Profile, steps_per_epoch: u64, microbatches: 
             microbatches,
             recompute: p.recompute,
             become_successor: p.become_successor,
+            clip: cfg.train.grad_clip.is_some(),
+            shards: match p.update_shards {
+                crate::config::UpdateShards::Each(k) => Some(k),
+                _ => None,
+            },
+            weight_cache: p.weight_cache,
         },
         parallel,
         steps_per_epoch,

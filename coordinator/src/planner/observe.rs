@@ -39,6 +39,9 @@ pub fn observe(
         microbatches: plan.microbatches,
         recompute: plan.recompute,
         become_successor: true,
+        clip: plan.grad_clip.is_some(),
+        shards: None,
+        weight_cache: Some(plan.weight_cache),
     };
     let last = plan.slices.len() - 1;
     let mut obs = Observed {

@@ -10,7 +10,7 @@
 //!    the fastest (at `quantile`) under `budget_usd_per_step`. An infeasible request names the constraint and the
 //!    margin.
 
-use super::latency::{PlanShape, TaskModel};
+use super::latency::{PlanShape, TaskModel, TaskPeaks};
 use super::segment::Dp;
 use super::segment::Segmentation;
 use super::simulate::{simulate, Parallelism, StepPrediction};
@@ -46,8 +46,36 @@ pub struct PlannedSlice {
     pub units: [usize; 2],
     pub memory_mb: u32,
     pub predicted_peak_mb: f64,
-    /// How many shards the slice's update runs as.
+    /// How many shards the slice's update runs as, and how many decoded weight versions its containers keep.
     pub shards: usize,
+    pub weight_cache: usize,
+    /// What each task kind holds at its peak beside the runtime and the cached versions, MB.
+    pub task_peaks_mb: TaskPeaksMb,
+}
+
+/// [`TaskPeaks`] in MB, for `plan.json` and `trainer plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TaskPeaksMb {
+    pub forward: f64,
+    pub backward: f64,
+    pub update: f64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reduce: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+impl TaskPeaksMb {
+    fn of(p: &TaskPeaks) -> TaskPeaksMb {
+        TaskPeaksMb {
+            forward: p.forward / 1e6,
+            backward: p.backward / 1e6,
+            update: p.update / 1e6,
+            reduce: p.reduce / 1e6,
+        }
+    }
 }
 
 /// A plan with its prediction.
@@ -152,8 +180,15 @@ pub fn plan(
 /// Every unit must fit the memory cap on its own.
 fn check_units_fit(model: &TaskModel<'_>, req: &Request, cap: u32) -> Result<(), Infeasible> {
     for u in 0..model.units() {
-        let need = model.peak_mb((u, u + 1), req.shape);
-        if need > f64::from(cap) {
+        if model.memory_fit((u, u + 1), req.shape, cap).is_none() {
+            let most = model.max_shards((u, u + 1));
+            let shards = req.shape.shards.unwrap_or(most).min(most);
+            let need = model.peak_mb(
+                (u, u + 1),
+                req.shape,
+                shards,
+                req.shape.weight_cache.unwrap_or(0),
+            );
             return Err(Infeasible {
                 key: if req.memory_cap_mb.is_some() {
                     "plan.memory_cap_mb".into()
@@ -161,7 +196,8 @@ fn check_units_fit(model: &TaskModel<'_>, req: &Request, cap: u32) -> Result<(),
                     "platform.max_memory_mb".into()
                 },
                 reason: format!(
-                    "unit {u} ({}) alone needs {need:.0} MB, {:.0} MB over the {cap} MB limit",
+                    "unit {u} ({}) alone needs {need:.0} MB even with its update in {shards} shards and no cached \
+                     weight versions, {:.0} MB over the {cap} MB limit",
                     model.profile.units[u].name,
                     need - f64::from(cap)
                 ),
@@ -208,21 +244,24 @@ impl<'g> SegmentTable<'g> {
         let m = req.shape.microbatches as f64;
         let gb_ms_price = pricing.usd_per_gb_s / 1e3 / 1024.0;
         // Normalisers: the whole model on the largest memory.
-        let (busy0, chain0) = model.estimate((0, n), cap, req.shape, true);
+        let whole_shards = model
+            .memory_fit((0, n), req.shape, cap)
+            .map_or(1, |f| f.shards);
+        let (busy0, chain0) = model.estimate((0, n), cap, req.shape, true, whole_shards);
         let c0 = (busy0 * f64::from(cap) * gb_ms_price).max(1e-12);
         let t0 = chain0.max(1e-9);
         let g = grid.len();
         let mut cells: Vec<Option<(f64, f64)>> = vec![None; (n + 1) * (n + 1) * g];
         for a in 0..n {
             for b in a + 1..=n {
-                let peak = model.peak_mb((a, b), req.shape);
                 for (gi, &mem) in grid.iter().enumerate() {
-                    if peak > f64::from(mem) {
+                    let Some(fit) = model.memory_fit((a, b), req.shape, mem) else {
                         continue;
-                    }
-                    let (busy, chain) = model.estimate((a, b), mem, req.shape, b == n);
+                    };
+                    let (busy, chain) = model.estimate((a, b), mem, req.shape, b == n, fit.shards);
+                    let updates = fit.shards as f64 * if req.shape.clip { 2.0 } else { 1.0 };
                     let cost = busy * f64::from(mem) * gb_ms_price
-                        + (2.0 * m + 1.0) * pricing.usd_per_request;
+                        + (2.0 * m + updates) * pricing.usd_per_request;
                     cells[(a * (n + 1) + b) * g + gi] = Some((cost / c0, chain / t0));
                 }
             }
@@ -282,7 +321,10 @@ fn shortlist(
         let (mut chain, mut worst, mut cost) = (0.0, 0.0f64, 0.0);
         for (i, w) in seg.bounds.windows(2).enumerate() {
             let last = w[1] == n;
-            let (busy, ch) = model.estimate((w[0], w[1]), seg.memory[i], req.shape, last);
+            let shards = model
+                .memory_fit((w[0], w[1]), req.shape, seg.memory[i])
+                .map_or(1, |f| f.shards);
+            let (busy, ch) = model.estimate((w[0], w[1]), seg.memory[i], req.shape, last, shards);
             chain += ch;
             worst = worst.max((busy - ch).max(0.0) / (m - 1.0).max(1.0));
             cost += busy * f64::from(seg.memory[i]) * gb_ms_price;
@@ -460,7 +502,9 @@ pub fn evaluate(
                 units: [s.units.0, s.units.1],
                 memory_mb: s.memory_mb,
                 predicted_peak_mb: s.predicted_peak_mb,
-                shards: 1,
+                shards: s.shards,
+                weight_cache: s.weight_cache,
+                task_peaks_mb: TaskPeaksMb::of(&s.task_peaks),
             })
             .collect(),
         microbatches: req.shape.microbatches,

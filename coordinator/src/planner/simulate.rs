@@ -284,10 +284,19 @@ pub fn simulate(
                     run_ms[b_id(s, m)] = run;
                 }
             }
-            let run = phase * sl.sample(2, &mut rng);
-            dur[u_id(s)] = start(&mut rng, shape.become_successor) + run;
-            billed_ms_gb += billed(run) * gb;
-            run_ms[u_id(s)] = run;
+            // The update's K shards start together once the slice's last backward is done (the first may be
+            // become by it); the slice's update ends with its slowest shard, and each is billed.
+            let (mut longest, mut slowest_run) = (0.0f64, 0.0f64);
+            for k in 0..sl.shards.max(1) {
+                let run = phase * sl.sample(2, &mut rng);
+                let d = start(&mut rng, k == 0 && shape.become_successor) + run;
+                billed_ms_gb += billed(run) * gb;
+                if d > longest {
+                    (longest, slowest_run) = (d, run);
+                }
+            }
+            dur[u_id(s)] = longest;
+            run_ms[u_id(s)] = slowest_run;
         }
         let end = match par.cores {
             None => run_slots(&graph, &dur, par.slots),
@@ -344,6 +353,14 @@ mod tests {
             cold_ms: 0.0,
             cold_probability: 0.0,
             predicted_peak_mb: 100.0,
+            shards: 1,
+            weight_cache: 4,
+            task_peaks: crate::planner::latency::TaskPeaks {
+                forward: 0.0,
+                backward: 0.0,
+                update: 0.0,
+                reduce: 0.0,
+            },
             store_bytes: 0.0,
             last,
             tails: None,
@@ -356,6 +373,9 @@ mod tests {
             microbatches: m,
             recompute: true,
             become_successor: true,
+            clip: false,
+            shards: None,
+            weight_cache: None,
         };
         let p = Pricing::default();
         // One slice, M micro-batches, unlimited parallelism: all F run at once, then U.
@@ -423,6 +443,9 @@ mod tests {
             microbatches: 1,
             recompute: true,
             become_successor: true,
+            clip: false,
+            shards: None,
+            weight_cache: None,
         };
         let free = Parallelism {
             slots: 100,
@@ -456,6 +479,9 @@ mod tests {
             microbatches: 8,
             recompute: true,
             become_successor: true,
+            clip: false,
+            shards: None,
+            weight_cache: None,
         };
         let free = Parallelism {
             slots: 100,

@@ -123,9 +123,20 @@ pub(super) async fn prepare<'a>(
         None => functions_of(&cfg, choices.planned.as_ref(), slices.len()),
     };
     let shards = update_shards(&cfg, &model, &slices, choices.planned.as_ref())?;
+    // The planner's cache: the fewest versions any chosen slice's memory allows.
+    let planned_cache = choices
+        .planned
+        .as_ref()
+        .and_then(|o| o.chosen.slices.iter().map(|s| s.weight_cache).min());
+    let base = run_plan(&cfg, slices, total, done + 1, functions)?;
     let plan = RunPlan {
         shards,
-        ..run_plan(&cfg, slices, total, done + 1, functions)?
+        weight_cache: cfg
+            .plan
+            .weight_cache
+            .or(planned_cache)
+            .unwrap_or(base.weight_cache),
+        ..base
     };
     plan.check(&model).map_err(|e| ConfigError {
         field: "plan.update_shards".into(),
