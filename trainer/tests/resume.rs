@@ -180,7 +180,7 @@ fn assert_events_cover(out: &Path, steps: u64, slices: u64) {
         }
     }
     let expected: std::collections::BTreeSet<String> = (1..=steps)
-        .flat_map(|t| (0..slices).map(move |s| format!("U({t},{s})")))
+        .flat_map(|t| (0..slices).map(move |s| format!("U({t},{s},0)")))
         .collect();
     assert_eq!(updates, expected, "update events in events.jsonl");
 }
