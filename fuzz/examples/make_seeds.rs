@@ -87,7 +87,7 @@ fn main() {
     // Task payloads, ids and events.
     let f = TaskPayload::new("r-1", TaskId::F { step: 3, slice: 1, mb: 0 }, 1);
     write(&tp, "payload_f", PAYLOAD_JSON, f.to_json().as_bytes());
-    let mut u = TaskPayload::new("run_2", TaskId::U { step: 9, slice: 0 }, 2);
+    let mut u = TaskPayload::new("run_2", TaskId::U { step: 9, slice: 0, shard: 1 }, 2);
     u.sent_unix_ms = Some(1_800_000_000_000);
     write(&tp, "payload_u_sent", PAYLOAD_JSON, u.to_json().as_bytes());
     let b = TaskPayload::new("r-1", TaskId::B { step: 2, slice: 0, mb: 1 }, 3);
@@ -96,7 +96,7 @@ fn main() {
     write(&tp, "task_id_f", TASK_ID, b"F(3,1,0)");
     write(&tp, "task_id_u", TASK_ID, b"U(9,1)");
     let mut e = TaskEvent::new(TaskId::B { step: 3, slice: 0, mb: 1 }, 2, "slice-0#1".into(), Status::Skipped(Skip::OutputsExist));
-    e.fired = vec![TaskId::U { step: 3, slice: 0 }];
+    e.fired = vec![TaskId::U { step: 3, slice: 0, shard: 0 }];
     e.loss = Some(0.1 + 0.2);
     e.run_ms = 3.25;
     let fields = e.to_fields();
