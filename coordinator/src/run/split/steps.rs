@@ -112,6 +112,16 @@ pub(super) async fn run_steps(
             finish_step(d, &mut p, &mut logs, observer).await?;
         }
     }
+    // The last step is done once its updates are, but a forward of it may still be appending its event: take the
+    // stragglers in (for at most a second) so that events.jsonl and the summary count every task.
+    if p.done_steps == plan.steps {
+        for _ in 0..10 {
+            if p.tracker.all_reported(plan.steps) {
+                break;
+            }
+            follow_events(d, &mut p, &mut logs).await?;
+        }
+    }
     if p.done_steps < plan.steps {
         // Stopped: the weights and state after the last finished step are consistent and still in the store.
         let done = p.done_steps;

@@ -219,6 +219,14 @@ impl Tracker {
     }
 
     /// Whether every slice's update of `step` has reported.
+    /// Whether every task of step `step` has reported (a step can be done — all its updates in — while a forward
+    /// whose completion did not start the update is still appending its event).
+    pub fn all_reported(&self, step: u64) -> bool {
+        slice_worker::dag::step_tasks(&self.plan, step)
+            .iter()
+            .all(|t| self.done.contains(t))
+    }
+
     pub fn step_done(&self, step: u64) -> bool {
         update_tasks(&self.plan, step).all(|u| self.done.contains(&u))
     }
