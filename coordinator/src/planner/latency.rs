@@ -4,8 +4,13 @@
 //! A slice's tasks, per micro-batch: `F` (fetch input, forward, store output — and its caches with
 //! `recompute = false`), `B` (fetch the output gradient and the input or the caches, recompute the forward if the
 //! plan says so, backward, store the input gradient and the parameter gradients), the last slice's `F` doing both;
-//! per step one `U` (fetch M gradients and the optimizer state, update, store weights and state). Weights come from
-//! the warm container's cache except on the slice's first task of a step.
+//! per step K update shards `U` (each streams its share of the M gradients, fetches its share of the optimizer
+//! state, updates, stores its share of weights and state; with clipping a reduce half and an update half). Weights
+//! come from the warm container's cache except on the slice's first task of a step.
+//!
+//! *Why one file past 600 lines*: time, bytes and memory of a slice's tasks are one model — the memory fit picks the
+//! shard count that the times and transfers then use — and a third of the file is its tests. The memory half
+//! (`TaskPeaks`, `memory_fit`) is the piece to move out first if it grows.
 
 use super::lognormal::{sum_of, LogNormal};
 use super::profile::{Profile, TransferFit};
