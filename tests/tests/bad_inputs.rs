@@ -453,7 +453,12 @@ fn bad_payloads_and_store_values() {
                 .build()
                 .expect("model");
         let params = model.init::<f32>(1);
-        models::checkpoint::params_to_bytes(&model, 0..1, &params[0..1]).expect("bytes")
+        // The first slice's weights as the driver seeds them: one shard over the whole slice.
+        let layout = models::shard::SliceLayout::new(&model, 0..1);
+        let whole = 0..layout.len();
+        slice_worker::codec::encode_shard(&layout, &whole, &layout.gather(&params[0..1], &whole))
+            .expect("bytes")
+            .to_vec()
     };
     type Names = fn(&Keys) -> String;
     let staged: Vec<(&str, Vec<u8>, Vec<u8>, Names)> = vec![

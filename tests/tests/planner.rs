@@ -24,11 +24,15 @@ fn cfg(extra: &str) -> Config {
 
 #[test]
 fn a_cap_below_the_whole_model_forces_a_split_and_every_slice_fits() {
-    // The update of the whole model holds (M + 3 + 2·slots) = 11 × its 1.34 MB of parameters, beside the
-    // container's three other cached weight versions (3 × 1.34 MB) and the runtime: ~103 MB with an 84 MB runtime;
-    // unit 0 alone (0.80 MB of parameters) ~95 MB. A 100 MB cap (memory sizes 96, 104, …: functions of 96 MB)
-    // fits units but not the whole model.
-    let platform = "[platform]\nruntime_mb = 84\nmin_memory_mb = 96\nmemory_step_mb = 8\n";
+    // A backward holds its slice's weights three times over (decoded, their gradients, the encoded shards), and no
+    // update sharding or cache setting shrinks that. MLP 784-1024-1024-10: 7.5 MB of parameters, so the whole model
+    // needs ≥ 64 + 22 MB; its largest unit (4.2 MB) ≥ 64 + 13 MB plus one gradient shard. An 80 MB cap (memory
+    // sizes 80, 88, …) fits units but not the whole model.
+    let platform = "[platform]\nruntime_mb = 64\nmin_memory_mb = 80\nmemory_step_mb = 8\n";
+    let wide = MLP.replace("[784, 256, 256, 256, 10]", "[784, 1024, 1024, 10]");
+    let cfg = |extra: &str| -> Config {
+        toml::from_str(&format!("{wide}\n{extra}")).expect("valid config")
+    };
     let base = cfg(platform);
     let (profile, whole) = plan_config(&base, None).expect("plans");
     let peak_whole = whole
@@ -37,7 +41,7 @@ fn a_cap_below_the_whole_model_forces_a_split_and_every_slice_fits() {
         .iter()
         .map(|s| s.predicted_peak_mb)
         .fold(0.0, f64::max);
-    let cap = 100;
+    let cap = 80;
     assert!(
         whole.chosen.slices.len() > 1 || peak_whole > f64::from(cap),
         "the test needs a model over the cap"
@@ -95,7 +99,7 @@ fn a_cap_below_the_whole_model_forces_a_split_and_every_slice_fits() {
 fn infeasible_requests_name_the_constraint_and_the_margin() {
     let base = cfg("");
     let (profile, _) = plan_config(&base, None).unwrap();
-    let tiny = cfg("[plan]\nmemory_cap_mb = 128\n[platform]\nruntime_mb = 120\n");
+    let tiny = cfg("[plan]\nmemory_cap_mb = 128\n[platform]\nruntime_mb = 127\n");
     let err = plan_config(&tiny, Some(profile.clone()))
         .unwrap_err()
         .to_string();
@@ -287,24 +291,42 @@ fn a_previous_runs_events_correct_the_model() {
 
 #[test]
 fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_runtime() {
-    // Four identical 4 MB units in two slices, M = 4, one optimizer slot: a slice's update holds
-    // (M + 3 + 2·slots) × its parameters — more than its forward or backward — and a warm container keeps
-    // `WEIGHT_CACHE` − 1 other versions of them decoded beside it (the workers measured 13–21 ×, median 15, of
-    // their parameters where the update alone is 13 ×: experiments/README.md, Lambda memory).
-    let cfg = cfg("[plan]\nslices = 2\n");
+    // Four identical 4 MB units in two slices (P = 4 MB per unit), M = 4, one optimizer slot. A forward holds the
+    // weights twice (decoded and their encoded shards), a backward three times plus one gradient shard being
+    // encoded, an update shard the running sum, the weights and state of its shard and their encodings,
+    // (3 + 2·slots)·P/K; a warm container keeps `weight_cache − 1` other decoded versions beside the task.
+    // The profile measured activations at micro-batch 16; this run's is 32 / 4 = 8, half of them.
+    let out = 65_536.0 / 2.0;
+    let expect = |units: [usize; 2], k: f64, versions: f64| {
+        let n = (units[1] - units[0]) as f64;
+        let (p, cache, first) = (4e6 * n, 131_072.0 / 2.0 * n, units[0] == 0);
+        let input = if first { 0.0 } else { out };
+        let forward = 2.0 * p + cache + input + 2.0 * out;
+        let backward = 3.0 * p + p / k + 2.0 * cache + 2.0 * input + 2.0 * out;
+        let update = 5.0 * p / k;
+        (forward, backward, update, 64.0 + ((versions - 1.0) * p + forward.max(backward).max(update)) / 1e6)
+    };
     let profile = synthetic_profile(4);
-    let outcome = plan_for(&cfg, &profile, 10).expect("plans");
-    let cached = slice_worker::weight_cache::WEIGHT_CACHE as f64 - 1.0;
-    assert_eq!(outcome.chosen.slices.len(), 2);
-    for s in &outcome.chosen.slices {
-        let params_mb = 4.0 * (s.units[1] - s.units[0]) as f64;
-        let want = 64.0 + (4.0 + 3.0 + 2.0 + cached) * params_mb;
-        assert!(
-            (s.predicted_peak_mb - want).abs() < 1e-6,
-            "slice {:?}: predicted {} MB, want {want}",
-            s.units,
-            s.predicted_peak_mb
-        );
-        assert!(s.predicted_peak_mb <= f64::from(s.memory_mb));
+    for (extra, want_k) in [("", None), ("update_shards = 4\n", Some(4))] {
+        let cfg = cfg(&format!("[plan]\nslices = 2\n{extra}"));
+        let outcome = plan_for(&cfg, &profile, 10).expect("plans");
+        assert_eq!(outcome.chosen.slices.len(), 2);
+        for s in &outcome.chosen.slices {
+            if let Some(k) = want_k {
+                assert_eq!(s.shards, k, "plan.update_shards = {k}");
+            }
+            let (f, b, u, peak) = expect(s.units, s.shards as f64, s.weight_cache as f64);
+            let t = &s.task_peaks_mb;
+            for (kind, got, want) in [("forward", t.forward, f), ("backward", t.backward, b), ("update", t.update, u)] {
+                assert!((got - want / 1e6).abs() < 1e-6, "slice {:?} {kind}: {got} MB, want {}", s.units, want / 1e6);
+            }
+            assert!(
+                (s.predicted_peak_mb - peak).abs() < 1e-6,
+                "slice {:?}: predicted {} MB, want {peak}",
+                s.units,
+                s.predicted_peak_mb
+            );
+            assert!(s.predicted_peak_mb <= f64::from(s.memory_mb));
+        }
     }
 }

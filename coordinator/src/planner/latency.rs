@@ -428,9 +428,11 @@ impl<'a> TaskModel<'a> {
         self.platform.runtime_mb + (cached_versions + largest) / 1e6
     }
 
-    /// The fewest update shards, and then the most cached weight versions (`weight_cache` when the plan fixes it),
-    /// with which slice `units` fits `memory_mb`; `None` when nothing does. Fewer shards first: each is an
-    /// invocation, and past the point where the update stops being the largest task more shards save nothing.
+    /// The most cached weight versions (`weight_cache` when the plan fixes it), and with them the fewest update
+    /// shards, with which slice `units` fits `memory_mb`; `None` when nothing does. The cache goes last because a
+    /// miss costs every forward and backward a read and decode of the slice's whole weights, where one more shard
+    /// costs one more small invocation running beside the others; fewer shards first because past the point where
+    /// the update stops being the largest task more shards save nothing.
     pub fn memory_fit(
         &self,
         units: (usize, usize),
