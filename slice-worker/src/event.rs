@@ -79,6 +79,13 @@ pub struct TaskEvent {
     /// When the handler started, milliseconds since the Unix epoch (for timelines).
     #[serde(default)]
     pub start_unix_ms: f64,
+    /// Heap live when the task started (cached weight versions, the runtime's own), bytes; 0 where unknown (the
+    /// local invoker's containers share a process).
+    #[serde(default)]
+    pub heap_start_bytes: u64,
+    /// The most heap the task held at once beyond `heap_start_bytes` — what the planner's task peak predicts.
+    #[serde(default)]
+    pub heap_peak_bytes: u64,
     /// The micro-batch loss (last slice), exact bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
@@ -113,6 +120,8 @@ impl TaskEvent {
             run_ms: 0.0,
             cpu_ms: 0.0,
             start_unix_ms: 0.0,
+            heap_start_bytes: 0,
+            heap_peak_bytes: 0,
             loss: None,
             grad_norm: None,
             report_id: rand::rng().random::<u64>().max(1),
@@ -201,6 +210,8 @@ mod tests {
             run_ms: 3.25,
             cpu_ms: 3.0,
             start_unix_ms: 1.8e12,
+            heap_start_bytes: 3 << 20,
+            heap_peak_bytes: 5 << 20,
             loss: Some(0.1 + 0.2),
             grad_norm: Some(2.5),
             report_id: u64::MAX,

@@ -6,6 +6,7 @@
 //! they start an invocation (a spawned local delivery, or an asynchronous Lambda `Invoke`) and which faults they
 //! inject; [`Host`] says those three things.
 
+use crate::alloc::HeapMark;
 use crate::event::{Crash, Status, TaskEvent};
 use crate::executor::{Outcome, TaskError};
 use crate::invoker::Fault;
@@ -23,6 +24,12 @@ pub trait Host: Send + Sync {
     /// Starts `payload` in an invocation of its own, without waiting for it (an `Event` invoke). An error means
     /// the platform refused it after retries: the run driver's deadline recovers the task.
     async fn start(&self, payload: TaskPayload) -> Result<(), String>;
+
+    /// Whether nothing else runs in this process while a task does, so that the heap's peak during the task is the
+    /// task's own (a worker process; not the local invoker, whose containers share one process).
+    fn runs_alone(&self) -> bool {
+        false
+    }
 
     /// The fault the platform injects into this execution (only the local invoker injects any).
     fn fault(&self, _payload: &TaskPayload) -> Fault {
@@ -95,10 +102,15 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
         }
         let started = Instant::now();
         event.start_unix_ms = unix_ms();
+        let heap = host.runs_alone().then(HeapMark::start);
         let (result, cpu) = host.execute(&p).await;
         let run = started.elapsed();
         event.run_ms = ms(run);
         event.cpu_ms = ms(cpu);
+        if let Some(used) = heap.and_then(|m| m.read()) {
+            event.heap_start_bytes = used.start as u64;
+            event.heap_peak_bytes = used.peak_above_start as u64;
+        }
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {

@@ -20,9 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 // Tasks allocate and free tens of MB each; glibc's malloc hands large blocks back to the kernel at once and the
-// next task faults them in again (see the trainer binary).
+// next task faults them in again (see the trainer binary). Counted, so that each task's event says how much heap
+// it held (`heap_peak_bytes`): the process keeps its peak resident set, which says only what the largest task needed.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: slice_worker::alloc::Counting<mimalloc::MiMalloc> =
+    slice_worker::alloc::Counting(mimalloc::MiMalloc);
 
 /// Successor invokes one worker may have in flight.
 const INVOKE_CONCURRENCY: usize = 64;
@@ -71,6 +73,11 @@ impl Host for LambdaHost {
         let cpu = slice_worker::cpu_clock::ThreadCpu::start();
         let result = self.worker.execute(payload).await;
         (result, cpu.elapsed())
+    }
+
+    /// A function instance runs one invocation at a time.
+    fn runs_alone(&self) -> bool {
+        true
     }
 
     async fn start(&self, payload: TaskPayload) -> Result<(), String> {

@@ -123,6 +123,8 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
         run_ms: 23.5,
         cpu_ms: 21.0,
         start_unix_ms: 0.0,
+        heap_start_bytes: 0,
+        heap_peak_bytes: 0,
         grad_norm: None,
         loss: None,
         report_id: 7,

@@ -9,6 +9,10 @@
 use coordinator::config::Config;
 use e2e_tests::lambda_emulator::{cargo_binary, worker_binary, Emulator, Faults, FunctionSpec};
 use e2e_tests::redis_server::RedisServer;
+use coordinator::planner::search::PlannedSlice;
+use slice_worker::event::{Status, TaskEvent};
+use slice_worker::task::TaskKind;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,6 +37,50 @@ fn fit(trainer: &Path, cfg: &Path, out: &Path) -> bool {
         .status()
         .expect("trainer runs")
         .success()
+}
+
+/// Each task kind's measured heap (the workers' `heap_peak_bytes`, the most any one task of that kind held beyond
+/// what its process held when it started) against the planner's task peak, per slice; and the heap a warm worker
+/// held at a task's start (runtime and cached weight versions) against the cached versions the planner counts.
+fn per_kind_table(events: &Path, slices: &[PlannedSlice]) -> Vec<String> {
+    let text = String::from_utf8_lossy(&read(events)).to_string();
+    let mut peak: HashMap<(usize, TaskKind), (u64, u64, usize)> = HashMap::new();
+    for line in text.lines() {
+        let Ok(e) = serde_json::from_str::<TaskEvent>(line) else {
+            continue;
+        };
+        if e.status != Status::Ran || e.heap_peak_bytes == 0 {
+            continue;
+        }
+        let slot = peak.entry((e.task.slice(), e.task.kind())).or_default();
+        slot.0 = slot.0.max(e.heap_peak_bytes);
+        slot.1 = slot.1.max(e.heap_start_bytes);
+        slot.2 += 1;
+    }
+    let mut md = vec![
+        "| slice | task kind | tasks measured | predicted task peak | measured heap peak (max) | measured / predicted | heap at start (max) |".to_string(),
+        "| --- | --- | --- | --- | --- | --- | --- |".to_string(),
+    ];
+    for (i, s) in slices.iter().enumerate() {
+        let t = &s.task_peaks_mb;
+        for (kind, predicted) in [
+            (TaskKind::Forward, t.forward),
+            (TaskKind::Backward, t.backward),
+            (TaskKind::Update, t.update),
+            (TaskKind::Reduce, t.reduce),
+        ] {
+            let Some(&(bytes, start, n)) = peak.get(&(i, kind)) else {
+                continue;
+            };
+            let mb = bytes as f64 / 1e6;
+            md.push(format!(
+                "| {i} | {kind:?} | {n} | {predicted:.1} MB | {mb:.1} MB | {:.2} | {:.1} MB |",
+                mb / predicted,
+                start as f64 / 1e6
+            ));
+        }
+    }
+    md
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -143,6 +191,8 @@ fn main() {
         ));
     }
     drop(lambda);
+    md.push(String::new());
+    md.extend(per_kind_table(&tmp.path().join("split/events.jsonl"), &chosen.slices));
 
     // Bytes moved per step, K = 1, 2, 4 (local invoker, in-memory store, the same cuts).
     md.push("\n| update shards | bytes in per step | bytes out per step | tasks per step | weights equal in-process |".into());

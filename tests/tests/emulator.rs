@@ -101,8 +101,19 @@ fn emulator_of(
 }
 
 fn on_lambda(base: &str, store: &str, endpoint: &str, task_timeout_s: f64) -> String {
+    on_lambda_planned(base, "", store, endpoint, task_timeout_s)
+}
+
+/// [`on_lambda`] with more `[plan]` lines.
+fn on_lambda_planned(
+    base: &str,
+    plan: &str,
+    store: &str,
+    endpoint: &str,
+    task_timeout_s: f64,
+) -> String {
     format!(
-        "{base}\n[plan]\nslices = 3\n[runtime]\ninvoker = \"lambda\"\nstore = {store:?}\nconcurrency = 8\n\
+        "{base}\n[plan]\nslices = 3\n{plan}[runtime]\ninvoker = \"lambda\"\nstore = {store:?}\nconcurrency = 8\n\
          task_timeout_s = {task_timeout_s}\nmax_attempts = 12\n[lambda]\nmemory_mb = 1024\nendpoint_url = {endpoint:?}\n\
          region = \"us-east-1\"\n"
     )
@@ -122,6 +133,15 @@ fn check_events(dir: &Path) -> usize {
     assert!(
         checked.events.iter().any(|e| e.cold && e.invoke_ms > 0.0),
         "cold starts show in invoke_ms"
+    );
+    // Each worker process runs one task at a time and counts its heap: every task that ran says what it held.
+    assert!(
+        checked
+            .events
+            .iter()
+            .filter(|e| e.status == slice_worker::event::Status::Ran)
+            .all(|e| e.heap_peak_bytes > 0 && e.heap_start_bytes > 0),
+        "events through Lambda carry the task's heap"
     );
     checked.skipped
 }
@@ -157,7 +177,6 @@ fn emulator_split_run_equals_the_monolithic_run() {
 #[test]
 fn emulator_faulty_split_run_equals_the_monolithic_run() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mono = fit_to(MNIST_MLP, &dir.path().join("mono"));
     let redis = RedisServer::start(&[]);
     let faults = Faults {
         seed: 3,
@@ -171,8 +190,11 @@ fn emulator_faulty_split_run_equals_the_monolithic_run() {
     // retries: what the platform recovers, the driver need not.
     let lambda = emulator(&redis.url(), faults, Duration::from_secs(2));
     let run = dir.path().join("lambda");
+    // Clipped, and each slice's update in three shards: the clip barrier and the shards' fan-ins cross processes too.
+    let clipped = MNIST_MLP.replace("seed = 5 }", "seed = 5, grad_clip = 0.5 }");
+    let mono = fit_to(&clipped, &dir.path().join("mono-clipped"));
     let split = trainer_fit(
-        &on_lambda(MNIST_MLP, &redis.url(), lambda.url(), 8.0),
+        &on_lambda_planned(&clipped, "update_shards = 3\n", &redis.url(), lambda.url(), 8.0),
         &run,
         "--out",
     );
