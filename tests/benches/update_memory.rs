@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-const BASE: &str = r#"
+const MLP: &str = r#"
 model = { kind = "mlp", widths = [784, 4096, 4096, 4096, 10] }
 data = { kind = "mnist" }
 train = { steps = 3, batch_size = 32, microbatches = 4, optimizer = "adamw", lr = 0.001, seed = 1 }
@@ -87,49 +87,52 @@ fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn main() {
-    let out_dir = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .unwrap_or_else(|| "experiments/update_memory".into());
-    let trainer =
-        cargo_binary("trainer").expect("target/release/trainer: cargo build --release -p trainer");
-    let worker = worker_binary()
-        .expect("target/release/slice-worker: cargo build --release -p slice-worker");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let mut md = Vec::new();
+/// One model planned under `cap_mb` (with `plan` lines beside the cap) and trained through the emulator at the
+/// planner's memory; returns the report's lines. `base` also runs in process, for the bytes.
+struct Case<'a> {
+    name: &'a str,
+    base: String,
+    plan: &'a str,
+    cap_mb: u32,
+}
 
-    // The in-process reference.
-    let mono_cfg = tmp.path().join("mono.toml");
-    std::fs::write(&mono_cfg, BASE).expect("config");
-    assert!(
-        fit(&trainer, &mono_cfg, &tmp.path().join("mono")),
-        "in-process run"
-    );
-    let mono = read(&tmp.path().join("mono/model.safetensors"));
+struct Binaries {
+    trainer: std::path::PathBuf,
+    worker: std::path::PathBuf,
+}
 
-    // The planner's choice under the cap, for Lambda functions of at most 512 MB.
+fn emulator_case(case: &Case, bin: &Binaries, tmp: &Path) -> (Vec<String>, Vec<u8>, Vec<usize>) {
+    let dir = tmp.join(case.name);
+    std::fs::create_dir_all(&dir).expect("case folder");
+    let mut md = vec![format!("### {}\n", case.name)];
+    let mono_cfg = dir.join("mono.toml");
+    std::fs::write(&mono_cfg, &case.base).expect("config");
+    assert!(fit(&bin.trainer, &mono_cfg, &dir.join("mono")), "{}: in-process run", case.name);
+    let mono = read(&dir.join("mono/model.safetensors"));
+
+    // The planner's choice under the cap, for Lambda functions.
     let planned_text = format!(
-        "{BASE}[plan]\nslices = \"auto\"\nmemory_cap_mb = {CAP_MB}\n[platform]\nkind = \"lambda\"\n"
+        "{}[plan]\nmemory_cap_mb = {}\n{}[platform]\nkind = \"lambda\"\n",
+        case.base, case.cap_mb, case.plan
     );
     let cfg: Config = toml::from_str(&planned_text).expect("config parses");
     let (_, outcome) = coordinator::profiling::plan_config(&cfg, None).expect("plan");
     let chosen = &outcome.chosen;
     let cuts = chosen.cuts();
     let shards: Vec<usize> = chosen.slices.iter().map(|s| s.shards).collect();
-    let cache = chosen
+    let cache = chosen.slices.iter().map(|s| s.weight_cache).min().unwrap_or(0);
+    md.push(format!(
+        "Planned under memory_cap_mb = {} ({}): cuts {cuts:?}, update shards {shards:?}, weight cache {cache}\n",
+        case.cap_mb,
+        if case.plan.is_empty() { "slices auto".to_string() } else { case.plan.trim().replace('\n', ", ") }
+    ));
+    let redis = RedisServer::start(&[]);
+    // The names the run gives its functions (`lambda.function_per_slice`, the default prefix).
+    let names: Vec<String> = chosen
         .slices
         .iter()
-        .map(|s| s.weight_cache)
-        .min()
-        .unwrap_or(0);
-    md.push(format!(
-        "Planned under memory_cap_mb = {CAP_MB}: cuts {cuts:?}, update shards {shards:?}, weight cache {cache}\n"
-    ));
-
-    let redis = RedisServer::start(&[]);
-    let names: Vec<String> = (0..chosen.slices.len())
-        .map(|i| format!("trainer-s{i}"))
+        .enumerate()
+        .map(|(i, s)| format!("trainer-s{i}-{}mb", s.memory_mb))
         .collect();
     let lambda = Emulator::start(
         names
@@ -137,7 +140,7 @@ fn main() {
             .zip(&chosen.slices)
             .map(|(n, s)| FunctionSpec {
                 name: n.clone(),
-                binary: worker.clone(),
+                binary: bin.worker.clone(),
                 env: vec![
                     ("TRAINER_STORE".into(), redis.url()),
                     ("TRAINER_THREADS".into(), "1".into()),
@@ -152,17 +155,19 @@ fn main() {
     )
     .expect("emulator");
     let split_text = format!(
-        "{BASE}[plan]\ncuts = {cuts:?}\nupdate_shards = {shards:?}\nweight_cache = {cache}\n\
+        "{}[plan]\ncuts = {cuts:?}\nupdate_shards = {shards:?}\nweight_cache = {cache}\n\
          [runtime]\ninvoker = \"lambda\"\nstore = {:?}\nconcurrency = 4\ntask_timeout_s = 300\n\
-         [lambda]\nmemory_mb = {CAP_MB}\nfunction_per_slice = true\nendpoint_url = {:?}\nregion = \"us-east-1\"\n",
+         [lambda]\nmemory_mb = {}\nfunction_per_slice = true\nendpoint_url = {:?}\nregion = \"us-east-1\"\n",
+        case.base,
         redis.url(),
+        case.cap_mb,
         lambda.url()
     );
-    let split_cfg = tmp.path().join("split.toml");
+    let split_cfg = dir.join("split.toml");
     std::fs::write(&split_cfg, &split_text).expect("config");
-    let ok = fit(&trainer, &split_cfg, &tmp.path().join("split"));
+    let ok = fit(&bin.trainer, &split_cfg, &dir.join("split"));
     let stats = lambda.stats();
-    let same = ok && read(&tmp.path().join("split/model.safetensors")) == mono;
+    let same = ok && read(&dir.join("split/model.safetensors")) == mono;
     md.push(format!(
         "Through the emulator: run {}, {} instance(s) killed for memory, weights {} the in-process run's\n",
         if ok { "finished" } else { "FAILED" },
@@ -170,39 +175,82 @@ fn main() {
         if same { "byte-equal to" } else { "DIFFERENT from" }
     ));
     md.push(
-        "| slice | units | function | update shards | predicted peak | forward | backward | update shard | measured peak RSS | measured / predicted |"
+        "| slice | units | function | update shards | cached versions | predicted peak | measured peak RSS | measured / predicted |"
             .into(),
     );
-    md.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |".into());
+    md.push("| --- | --- | --- | --- | --- | --- | --- | --- |".into());
     for (i, (name, s)) in names.iter().zip(&chosen.slices).enumerate() {
         let rss = stats.peak_rss_kib.get(name).copied().unwrap_or(0) as f64 / 1024.0;
-        let t = &s.task_peaks_mb;
         md.push(format!(
-            "| {i} | [{}, {}) | {} MB | {} | {:.0} MB | {:.0} | {:.0} | {:.0} | {rss:.0} MB | {:.2} |",
+            "| {i} | [{}, {}) | {} MB | {} | {} | {:.0} MB | {rss:.0} MB | {:.2} |",
             s.units[0],
             s.units[1],
             s.memory_mb,
             s.shards,
+            s.weight_cache,
             s.predicted_peak_mb,
-            t.forward,
-            t.backward,
-            t.update,
             rss / s.predicted_peak_mb
         ));
     }
     drop(lambda);
     md.push(String::new());
-    md.extend(per_kind_table(&tmp.path().join("split/events.jsonl"), &chosen.slices));
+    if ok {
+        md.extend(per_kind_table(&dir.join("split/events.jsonl"), &chosen.slices));
+    }
+    md.push(String::new());
+    (md, mono, cuts)
+}
 
-    // Bytes moved per step, K = 1, 2, 4 (local invoker, in-memory store, the same cuts).
-    md.push("\n| update shards | bytes in per step | bytes out per step | tasks per step | weights equal in-process |".into());
+fn main() {
+    let out_dir = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .unwrap_or_else(|| "experiments/update_memory".into());
+    let bin = Binaries {
+        trainer: cargo_binary("trainer")
+            .expect("target/release/trainer: cargo build --release -p trainer"),
+        worker: worker_binary()
+            .expect("target/release/slice-worker: cargo build --release -p slice-worker"),
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let gpt = std::fs::read_to_string("examples/shakespeare_gpt.toml")
+        .expect("examples/shakespeare_gpt.toml (run from the repository root)");
+    // The example as configured (clipping at 1.0), a few steps; checkpoints and evaluation off the short run.
+    let gpt = gpt
+        .replace("steps = 2000", "steps = 3")
+        .replace("eval_every = 250", "eval_every = 0")
+        .replace("microbatches = 1", "microbatches = 4")
+        .replace("every = 500", "every = 0");
+    let cases = [
+        Case { name: "MLP 784-4096-4096-4096-10, AdamW, M = 4", base: MLP.into(), plan: "", cap_mb: CAP_MB },
+        Case {
+            name: "MLP 784-4096-4096-4096-10, AdamW, M = 4, two slices",
+            base: MLP.into(),
+            plan: "slices = 2\n",
+            cap_mb: CAP_MB,
+        },
+        Case { name: "char-GPT (examples/shakespeare_gpt.toml), M = 4, three slices", base: gpt, plan: "slices = 3\n", cap_mb: CAP_MB },
+    ];
+    let mut md = Vec::new();
+    let mut mlp = None;
+    for case in &cases {
+        let (lines, mono, cuts) = emulator_case(case, &bin, tmp.path());
+        println!("{}", lines.join("\n"));
+        md.extend(lines);
+        mlp.get_or_insert((mono, cuts));
+    }
+    let (mono, cuts) = mlp.unwrap_or_default();
+
+    // Bytes moved per step, K = 1, 2, 4 (local invoker, in-memory store, the first case's cuts).
+    md.push("### Bytes per step by update shards (first case's cuts, local invoker, in-memory store)\n".into());
+    md.push("| update shards | bytes in per step | bytes out per step | tasks per step | weights equal in-process |".into());
     md.push("| --- | --- | --- | --- | --- |".into());
     for k in [1usize, 2, 4] {
-        let text = format!("{BASE}[plan]\ncuts = {cuts:?}\nupdate_shards = {k}\n");
+        let text = format!("{MLP}[plan]\ncuts = {cuts:?}\nupdate_shards = {k}\n");
         let path = tmp.path().join(format!("k{k}.toml"));
         std::fs::write(&path, &text).expect("config");
         let out = tmp.path().join(format!("k{k}"));
-        assert!(fit(&trainer, &path, &out), "K = {k}");
+        assert!(fit(&bin.trainer, &path, &out), "K = {k}");
         let summary: serde_json::Value =
             serde_json::from_slice(&read(&out.join("summary.json"))).expect("summary");
         let rt = &summary["runtime"];

@@ -307,6 +307,31 @@ fn emulator_kills_a_worker_past_its_memory_and_the_run_stops_naming_the_task() {
     );
 }
 
+/// A run whose functions were never deployed (here: another memory size than the one the emulator serves) stops at
+/// once, naming the function and the settings its name comes from, instead of waiting out every task's deadline.
+#[test]
+fn a_run_on_functions_that_do_not_exist_stops_at_once_naming_them() {
+    let redis = RedisServer::start(&[]);
+    let lambda = emulator(&redis.url(), Faults::default(), Duration::from_secs(30));
+    let cfg = on_lambda(MNIST_MLP, &redis.url(), lambda.url(), 300.0)
+        .replace("memory_mb = 1024", "memory_mb = 2048");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = trainer_command(&cfg, &dir.path().join("missing"), "--out")
+        .output()
+        .expect("trainer runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run cannot succeed: {stderr}");
+    assert!(
+        stderr.contains("trainer-2048mb")
+            && stderr.contains("does not exist")
+            && stderr.contains("trainer deploy")
+            && stderr.contains("lambda.function_prefix"),
+        "{stderr}"
+    );
+    // Stopped before any task: without the probe each of them would wait out its 300 s deadline, twelve times.
+    assert_eq!(lambda.stats().instances_started, 0);
+}
+
 /// The SDK pointed at an emulator, with credentials it accepts.
 fn settings(endpoint: &str) -> slice_worker::invoker::LambdaSettings {
     slice_worker::invoker::LambdaSettings {
@@ -328,7 +353,7 @@ fn emulator_answers_the_invoke_api_as_lambda_does() {
         let backoff = Backoff { base: Duration::from_millis(1), cap: Duration::from_millis(5), tries: 3 };
         let client = LambdaClient::new(&settings, 4, backoff).await;
         let e = client.invoke_event("no-such-function", b"{}").await;
-        assert!(matches!(&e, Err(InvokeError::Refused { reason, .. }) if reason.contains("404")), "{e:?}");
+        assert!(matches!(&e, Err(InvokeError::NoSuchFunction { function }) if function == "no-such-function"), "{e:?}");
         let big = vec![b' '; 1024 * 1024 + 1];
         let e = client.invoke_event(FUNCTION, &big).await;
         assert!(matches!(e, Err(InvokeError::TooLarge { .. })), "{e:?}");

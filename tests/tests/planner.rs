@@ -293,7 +293,7 @@ fn a_previous_runs_events_correct_the_model() {
 fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_runtime() {
     // Four identical 4 MB units in two slices (P = 4 MB per unit), M = 4, one optimizer slot. A forward holds the
     // weights twice (decoded and their encoded shards), a backward three times plus one gradient shard being
-    // encoded, an update shard the running sum, the weights and state of its shard and their encodings,
+    // encoded (the last slice's forward task runs its backward too), an update shard the running sum, the weights and state of its shard and their encodings,
     // (3 + 2·slots)·P/K; a warm container keeps `weight_cache − 1` other decoded versions beside the task.
     // The profile measured activations at micro-batch 16; this run's is 32 / 4 = 8, half of them.
     let out = 65_536.0 / 2.0;
@@ -304,6 +304,8 @@ fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_ru
         let forward = 2.0 * p + cache + input + 2.0 * out;
         let backward = 3.0 * p + p / k + 2.0 * cache + 2.0 * input + 2.0 * out;
         let update = 5.0 * p / k;
+        // The last slice's forward task runs its backward: it holds what the backward holds, and has no `B`.
+        let (forward, backward) = if units[1] == 4 { (backward, 0.0) } else { (forward, backward) };
         (forward, backward, update, 64.0 + ((versions - 1.0) * p + forward.max(backward).max(update)) / 1e6)
     };
     let profile = synthetic_profile(4);

@@ -91,6 +91,12 @@ fn print_human(o: &PlanOutcome) {
     println!("  cuts {:?}, micro-batches {}", c.cuts(), c.microbatches);
     for s in &c.slices {
         let t = &s.task_peaks_mb;
+        // The last slice's forward task runs its backward: one figure for both.
+        let passes = if t.backward > 0.0 {
+            format!("forward {:.0}, backward {:.0}", t.forward, t.backward)
+        } else {
+            format!("forward + backward {:.0}", t.forward)
+        };
         let reduce = if t.reduce > 0.0 {
             format!(", reduce {:.0}", t.reduce)
         } else {
@@ -98,15 +104,13 @@ fn print_human(o: &PlanOutcome) {
         };
         println!(
             "  units [{}, {}): {} MB function, predicted peak {:.0} MB; update in {} shard(s), {} cached weight \
-             version(s); tasks hold forward {:.0}, backward {:.0}, update shard {:.0}{reduce} MB",
+             version(s); tasks hold {passes}, update shard {:.0}{reduce} MB",
             s.units[0],
             s.units[1],
             s.memory_mb,
             s.predicted_peak_mb,
             s.shards,
             s.weight_cache,
-            t.forward,
-            t.backward,
             t.update
         );
     }

@@ -146,7 +146,9 @@ pub struct PlanShape {
 /// What each kind of task holds at its peak, bytes (runtime and weight cache not counted).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct TaskPeaks {
+    /// The forward; for the last slice the forward, loss and backward it runs as one task.
     pub forward: f64,
+    /// The backward (0 for the last slice, whose `F` runs it).
     pub backward: f64,
     /// One update shard (with clipping: the optimizer half).
     pub update: f64,
@@ -389,6 +391,7 @@ impl<'a> TaskModel<'a> {
     /// What each kind of task of slice `units` holds at its peak, bytes, with the update as `shards` shards (the
     /// runtime and the weight cache come on top: [`TaskModel::peak_mb`]).
     pub fn task_peaks(&self, units: (usize, usize), shape: PlanShape, shards: usize) -> TaskPeaks {
+        let (_, b) = units;
         let z = self.sizes(units);
         let slots = self.profile.optimizer_slots as f64;
         let shard = z.params / shards.max(1) as f64;
@@ -401,11 +404,22 @@ impl<'a> TaskModel<'a> {
         // sum, the shard's weights and state, and the encoded new weights and state.
         let sum = 3.0 * shard;
         let update = sum.max((3.0 + 2.0 * slots) * shard);
+        let reduce = if shape.clip { 4.0 * shard } else { 0.0 };
+        if b == self.profile.units.len() {
+            // The last slice's `F` computes the loss and runs the backward in the same task; there is no `B`. It
+            // holds what a backward does (measured: 445 MB against 446 predicted, experiments/update_memory).
+            return TaskPeaks {
+                forward: backward,
+                backward: 0.0,
+                update,
+                reduce,
+            };
+        }
         TaskPeaks {
             forward,
             backward,
             update,
-            reduce: if shape.clip { 4.0 * shard } else { 0.0 },
+            reduce,
         }
     }
 

@@ -57,6 +57,8 @@ pub struct PlannedSlice {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct TaskPeaksMb {
     pub forward: f64,
+    /// 0 (and left out of `plan.json`) for the last slice, whose forward task runs the backward.
+    #[serde(skip_serializing_if = "is_zero")]
     pub backward: f64,
     pub update: f64,
     #[serde(skip_serializing_if = "is_zero")]

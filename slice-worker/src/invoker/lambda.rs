@@ -85,6 +85,9 @@ pub enum InvokeError {
     },
     #[error("function {function}: {reason}")]
     Refused { function: String, reason: String },
+    /// `ResourceNotFoundException`: no function of that name (not deployed, or another name or region).
+    #[error("function {function} does not exist (ResourceNotFoundException)")]
+    NoSuchFunction { function: String },
     #[error("function {function} failed ({kind}): {body}")]
     FunctionError {
         function: String,
@@ -233,6 +236,11 @@ impl LambdaClient {
                 }
                 Err(SdkError::ServiceError(e)) => {
                     let status = e.raw().status().as_u16();
+                    if e.err().is_resource_not_found_exception() {
+                        return Err(InvokeError::NoSuchFunction {
+                            function: function.into(),
+                        });
+                    }
                     let throttled = e.err().is_too_many_requests_exception() || status == 429;
                     if throttled || status >= 500 {
                         last = format!("HTTP {status}: {}", e.err());

@@ -8,7 +8,7 @@ pub mod lambda;
 mod local;
 
 pub use faults::{Fault, Faults};
-pub use lambda::{LambdaClient, LambdaInvoker, LambdaSettings};
+pub use lambda::{InvokeError, LambdaClient, LambdaInvoker, LambdaSettings};
 pub use local::{LocalInvoker, LocalOptions};
 
 use crate::task::TaskPayload;

@@ -17,7 +17,7 @@ use crate::run::resume::resume_point;
 use data::Batch;
 use models::{OptimizerState, UnitTensors};
 use slice_worker::invoker::{
-    Faults, Invoker, LambdaClient, LambdaInvoker, LambdaSettings, LocalInvoker, LocalOptions,
+    Faults, InvokeError, Invoker, LambdaClient, LambdaInvoker, LambdaSettings, LocalInvoker, LocalOptions,
 };
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, Store};
@@ -162,7 +162,7 @@ pub(super) async fn prepare<'a>(
         }
     };
     let ttl = Duration::from_secs(plan.ttl_s);
-    let invoker = open_invoker(&cfg, store.clone(), &plan, ttl).await;
+    let invoker = open_invoker(&cfg, store.clone(), &plan, ttl).await?;
     let keys = Keys::new(&plan.run_id).unwrap_or_else(|| unreachable!("digits and a dash"));
     let lock = lock.unwrap_or_else(|| unreachable!("both launches lock the folder"));
     Ok(Prepared {
@@ -392,13 +392,39 @@ fn plan_record(
     plan_json
 }
 
+/// Probes each function of the run once (a synchronous `{"probe": true}`) before any task is started: a function
+/// that does not exist stops the run here, named, instead of every task of its slice waiting out its deadline.
+/// Any other answer — a function error, a throttle, a crash — is left to the run's own retries.
+async fn probe_functions(client: &LambdaClient, functions: &[String]) -> Result<(), RunError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (slice, f) in functions.iter().enumerate() {
+        if !seen.insert(f) {
+            continue;
+        }
+        if let Err(e @ InvokeError::NoSuchFunction { .. }) =
+            client.invoke_sync(f, crate::deploy::PROBE).await
+        {
+            return Err(ConfigError {
+                field: "lambda".into(),
+                reason: format!(
+                    "slice {slice}: {e}: deploy the run's functions first (`trainer deploy CONFIG`); their names come \
+                     from lambda.function_prefix, the slice's memory (lambda.memory_mb or the planner's) and \
+                     lambda.function_per_slice, in lambda.region"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// The configured invoker: the functions of `[lambda]`, or the local pool with its injected faults.
 async fn open_invoker(
     cfg: &Config,
     store: Arc<dyn Store>,
     plan: &RunPlan,
     ttl: Duration,
-) -> Arc<dyn Invoker> {
+) -> Result<Arc<dyn Invoker>, RunError> {
     let r = &cfg.runtime;
     if r.invoker == InvokerKind::Lambda {
         let l = &cfg.lambda;
@@ -409,9 +435,10 @@ async fn open_invoker(
             static_credentials: None,
         };
         let client = LambdaClient::new(&settings, r.concurrency, Default::default()).await;
-        return LambdaInvoker::new(Arc::new(client), plan.functions.clone());
+        probe_functions(&client, &plan.functions).await?;
+        return Ok(LambdaInvoker::new(Arc::new(client), plan.functions.clone()));
     }
-    LocalInvoker::new(
+    Ok(LocalInvoker::new(
         store,
         LocalOptions {
             concurrency: r.concurrency,
@@ -427,5 +454,5 @@ async fn open_invoker(
             become_successor: cfg.plan.become_successor,
             event_ttl: ttl,
         },
-    )
+    ))
 }
