@@ -54,6 +54,33 @@ fn main() {
         write(&sv, name, store_selector(OPTIMIZER, ri, si), &o);
     }
 
+    // Update shards: a weight shard of slice 1, AdamW state of the whole model's shard, the f64 lists of the
+    // reduce (chunk sums of squares) and the clip barrier (norm, factor), a micro-batch's loss.
+    let (layout, shard) = shard_of(RANGES[2].clone(), 0);
+    let pieces = layout.gather(&params[RANGES[2].clone()], &shard);
+    let w = slice_worker::codec::encode_shard(&layout, &shard, &pieces).unwrap();
+    slice_worker::codec::decode_shard(&layout, &shard, &w, KEY).unwrap();
+    write(&sv, "shard_weights_slice1", store_selector(SHARD, 2, 0), &w);
+    let (layout, shard) = shard_of(RANGES[0].clone(), 0);
+    let adamw = OptimizerSpec::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+    let whole: Vec<_> = params.iter().map(|p| adamw.init_state(p)).collect();
+    let state: Vec<Vec<Tensor>> = (0..SLOTS[2].len())
+        .map(|slot| layout.gather_with(&shard, |unit, param| &whole[unit][param][slot]))
+        .collect();
+    let per_piece: Vec<Vec<Tensor>> = (0..state[0].len()).map(|p| state.iter().map(|s| s[p].clone()).collect()).collect();
+    let o = slice_worker::codec::encode_shard_state(&layout, &shard, SLOTS[2], &per_piece, 3).unwrap();
+    slice_worker::codec::decode_shard_state(&layout, &shard, SLOTS[2], &o, KEY).unwrap();
+    write(&sv, "shard_state_adamw", store_selector(SHARD, 0, 1), &o);
+    let sums = layout.chunk_sums(&shard, &layout.gather(&params, &shard));
+    let f = slice_worker::codec::encode_f64s(&sums.sums);
+    slice_worker::codec::decode_f64s(&f, KEY).unwrap();
+    write(&sv, "f64s_chunk_sums", store_selector(F64S, 0, 0), &f);
+    let f = slice_worker::codec::encode_f64s(&[2.5, 0.4]);
+    write(&sv, "f64s_clip", store_selector(F64S, 0, 0), &f);
+    let l = slice_worker::codec::encode_loss(0.75);
+    slice_worker::codec::decode_loss(&l, KEY).unwrap();
+    write(&sv, "loss", store_selector(F64S, 0, 1), &l);
+
     // Layer caches: the MLP's (dense units) and a tiny GPT's (embedding, block, head).
     let x = Tensor::from_shape_vec(ndarray::IxDyn(&[1, 8]), (0..8).map(|i| i as f32 / 8.0).collect()).unwrap();
     let (_, caches) = model.forward(0..2, &params, x).unwrap();
@@ -94,7 +121,14 @@ fn main() {
     write(&tp, "lambda_b", LAMBDA_EVENT, b.to_json().as_bytes());
     write(&tp, "lambda_probe", LAMBDA_EVENT, b"{\"probe\":true}");
     write(&tp, "task_id_f", TASK_ID, b"F(3,1,0)");
-    write(&tp, "task_id_u", TASK_ID, b"U(9,1)");
+    write(&tp, "task_id_u", TASK_ID, b"U(9,1,0)");
+    write(&tp, "task_id_r", TASK_ID, b"R(4,0,1)");
+    write(&tp, "task_id_c", TASK_ID, b"C(4)");
+    // The clip plan's tasks (valid in `plan_clipped`, refused by the plan that does not clip).
+    let r = TaskPayload::new("r-1", TaskId::R { step: 4, slice: 1, shard: 0 }, 1);
+    write(&tp, "payload_r", PAYLOAD_JSON, r.to_json().as_bytes());
+    let c = TaskPayload::new("r-1", TaskId::C { step: 4 }, 1);
+    write(&tp, "lambda_c", LAMBDA_EVENT, c.to_json().as_bytes());
     let mut e = TaskEvent::new(TaskId::B { step: 3, slice: 0, mb: 1 }, 2, "slice-0#1".into(), Status::Skipped(Skip::OutputsExist));
     e.fired = vec![TaskId::U { step: 3, slice: 0, shard: 0 }];
     e.loss = Some(0.1 + 0.2);

@@ -15,25 +15,46 @@ use std::sync::OnceLock;
 /// The store key the decoders name in their errors.
 pub const KEY: &str = "run:fuzz:w:0:1";
 
-/// `store_values` selector (low part, `byte % 6`).
+/// How many store-value decoders the selector's low part chooses among (`byte % KINDS`).
+pub const KINDS: u8 = 8;
+
+/// `store_values` selector (low part, `byte % KINDS`).
 pub const TENSOR: u8 = 0;
 pub const TARGETS: u8 = 1;
 pub const PARAMS: u8 = 2;
 pub const OPTIMIZER: u8 = 3;
 pub const CACHES: u8 = 4;
 pub const PLAN: u8 = 5;
+/// One update shard's weights or gradient sum (variant even), or its optimizer state (variant odd, AdamW's slots).
+pub const SHARD: u8 = 6;
+/// A list of f64s: a reduce shard's chunk sums of squares, the clip barrier's norm and factor (variant even), or a
+/// micro-batch's loss (variant odd).
+pub const F64S: u8 = 7;
 
-/// Unit ranges a slice of the fixed model can have: the whole model, slice 0, slice 1. For `PARAMS` and
-/// `OPTIMIZER`, `(byte / 6) % 3` picks one.
+/// Unit ranges a slice of the fixed model can have: the whole model, slice 0, slice 1. For `PARAMS`, `OPTIMIZER`
+/// and `SHARD`, `(byte / KINDS) % 3` picks one.
 pub const RANGES: [Range<usize>; 3] = [0..2, 0..1, 1..2];
 
-/// Optimizer slot lists (SGD without momentum, SGD with momentum, AdamW); for `OPTIMIZER`, `(byte / 18) % 3` picks
-/// one. For `PARAMS`, `(byte / 18) % 2 == 0` means strict (the executor's setting).
+/// Optimizer slot lists (SGD without momentum, SGD with momentum, AdamW); for `OPTIMIZER`, the variant
+/// (`byte / (3 KINDS)`) `% 3` picks one. For `PARAMS`, an even variant means strict (the executor's setting).
 pub const SLOTS: [&[&str]; 3] = [&[], &["momentum_buffer"], &["exp_avg", "exp_avg_sq"]];
 
-/// The selector byte for a store-value decoder with a range index and a variant (strictness or slot list).
+/// For `SHARD`: the slice's update runs as this many shards (fewer where the slice has fewer chunks); the variant
+/// `/ 2` picks which shard the bytes claim to be.
+pub const SHARDS: usize = 2;
+
+/// The selector byte for a store-value decoder with a range index and a variant (strictness, slot list, shard).
 pub fn store_selector(kind: u8, range: u8, variant: u8) -> u8 {
-    kind + 6 * (range + 3 * variant)
+    kind + KINDS * (range + 3 * variant)
+}
+
+/// Shard `index` (modulo their count) of slice `range` of the fixed model cut into [`SHARDS`] shards.
+pub fn shard_of(range: Range<usize>, index: usize) -> (models::shard::SliceLayout, Range<usize>) {
+    let layout = models::shard::SliceLayout::new(model(), range);
+    let k = SHARDS.min(layout.max_shards()).max(1);
+    let shards = layout.shards(k).unwrap_or_else(|e| unreachable!("{k} shards of a non-empty slice: {e}"));
+    let r = shards[index % shards.len()].clone();
+    (layout, r)
 }
 
 /// `task_payload` selector (`byte % 4`).
@@ -74,13 +95,25 @@ pub fn plan() -> &'static RunPlan {
     })
 }
 
+/// The same run clipping gradients (so its graph has reduce shards and the clip barrier), slice 0's update in two
+/// shards.
+pub fn plan_clipped() -> &'static RunPlan {
+    static PLAN: OnceLock<RunPlan> = OnceLock::new();
+    PLAN.get_or_init(|| RunPlan {
+        grad_clip: Some(1.0),
+        shards: vec![2, 1],
+        ..plan().clone()
+    })
+}
+
 /// Store values, as the executor decodes them (slice-worker/src/executor.rs).
 pub fn store_values(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let range = RANGES[usize::from((sel / 6) % 3)].clone();
-    match sel % 6 {
+    let range = RANGES[usize::from((sel / KINDS) % 3)].clone();
+    let variant = sel / (3 * KINDS);
+    match sel % KINDS {
         TENSOR => {
             let _ = slice_worker::codec::decode_tensor(rest, KEY);
         }
@@ -88,36 +121,53 @@ pub fn store_values(data: &[u8]) {
             let _ = slice_worker::codec::decode_targets(rest, KEY);
         }
         PARAMS => {
-            let strict = (sel / 18) % 2 == 0;
+            let strict = variant % 2 == 0;
             let _ = models::checkpoint::params_from_bytes::<f32>(model(), range, rest, KEY, strict);
         }
         OPTIMIZER => {
-            let slots = SLOTS[usize::from((sel / 18) % 3)];
+            let slots = SLOTS[usize::from(variant % 3)];
             let _ = models::checkpoint::optimizer_from_bytes::<f32>(model(), range, slots, rest, KEY);
         }
         CACHES => {
             let _ = models::cache_codec::caches_from_bytes::<f32>(rest, KEY);
         }
-        _ => {
+        PLAN => {
             // Worker::run_ctx: the plan under `run:{id}:plan`, then its model.
             if let Ok(plan) = serde_json::from_slice::<RunPlan>(rest) {
                 let _ = plan.model.build();
+            }
+        }
+        SHARD => {
+            let (layout, shard) = shard_of(range, usize::from(variant / 2));
+            if variant % 2 == 0 {
+                let _ = slice_worker::codec::decode_shard(&layout, &shard, rest, KEY);
+            } else {
+                let _ = slice_worker::codec::decode_shard_state(&layout, &shard, SLOTS[2], rest, KEY);
+            }
+        }
+        _ => {
+            if variant % 2 == 0 {
+                let _ = slice_worker::codec::decode_f64s(rest, KEY);
+            } else {
+                let _ = slice_worker::codec::decode_loss(rest, KEY);
             }
         }
     }
 }
 
 /// What the worker does with a decoded payload before it touches the store (Worker::execute, handler::report):
-/// the run's keys, the task's validity against the plan, and for a valid task its slice range and graph edges.
+/// the run's keys, the task's validity against the plan (one without clipping, one with), and for a valid task its
+/// slice range and graph edges.
 fn worker_checks(p: &TaskPayload) {
     let _ = Keys::new(&p.run);
     let _ = p.since_sent();
     let _ = p.task.to_string();
-    let plan = plan();
-    if dag::is_valid(plan, p.task) {
-        let _ = plan.slice_range(p.task.slice());
-        let _ = dag::successors(plan, p.task);
-        let _ = dag::predecessors(plan, p.task);
+    for plan in [plan(), plan_clipped()] {
+        if dag::is_valid(plan, p.task) {
+            let _ = plan.slice_range(p.task.slice());
+            let _ = dag::successors(plan, p.task);
+            let _ = dag::predecessors(plan, p.task);
+        }
     }
 }
 
