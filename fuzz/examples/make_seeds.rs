@@ -1,5 +1,6 @@
 //! Writes the seed corpus `fuzz/seeds/{store_values,task_payload}/`: valid encodings made by the product's own
-//! encoders, each behind its selector byte, each checked to decode.
+//! encoders, each behind its selector byte, each checked to decode; then runs every seed and every reproducer in
+//! `fuzz/repro/` once through its target.
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --example make_seeds` (from the repository root).
 
@@ -64,10 +65,10 @@ fn main() {
     let (layout, shard) = shard_of(RANGES[0].clone(), 0);
     let adamw = OptimizerSpec::Adamw { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
     let whole: Vec<_> = params.iter().map(|p| adamw.init_state(p)).collect();
-    let state: Vec<Vec<Tensor>> = (0..SLOTS[2].len())
+    let state: Vec<Vec<Tensor<f32>>> = (0..SLOTS[2].len())
         .map(|slot| layout.gather_with(&shard, |unit, param| &whole[unit][param][slot]))
         .collect();
-    let per_piece: Vec<Vec<Tensor>> = (0..state[0].len()).map(|p| state.iter().map(|s| s[p].clone()).collect()).collect();
+    let per_piece: Vec<Vec<Tensor<f32>>> = (0..state[0].len()).map(|p| state.iter().map(|s| s[p].clone()).collect()).collect();
     let o = slice_worker::codec::encode_shard_state(&layout, &shard, SLOTS[2], &per_piece, 3).unwrap();
     slice_worker::codec::decode_shard_state(&layout, &shard, SLOTS[2], &o, KEY).unwrap();
     write(&sv, "shard_state_adamw", store_selector(SHARD, 0, 1), &o);
@@ -147,10 +148,19 @@ fn main() {
     TaskEvent::from_fields(&owned).unwrap();
     write(&tp, "event_fields", EVENT_FIELDS, &body);
 
-    for d in [&sv, &tp] {
-        for entry in std::fs::read_dir(d).unwrap() {
+    // Every seed and reproducer once through its target's dispatcher, as the fuzzer will start.
+    let repro = root.with_file_name("repro");
+    for (d, target) in [
+        (sv.clone(), store_values as fn(&[u8])),
+        (tp.clone(), task_payload),
+        (repro.join("store_values"), store_values),
+        (repro.join("task_payload"), task_payload),
+    ] {
+        for entry in std::fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
-            println!("{} {}", std::fs::metadata(&path).unwrap().len(), path.display());
+            let bytes = std::fs::read(&path).unwrap();
+            target(&bytes);
+            println!("{} {}", bytes.len(), path.display());
         }
     }
 }
