@@ -218,10 +218,7 @@ pub fn encode_slice_shards(
             let per_slot: Vec<Vec<Tensor<f32>>> = (0..slots.len())
                 .map(|j| layout.gather_with(r, |u, p| &state[u][p][j]))
                 .collect();
-            let per_piece: Vec<Vec<Tensor<f32>>> =
-                (0..per_slot.first().map_or(layout.pieces(r).len(), Vec::len))
-                    .map(|i| per_slot.iter().map(|slot| slot[i].clone()).collect())
-                    .collect();
+            let per_piece = transpose(per_slot, layout.pieces(r).len());
             let o = encode_shard_state(layout, r, slots, &per_piece, step)?;
             Ok((w, o))
         })
@@ -242,8 +239,8 @@ pub fn decode_slice_shards(
     for (r, ((wk, w), (ok, o))) in ranges.iter().zip(shards) {
         weights.push(decode_shard(layout, r, &w, &wk)?);
         let state = decode_shard_state(layout, r, slots, &o, &ok)?;
-        for (j, pieces) in slot_pieces.iter_mut().enumerate() {
-            pieces.push(state.iter().map(|per_piece| per_piece[j].clone()).collect());
+        for (all, shard) in slot_pieces.iter_mut().zip(transpose(state, slots.len())) {
+            all.push(shard);
         }
         names.push(wk);
     }
@@ -257,16 +254,27 @@ pub fn decode_slice_shards(
         .into_iter()
         .map(|pieces| layout.assemble(ranges, pieces).map_err(bad))
         .collect::<Result<Vec<_>, _>>()?;
-    let state = params
-        .iter()
-        .enumerate()
-        .map(|(u, unit)| {
-            (0..unit.len())
-                .map(|p| per_slot.iter().map(|slot| slot[u][p].clone()).collect())
-                .collect()
-        })
+    // `per_slot[slot][unit][param]` to `state[unit][param][slot]`, moving the tensors.
+    let per_unit = transpose(per_slot, params.len());
+    let state = per_unit
+        .into_iter()
+        .zip(&params)
+        .map(|(slots_of_unit, unit)| transpose(slots_of_unit, unit.len()))
         .collect();
     Ok((params, state))
+}
+
+/// `rows[i][j]` as `columns[j][i]`, moving the elements; `width` columns even when there are no rows (every row must
+/// have `width` elements).
+fn transpose<T>(rows: Vec<Vec<T>>, width: usize) -> Vec<Vec<T>> {
+    let mut columns: Vec<Vec<T>> = (0..width).map(|_| Vec::with_capacity(rows.len())).collect();
+    for row in rows {
+        debug_assert_eq!(row.len(), width, "a ragged row");
+        for (column, x) in columns.iter_mut().zip(row) {
+            column.push(x);
+        }
+    }
+    columns
 }
 
 /// The weights (or the parameter gradients) of units `range` as store bytes.
@@ -386,6 +394,44 @@ mod tests {
         let sums = [0.5, f64::MIN_POSITIVE, 3.25];
         assert_eq!(decode_f64s(&encode_f64s(&sums), "k").unwrap(), sums);
         assert!(decode_f64s(&[0; 7], "k").is_err());
+    }
+
+    #[test]
+    fn a_slice_round_trips_through_its_shards_for_any_slot_count() {
+        use models::{Activation, ModelSpec};
+        // Three units over several 4096-element chunks, so that shards cut parameters.
+        let model = ModelSpec::Mlp {
+            widths: vec![100, 90, 80, 9],
+            activation: Activation::Relu,
+        }
+        .build()
+        .unwrap();
+        let layout = SliceLayout::new(&model, 0..3);
+        let params = model.init::<f32>(3);
+        for slots in [&[][..], &["momentum_buffer"][..], &["exp_avg", "exp_avg_sq"][..]] {
+            // Slot j of each tensor: the weights scaled by j + 2, so a swapped slot or piece shows.
+            let state: Vec<Vec<Vec<Tensor<f32>>>> = params
+                .iter()
+                .map(|unit| {
+                    unit.iter()
+                        .map(|p| (0..slots.len()).map(|j| p.mapv(|v| v * (j as f32 + 2.0))).collect())
+                        .collect()
+                })
+                .collect();
+            for k in [1, 2, 3] {
+                let ranges = layout.shards(k).unwrap();
+                let encoded =
+                    encode_slice_shards(&layout, &ranges, slots, (&params, &state), 5).unwrap();
+                let named = encoded
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (w, o))| ((format!("w{i}"), w), (format!("o{i}"), o)))
+                    .collect();
+                let (p, st) = decode_slice_shards(&layout, &ranges, slots, named).unwrap();
+                assert_eq!(p, params, "{slots:?}, K = {k}");
+                assert_eq!(st, state, "{slots:?}, K = {k}");
+            }
+        }
     }
 
     #[test]
