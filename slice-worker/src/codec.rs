@@ -201,6 +201,9 @@ pub fn decode_shard_state(
     Ok(state)
 }
 
+/// A slice's units' weights (`[unit][param]`) and optimizer state (`[unit][param][slot]`), borrowed.
+pub type SliceState<'a> = (&'a [Vec<Tensor<f32>>], &'a [Vec<Vec<Tensor<f32>>>]);
+
 /// A slice's weights and optimizer state of one version as its shards' store values, shard by shard:
 /// `(weights, state)` of each of `ranges` (the driver seeds a run with these, and a checkpoint's whole slice becomes
 /// the shards of any K).
@@ -208,7 +211,7 @@ pub fn encode_slice_shards(
     layout: &SliceLayout,
     ranges: &[Range<usize>],
     slots: &[&str],
-    (params, state): (&[Vec<Tensor<f32>>], &[Vec<Vec<Tensor<f32>>>]),
+    (params, state): SliceState<'_>,
     step: u64,
 ) -> Result<Vec<(Bytes, Bytes)>, ModelError> {
     ranges

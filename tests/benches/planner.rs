@@ -68,6 +68,9 @@ fn main() {
             microbatches: 8,
             recompute: true,
             become_successor: true,
+            clip: false,
+            shards: None,
+            weight_cache: None,
         },
         parallel: Parallelism {
             slots: 1000,
