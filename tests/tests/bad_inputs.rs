@@ -521,6 +521,29 @@ fn bad_payloads_and_store_values() {
         format!("{events:?}").contains("superseded"),
         "stale attempt: {events:?}"
     );
+    // A late duplicate with a sharded update: shard 1 of slice 0 has finished (and deleted its part of the inputs)
+    // while shard 0 has not. The task finds an input gone and must see that the step's update has begun — any
+    // shard's mark — instead of failing on the missing key, which the driver would retry until it gave up.
+    let keys = Keys::new("stale-shard").expect("keys");
+    let sharded = RunPlan {
+        shards: vec![2, 1],
+        ..plan("stale-shard")
+    };
+    put(keys.plan(), serde_json::to_vec(&sharded).expect("json"));
+    put(keys.done(0, 1, 1), b"1".to_vec());
+    let o = worker(&[&payload("stale-shard", f0)], &url);
+    assert!(
+        o.status.success(),
+        "stale attempt, sharded update: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let events = rt
+        .block_on(store.read_events(&keys.events(), "0", 10, std::time::Duration::ZERO))
+        .expect("events");
+    assert!(
+        format!("{events:?}").contains("superseded"),
+        "stale attempt, sharded update: {events:?}"
+    );
     // 4. A task the plan does not have.
     let f9 = r#"{"kind":"F","step":1,"slice":9,"mb":0}"#;
     check(

@@ -274,6 +274,9 @@ impl Worker {
                     return Err(e);
                 }
                 out.skipped = self.probe(&probe, &mut out).await?;
+                if out.skipped.is_none() && self.any_update_shard_done(&ctx, task, &mut out).await? {
+                    out.skipped = Some(Skip::Superseded);
+                }
                 match out.skipped {
                     None => return Err(e),
                     Some(Skip::Superseded) => return Ok(out),
@@ -311,6 +314,37 @@ impl Worker {
                 ]
             }
         }
+    }
+
+    /// Whether any update shard that waits for `task` is done — asked only after an input went missing. The probe
+    /// checks shard 0's mark alone (one key), but with K > 1 shards another shard can finish first and delete its
+    /// part of the inputs (its weights of the previous version, its gradient shards): a late duplicate of a forward
+    /// or backward then finds an input gone while shard 0 is still running. Every shard waits for every forward and
+    /// backward of its step and slice (and the clip barrier for all of them), so any shard's mark supersedes the
+    /// task just as shard 0's does.
+    async fn any_update_shard_done(
+        &self,
+        ctx: &RunCtx,
+        task: TaskId,
+        out: &mut Outcome,
+    ) -> Result<bool, TaskError> {
+        let k = &ctx.keys;
+        let marks: Vec<String> = match task {
+            TaskId::F { step, slice, .. } | TaskId::B { step, slice, .. } => (0..ctx.shard_count(slice))
+                .map(|shard| k.done(slice, step, shard))
+                .collect(),
+            TaskId::C { step } => ctx
+                .plan
+                .update_shards()
+                .map(|(slice, shard)| k.done(slice, step, shard))
+                .collect(),
+            // A reduce or update shard is superseded by its own shard's next mark, which the probe asks.
+            TaskId::R { .. } | TaskId::U { .. } => return Ok(false),
+        };
+        let t0 = Instant::now();
+        let found = self.store.exists_many(&marks).await;
+        out.fetch += t0.elapsed();
+        Ok(found?.into_iter().any(|done| done))
     }
 
     /// One round trip: is the task superseded (`keys[0]` exists), or are its outputs there (`keys[1]`)?
