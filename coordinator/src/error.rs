@@ -45,9 +45,9 @@ pub enum RunError {
     StoreLost(String),
     #[error("task {task} failed: {reason}")]
     Task { task: String, reason: String },
-    #[error(
-        "stopped by request after step {step}; the last checkpoint in the run folder is consistent"
-    )]
+    /// Stopped by request; `step` is the step the run folder's checkpoint holds (0: none yet, a resumed run starts
+    /// from the seed's initial weights).
+    #[error("stopped by request; the run folder's checkpoint holds step {step}, where a resumed run goes on")]
     Interrupted { step: u64 },
     /// A sweep file that cannot run (the reason names the key or the point).
     #[error("sweep {}: {reason}", file.display())]

@@ -411,13 +411,21 @@ mod tests {
         .unwrap();
         let layout = SliceLayout::new(&model, 0..3);
         let params = model.init::<f32>(3);
-        for slots in [&[][..], &["momentum_buffer"][..], &["exp_avg", "exp_avg_sq"][..]] {
+        for slots in [
+            &[][..],
+            &["momentum_buffer"][..],
+            &["exp_avg", "exp_avg_sq"][..],
+        ] {
             // Slot j of each tensor: the weights scaled by j + 2, so a swapped slot or piece shows.
             let state: Vec<Vec<Vec<Tensor<f32>>>> = params
                 .iter()
                 .map(|unit| {
                     unit.iter()
-                        .map(|p| (0..slots.len()).map(|j| p.mapv(|v| v * (j as f32 + 2.0))).collect())
+                        .map(|p| {
+                            (0..slots.len())
+                                .map(|j| p.mapv(|v| v * (j as f32 + 2.0)))
+                                .collect()
+                        })
                         .collect()
                 })
                 .collect();

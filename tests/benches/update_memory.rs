@@ -7,9 +7,9 @@
 //! Usage: experiments/update_memory/run.sh (builds the release binaries this needs, then runs this bench).
 
 use coordinator::config::Config;
+use coordinator::planner::search::PlannedSlice;
 use e2e_tests::lambda_emulator::{cargo_binary, worker_binary, Emulator, Faults, FunctionSpec};
 use e2e_tests::redis_server::RedisServer;
-use coordinator::planner::search::PlannedSlice;
 use slice_worker::event::{Status, TaskEvent};
 use slice_worker::task::TaskKind;
 use std::collections::HashMap;
@@ -48,7 +48,10 @@ fn verdict(predicted_mb: f64, measured_mb: f64, runtime_mb: f64) -> String {
     if measured_mb <= predicted_mb * 1.15 {
         "ok: within 15 % or above".into()
     } else if measured_mb - predicted_mb <= runtime_mb {
-        format!("ok: below by {:.1} MB, inside the {runtime_mb:.0} MB runtime allowance", measured_mb - predicted_mb)
+        format!(
+            "ok: below by {:.1} MB, inside the {runtime_mb:.0} MB runtime allowance",
+            measured_mb - predicted_mb
+        )
     } else {
         format!("UNDER by {:.1} MB", measured_mb - predicted_mb)
     }
@@ -107,7 +110,10 @@ struct KindBytes {
 fn bytes_in_by_kind(events: &Path) -> HashMap<TaskKind, KindBytes> {
     let text = String::from_utf8_lossy(&read(events)).to_string();
     let mut by = HashMap::<TaskKind, KindBytes>::new();
-    for e in text.lines().filter_map(|l| serde_json::from_str::<TaskEvent>(l).ok()) {
+    for e in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<TaskEvent>(l).ok())
+    {
         if e.status != Status::Ran {
             continue;
         }
@@ -143,7 +149,11 @@ fn emulator_case(case: &Case, bin: &Binaries, tmp: &Path) -> (Vec<String>, Vec<u
     let mut md = vec![format!("### {}\n", case.name)];
     let mono_cfg = dir.join("mono.toml");
     std::fs::write(&mono_cfg, &case.base).expect("config");
-    assert!(fit(&bin.trainer, &mono_cfg, &dir.join("mono")), "{}: in-process run", case.name);
+    assert!(
+        fit(&bin.trainer, &mono_cfg, &dir.join("mono")),
+        "{}: in-process run",
+        case.name
+    );
     let mono = read(&dir.join("mono/model.safetensors"));
 
     // The planner's choice under the cap, for Lambda functions.
@@ -156,7 +166,12 @@ fn emulator_case(case: &Case, bin: &Binaries, tmp: &Path) -> (Vec<String>, Vec<u
     let chosen = &outcome.chosen;
     let cuts = chosen.cuts();
     let shards: Vec<usize> = chosen.slices.iter().map(|s| s.shards).collect();
-    let cache = chosen.slices.iter().map(|s| s.weight_cache).min().unwrap_or(0);
+    let cache = chosen
+        .slices
+        .iter()
+        .map(|s| s.weight_cache)
+        .min()
+        .unwrap_or(0);
     md.push(format!(
         "Planned under memory_cap_mb = {} ({}): cuts {cuts:?}, update shards {shards:?}, weight cache {cache} \
          (`plan.weight_cache` is one number: the run keeps the fewest versions any slice was planned for)\n",
@@ -232,7 +247,11 @@ fn emulator_case(case: &Case, bin: &Binaries, tmp: &Path) -> (Vec<String>, Vec<u
     drop(lambda);
     md.push(String::new());
     if ok {
-        md.extend(per_kind_table(&dir.join("split/events.jsonl"), &chosen.slices, cfg.platform.runtime_mb));
+        md.extend(per_kind_table(
+            &dir.join("split/events.jsonl"),
+            &chosen.slices,
+            cfg.platform.runtime_mb,
+        ));
     }
     md.push(String::new());
     (md, mono, cuts)
@@ -242,7 +261,9 @@ fn main() {
     let out_dir = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with("--"))
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/update_memory").into());
+        .unwrap_or_else(|| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/update_memory").into()
+        });
     let bin = Binaries {
         trainer: cargo_binary("trainer")
             .expect("target/release/trainer: cargo build --release -p trainer"),
@@ -250,7 +271,10 @@ fn main() {
             .expect("target/release/slice-worker: cargo build --release -p slice-worker"),
     };
     let tmp = tempfile::tempdir().expect("temp dir");
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/shakespeare_gpt.toml");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/shakespeare_gpt.toml"
+    );
     let mut gpt = std::fs::read_to_string(example).unwrap_or_else(|e| panic!("{example}: {e}"));
     // The example as configured (clipping at 1.0), a few steps; checkpoints and evaluation off the short run.
     for (line, short) in [
@@ -259,18 +283,31 @@ fn main() {
         ("microbatches = 1", "microbatches = 4"),
         ("\nevery = 500", "\nevery = 0"),
     ] {
-        assert!(gpt.contains(line), "{example} no longer has `{line}`: update this bench");
+        assert!(
+            gpt.contains(line),
+            "{example} no longer has `{line}`: update this bench"
+        );
         gpt = gpt.replacen(line, short, 1);
     }
     let cases = [
-        Case { name: "MLP 784-4096-4096-4096-10, AdamW, M = 4", base: MLP.into(), plan: "", cap_mb: CAP_MB },
+        Case {
+            name: "MLP 784-4096-4096-4096-10, AdamW, M = 4",
+            base: MLP.into(),
+            plan: "",
+            cap_mb: CAP_MB,
+        },
         Case {
             name: "MLP 784-4096-4096-4096-10, AdamW, M = 4, two slices",
             base: MLP.into(),
             plan: "slices = 2\n",
             cap_mb: CAP_MB,
         },
-        Case { name: "char-GPT (examples/shakespeare_gpt.toml), M = 4, three slices", base: gpt, plan: "slices = 3\n", cap_mb: CAP_MB },
+        Case {
+            name: "char-GPT (examples/shakespeare_gpt.toml), M = 4, three slices",
+            base: gpt,
+            plan: "slices = 3\n",
+            cap_mb: CAP_MB,
+        },
     ];
     let mut md = Vec::new();
     let mut mlp = None;
@@ -283,7 +320,10 @@ fn main() {
     let (mono, cuts) = mlp.unwrap_or_default();
 
     // Bytes moved per step, K = 1, 2, 4 (local invoker, in-memory store, the first case's cuts).
-    md.push("### Bytes per step by update shards (first case's cuts, local invoker, in-memory store)\n".into());
+    md.push(
+        "### Bytes per step by update shards (first case's cuts, local invoker, in-memory store)\n"
+            .into(),
+    );
     md.push(
         "| update shards | bytes in per step | bytes out per step | tasks per step | in: forwards (weights from cache) | in: backwards | in: updates | weights equal in-process |"
             .into(),
@@ -301,7 +341,11 @@ fn main() {
         let steps = 3.0;
         let per = |f: &str| rt[f].as_f64().unwrap_or(f64::NAN) / steps;
         let kinds = bytes_in_by_kind(&out.join("events.jsonl"));
-        let kind_in = |k: TaskKind| kinds.get(&k).map_or(0.0, |b| b.bytes_in as f64 / steps / 1e6);
+        let kind_in = |k: TaskKind| {
+            kinds
+                .get(&k)
+                .map_or(0.0, |b| b.bytes_in as f64 / steps / 1e6)
+        };
         let forwards = kinds.get(&TaskKind::Forward).copied().unwrap_or_default();
         md.push(format!(
             "| {k} | {:.1} MB | {:.1} MB | {:.0} | {:.1} MB ({} of {}) | {:.1} MB | {:.1} MB | {} |",

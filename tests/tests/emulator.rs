@@ -194,7 +194,13 @@ fn emulator_faulty_split_run_equals_the_monolithic_run() {
     let clipped = MNIST_MLP.replace("seed = 5 }", "seed = 5, grad_clip = 0.5 }");
     let mono = fit_to(&clipped, &dir.path().join("mono-clipped"));
     let split = trainer_fit(
-        &on_lambda_planned(&clipped, "update_shards = 3\n", &redis.url(), lambda.url(), 8.0),
+        &on_lambda_planned(
+            &clipped,
+            "update_shards = 3\n",
+            &redis.url(),
+            lambda.url(),
+            8.0,
+        ),
         &run,
         "--out",
     );

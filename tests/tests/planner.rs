@@ -305,8 +305,17 @@ fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_ru
         let backward = 3.0 * p + p / k + 2.0 * cache + 2.0 * input + 2.0 * out;
         let update = 5.0 * p / k;
         // The last slice's forward task runs its backward: it holds what the backward holds, and has no `B`.
-        let (forward, backward) = if units[1] == 4 { (backward, 0.0) } else { (forward, backward) };
-        (forward, backward, update, 64.0 + ((versions - 1.0) * p + forward.max(backward).max(update)) / 1e6)
+        let (forward, backward) = if units[1] == 4 {
+            (backward, 0.0)
+        } else {
+            (forward, backward)
+        };
+        (
+            forward,
+            backward,
+            update,
+            64.0 + ((versions - 1.0) * p + forward.max(backward).max(update)) / 1e6,
+        )
     };
     let profile = synthetic_profile(4);
     for (extra, want_k) in [("", None), ("update_shards = 4\n", Some(4))] {
@@ -319,8 +328,17 @@ fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_ru
             }
             let (f, b, u, peak) = expect(s.units, s.shards as f64, s.weight_cache as f64);
             let t = &s.task_peaks_mb;
-            for (kind, got, want) in [("forward", t.forward, f), ("backward", t.backward, b), ("update", t.update, u)] {
-                assert!((got - want / 1e6).abs() < 1e-6, "slice {:?} {kind}: {got} MB, want {}", s.units, want / 1e6);
+            for (kind, got, want) in [
+                ("forward", t.forward, f),
+                ("backward", t.backward, b),
+                ("update", t.update, u),
+            ] {
+                assert!(
+                    (got - want / 1e6).abs() < 1e-6,
+                    "slice {:?} {kind}: {got} MB, want {}",
+                    s.units,
+                    want / 1e6
+                );
             }
             assert!(
                 (s.predicted_peak_mb - peak).abs() < 1e-6,

@@ -18,7 +18,7 @@ pub use error::ConfigError;
 pub use lambda::{Architecture, LambdaConfig};
 pub use plan::{Objective, PlanConfig, Slices, UpdateShards};
 pub use platform::{Platform, PlatformKind, Pricing};
-pub use runtime::{InvokerKind, RuntimeConfig};
+pub use runtime::{DeadlineMode, InvokerKind, RuntimeConfig};
 pub use train::{microbatch_candidates, Microbatches, OptimizerKind, ScheduleKind, TrainConfig};
 
 use data::DataConfig;

@@ -15,6 +15,19 @@ pub enum InvokerKind {
     Lambda,
 }
 
+/// `runtime.deadline`: how long a due task may go without a report before the driver invokes it again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeadlineMode {
+    /// From the run's own latency: the planner's prediction at first, then a multiple of each task kind's measured
+    /// 99th percentile (per slice), at least 10 ms and at most `task_timeout_s`; stragglers get a speculative copy
+    /// while the run has room for one. The default.
+    #[default]
+    Auto,
+    /// Always `task_timeout_s`, and no speculative copies.
+    Fixed,
+}
+
 /// `[runtime]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,10 +63,19 @@ pub struct RuntimeConfig {
     /// Seed of the injected faults (which deliveries crash or repeat).
     #[serde(default)]
     pub seed: u64,
-    /// A task whose inputs are complete but that has not reported within this many seconds is invoked again
-    /// with the next attempt number (it is idempotent, so a slow original does no harm).
+    /// The longest a task whose inputs are complete may go without a report before it is invoked again with the
+    /// next attempt number (it is idempotent, so a slow original does no harm); with `deadline = "fixed"` every
+    /// task's deadline.
     #[serde(default = "task_timeout_s")]
     pub task_timeout_s: f64,
+    /// `"auto"` (deadlines from the run's measured latency, capped by `task_timeout_s`, with speculative copies of
+    /// stragglers) or `"fixed"` (`task_timeout_s` for every task, no copies).
+    #[serde(default)]
+    pub deadline: DeadlineMode,
+    /// After a stop request (Ctrl-C, SIGTERM) a split run finishes the steps it started for at most this many
+    /// seconds, then checkpoints the last step it has whole; a second request stops at once.
+    #[serde(default = "stop_grace_s")]
+    pub stop_grace_s: f64,
     /// How many attempts a task gets (failures and missed deadlines) before the run stops with its error.
     #[serde(default = "max_attempts")]
     pub max_attempts: u32,
@@ -80,6 +102,8 @@ impl Default for RuntimeConfig {
             stall_rate: 0.0,
             seed: 0,
             task_timeout_s: task_timeout_s(),
+            deadline: DeadlineMode::Auto,
+            stop_grace_s: stop_grace_s(),
             max_attempts: max_attempts(),
             store_restarts: store_restarts(),
             store_wait_s: store_wait_s(),
@@ -115,6 +139,15 @@ impl RuntimeConfig {
                 ),
             ));
         }
+        if !(r.stop_grace_s.is_finite() && r.stop_grace_s >= 0.0) {
+            return Err(bad(
+                "runtime.stop_grace_s",
+                format!(
+                    "must be a number of seconds, 0 or more, got {}",
+                    r.stop_grace_s
+                ),
+            ));
+        }
         if r.max_attempts == 0 {
             return Err(bad("runtime.max_attempts", "must be at least 1"));
         }
@@ -142,6 +175,9 @@ impl RuntimeConfig {
 
 fn task_timeout_s() -> f64 {
     300.0
+}
+fn stop_grace_s() -> f64 {
+    20.0
 }
 fn store_restarts() -> u32 {
     3

@@ -97,8 +97,18 @@ pub struct RuntimeStats {
     pub tasks_failed: u64,
     /// Injected container crashes.
     pub crashes: u64,
-    /// Invocations the driver made again (missed deadline or failure).
+    /// Invocations the driver made again, for any reason: the four counts below and failures.
     pub retries: u64,
+    /// Tasks invoked again because they passed their deadline without a report.
+    pub late_retries: u64,
+    /// Copies started of stragglers (past their kind's speculation threshold, while the run had room).
+    pub speculative_copies: u64,
+    /// Tasks that became due without any report having started them (whoever completed their inputs died before
+    /// starting them), invoked at once.
+    pub orphans_started: u64,
+    /// Invocations made again (late, speculative or orphan) whose overtaken attempt reported after all: it was
+    /// only slow. Counted once per task.
+    pub false_alarms: u64,
     pub cold_starts: u64,
     /// Tasks run in their predecessor's invocation (the *become* option).
     pub became: u64,

@@ -274,7 +274,8 @@ impl Worker {
                     return Err(e);
                 }
                 out.skipped = self.probe(&probe, &mut out).await?;
-                if out.skipped.is_none() && self.any_update_shard_done(&ctx, task, &mut out).await? {
+                if out.skipped.is_none() && self.any_update_shard_done(&ctx, task, &mut out).await?
+                {
                     out.skipped = Some(Skip::Superseded);
                 }
                 match out.skipped {
@@ -330,7 +331,8 @@ impl Worker {
     ) -> Result<bool, TaskError> {
         let k = &ctx.keys;
         let marks: Vec<String> = match task {
-            TaskId::F { step, slice, .. } | TaskId::B { step, slice, .. } => (0..ctx.shard_count(slice))
+            TaskId::F { step, slice, .. } | TaskId::B { step, slice, .. } => (0..ctx
+                .shard_count(slice))
                 .map(|shard| k.done(slice, step, shard))
                 .collect(),
             TaskId::C { step } => ctx

@@ -79,7 +79,9 @@ impl Driver<'_> {
                 self.invoke(leaf, 1);
             }
         }
-        tracker.fed(step, &fired, Instant::now());
+        for again in tracker.fed(step, &fired, Instant::now()) {
+            self.invoke(again.task, again.attempt);
+        }
         Ok(())
     }
 

@@ -17,7 +17,8 @@ use crate::run::resume::resume_point;
 use data::Batch;
 use models::{OptimizerState, UnitTensors};
 use slice_worker::invoker::{
-    Faults, InvokeError, Invoker, LambdaClient, LambdaInvoker, LambdaSettings, LocalInvoker, LocalOptions,
+    Faults, InvokeError, Invoker, LambdaClient, LambdaInvoker, LambdaSettings, LocalInvoker,
+    LocalOptions,
 };
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, Store};

@@ -3,10 +3,11 @@
 //! tasks invoked again, and each finished step fed forward, measured, checkpointed or evaluated when the plan keeps
 //! its version — until the last step, or a stop request, ends it with a checkpoint.
 
+use super::deadlines::{Deadlines, Initial, Policy};
 use super::driver::Driver;
 use super::setup::{Logs, StartingPoint};
-use super::tracker::Tracker;
-use crate::config::InvokerKind;
+use super::tracker::{Invoke, Tracker, Why};
+use crate::config::{DeadlineMode, InvokerKind};
 use crate::error::RunError;
 use crate::planner::calibration::{compare, TaskTimes};
 use crate::run::evaluate::evaluate;
@@ -25,6 +26,11 @@ const STALL: Duration = Duration::from_secs(120);
 /// How often the driver asks whether the store is still the server process the run started on.
 const INSTANCE_CHECK: Duration = Duration::from_millis(500);
 
+/// The longest the driver waits for an event before it looks at its deadlines again, and the shortest (a wait of 0
+/// would block for ever on Redis).
+const MAX_WAIT: Duration = Duration::from_millis(100);
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
 /// How many late tasks the driver names in warnings before it only counts them.
 const LATE_WARNINGS: usize = 5;
 
@@ -35,7 +41,10 @@ struct Progress {
     /// finish, and their weights are checkpointed).
     done_steps: u64,
     fed_up_to: u64,
-    stopping: bool,
+    /// When a stop was requested: no step is fed after it, and the started ones get `runtime.stop_grace_s`.
+    stopping: Option<Instant>,
+    /// The step the run folder's checkpoint holds (where this attempt started, or its last periodic one).
+    checkpointed: u64,
     /// Kept versions to delete: (once this step is done, this version).
     release: Vec<(u64, u64)>,
     /// The stream position read up to.
@@ -69,8 +78,8 @@ pub(super) async fn run_steps(
     } = from;
     seed_store(d, params, state).await?;
     observer.started(plan.steps, plan.batch_size);
-    let timeout = Duration::from_secs_f64(d.cfg.runtime.task_timeout_s);
-    let mut tracker = Tracker::new(plan.clone(), timeout, d.cfg.runtime.max_attempts);
+    let rt = &d.cfg.runtime;
+    let mut tracker = Tracker::new(plan.clone(), deadlines(d), rt.concurrency, rt.max_attempts);
     tracker.stats.store_restarts = restarts;
     let train_start = Instant::now();
     d.feed(first, &mut tracker).await?;
@@ -79,7 +88,8 @@ pub(super) async fn run_steps(
         tracker,
         done_steps: first - 1,
         fed_up_to: plan.steps.min(first + 1),
-        stopping: false,
+        stopping: None,
+        checkpointed: first - 1,
         // The starting version of a resumed run is one to release when it falls on a kept step (its first update
         // leaves it in place).
         release: if first > 1 && plan.keeps(first - 1) {
@@ -96,16 +106,27 @@ pub(super) async fn run_steps(
         losses,
         step_ms: Vec::new(),
     };
-    while p.done_steps < plan.steps && !(p.stopping && p.done_steps >= p.fed_up_to) {
-        if stop.load(Ordering::Relaxed) && !p.stopping {
-            p.stopping = true;
+    let grace = Duration::from_secs_f64(d.cfg.runtime.stop_grace_s);
+    while p.done_steps < plan.steps && !(p.stopping.is_some() && p.done_steps >= p.fed_up_to) {
+        if stop.load(Ordering::Relaxed) && p.stopping.is_none() {
+            p.stopping = Some(Instant::now());
             observer.warn(&format!(
-                "stopping: finishing the step(s) already started (up to {}), then writing a checkpoint",
-                p.fed_up_to
+                "stopping: finishing the step(s) already started (up to {}) for at most {} s \
+                 (runtime.stop_grace_s), then writing a checkpoint; a second Ctrl-C stops at once",
+                p.fed_up_to,
+                grace.as_secs_f64()
             ));
         }
+        if p.stopping.is_some_and(|at| at.elapsed() >= grace) {
+            observer.warn(&format!(
+                "the started steps did not finish within runtime.stop_grace_s = {} s: stopping after step {}",
+                grace.as_secs_f64(),
+                p.done_steps
+            ));
+            break;
+        }
         let now = follow_events(d, &mut p, &mut logs).await?;
-        retry_overdue(d, &mut p, now, timeout, observer)?;
+        retry_overdue(d, &mut p, now, observer)?;
         // Steps complete in order (step t+1's updates need step t's weights).
         while p.tracker.step_done(p.done_steps + 1) {
             p.done_steps += 1;
@@ -123,15 +144,52 @@ pub(super) async fn run_steps(
         }
     }
     if p.done_steps < plan.steps {
-        // Stopped: the weights and state after the last finished step are consistent and still in the store.
-        let done = p.done_steps;
-        let (params, state) = d.pull(done).await?;
-        let ts = TrainState::new(&d.cfg, done, d.sampler.epoch(done - 1));
-        d.out
-            .checkpoint(&d.model, &params, &plan.optimizer, &state, &ts)?;
-        return Err(RunError::Interrupted { step: done });
+        return Err(checkpoint_stopped(d, &p).await);
     }
     finish_run(d, p, train_start, observer).await
+}
+
+/// A stopped run's checkpoint: the weights and state after the last finished step, when the store still has them
+/// whole. The steps started after it may have run on past the grace period and replaced part of that version (an
+/// update shard deletes the version it read); then the run folder's last checkpoint stands. Returns the
+/// interruption, naming the step the run folder's checkpoint holds.
+async fn checkpoint_stopped(d: &Driver<'_>, p: &Progress) -> RunError {
+    let done = p.done_steps;
+    if done == p.checkpointed {
+        return RunError::Interrupted { step: done };
+    }
+    let written = match d.pull(done).await {
+        Ok((params, state)) => {
+            let ts = TrainState::new(&d.cfg, done, d.sampler.epoch(done - 1));
+            d.out
+                .checkpoint(&d.model, &params, &d.plan.optimizer, &state, &ts)
+        }
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(()) => RunError::Interrupted { step: done },
+        Err(RunError::StoreData(_)) => RunError::Interrupted {
+            step: p.checkpointed,
+        },
+        Err(e) => e,
+    }
+}
+
+/// The run's deadline policy (`runtime.deadline`, `runtime.task_timeout_s`), starting from the run's own prediction
+/// of each task kind.
+fn deadlines(d: &Driver<'_>) -> Deadlines {
+    let rt = &d.cfg.runtime;
+    let timeout = Duration::from_secs_f64(rt.task_timeout_s);
+    let policy = match rt.deadline {
+        DeadlineMode::Auto => Policy::Auto { cap: timeout },
+        DeadlineMode::Fixed => Policy::Fixed(timeout),
+    };
+    let initial = d.prediction.as_ref().map_or(Initial::NONE, |p| Initial {
+        forward_ms: p.forward_ms_p50,
+        backward_ms: p.backward_ms_p50,
+        update_ms: p.update_ms_p50,
+    });
+    Deadlines::new(policy, initial)
 }
 
 /// The plan, and the weights and optimizer state the first step reads (version `first_step - 1`), into the store.
@@ -176,14 +234,15 @@ async fn follow_events(
     p: &mut Progress,
     logs: &mut Logs,
 ) -> Result<Instant, RunError> {
+    // Wake for the next event, or for the earliest limit of a due task, whichever comes first.
+    let wait = p
+        .tracker
+        .next_limit()
+        .map_or(MAX_WAIT, |at| at.saturating_duration_since(Instant::now()))
+        .clamp(MIN_WAIT, MAX_WAIT);
     let events = d
         .store
-        .read_events(
-            &d.keys.events(),
-            &p.cursor,
-            1000,
-            Duration::from_millis(100),
-        )
+        .read_events(&d.keys.events(), &p.cursor, 1000, wait)
         .await?;
     let now = Instant::now();
     if now.duration_since(p.instance_checked) > INSTANCE_CHECK {
@@ -209,20 +268,19 @@ async fn follow_events(
         }
         logs.events.write(&event)?;
         p.task_times.record(&event);
-        if let Some((task, attempt)) = p.tracker.event(&event, now)? {
-            d.invoke(task, attempt);
+        for again in p.tracker.event(&event, now)? {
+            d.invoke(again.task, again.attempt);
         }
     }
     Ok(now)
 }
 
-/// Invokes again every due task past its deadline (naming the first few), or fails with what stopped a task that
-/// is out of attempts, and what the platform said about it.
+/// Invokes again every due task past its deadline, and copies of stragglers (naming the first few late ones), or
+/// fails with what stopped a task that is out of attempts, and what the platform said about it.
 fn retry_overdue(
     d: &Driver<'_>,
     p: &mut Progress,
     now: Instant,
-    timeout: Duration,
     observer: &mut dyn Observer,
 ) -> Result<(), RunError> {
     let overdue = p
@@ -243,18 +301,21 @@ fn retry_overdue(
             },
             (e, _) => e,
         })?;
-    for (task, attempt) in overdue {
-        p.late += 1;
-        if p.late <= LATE_WARNINGS {
-            let more = if p.late == LATE_WARNINGS {
-                " (further ones are only counted: summary.json runtime.retries, events.jsonl)"
-            } else {
-                ""
-            };
-            observer.warn(&format!(
-                "task {task} did not report within {:.2} s: invoking attempt {attempt}{more}",
-                timeout.as_secs_f64()
-            ));
+    for Invoke { task, attempt, why } in overdue {
+        // Deadlines of milliseconds make late tasks routine under faults: only a fixed deadline's are worth a line.
+        if why == Why::Late && d.cfg.runtime.deadline == DeadlineMode::Fixed {
+            p.late += 1;
+            if p.late <= LATE_WARNINGS {
+                let more = if p.late == LATE_WARNINGS {
+                    " (further ones are only counted: summary.json runtime.late_retries, events.jsonl)"
+                } else {
+                    ""
+                };
+                observer.warn(&format!(
+                    "task {task} did not report within {:.2} s: invoking attempt {attempt}{more}",
+                    d.cfg.runtime.task_timeout_s
+                ));
+            }
         }
         d.invoke(task, attempt);
     }
@@ -272,7 +333,7 @@ async fn finish_step(
 ) -> Result<(), RunError> {
     let (plan, keys) = (&d.plan, &d.keys);
     let step = p.done_steps;
-    if !p.stopping {
+    if p.stopping.is_none() {
         d.feed(step + 2, &mut p.tracker).await?;
         p.fed_up_to = (step + 2).min(plan.steps);
     }
@@ -297,6 +358,7 @@ async fn finish_step(
             let ts = TrainState::new(&d.cfg, step, epoch);
             d.out
                 .checkpoint(&d.model, &params, &plan.optimizer, &state, &ts)?;
+            p.checkpointed = step;
         }
         if t.eval_every > 0 && step.is_multiple_of(t.eval_every) {
             eval = Some(evaluate(

@@ -6,6 +6,7 @@
 //! It also keeps the runtime's counters for `summary.json`, and counts how often each task was *fired* (its last
 //! input recorded): the exactly-once fan-in invariant says once.
 
+use super::deadlines::Deadlines;
 use crate::error::RunError;
 use crate::run::record::RuntimeStats;
 use slice_worker::dag::{predecessors, successors, update_tasks, Input};
@@ -13,22 +14,57 @@ use slice_worker::event::{Status, TaskEvent};
 use slice_worker::plan::RunPlan;
 use slice_worker::task::TaskId;
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+/// A task whose inputs have all reported and that has not reported itself.
 struct Due {
+    /// When its current attempt was invoked (or, for the first, when the driver saw it become due).
     since: Instant,
     attempt: u32,
+    /// Whether the driver has invoked it again (by deadline, speculation, failure or as an orphan): then its
+    /// latency is not sampled.
+    reinvoked: bool,
+    /// Whether a speculative copy of the current attempt window is running.
+    copy: bool,
+}
+
+/// Why the driver invokes a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Its last execution reported a failure.
+    Failed,
+    /// It passed its deadline without a report.
+    Late,
+    /// It passed its kind's speculation threshold while the run had room for a copy.
+    Speculative,
+    /// It became due, but no report started it: whoever completed its inputs did not live to start it.
+    Orphan,
+}
+
+/// An invocation the driver should make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invoke {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub why: Why,
 }
 
 /// What the driver knows of the run's tasks.
 pub struct Tracker {
     plan: RunPlan,
-    timeout: Duration,
+    deadlines: Deadlines,
+    /// The run's concurrency limit: speculation only fills room below it.
+    concurrency: usize,
     max_attempts: u32,
     done: HashSet<TaskId>,
     fed: HashSet<u64>,
     due: HashMap<TaskId, Due>,
     fired: HashSet<TaskId>,
+    /// Tasks some live execution (or the driver) started: fired in a report that was not a crash's.
+    started: HashSet<TaskId>,
+    /// The highest attempt of each task that the driver overtook with another, and whether one of them has
+    /// reported after all (a false alarm, counted once per task).
+    overtaken: HashMap<TaskId, (u32, bool)>,
     /// (step, report id) of the reports taken in, to recognise a copy.
     reports: HashSet<(u64, u64)>,
     /// Each clipped step's global gradient norm, as its clip task reported it, until the step's record takes it.
@@ -37,15 +73,23 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(plan: RunPlan, timeout: Duration, max_attempts: u32) -> Tracker {
+    pub fn new(
+        plan: RunPlan,
+        deadlines: Deadlines,
+        concurrency: usize,
+        max_attempts: u32,
+    ) -> Tracker {
         Tracker {
             plan,
-            timeout,
+            deadlines,
+            concurrency: concurrency.max(1),
             max_attempts,
             done: HashSet::new(),
             fed: HashSet::new(),
             due: HashMap::new(),
             fired: HashSet::new(),
+            started: HashSet::new(),
+            overtaken: HashMap::new(),
             reports: HashSet::new(),
             norms: HashMap::new(),
             stats: RuntimeStats::default(),
@@ -59,40 +103,61 @@ impl Tracker {
         }
     }
 
-    /// Marks `task` due if every input of it has reported.
-    fn check_due(&mut self, task: TaskId, now: Instant) {
+    /// Marks `task` due if every input of it has reported; a task that becomes due without any report having
+    /// started it is an orphan, invoked at once.
+    fn check_due(&mut self, task: TaskId, now: Instant, out: &mut Vec<Invoke>) {
         if self.done.contains(&task) || self.due.contains_key(&task) {
             return;
         }
-        if predecessors(&self.plan, task)
+        if !predecessors(&self.plan, task)
             .iter()
             .all(|i| self.input_done(i))
         {
-            self.due.insert(
+            return;
+        }
+        let orphan = !self.started.contains(&task);
+        self.due.insert(
+            task,
+            Due {
+                since: now,
+                attempt: if orphan { 2 } else { 1 },
+                reinvoked: orphan,
+                copy: false,
+            },
+        );
+        if orphan {
+            self.started.insert(task);
+            self.overtaken.insert(task, (1, false));
+            self.stats.orphans_started += 1;
+            self.stats.retries += 1;
+            out.push(Invoke {
                 task,
-                Due {
-                    since: now,
-                    attempt: 1,
-                },
-            );
+                attempt: 2,
+                why: Why::Orphan,
+            });
         }
     }
 
-    fn count_fired(&mut self, tasks: &[TaskId]) {
+    fn count_fired(&mut self, tasks: &[TaskId], started: bool) {
         for t in tasks {
             if !self.fired.insert(*t) {
                 self.stats.fired_twice += 1;
             }
+            if started {
+                self.started.insert(*t);
+            }
         }
     }
 
-    /// The driver wrote step `step`'s data; `fired` are the leaves its data record completed.
-    pub fn fed(&mut self, step: u64, fired: &[TaskId], now: Instant) {
+    /// The driver wrote step `step`'s data and started `fired`, the leaves its data record completed.
+    pub fn fed(&mut self, step: u64, fired: &[TaskId], now: Instant) -> Vec<Invoke> {
         self.fed.insert(step);
-        self.count_fired(fired);
+        self.count_fired(fired, true);
+        let mut out = Vec::new();
         for mb in 0..self.plan.microbatches {
-            self.check_due(TaskId::F { step, slice: 0, mb }, now);
+            self.check_due(TaskId::F { step, slice: 0, mb }, now, &mut out);
         }
+        out
     }
 
     /// Whether `e` is the first copy of its report. A second copy (the same report appended twice: the worker's
@@ -106,19 +171,27 @@ impl Tracker {
         false
     }
 
-    /// Takes in one event; returns a task to invoke again (a failed one, while it has attempts left).
-    pub fn event(
-        &mut self,
-        e: &TaskEvent,
-        now: Instant,
-    ) -> Result<Option<(TaskId, u32)>, RunError> {
-        self.count_fired(&e.fired);
+    /// A report of an attempt the driver had overtaken: the task was only slow.
+    fn note_false_alarm(&mut self, e: &TaskEvent) {
+        if let Some((attempt, counted)) = self.overtaken.get_mut(&e.task) {
+            if e.attempt <= *attempt && !*counted {
+                *counted = true;
+                self.stats.false_alarms += 1;
+            }
+        }
+    }
+
+    /// Takes in one event; returns the tasks to invoke now: a failed one while it has attempts left, and orphans.
+    pub fn event(&mut self, e: &TaskEvent, now: Instant) -> Result<Vec<Invoke>, RunError> {
+        let live = !matches!(e.status, Status::Crashed(_));
+        self.count_fired(&e.fired, live);
         let s = &mut self.stats;
         s.cold_starts += u64::from(e.cold);
         s.became += u64::from(e.became);
         s.weights_cache_hits += u64::from(e.weights_cached);
         s.bytes_in += e.bytes_in;
         s.bytes_out += e.bytes_out;
+        let mut out = Vec::new();
         match &e.status {
             Status::Ran | Status::Skipped(_) => {
                 if let Some(norm) = e.grad_norm {
@@ -129,33 +202,36 @@ impl Tracker {
                 } else {
                     s.tasks_skipped += 1;
                 }
-                self.done.insert(e.task);
-                self.due.remove(&e.task);
-                for (next, _) in successors(&self.plan, e.task) {
-                    self.check_due(next, now);
+                self.note_false_alarm(e);
+                if let Some(due) = self.due.remove(&e.task) {
+                    if !due.reinvoked && matches!(e.status, Status::Ran) {
+                        self.deadlines.sample(e.task, now.duration_since(due.since));
+                    }
                 }
-                Ok(None)
+                self.done.insert(e.task);
+                for (next, _) in successors(&self.plan, e.task) {
+                    self.check_due(next, now, &mut out);
+                }
             }
             Status::Crashed(_) => {
                 s.crashes += 1;
-                Ok(None)
             }
             Status::Fatal(reason) => {
                 s.tasks_failed += 1;
-                Err(RunError::Task {
+                return Err(RunError::Task {
                     task: e.task.to_string(),
                     reason: reason.clone(),
-                })
+                });
             }
             Status::Failed(reason) => {
                 s.tasks_failed += 1;
                 if self.done.contains(&e.task) {
-                    return Ok(None);
+                    return Ok(out);
                 }
                 let current = self.due.get(&e.task).map_or(1, |d| d.attempt);
                 if e.attempt < current {
                     // An older attempt failing says nothing about the one in flight.
-                    return Ok(None);
+                    return Ok(out);
                 }
                 if e.attempt >= self.max_attempts {
                     return Err(RunError::Task {
@@ -173,11 +249,18 @@ impl Tracker {
                     Due {
                         since: now,
                         attempt,
+                        reinvoked: true,
+                        copy: false,
                     },
                 );
-                Ok(Some((e.task, attempt)))
+                out.push(Invoke {
+                    task: e.task,
+                    attempt,
+                    why: Why::Failed,
+                });
             }
         }
+        Ok(out)
     }
 
     /// Step `step`'s gradient norm before clipping, once (none when the plan does not clip, or when only a skipped
@@ -186,31 +269,102 @@ impl Tracker {
         self.norms.remove(&step)
     }
 
-    /// Due tasks past their deadline, each with its next attempt number.
-    pub fn overdue(&mut self, now: Instant) -> Result<Vec<(TaskId, u32)>, RunError> {
-        let mut again = Vec::new();
-        for (task, due) in self.due.iter_mut() {
-            if now.duration_since(due.since) < self.timeout {
-                continue;
+    /// Due tasks past their deadline, and stragglers worth a copy while the run has room for one, each with its
+    /// next attempt number; an error names a task out of attempts.
+    pub fn overdue(&mut self, now: Instant) -> Result<Vec<Invoke>, RunError> {
+        let mut late = Vec::new();
+        let mut stragglers = Vec::new();
+        for (task, due) in &self.due {
+            let limits = self.deadlines.limits(*task);
+            let waited = now.duration_since(due.since);
+            if waited >= limits.deadline {
+                if due.attempt >= self.max_attempts {
+                    return Err(RunError::Task {
+                        task: task.to_string(),
+                        reason: format!(
+                            "no report within {:.3} s on any of {} attempts (raise runtime.task_timeout_s, or set \
+                             runtime.deadline = \"fixed\", if tasks are just slow)",
+                            limits.deadline.as_secs_f64(),
+                            self.max_attempts
+                        ),
+                    });
+                }
+                late.push(*task);
+            } else if limits.speculate.is_some_and(|at| waited >= at)
+                && !due.copy
+                && due.attempt + 1 < self.max_attempts
+            {
+                stragglers.push((waited, *task));
             }
-            if due.attempt >= self.max_attempts {
-                return Err(RunError::Task {
-                    task: task.to_string(),
-                    reason: format!(
-                        "no report within {:.1} s on any of {} attempts (raise runtime.task_timeout_s if tasks are \
-                         just slow)",
-                        self.timeout.as_secs_f64(),
-                        self.max_attempts
-                    ),
-                });
-            }
-            due.attempt += 1;
-            due.since = now;
-            again.push((*task, due.attempt));
         }
-        self.stats.retries += again.len() as u64;
-        again.sort_by_key(|(t, _)| t.to_string());
-        Ok(again)
+        let mut out = Vec::new();
+        for task in late {
+            out.push(self.reinvoke(task, now, Why::Late));
+        }
+        // A copy only fills room below the concurrency limit, and at most a quarter of it runs copies: on a loaded
+        // platform a copy would queue behind the work it is meant to overtake.
+        let copies = self.due.values().filter(|d| d.copy).count();
+        let room = self
+            .concurrency
+            .saturating_sub(self.due.len())
+            .min((self.concurrency / 4).max(1).saturating_sub(copies));
+        stragglers.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.to_string().cmp(&b.1.to_string()))
+        });
+        for (_, task) in stragglers.into_iter().take(room) {
+            out.push(self.reinvoke(task, now, Why::Speculative));
+        }
+        out.sort_by_key(|i| i.task.to_string());
+        Ok(out)
+    }
+
+    /// Invokes due `task` again with its next attempt: a late one's deadline starts anew, a copy leaves the
+    /// original's running.
+    fn reinvoke(&mut self, task: TaskId, now: Instant, why: Why) -> Invoke {
+        let Some(due) = self.due.get_mut(&task) else {
+            unreachable!("only due tasks are invoked again")
+        };
+        let overtaken = due.attempt;
+        due.attempt += 1;
+        due.reinvoked = true;
+        if why == Why::Speculative {
+            due.copy = true;
+            self.stats.speculative_copies += 1;
+        } else {
+            due.since = now;
+            due.copy = false;
+            self.stats.late_retries += 1;
+        }
+        let attempt = due.attempt;
+        let entry = self.overtaken.entry(task).or_insert((0, false));
+        entry.0 = entry.0.max(overtaken);
+        self.stats.retries += 1;
+        Invoke { task, attempt, why }
+    }
+
+    /// The earliest moment a due task passes one of its limits (none while nothing is due).
+    pub fn next_limit(&mut self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for (task, due) in &self.due {
+            let limits = self.deadlines.limits(*task);
+            let mut at = due.since + limits.deadline;
+            if let Some(s) = limits.speculate.filter(|_| !due.copy) {
+                at = at.min(due.since + s);
+            }
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        next
+    }
+
+    /// How many tasks are due and unreported: invoked, queued or running (or lost).
+    pub fn in_flight(&self) -> usize {
+        self.due.len()
+    }
+
+    /// The measured latency quantiles per task kind (see [`Deadlines::quantiles`]).
+    pub fn latency_quantiles(&self) -> Vec<(slice_worker::task::TaskKind, usize, [f64; 3])> {
+        self.deadlines.quantiles()
     }
 
     /// Whether no task is waiting for its report.
@@ -218,7 +372,6 @@ impl Tracker {
         self.due.is_empty()
     }
 
-    /// Whether every slice's update of `step` has reported.
     /// Whether every task of step `step` has reported (a step can be done — all its updates in — while a forward
     /// whose completion did not start the update is still appending its event).
     pub fn all_reported(&self, step: u64) -> bool {
@@ -227,14 +380,18 @@ impl Tracker {
             .all(|t| self.done.contains(t))
     }
 
+    /// Whether every slice's update of `step` has reported.
     pub fn step_done(&self, step: u64) -> bool {
         update_tasks(&self.plan, step).all(|u| self.done.contains(&u))
     }
 
-    /// Forgets steps before `step` (finished; their late events change nothing).
+    /// Forgets steps before `step` (finished; their late events change nothing but the false-alarm count, which
+    /// they can no longer reach).
     pub fn forget_before(&mut self, step: u64) {
         self.done.retain(|t| t.step() >= step);
         self.fired.retain(|t| t.step() >= step);
+        self.started.retain(|t| t.step() >= step);
+        self.overtaken.retain(|t, _| t.step() >= step);
         self.reports.retain(|(s, _)| *s >= step);
         self.fed.retain(|s| *s >= step);
     }
@@ -242,10 +399,12 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
+    use super::super::deadlines::{Initial, Policy};
     use super::*;
     use models::{Activation, ModelSpec};
     use slice_worker::dag::step_tasks;
     use slice_worker::event::Skip;
+    use std::time::Duration;
 
     fn plan() -> RunPlan {
         let model = ModelSpec::Mlp {
@@ -258,17 +417,63 @@ mod tests {
         }
     }
 
-    fn event(task: TaskId, attempt: u32, status: Status) -> TaskEvent {
-        TaskEvent::new(task, attempt, "w".into(), status)
+    fn fixed(p: &RunPlan, secs: u64, attempts: u32) -> Tracker {
+        let d = Deadlines::new(Policy::Fixed(Duration::from_secs(secs)), Initial::NONE);
+        Tracker::new(p.clone(), d, 4, attempts)
+    }
+
+    /// The platform as the tracker sees it: each report fires the successors whose inputs it completed.
+    struct Platform {
+        plan: RunPlan,
+        done: HashSet<TaskId>,
+    }
+
+    impl Platform {
+        fn new(plan: &RunPlan) -> Platform {
+            Platform {
+                plan: plan.clone(),
+                done: HashSet::new(),
+            }
+        }
+
+        /// The report of an execution of `task` that did its work (or found it done) and fired what it completed.
+        fn report(&mut self, task: TaskId, attempt: u32, status: Status) -> TaskEvent {
+            let mut e = TaskEvent::new(task, attempt, "w".into(), status);
+            if self.done.insert(task) {
+                let done = &self.done;
+                e.fired = successors(&self.plan, task)
+                    .into_iter()
+                    .map(|(t, _)| t)
+                    .filter(|t| {
+                        predecessors(&self.plan, *t).iter().all(|i| match i {
+                            Input::Data { .. } => true,
+                            Input::Task(p) => done.contains(p),
+                        })
+                    })
+                    .collect();
+            }
+            e
+        }
+    }
+
+    fn leaves(p: &RunPlan, step: u64) -> Vec<TaskId> {
+        (0..p.microbatches)
+            .map(|mb| TaskId::F { step, slice: 0, mb })
+            .collect()
+    }
+
+    fn invoke(task: TaskId, attempt: u32, why: Why) -> Invoke {
+        Invoke { task, attempt, why }
     }
 
     #[test]
     fn a_silent_task_is_invoked_again_after_its_deadline_and_a_finished_one_never() {
         let p = plan();
-        let mut tr = Tracker::new(p.clone(), Duration::from_secs(10), 3);
+        let mut tr = fixed(&p, 10, 3);
+        let mut platform = Platform::new(&p);
         let t0 = Instant::now();
-        tr.fed(1, &[], t0);
-        // Every task of step 1 reports except F(1,1,1), which "crashed".
+        assert!(tr.fed(1, &leaves(&p, 1), t0).is_empty());
+        // Every task of step 1 reports except F(1,1,1), which crashed before it ran.
         let silent = TaskId::F {
             step: 1,
             slice: 1,
@@ -276,63 +481,193 @@ mod tests {
         };
         for task in step_tasks(&p, 1) {
             if task != silent && !matches!(task, TaskId::B { mb: 1, .. } | TaskId::U { .. }) {
-                tr.event(&event(task, 1, Status::Ran), t0).unwrap();
+                let e = platform.report(task, 1, Status::Ran);
+                assert!(tr.event(&e, t0).unwrap().is_empty());
             }
         }
         assert!(tr.overdue(t0 + Duration::from_secs(5)).unwrap().is_empty());
         assert_eq!(
             tr.overdue(t0 + Duration::from_secs(11)).unwrap(),
-            vec![(silent, 2)]
+            vec![invoke(silent, 2, Why::Late)]
         );
-        tr.event(&event(silent, 2, Status::Skipped(Skip::OutputsExist)), t0)
-            .unwrap();
-        // Its successors are now due (the last slice's update had only waited for it); nothing else is.
-        let later = t0 + Duration::from_secs(30);
-        let again = tr.overdue(later).unwrap();
-        assert_eq!(
-            again,
-            vec![
-                (
-                    TaskId::B {
-                        step: 1,
-                        slice: 0,
-                        mb: 1
-                    },
-                    2
-                ),
-                (
-                    TaskId::U {
-                        step: 1,
-                        slice: 1,
-                        shard: 0
-                    },
-                    2
-                )
-            ]
-        );
+        let e = platform.report(silent, 2, Status::Ran);
+        assert!(tr
+            .event(&e, t0 + Duration::from_secs(11))
+            .unwrap()
+            .is_empty());
+        assert!(tr.overdue(t0 + Duration::from_secs(12)).unwrap().is_empty());
         assert!(!tr.step_done(1));
-        assert_eq!(tr.stats.retries, 3);
+        assert_eq!((tr.stats.retries, tr.stats.late_retries), (1, 1));
+        assert_eq!(tr.stats.false_alarms, 0);
+    }
+
+    #[test]
+    fn a_task_whose_starter_died_after_firing_it_is_invoked_at_once() {
+        let p = plan();
+        let mut tr = fixed(&p, 10, 3);
+        let mut platform = Platform::new(&p);
+        let t0 = Instant::now();
+        tr.fed(1, &leaves(&p, 1), t0);
+        let other = TaskId::F {
+            step: 1,
+            slice: 0,
+            mb: 1,
+        };
+        tr.event(&platform.report(other, 1, Status::Ran), t0)
+            .unwrap();
+        let its_next = TaskId::F {
+            step: 1,
+            slice: 1,
+            mb: 1,
+        };
+        tr.event(&platform.report(its_next, 1, Status::Ran), t0)
+            .unwrap();
+        // F(1,0,0) fired F(1,1,0) and crashed before reporting or starting it.
+        let f = TaskId::F {
+            step: 1,
+            slice: 0,
+            mb: 0,
+        };
+        let mut crashed = platform.report(f, 1, Status::Crashed(slice_worker::event::Crash::After));
+        assert!(!crashed.fired.is_empty());
+        assert!(tr.event(&crashed, t0).unwrap().is_empty());
+        // Its deadline brings a retry, which finds the outputs and fires nothing: its successor is an orphan.
+        assert!(tr
+            .overdue(t0 + Duration::from_secs(11))
+            .unwrap()
+            .contains(&invoke(f, 2, Why::Late)));
+        crashed.fired.clear();
+        let retry = TaskEvent::new(f, 2, "w".into(), Status::Skipped(Skip::OutputsExist));
+        let next = TaskId::F {
+            step: 1,
+            slice: 1,
+            mb: 0,
+        };
+        assert_eq!(
+            tr.event(&retry, t0).unwrap(),
+            vec![invoke(next, 2, Why::Orphan)]
+        );
+        assert_eq!(tr.stats.orphans_started, 1);
+        assert_eq!(tr.stats.fired_twice, 0);
+    }
+
+    #[test]
+    fn a_late_report_of_an_overtaken_attempt_is_a_false_alarm_counted_once() {
+        let p = plan();
+        let mut tr = fixed(&p, 10, 4);
+        let mut platform = Platform::new(&p);
+        let t0 = Instant::now();
+        tr.fed(1, &leaves(&p, 1), t0);
+        let f = TaskId::F {
+            step: 1,
+            slice: 0,
+            mb: 0,
+        };
+        assert_eq!(tr.overdue(t0 + Duration::from_secs(11)).unwrap().len(), 2);
+        assert_eq!(tr.overdue(t0 + Duration::from_secs(22)).unwrap().len(), 2);
+        // Attempt 1 was only slow.
+        tr.event(&platform.report(f, 1, Status::Ran), t0).unwrap();
+        tr.event(
+            &TaskEvent::new(f, 2, "w".into(), Status::Skipped(Skip::OutputsExist)),
+            t0,
+        )
+        .unwrap();
+        tr.event(
+            &TaskEvent::new(f, 3, "w".into(), Status::Skipped(Skip::OutputsExist)),
+            t0,
+        )
+        .unwrap();
+        assert_eq!(tr.stats.false_alarms, 1);
+        assert_eq!(tr.stats.late_retries, 4);
+    }
+
+    /// A tracker whose forwards of slice 0 have ten 20 ms samples behind them.
+    fn measured(p: &RunPlan, concurrency: usize) -> Tracker {
+        let cap = Duration::from_secs(300);
+        let mut d = Deadlines::new(Policy::Auto { cap }, Initial::NONE);
+        for _ in 0..10 {
+            d.sample(leaves(p, 1)[0], Duration::from_millis(20));
+        }
+        Tracker::new(p.clone(), d, concurrency, 6)
+    }
+
+    #[test]
+    fn without_samples_nothing_is_speculated_and_the_deadline_is_the_cap() {
+        let p = plan();
+        let d = Deadlines::new(
+            Policy::Auto {
+                cap: Duration::from_secs(300),
+            },
+            Initial::NONE,
+        );
+        let mut tr = Tracker::new(p.clone(), d, 8, 6);
+        let t0 = Instant::now();
+        tr.fed(1, &leaves(&p, 1), t0);
+        assert!(tr
+            .overdue(t0 + Duration::from_secs(299))
+            .unwrap()
+            .is_empty());
+        assert_eq!(tr.overdue(t0 + Duration::from_secs(300)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn stragglers_get_one_copy_while_there_is_room_and_the_deadline_still_applies() {
+        let p = plan();
+        let ms = Duration::from_millis;
+        let mut tr = measured(&p, 8);
+        let t1 = Instant::now();
+        tr.fed(1, &leaves(&p, 1), t1);
+        // 1.5 × 20 = 30 ms: both leaves are stragglers, and a concurrency of 8 leaves room for two copies.
+        assert_eq!(tr.next_limit(), Some(t1 + ms(30)));
+        let copies = tr.overdue(t1 + ms(31)).unwrap();
+        assert_eq!(copies.len(), 2);
+        assert!(copies
+            .iter()
+            .all(|i| i.why == Why::Speculative && i.attempt == 2));
+        // No second copy in the same deadline window; the deadline (3 × 20 ms) still applies.
+        assert_eq!(tr.next_limit(), Some(t1 + ms(60)));
+        assert!(tr.overdue(t1 + ms(45)).unwrap().is_empty());
+        let late = tr.overdue(t1 + ms(61)).unwrap();
+        assert_eq!(late.len(), 2);
+        assert!(late.iter().all(|i| i.why == Why::Late && i.attempt == 3));
+        assert_eq!(tr.stats.speculative_copies, 2);
+        assert_eq!(tr.stats.retries, 4);
+    }
+
+    #[test]
+    fn a_busy_run_gets_no_copies() {
+        let p = plan();
+        let ms = Duration::from_millis;
+        // A concurrency of 2 with two tasks due leaves no room.
+        let mut busy = measured(&p, 2);
+        let t1 = Instant::now();
+        busy.fed(1, &leaves(&p, 1), t1);
+        assert!(busy.overdue(t1 + ms(31)).unwrap().is_empty());
+        // A concurrency of 4 leaves room for one copy at a time (a quarter of it), for the longest waiting.
+        let mut some = measured(&p, 4);
+        some.fed(1, &leaves(&p, 1), t1);
+        assert_eq!(some.overdue(t1 + ms(31)).unwrap().len(), 1);
+        assert!(some.overdue(t1 + ms(40)).unwrap().is_empty());
     }
 
     #[test]
     fn failures_are_retried_until_attempts_run_out() {
-        let mut tr = Tracker::new(plan(), Duration::from_secs(10), 2);
+        let p = plan();
+        let mut tr = fixed(&p, 10, 2);
         let now = Instant::now();
-        tr.fed(1, &[], now);
+        tr.fed(1, &leaves(&p, 1), now);
         let t = TaskId::F {
             step: 1,
             slice: 0,
             mb: 0,
         };
+        let failed =
+            |attempt| TaskEvent::new(t, attempt, "w".into(), Status::Failed("boom".into()));
         assert_eq!(
-            tr.event(&event(t, 1, Status::Failed("boom".into())), now)
-                .unwrap(),
-            Some((t, 2))
+            tr.event(&failed(1), now).unwrap(),
+            vec![invoke(t, 2, Why::Failed)]
         );
-        let err = tr
-            .event(&event(t, 2, Status::Failed("boom".into())), now)
-            .unwrap_err()
-            .to_string();
+        let err = tr.event(&failed(2), now).unwrap_err().to_string();
         assert!(
             err.contains("F(1,0,0)") && err.contains("boom") && err.contains("attempt 2 of 2"),
             "{err}"
@@ -341,7 +676,8 @@ mod tests {
 
     #[test]
     fn firing_twice_is_counted() {
-        let mut tr = Tracker::new(plan(), Duration::from_secs(10), 2);
+        let p = plan();
+        let mut tr = fixed(&p, 10, 2);
         let now = Instant::now();
         let leaf = TaskId::F {
             step: 1,
@@ -349,7 +685,7 @@ mod tests {
             mb: 0,
         };
         tr.fed(1, &[leaf], now);
-        let mut e = event(leaf, 1, Status::Ran);
+        let mut e = TaskEvent::new(leaf, 1, "w".into(), Status::Ran);
         e.fired = vec![TaskId::F {
             step: 1,
             slice: 1,
@@ -363,17 +699,22 @@ mod tests {
 
     #[test]
     fn a_report_read_twice_is_a_copy_and_another_execution_is_not() {
-        let mut tr = Tracker::new(plan(), Duration::from_secs(10), 2);
+        let mut tr = fixed(&plan(), 10, 2);
         let t = TaskId::F {
             step: 1,
             slice: 0,
             mb: 0,
         };
-        let e = event(t, 1, Status::Ran);
+        let e = TaskEvent::new(t, 1, "w".into(), Status::Ran);
         assert!(tr.first_copy(&e));
         assert!(!tr.first_copy(&e.clone()));
         // A duplicate delivery runs again and reports anew.
-        assert!(tr.first_copy(&event(t, 1, Status::Skipped(Skip::OutputsExist))));
+        assert!(tr.first_copy(&TaskEvent::new(
+            t,
+            1,
+            "w".into(),
+            Status::Skipped(Skip::OutputsExist)
+        )));
         let mut old = e.clone();
         old.report_id = 0;
         assert!(tr.first_copy(&old) && tr.first_copy(&old));
