@@ -12,7 +12,7 @@
 //! * **late** (invoked again whatever the load) once it has taken [`MULTIPLIER`] × that percentile;
 //!
 //! each at least [`FLOOR`] and at most `runtime.task_timeout_s`. Before that many samples the kind's samples over
-//! all slices stand in, then the planner's prediction of the kind's run time ([`Initial`]). The constants are
+//! all slices stand in, then every task's, then the planner's prediction of the kind's run time ([`Initial`]). The constants are
 //! justified in numbers in `docs/ARCHITECTURE.md` ("Deadlines from the run's own latency") and measured in
 //! `experiments/recovery/`.
 
@@ -24,8 +24,9 @@ use std::time::Duration;
 /// Samples kept per (kind, slice): enough for a 99th percentile, few enough to follow a run whose load changes.
 pub const WINDOW: usize = 400;
 
-/// Samples needed before a window's percentile is trusted (below it, the 99th percentile is the largest sample).
-pub const MIN_SAMPLES: usize = 8;
+/// Samples needed before a window's percentile is trusted: with fewer, one hiccup of the host sets it (measured:
+/// at 8, a 25 ms stall of a 2-core host in step 5 made five false alarms).
+pub const MIN_SAMPLES: usize = 20;
 
 /// The deadline in units of the 99th percentile.
 pub const MULTIPLIER: f64 = 3.0;
@@ -37,10 +38,9 @@ pub const SPECULATE_AT: f64 = 1.5;
 /// scheduling delays reach a few milliseconds.
 pub const FLOOR: Duration = Duration::from_millis(10);
 
-/// The deadline before any sample: the prediction's run time stretched by this factor, plus [`FIRST_SLACK`] for
-/// cold starts, which the prediction of a steady step leaves out.
+/// The deadline before any sample: the prediction's run time stretched by this factor, plus [`Initial::slack_ms`]
+/// for cold starts, which the prediction of a steady step leaves out.
 const INITIAL_STRETCH: f64 = 20.0;
-const FIRST_SLACK: Duration = Duration::from_secs(1);
 
 /// How deadlines are set (`runtime.deadline`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -57,6 +57,8 @@ pub struct Initial {
     pub forward_ms: f64,
     pub backward_ms: f64,
     pub update_ms: f64,
+    /// Added to the first deadlines: what a cold start may take on the run's platform.
+    pub slack_ms: f64,
 }
 
 impl Initial {
@@ -65,6 +67,7 @@ impl Initial {
         forward_ms: f64::NAN,
         backward_ms: f64::NAN,
         update_ms: f64::NAN,
+        slack_ms: 0.0,
     };
 
     fn of(&self, kind: TaskKind) -> f64 {
@@ -121,6 +124,7 @@ pub struct Deadlines {
     initial: Initial,
     per_slice: HashMap<(TaskKind, usize), Window>,
     per_kind: HashMap<TaskKind, Window>,
+    all: Window,
 }
 
 impl Deadlines {
@@ -130,6 +134,7 @@ impl Deadlines {
             initial,
             per_slice: HashMap::new(),
             per_kind: HashMap::new(),
+            all: Window::default(),
         }
     }
 
@@ -142,9 +147,11 @@ impl Deadlines {
             .or_default()
             .push(ms);
         self.per_kind.entry(kind).or_default().push(ms);
+        self.all.push(ms);
     }
 
-    /// The 99th percentile that sets `task`'s limits, ms: its (kind, slice)'s, else its kind's, else none yet.
+    /// The 99th percentile that sets `task`'s limits, ms: its (kind, slice)'s, else its kind's, else every task's,
+    /// else none yet.
     fn p99(&mut self, task: TaskId) -> Option<f64> {
         let kind = task.kind();
         if let Some(p) = self
@@ -154,7 +161,10 @@ impl Deadlines {
         {
             return Some(p);
         }
-        self.per_kind.get_mut(&kind).and_then(Window::p99)
+        if let Some(p) = self.per_kind.get_mut(&kind).and_then(Window::p99) {
+            return Some(p);
+        }
+        self.all.p99()
     }
 
     /// The limits of `task` now.
@@ -183,7 +193,7 @@ impl Deadlines {
             None => {
                 let predicted = self.initial.of(task.kind());
                 let deadline = if predicted.is_finite() {
-                    clamp(INITIAL_STRETCH * predicted + FIRST_SLACK.as_secs_f64() * 1e3)
+                    clamp(INITIAL_STRETCH * predicted + self.initial.slack_ms)
                 } else {
                     cap
                 };
@@ -239,6 +249,7 @@ mod tests {
             forward_ms: 2.0,
             backward_ms: 4.0,
             update_ms: 8.0,
+            slack_ms: 1000.0,
         };
         let mut d = Deadlines::new(Policy::Auto { cap: CAP }, initial);
         assert_eq!(

@@ -16,6 +16,7 @@ use models::shard::SliceLayout;
 use models::{OptimizerState, UnitTensors};
 use slice_worker::codec::{encode_plan, encode_slice_shards};
 use slice_worker::event::TaskEvent;
+use slice_worker::store::{StoreError, StreamEntry};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,12 @@ const STALL: Duration = Duration::from_secs(120);
 /// How often the driver asks whether the store is still the server process the run started on.
 const INSTANCE_CHECK: Duration = Duration::from_millis(500);
 
-/// The longest the driver waits for an event before it looks at its deadlines again, and the shortest (a wait of 0
-/// would block for ever on Redis).
+/// The longest the driver waits for an event before it looks at its deadlines again, and the shortest.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// How long one read of the event stream blocks in the store.
+const READ_BLOCK: Duration = Duration::from_millis(100);
 
 /// How many late tasks the driver names in warnings before it only counts them.
 const LATE_WARNINGS: usize = 5;
@@ -49,6 +52,8 @@ struct Progress {
     release: Vec<(u64, u64)>,
     /// The stream position read up to.
     cursor: String,
+    /// The read of the stream in progress, if any (it may span several of the loop's wake-ups).
+    reading: Option<tokio::task::JoinHandle<Result<Vec<StreamEntry>, StoreError>>>,
     last_event: Instant,
     instance_checked: Instant,
     step_start: Instant,
@@ -98,6 +103,7 @@ pub(super) async fn run_steps(
             Vec::new()
         },
         cursor: "0".to_string(),
+        reading: None,
         last_event: Instant::now(),
         instance_checked: Instant::now(),
         step_start: Instant::now(),
@@ -184,10 +190,17 @@ fn deadlines(d: &Driver<'_>) -> Deadlines {
         DeadlineMode::Auto => Policy::Auto { cap: timeout },
         DeadlineMode::Fixed => Policy::Fixed(timeout),
     };
+    // A cold start on Lambda starts a process and reads the plan (about a second, or the platform's own figure);
+    // the local invoker's is what the config injects.
+    let slack_ms = match rt.invoker {
+        InvokerKind::Lambda => d.cfg.platform.cold_start_ms.max(1000.0),
+        InvokerKind::Local => 100.0 + rt.cold_start_ms as f64,
+    };
     let initial = d.prediction.as_ref().map_or(Initial::NONE, |p| Initial {
         forward_ms: p.forward_ms_p50,
         backward_ms: p.backward_ms_p50,
         update_ms: p.update_ms_p50,
+        slack_ms,
     });
     Deadlines::new(policy, initial)
 }
@@ -234,16 +247,25 @@ async fn follow_events(
     p: &mut Progress,
     logs: &mut Logs,
 ) -> Result<Instant, RunError> {
-    // Wake for the next event, or for the earliest limit of a due task, whichever comes first.
+    // Wake for the next event, or for the earliest limit of a due task, whichever comes first. The read itself
+    // outlives a wake-up for a limit: Redis ends a blocking read only on its own clock (10 times a second by
+    // default), so a short BLOCK would return tens of milliseconds late.
     let wait = p
         .tracker
         .next_limit()
         .map_or(MAX_WAIT, |at| at.saturating_duration_since(Instant::now()))
         .clamp(MIN_WAIT, MAX_WAIT);
-    let events = d
-        .store
-        .read_events(&d.keys.events(), &p.cursor, 1000, wait)
-        .await?;
+    let read = p.reading.get_or_insert_with(|| {
+        let (store, stream, cursor) = (d.store.clone(), d.keys.events(), p.cursor.clone());
+        tokio::spawn(async move { store.read_events(&stream, &cursor, 1000, READ_BLOCK).await })
+    });
+    let events = match tokio::time::timeout(wait, &mut *read).await {
+        Err(_) => Vec::new(),
+        Ok(joined) => {
+            p.reading = None;
+            joined.map_err(|e| RunError::Runtime(std::io::Error::other(e)))??
+        }
+    };
     let now = Instant::now();
     if now.duration_since(p.instance_checked) > INSTANCE_CHECK {
         p.instance_checked = now;

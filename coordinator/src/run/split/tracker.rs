@@ -301,13 +301,11 @@ impl Tracker {
         for task in late {
             out.push(self.reinvoke(task, now, Why::Late));
         }
-        // A copy only fills room below the concurrency limit, and at most a quarter of it runs copies: on a loaded
-        // platform a copy would queue behind the work it is meant to overtake.
+        // At most a quarter of the concurrency limit runs copies at once, so copies add at most a quarter to the
+        // work in flight however loaded the run is (a task slowed by load is rarely past its threshold: the
+        // percentiles were measured under the same load).
         let copies = self.due.values().filter(|d| d.copy).count();
-        let room = self
-            .concurrency
-            .saturating_sub(self.due.len())
-            .min((self.concurrency / 4).max(1).saturating_sub(copies));
+        let room = (self.concurrency / 4).max(1).saturating_sub(copies);
         stragglers.sort_by(|a, b| {
             b.0.cmp(&a.0)
                 .then_with(|| a.1.to_string().cmp(&b.1.to_string()))
@@ -399,7 +397,7 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
-    use super::super::deadlines::{Initial, Policy};
+    use super::super::deadlines::{Initial, Policy, MIN_SAMPLES};
     use super::*;
     use models::{Activation, ModelSpec};
     use slice_worker::dag::step_tasks;
@@ -585,7 +583,7 @@ mod tests {
     fn measured(p: &RunPlan, concurrency: usize) -> Tracker {
         let cap = Duration::from_secs(300);
         let mut d = Deadlines::new(Policy::Auto { cap }, Initial::NONE);
-        for _ in 0..10 {
+        for _ in 0..MIN_SAMPLES {
             d.sample(leaves(p, 1)[0], Duration::from_millis(20));
         }
         Tracker::new(p.clone(), d, concurrency, 6)
@@ -635,19 +633,19 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_run_gets_no_copies() {
+    fn copies_are_bounded_by_a_quarter_of_the_concurrency() {
         let p = plan();
         let ms = Duration::from_millis;
-        // A concurrency of 2 with two tasks due leaves no room.
-        let mut busy = measured(&p, 2);
         let t1 = Instant::now();
-        busy.fed(1, &leaves(&p, 1), t1);
-        assert!(busy.overdue(t1 + ms(31)).unwrap().is_empty());
-        // A concurrency of 4 leaves room for one copy at a time (a quarter of it), for the longest waiting.
+        // A concurrency of 4 (or less) runs one copy at a time, for the longest-waiting straggler.
         let mut some = measured(&p, 4);
         some.fed(1, &leaves(&p, 1), t1);
         assert_eq!(some.overdue(t1 + ms(31)).unwrap().len(), 1);
         assert!(some.overdue(t1 + ms(40)).unwrap().is_empty());
+        // A concurrency of 8 runs two.
+        let mut more = measured(&p, 8);
+        more.fed(1, &leaves(&p, 1), t1);
+        assert_eq!(more.overdue(t1 + ms(31)).unwrap().len(), 2);
     }
 
     #[test]
