@@ -15,6 +15,7 @@ use aws_sdk_lambda::types::{
 };
 use slice_worker::invoker::lambda::LambdaClient;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// One function to deploy.
@@ -148,12 +149,14 @@ pub fn role(cfg: &Config) -> Result<String, RunError> {
     })
 }
 
-/// Creates or updates every function and waits until each is active. Returns what it did, one line each.
+/// Creates or updates every function and waits until each is active. Returns what it did, one line each; when
+/// `stop` is raised it finishes the function in hand and returns what it did with a last line saying it stopped.
 pub async fn apply(
     cfg: &Config,
     client: &LambdaClient,
     functions: &[FunctionPlan],
     zip: &Path,
+    stop: &AtomicBool,
 ) -> Result<Vec<String>, RunError> {
     let l = &cfg.lambda;
     let role = role(cfg)?;
@@ -172,6 +175,9 @@ pub async fn apply(
         .build();
     let mut done = Vec::new();
     for f in functions {
+        if stopped(stop, &mut done, functions.len()) {
+            break;
+        }
         let exists = sdk
             .get_function()
             .function_name(&f.name)
@@ -272,13 +278,31 @@ async fn wait_active(client: &LambdaClient, name: &str) -> Result<(), RunError> 
     )))
 }
 
-/// Deletes the functions; a function that does not exist is not an error.
+/// Whether `stop` was raised; if so, says on `done` how far the deploy got of `total` functions.
+fn stopped(stop: &AtomicBool, done: &mut Vec<String>, total: usize) -> bool {
+    if !stop.load(Ordering::Relaxed) {
+        return false;
+    }
+    done.push(format!(
+        "stopped by request before the remaining functions ({} line(s) above of {total} function(s)); running the \
+         same command again picks up from here",
+        done.len()
+    ));
+    true
+}
+
+/// Deletes the functions; a function that does not exist is not an error. Stops between functions when `stop` is
+/// raised.
 pub async fn destroy(
     client: &LambdaClient,
     functions: &[FunctionPlan],
+    stop: &AtomicBool,
 ) -> Result<Vec<String>, RunError> {
     let mut done = Vec::new();
     for f in functions {
+        if stopped(stop, &mut done, functions.len()) {
+            break;
+        }
         match client
             .sdk()
             .delete_function()

@@ -96,14 +96,20 @@ pub fn run_deploy(args: DeployArgs<'_>) -> Result<()> {
         endpoint_url: l.endpoint_url.clone(),
         static_credentials: None,
     };
+    let stop = crate::signals::install(
+        "finishing the function in hand, then stopping",
+        "Functions already created or updated stay as they are; running the same command again finishes the \
+         deploy"
+            .to_string(),
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let done = rt.block_on(async {
         let client = LambdaClient::new(&settings, 4, Backoff::default()).await;
         match &zip {
-            None => deploy::destroy(&client, &functions).await,
-            Some(zip) => deploy::apply(&cfg, &client, &functions, zip).await,
+            None => deploy::destroy(&client, &functions, &stop).await,
+            Some(zip) => deploy::apply(&cfg, &client, &functions, zip, &stop).await,
         }
     })?;
     for line in done {

@@ -1,10 +1,8 @@
 //! `trainer sweep SWEEP.toml`: runs (or resumes) a sweep and prints where its results are.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use coordinator::sweep::{results::RowStatus, run_sweep as sweep, spec::Sweep, Options};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// `runs/sweep-<file stem>`: the same folder every time, so running the sweep again resumes it.
 fn default_out(file: &Path) -> PathBuf {
@@ -25,10 +23,13 @@ pub fn run_sweep(
     let spec = Sweep::read(file)?;
     crate::threads::set_threads(spec.base.runtime.threads)?;
     let out = out.unwrap_or_else(|| default_out(file));
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("cannot install the Ctrl-C handler")?;
+    let stop = crate::signals::install(
+        "stopping the point in progress (its run checkpoints), then the sweep",
+        format!(
+            "Results so far are in {}; run the same command again to resume",
+            out.display()
+        ),
+    )?;
     let mut progress = crate::progress::Progress::new(quiet);
     let mut log = |line: &str| {
         if !quiet {
