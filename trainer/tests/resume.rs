@@ -256,6 +256,77 @@ fn a_killed_split_run_resumes_under_a_fresh_namespace_to_the_reference_bytes() {
     }
 }
 
+/// Stops that stop. A split run whose deadlines are fixed and long (600 s) while one delivery in ten stalls: SIGTERM
+/// cannot wait for its stalled step, so it stops within `runtime.stop_grace_s` (3 s here) with the run folder's
+/// last checkpoint; with the default adaptive deadlines a stalled task is invoked again within milliseconds, so the
+/// step finishes and SIGTERM stops after it. SIGTERM then SIGINT stops at once (within 2 s), saying how to resume.
+/// Every stopped run resumes to the single-process run's bytes.
+#[test]
+fn a_stop_request_is_bounded_in_time_and_a_second_one_stops_at_once() {
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "split.toml", SPLIT);
+    let expected = reference_weights(dir.path(), &cfg);
+    let stalled = ["runtime.stall_rate=0.1", "runtime.stop_grace_s=3"];
+    let fixed = [
+        "runtime.stall_rate=0.1",
+        "runtime.stop_grace_s=3",
+        "runtime.deadline=\"fixed\"",
+        "runtime.task_timeout_s=600",
+    ];
+    let cases: [(&str, &[&str], bool, u64); 3] = [
+        ("stalled-fixed", &fixed, false, 30),
+        ("stalled-auto", &stalled, false, 30),
+        ("term-then-int", &stalled, true, 2),
+    ];
+    for (name, sets, twice, bound_s) in cases {
+        let out = dir.path().join(name);
+        let mut child = start_fit(&cfg, &out, sets);
+        if name == "stalled-fixed" {
+            // Fixed 600 s deadlines: the run stalls at its first stuck delivery, after a few steps at most.
+            std::thread::sleep(Duration::from_secs(3));
+        } else {
+            wait_for_steps(&mut child, &out, 60);
+        }
+        let kill = |signal: &str| {
+            let sent = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+        };
+        kill("-TERM");
+        if twice {
+            std::thread::sleep(Duration::from_millis(200));
+            kill("-INT");
+        }
+        let since = Instant::now();
+        let o = child.wait_with_output().unwrap();
+        let took = since.elapsed();
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{name}: finished although stopped");
+        assert!(
+            took < Duration::from_secs(bound_s),
+            "{name}: took {took:?} to stop, more than {bound_s} s: {err}"
+        );
+        assert!(err.contains("--resume"), "{name}: {err}");
+        if twice {
+            assert!(err.contains("stopped at once"), "{name}: {err}");
+        }
+        if name == "stalled-fixed" {
+            // Resuming it would stall again for 600 s: its stop is what is tested.
+            assert!(err.contains("did not finish within runtime.stop_grace_s"), "{err}");
+            continue;
+        }
+        let o = resume(&cfg, &out, sets);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(
+            std::fs::read(out.join("model.safetensors")).unwrap() == expected,
+            "{name}: the resumed run's weights differ from the reference"
+        );
+    }
+}
+
 /// Redis drops every client connection five times (transient: retried, no step lost or redone), then crashes and
 /// comes back empty: the driver sees the new server, restarts once from the last checkpoint under a fresh
 /// namespace and ends with the reference bytes.
