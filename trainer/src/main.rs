@@ -9,6 +9,7 @@ mod plan_cmd;
 mod progress;
 mod report;
 mod signals;
+mod status_cmd;
 mod sweep_cmd;
 mod threads;
 
@@ -123,6 +124,18 @@ enum Command {
         /// Override a config value (repeatable).
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         sets: Vec<String>,
+    },
+    /// What a split run is doing, from another terminal: step rate and ETA, tasks in flight, latency per task
+    /// kind, retries, false alarms, copies, duplicates, cold starts, store traffic (its status.json).
+    Status {
+        /// A run folder written by `trainer fit`.
+        run: PathBuf,
+        /// Print the status as one JSON line.
+        #[arg(long)]
+        json: bool,
+        /// Redraw every second until the run ends.
+        #[arg(long)]
+        watch: bool,
     },
     /// Evaluate a run folder's weights on the whole held-out split (test set or validation text).
     Eval {
@@ -270,6 +283,7 @@ fn run(cli: Cli) -> Result<()> {
             destroy,
             zip: zip.as_deref(),
         }),
+        Command::Status { run, json, watch } => status_cmd::run_status(&run, json, watch),
         Command::Eval { run, checkpoint } => {
             threads::set_threads(0)?;
             let e = coordinator::run::evaluate::evaluate_run(&run, checkpoint.as_deref())?;

@@ -87,7 +87,8 @@ pub struct TrainState {
 }
 
 /// Counters of a split run, from its events.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RuntimeStats {
     /// Executions that did their work.
     pub tasks_ran: u64,

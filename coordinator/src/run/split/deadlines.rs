@@ -89,6 +89,19 @@ pub struct Limits {
     pub deadline: Duration,
 }
 
+impl Limits {
+    /// Both limits times `factor` (≥ 1), for a run with more tasks due than may run at once.
+    pub fn stretched(self, factor: f64) -> Limits {
+        if factor <= 1.0 {
+            return self;
+        }
+        Limits {
+            speculate: self.speculate.map(|d| d.mul_f64(factor)),
+            deadline: self.deadline.mul_f64(factor),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Window {
     samples: VecDeque<f64>,

@@ -3,13 +3,14 @@
 //! other. At the end it pulls the final weights back, checkpoints, evaluates and deletes the run's keys.
 //!
 //! Floors (each imports only from those before it): [`deadlines`] (when a due task is late) → [`tracker`] (the run
-//! as its events show it) → `driver` (what
+//! as its events show it) → [`status`] (`status.json`) → `driver` (what
 //! an attempt holds, and its few store calls) → `setup` (planner choices, store, starting point, plan, invoker) →
 //! `steps` (the step loop) → this file (launching, and going on from the checkpoint after a lost store).
 
 pub mod deadlines;
 mod driver;
 mod setup;
+pub mod status;
 mod steps;
 pub mod tracker;
 

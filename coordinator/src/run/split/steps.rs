@@ -6,6 +6,7 @@
 use super::deadlines::{Deadlines, Initial, Policy};
 use super::driver::Driver;
 use super::setup::{Logs, StartingPoint};
+use super::status::{State, StatusWriter, EVERY};
 use super::tracker::{Invoke, Tracker, Why};
 use crate::config::{DeadlineMode, InvokerKind};
 use crate::error::RunError;
@@ -60,6 +61,7 @@ struct Progress {
     /// Tasks that missed their deadline so far (the first few are named in warnings).
     late: usize,
     task_times: TaskTimes,
+    status: StatusWriter,
     losses: Vec<f64>,
     step_ms: Vec<f64>,
 }
@@ -109,6 +111,7 @@ pub(super) async fn run_steps(
         step_start: Instant::now(),
         late: 0,
         task_times: TaskTimes::default(),
+        status: StatusWriter::new(),
         losses,
         step_ms: Vec::new(),
     };
@@ -133,6 +136,9 @@ pub(super) async fn run_steps(
         }
         let now = follow_events(d, &mut p, &mut logs).await?;
         retry_overdue(d, &mut p, now, observer)?;
+        if now.duration_since(p.status.last_write) >= EVERY {
+            write_status(d, &mut p, None)?;
+        }
         // Steps complete in order (step t+1's updates need step t's weights).
         while p.tracker.step_done(p.done_steps + 1) {
             p.done_steps += 1;
@@ -150,9 +156,29 @@ pub(super) async fn run_steps(
         }
     }
     if p.done_steps < plan.steps {
-        return Err(checkpoint_stopped(d, &p).await);
+        let stopped = checkpoint_stopped(d, &p).await;
+        write_status(d, &mut p, Some(State::Ended))?;
+        return Err(stopped);
     }
+    write_status(d, &mut p, Some(State::Finished))?;
     finish_run(d, p, train_start, observer).await
+}
+
+/// Rewrites `status.json` (`state`: the run's end, else running or stopping).
+fn write_status(d: &Driver<'_>, p: &mut Progress, state: Option<State>) -> Result<(), RunError> {
+    let state = state.unwrap_or(if p.stopping.is_some() {
+        State::Stopping
+    } else {
+        State::Running
+    });
+    let status = p.status.status(
+        state,
+        &p.tracker,
+        (p.done_steps, d.plan.steps),
+        d.cfg.runtime.concurrency,
+    );
+    p.status.last_write = Instant::now();
+    d.out.write_json("status.json", &status)
 }
 
 /// A stopped run's checkpoint: the weights and state after the last finished step, when the store still has them
@@ -413,6 +439,8 @@ async fn finish_step(
     };
     logs.metrics.write(&record)?;
     observer.step(&record);
+    p.status.step_done();
+    write_status(d, p, None)?;
     p.losses.push(loss);
     p.step_ms.push(wall_ms);
     Ok(())
