@@ -168,11 +168,14 @@ fn replies_lost_with_dropped_links_lose_no_firing_and_count_no_event_twice() {
         serde_json::from_slice(&std::fs::read(split.join("summary.json")).unwrap()).unwrap();
     let runtime = &summary["runtime"];
     // A lost firing leaves its task due with no report that started it: an orphan (or, undetected, a late retry).
-    assert_eq!(
-        runtime["orphans_started"], 0,
+    // A speculative copy of a slowed input can also make one — its report (fired nothing: the set had fired) may
+    // be read before the slow original's — so orphans beyond the copies are what would show a lost firing.
+    assert_eq!(runtime["late_retries"], 0, "a firing was lost: {runtime}");
+    assert!(
+        runtime["orphans_started"].as_u64().unwrap()
+            <= runtime["speculative_copies"].as_u64().unwrap(),
         "a firing was lost: {runtime}"
     );
-    assert_eq!(runtime["late_retries"], 0, "a firing was lost: {runtime}");
     assert_eq!(runtime["fired_twice"], 0, "{runtime}");
     assert!(
         runtime["report_copies"].as_u64().unwrap_or(0) >= 1,

@@ -104,7 +104,9 @@ impl Tracker {
     }
 
     /// Marks `task` due if every input of it has reported; a task that becomes due without any report having
-    /// started it is an orphan, invoked at once.
+    /// started it is an orphan, invoked at once. A false orphan is possible and harmless: when a copy of an input
+    /// reports (having fired nothing, the set had fired) before the slow original that fired and started `task`,
+    /// `task` runs twice and the extra run is skipped.
     fn check_due(&mut self, task: TaskId, now: Instant, out: &mut Vec<Invoke>) {
         if self.done.contains(&task) || self.due.contains_key(&task) {
             return;
