@@ -3,8 +3,12 @@
 //! it re-invokes a due task that missed its deadline or failed, with the next attempt number — the recovery path for
 //! crashed containers and lost invocations, which a real platform does not report.
 //!
-//! It also keeps the runtime's counters for `summary.json`, and counts how often each task was *fired* (its last
-//! input recorded): the exactly-once fan-in invariant says once.
+//! It also starts speculative copies of stragglers and orphans (due tasks no live report started), takes the
+//! limits of both from [`super::deadlines`], keeps the runtime's counters for `summary.json`, and counts how often
+//! each task was *fired* (its last input recorded): the exactly-once fan-in invariant says once.
+//!
+//! One file over 600 lines on purpose: about 400 are the tracker, one concept (which due task to invoke, when and
+//! why), and the rest are its tests, which drive it through a small simulated platform and belong beside it.
 
 use super::deadlines::Deadlines;
 use crate::error::RunError;
