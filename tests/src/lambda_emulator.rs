@@ -75,6 +75,8 @@ pub struct Stats {
     pub duplicated: u64,
     pub function_errors: u64,
     pub crashes: u64,
+    /// Instances frozen (SIGSTOP) by `timeout_rate`; each ends as a timeout once its function's timeout passes.
+    pub frozen: u64,
     pub timeouts: u64,
     pub async_retries: u64,
     pub instances_started: u64,
@@ -91,6 +93,7 @@ struct Counters {
     duplicated: AtomicU64,
     function_errors: AtomicU64,
     crashes: AtomicU64,
+    frozen: AtomicU64,
     timeouts: AtomicU64,
     async_retries: AtomicU64,
     instances_started: AtomicU64,
@@ -263,6 +266,7 @@ impl Emulator {
             duplicated: n(&c.duplicated),
             function_errors: n(&c.function_errors),
             crashes: n(&c.crashes),
+            frozen: n(&c.frozen),
             timeouts: n(&c.timeouts),
             async_retries: n(&c.async_retries),
             instances_started: n(&c.instances_started),
@@ -781,6 +785,7 @@ async fn next(state: Arc<State>, function: &str, i: usize) -> Reply {
             });
         } else if state.draw(state.faults.timeout_rate) {
             // Frozen until the timeout kills it (SIGKILL works on a stopped process).
+            state.counters.frozen.fetch_add(1, Ordering::Relaxed);
             kill_pid(pid, libc::SIGSTOP);
         }
     }

@@ -7,8 +7,13 @@
 //! that reported on their first attempt are sampled — a recovered task's latency is the deadline's, not the task's.
 //!
 //! For each (kind, slice) the run keeps the last [`WINDOW`] samples. With [`MIN_SAMPLES`] of them, a task is
-//! * **speculated** (a copy started while the original may still run) once it has taken [`SPECULATE_AT`] × the
-//!   window's 99th percentile — only while the run has spare concurrency (see the tracker);
+//! * **speculated** (a copy started while the original may still run) once it is more likely lost than slow — or
+//!   at the latest once it has taken [`SPECULATE_AT`] × the window's 99th percentile — only while the run has
+//!   spare concurrency (see the tracker). With `p` the run's measured share of tasks whose first attempt never
+//!   reported ([`LossRate`]) and `S(t)` the share of healthy tasks still unreported after `t`, a task unreported
+//!   at `t` is lost with probability `p / (p + (1 − p) S(t))`; that passes one half once `S(t) ≤ p / (1 − p)`,
+//!   i.e. at the window's `1 − p / (1 − p)` quantile. A fault-free run (`p` below [`LOSS_WORTH_COPYING`]) keeps
+//!   the 1.5 × p99 rule alone;
 //! * **late** (invoked again whatever the load) once it has taken [`MULTIPLIER`] × that percentile;
 //!
 //! each at least [`FLOOR`] and at most `runtime.task_timeout_s`. Before that many samples the kind's samples over
@@ -33,6 +38,14 @@ pub const MULTIPLIER: f64 = 3.0;
 
 /// The speculation threshold in units of the 99th percentile.
 pub const SPECULATE_AT: f64 = 1.5;
+
+/// The loss rate below which speculation waits for [`SPECULATE_AT`] × p99 alone: the loss-odds quantile would be
+/// above the 99th percentile, where a window of a few hundred samples cannot place it.
+pub const LOSS_WORTH_COPYING: f64 = 0.01;
+
+/// The lowest quantile a copy is started at, however lossy the run: before the median, a task is more likely
+/// queued than lost whatever the odds say.
+const LOWEST_SPECULATION_QUANTILE: f64 = 0.5;
 
 /// No deadline or speculation threshold is shorter than this: the driver's own wake-ups and a loaded host's
 /// scheduling delays reach a few milliseconds.
@@ -105,8 +118,8 @@ impl Limits {
 #[derive(Default)]
 struct Window {
     samples: VecDeque<f64>,
-    /// The window's 99th percentile, ms, recomputed when a sample arrived since.
-    p99: Option<f64>,
+    /// The samples sorted, ms, redone when a sample arrived since.
+    sorted: Option<Vec<f64>>,
 }
 
 impl Window {
@@ -115,19 +128,58 @@ impl Window {
             self.samples.pop_front();
         }
         self.samples.push_back(ms);
-        self.p99 = None;
+        self.sorted = None;
     }
 
-    fn p99(&mut self) -> Option<f64> {
+    /// The window's `q`-quantile, ms, once it holds [`MIN_SAMPLES`].
+    fn quantile(&mut self, q: f64) -> Option<f64> {
         if self.samples.len() < MIN_SAMPLES {
             return None;
         }
-        if self.p99.is_none() {
-            let mut sorted: Vec<f64> = self.samples.iter().copied().collect();
-            sorted.sort_by(f64::total_cmp);
-            self.p99 = Some(quantile_sorted(&sorted, 0.99));
+        let samples = &self.samples;
+        let sorted = self.sorted.get_or_insert_with(|| {
+            let mut v: Vec<f64> = samples.iter().copied().collect();
+            v.sort_by(f64::total_cmp);
+            v
+        });
+        Some(quantile_sorted(sorted, q))
+    }
+}
+
+/// Tasks whose first attempt was never heard from, as a share of the last [`WINDOW`] tasks that reported: a
+/// crashed instance, an expired event, a frozen worker. A task the driver recovered counts as lost until its first
+/// attempt reports after all (then it was only slow, and counts as such), so copies that merely beat a slow
+/// original do not feed the rate that starts copies.
+#[derive(Default)]
+pub struct LossRate {
+    outcomes: VecDeque<(TaskId, bool)>,
+}
+
+/// What the rate assumes before the run has shown anything: a quarter of a loss in [`PRIOR_TASKS`] tasks (0.5 %,
+/// under [`LOSS_WORTH_COPYING`]), so that one early loss does not lower every threshold.
+const PRIOR_LOST: f64 = 0.25;
+const PRIOR_TASKS: f64 = 50.0;
+
+impl LossRate {
+    /// `task` reported; `lost`: by a re-invocation while its first attempt stayed silent.
+    pub fn outcome(&mut self, task: TaskId, lost: bool) {
+        if self.outcomes.len() == WINDOW {
+            self.outcomes.pop_front();
         }
-        self.p99
+        self.outcomes.push_back((task, lost));
+    }
+
+    /// `task`'s first attempt reported after a re-invocation finished it: it was slow, not lost.
+    pub fn was_slow(&mut self, task: TaskId) {
+        if let Some(o) = self.outcomes.iter_mut().rev().find(|(t, _)| *t == task) {
+            o.1 = false;
+        }
+    }
+
+    /// The share of tasks lost, smoothed by the prior.
+    pub fn rate(&self) -> f64 {
+        let lost = self.outcomes.iter().filter(|(_, l)| *l).count() as f64;
+        (lost + PRIOR_LOST) / (self.outcomes.len() as f64 + PRIOR_TASKS)
     }
 }
 
@@ -138,6 +190,8 @@ pub struct Deadlines {
     per_slice: HashMap<(TaskKind, usize), Window>,
     per_kind: HashMap<TaskKind, Window>,
     all: Window,
+    /// How often tasks are lost: it lowers the speculation threshold of a lossy run.
+    pub loss: LossRate,
 }
 
 impl Deadlines {
@@ -148,6 +202,7 @@ impl Deadlines {
             per_slice: HashMap::new(),
             per_kind: HashMap::new(),
             all: Window::default(),
+            loss: LossRate::default(),
         }
     }
 
@@ -163,21 +218,22 @@ impl Deadlines {
         self.all.push(ms);
     }
 
-    /// The 99th percentile that sets `task`'s limits, ms: its (kind, slice)'s, else its kind's, else every task's,
-    /// else none yet.
-    fn p99(&mut self, task: TaskId) -> Option<f64> {
+    /// The window that sets `task`'s limits: its (kind, slice)'s, else its kind's, else every task's, whichever
+    /// first holds [`MIN_SAMPLES`]; none yet.
+    fn window(&mut self, task: TaskId) -> Option<&mut Window> {
         let kind = task.kind();
-        if let Some(p) = self
+        let trusted = |w: &Window| w.samples.len() >= MIN_SAMPLES;
+        if self
             .per_slice
-            .get_mut(&(kind, task.slice()))
-            .and_then(Window::p99)
+            .get(&(kind, task.slice()))
+            .is_some_and(trusted)
         {
-            return Some(p);
+            return self.per_slice.get_mut(&(kind, task.slice()));
         }
-        if let Some(p) = self.per_kind.get_mut(&kind).and_then(Window::p99) {
-            return Some(p);
+        if self.per_kind.get(&kind).is_some_and(trusted) {
+            return self.per_kind.get_mut(&kind);
         }
-        self.all.p99()
+        trusted(&self.all).then_some(&mut self.all)
     }
 
     /// The limits of `task` now.
@@ -198,11 +254,21 @@ impl Deadlines {
                 cap
             }
         };
-        match self.p99(task) {
-            Some(p99) => Limits {
-                speculate: Some(clamp(SPECULATE_AT * p99)),
-                deadline: clamp(MULTIPLIER * p99),
-            },
+        let loss = self.loss.rate();
+        match self.window(task) {
+            Some(w) => {
+                let p99 = w.quantile(0.99).unwrap_or(f64::NAN);
+                let mut speculate = SPECULATE_AT * p99;
+                if loss >= LOSS_WORTH_COPYING {
+                    // More likely lost than slow past this quantile (the module's doc).
+                    let level = (1.0 - loss / (1.0 - loss)).max(LOWEST_SPECULATION_QUANTILE);
+                    speculate = speculate.min(w.quantile(level).unwrap_or(speculate));
+                }
+                Limits {
+                    speculate: Some(clamp(speculate)),
+                    deadline: clamp(MULTIPLIER * p99),
+                }
+            }
             None => {
                 let predicted = self.initial.of(task.kind());
                 let deadline = if predicted.is_finite() {
@@ -316,6 +382,57 @@ mod tests {
             d.sample(F, ms(10.0));
         }
         assert_eq!(d.limits(F).deadline, ms(30.0));
+    }
+
+    #[test]
+    fn a_lossy_run_copies_where_a_task_is_more_likely_lost_than_slow() {
+        let mut d = Deadlines::new(Policy::Auto { cap: CAP }, Initial::NONE);
+        for i in 0..100 {
+            d.sample(F, ms(f64::from(i + 1)));
+        }
+        // No loss seen: 1.5 × p99 (99 ms).
+        assert_eq!(d.limits(F).speculate, Some(ms(1.5 * 99.0)));
+        // 20 of 100 tasks lost: p̂ = 20.25 / 150 = 0.135, odds 0.156, so the 84th percentile (85 ms, nearest rank
+        // of 1..=100); the deadline does not move.
+        for i in 0..100 {
+            d.loss.outcome(F, i % 5 == 0);
+        }
+        assert_eq!(d.limits(F).speculate, Some(ms(85.0)));
+        assert_eq!(d.limits(F).deadline, ms(3.0 * 99.0));
+        // All but one of those turn out slow (their first attempts report after all): back to 1.5 × p99.
+        for _ in 0..19 {
+            let mut first = d.loss.outcomes.iter_mut().find(|(_, lost)| *lost);
+            if let Some(o) = first.as_mut() {
+                o.1 = false;
+            }
+        }
+        assert!(d.loss.rate() < LOSS_WORTH_COPYING);
+        assert_eq!(d.limits(F).speculate, Some(ms(1.5 * 99.0)));
+        // However lossy, never before the median.
+        let mut all_lost = Deadlines::new(Policy::Auto { cap: CAP }, Initial::NONE);
+        for i in 0..100 {
+            all_lost.sample(F, ms(f64::from(i + 1)));
+            all_lost.loss.outcome(F, true);
+        }
+        assert_eq!(all_lost.limits(F).speculate, Some(ms(51.0)));
+    }
+
+    #[test]
+    fn a_task_found_slow_no_longer_counts_as_lost() {
+        let mut loss = LossRate::default();
+        loss.outcome(F, true);
+        loss.outcome(F1, false);
+        let before = loss.rate();
+        assert!((before - 1.25 / 52.0).abs() < 1e-12, "{before}");
+        loss.was_slow(F);
+        assert!((loss.rate() - 0.25 / 52.0).abs() < 1e-12);
+        // A task never recorded changes nothing.
+        loss.was_slow(TaskId::F {
+            step: 9,
+            slice: 0,
+            mb: 0,
+        });
+        assert!((loss.rate() - 0.25 / 52.0).abs() < 1e-12);
     }
 
     #[test]

@@ -183,6 +183,7 @@ impl Tracker {
             if e.attempt <= *attempt && !*counted {
                 *counted = true;
                 self.stats.false_alarms += 1;
+                self.deadlines.loss.was_slow(e.task);
             }
         }
     }
@@ -213,6 +214,12 @@ impl Tracker {
                     if !due.reinvoked && matches!(e.status, Status::Ran) {
                         self.deadlines.sample(e.task, now.duration_since(due.since));
                     }
+                    // Finished by a re-invocation while every overtaken attempt stayed silent: lost, so far.
+                    let lost = self
+                        .overtaken
+                        .get(&e.task)
+                        .is_some_and(|(overtaken, slow)| e.attempt > *overtaken && !*slow);
+                    self.deadlines.loss.outcome(e.task, lost);
                 }
                 self.done.insert(e.task);
                 for (next, _) in successors(&self.plan, e.task) {
