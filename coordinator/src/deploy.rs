@@ -149,15 +149,17 @@ pub fn role(cfg: &Config) -> Result<String, RunError> {
     })
 }
 
-/// Creates or updates every function and waits until each is active. Returns what it did, one line each; when
-/// `stop` is raised it finishes the function in hand and returns what it did with a last line saying it stopped.
+/// Creates or updates every function and waits until each is active. Says what it does on `progress` as it goes,
+/// one line per step and a line every few seconds while it waits on AWS; when `stop` is raised it finishes the
+/// function in hand and says it stopped.
 pub async fn apply(
     cfg: &Config,
     client: &LambdaClient,
     functions: &[FunctionPlan],
     zip: &Path,
     stop: &AtomicBool,
-) -> Result<Vec<String>, RunError> {
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), RunError> {
     let l = &cfg.lambda;
     let role = role(cfg)?;
     let code = std::fs::read(zip).map_err(crate::error::io(zip))?;
@@ -173,9 +175,8 @@ pub async fn apply(
         .set_subnet_ids(Some(l.subnet_ids.clone()))
         .set_security_group_ids(Some(l.security_group_ids.clone()))
         .build();
-    let mut done = Vec::new();
-    for f in functions {
-        if stopped(stop, &mut done, functions.len()) {
+    for (done, f) in functions.iter().enumerate() {
+        if stopped(stop, done, functions.len(), progress) {
             break;
         }
         let exists = sdk
@@ -185,6 +186,7 @@ pub async fn apply(
             .await
             .is_ok();
         if exists {
+            progress(&format!("{}: uploading the code ({} bytes)", f.name, code.len()));
             sdk.update_function_code()
                 .function_name(&f.name)
                 .zip_file(Blob::new(code.clone()))
@@ -192,7 +194,7 @@ pub async fn apply(
                 .send()
                 .await
                 .map_err(|e| sdk_err("UpdateFunctionCode", &f.name, e))?;
-            wait_active(client, &f.name).await?;
+            wait_active(client, &f.name, progress).await?;
             sdk.update_function_configuration()
                 .function_name(&f.name)
                 .memory_size(f.memory_mb as i32)
@@ -203,8 +205,9 @@ pub async fn apply(
                 .send()
                 .await
                 .map_err(|e| sdk_err("UpdateFunctionConfiguration", &f.name, e))?;
-            done.push(format!("updated {} ({} MB)", f.name, f.memory_mb));
+            progress(&format!("updated {} ({} MB)", f.name, f.memory_mb));
         } else {
+            progress(&format!("{}: creating it with the code ({} bytes)", f.name, code.len()));
             sdk.create_function()
                 .function_name(&f.name)
                 .runtime(Runtime::Providedal2023)
@@ -223,13 +226,14 @@ pub async fn apply(
                 .send()
                 .await
                 .map_err(|e| sdk_err("CreateFunction", &f.name, e))?;
-            done.push(format!("created {} ({} MB)", f.name, f.memory_mb));
+            progress(&format!("created {} ({} MB)", f.name, f.memory_mb));
         }
-        wait_active(client, &f.name).await?;
+        wait_active(client, &f.name, progress).await?;
+        progress(&format!("{}: active; probing it (one invocation that reaches the store)", f.name));
         let answer = client.invoke_sync(&f.name, PROBE).await.map_err(|e| {
             RunError::Deploy(format!("{} is deployed but its probe failed: {e}", f.name))
         })?;
-        done.push(format!(
+        progress(&format!(
             "{}: probe answered {}",
             f.name,
             String::from_utf8_lossy(&answer.payload)
@@ -241,14 +245,24 @@ pub async fn apply(
                 .send()
                 .await
                 .map_err(|e| sdk_err("PutFunctionConcurrency", &f.name, e))?;
-            done.push(format!("{}: reserved concurrency {n}", f.name));
+            progress(&format!("{}: reserved concurrency {n}", f.name));
         }
     }
-    Ok(done)
+    Ok(())
 }
 
-/// Polls until the function is active and its last update succeeded (at most 5 minutes).
-async fn wait_active(client: &LambdaClient, name: &str) -> Result<(), RunError> {
+/// How often a wait on AWS says it is still waiting.
+const STILL_WAITING_EVERY: Duration = Duration::from_secs(5);
+
+/// Polls until the function is active and its last update succeeded (at most 5 minutes), saying on `progress`
+/// every few seconds what it waits for.
+async fn wait_active(
+    client: &LambdaClient,
+    name: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), RunError> {
+    let started = std::time::Instant::now();
+    let mut said = started;
     for _ in 0..300 {
         let out = client
             .sdk()
@@ -270,7 +284,18 @@ async fn wait_active(client: &LambdaClient, name: &str) -> Result<(), RunError> 
                 )));
             }
             Some(State::Active) if update.as_deref() != Some("InProgress") => return Ok(()),
-            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+            _ => {
+                if said.elapsed() >= STILL_WAITING_EVERY {
+                    said = std::time::Instant::now();
+                    progress(&format!(
+                        "{name}: still waiting for it to become active (state {}, last update {}, {} s)",
+                        state.as_ref().map_or("unknown", |s| s.as_str()),
+                        update.as_deref().unwrap_or("none"),
+                        started.elapsed().as_secs()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await
+            }
         }
     }
     Err(RunError::Deploy(format!(
@@ -278,29 +303,27 @@ async fn wait_active(client: &LambdaClient, name: &str) -> Result<(), RunError> 
     )))
 }
 
-/// Whether `stop` was raised; if so, says on `done` how far the deploy got of `total` functions.
-fn stopped(stop: &AtomicBool, done: &mut Vec<String>, total: usize) -> bool {
+/// Whether `stop` was raised; if so, says on `progress` how far the deploy got: `done` of `total` functions.
+fn stopped(stop: &AtomicBool, done: usize, total: usize, progress: &mut dyn FnMut(&str)) -> bool {
     if !stop.load(Ordering::Relaxed) {
         return false;
     }
-    done.push(format!(
-        "stopped by request before the remaining functions ({} line(s) above of {total} function(s)); running the \
-         same command again picks up from here",
-        done.len()
+    progress(&format!(
+        "stopped by request after {done} of {total} function(s); running the same command again picks up from here"
     ));
     true
 }
 
-/// Deletes the functions; a function that does not exist is not an error. Stops between functions when `stop` is
-/// raised.
+/// Deletes the functions, saying each on `progress`; a function that does not exist is not an error. Stops
+/// between functions when `stop` is raised.
 pub async fn destroy(
     client: &LambdaClient,
     functions: &[FunctionPlan],
     stop: &AtomicBool,
-) -> Result<Vec<String>, RunError> {
-    let mut done = Vec::new();
-    for f in functions {
-        if stopped(stop, &mut done, functions.len()) {
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), RunError> {
+    for (done, f) in functions.iter().enumerate() {
+        if stopped(stop, done, functions.len(), progress) {
             break;
         }
         match client
@@ -310,15 +333,15 @@ pub async fn destroy(
             .send()
             .await
         {
-            Ok(_) => done.push(format!("deleted {}", f.name)),
+            Ok(_) => progress(&format!("deleted {}", f.name)),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) =>
             {
-                done.push(format!("{} did not exist", f.name))
+                progress(&format!("{} did not exist", f.name))
             }
             Err(e) => return Err(sdk_err("DeleteFunction", &f.name, e)),
         }
     }
-    Ok(done)
+    Ok(())
 }

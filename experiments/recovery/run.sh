@@ -3,11 +3,12 @@
 # at two fault mixes, three fault seeds each, every setting but the fault rates at its default; then the in-process
 # run for the bytes. Prints one line per run: steady-state step p50 (steps 6-25), the runtime's counters, and
 # whether the weights equal the in-process run's.
-# Usage: experiments/recovery/run.sh   (needs redis-server; builds the release trainer)
+# Then the same through the Lambda emulator (tests/benches/recovery.rs → emulator.md).
+# Usage: experiments/recovery/run.sh   (needs redis-server; builds the release trainer and slice-worker)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export TRAINER_DATA_DIR="${TRAINER_DATA_DIR:-$(cd .. && pwd)/shared/data}"
-cargo build --release -q -p trainer
+cargo build --release -q -p trainer -p slice-worker
 port=$((20000 + RANDOM % 20000))
 redis-server --port "$port" --save "" --appendonly no --daemonize yes --pidfile "/tmp/recovery-$port.pid" >/dev/null
 trap 'kill "$(cat /tmp/recovery-'"$port"'.pid)" 2>/dev/null || true' EXIT
@@ -36,3 +37,6 @@ PY
   done
 done
 rm -rf "$tmp"
+# Through Lambda's interfaces: trainer → the Lambda emulator → slice-worker processes → Redis (RECOVERY_SEEDS=1,2,3
+# by default; the table goes to experiments/recovery/emulator.md).
+cargo bench -q -p e2e-tests --bench recovery -- "$PWD/experiments/recovery"

@@ -51,6 +51,10 @@ const MIXES: [Mix; 3] = [
 
 struct Measured {
     steady_p50_ms: f64,
+    /// The p50 of the steady steps no fault touched (no second attempt, duplicate or cold start among their tasks):
+    /// what the faults cost the machine beside the recovery itself (replacement instances, duplicates' work).
+    clean_p50_ms: f64,
+    clean_steps: usize,
     train_s: f64,
     runtime: serde_json::Value,
     bytes_equal: bool,
@@ -88,9 +92,13 @@ fn main() {
     let redis = RedisServer::start(&[]);
     let mut lines = Vec::new();
     let mut rows = Vec::new();
-    for seed in 1..=3u64 {
+    // RECOVERY_SEEDS=4,5,6 runs other seeds; RECOVERY_MIXES=light runs some mixes only (the ratio then reads NaN
+    // without the fault-free run).
+    let seeds = list_from_env("RECOVERY_SEEDS", "1,2,3");
+    let mixes = list_from_env("RECOVERY_MIXES", "fault-free,heavy,light");
+    for seed in seeds.iter().map(|s| s.parse::<u64>().expect("RECOVERY_SEEDS: comma-separated integers")) {
         let mut fault_free_p50 = f64::NAN;
-        for mix in &MIXES {
+        for mix in MIXES.iter().filter(|m| mixes.iter().any(|name| name == m.name)) {
             let run = root.join(format!("{}-{seed}", mix.name));
             let (m, stats) = run_on_emulator(&trainer, &worker, &config, &redis, mix, seed, &run, &reference);
             if mix.crash == 0.0 && mix.duplicate == 0.0 && mix.stall == 0.0 {
@@ -100,12 +108,14 @@ fn main() {
             let count = |k: &str| r[k].as_u64().unwrap_or(0);
             let tasks = count("tasks_ran") + count("tasks_skipped");
             let line = format!(
-                "{:10} seed {seed}: steady p50 {:6.1} ms ({:.2} x fault-free), train {:5.2} s, emulator: crashes {}, \
+                "{:10} seed {seed}: steady p50 {:6.1} ms ({:.2} x fault-free), clean steps {} p50 {:5.1} ms, train {:5.2} s, emulator: crashes {}, \
                  frozen {}, duplicated {}; driver: late {}, copies {}, orphans {}, false alarms {}, tasks {tasks}, \
                  fired twice {}, bytes equal {}",
                 mix.name,
                 m.steady_p50_ms,
                 m.steady_p50_ms / fault_free_p50,
+                m.clean_steps,
+                m.clean_p50_ms,
                 m.train_s,
                 stats.crashes,
                 stats.frozen,
@@ -120,10 +130,12 @@ fn main() {
             println!("{line}");
             lines.push(line);
             rows.push(format!(
-                "| {} | {seed} | {:.1} ms | {:.2} × | {:.2} s | {} | {} | {} | {} | {} | {} | {} | {tasks} | {} | {} |",
+                "| {} | {seed} | {:.1} ms | {:.2} × | {} | {:.1} ms | {:.2} s | {} | {} | {} | {} | {} | {} | {} | {tasks} | {} | {} |",
                 mix.name,
                 m.steady_p50_ms,
                 m.steady_p50_ms / fault_free_p50,
+                m.clean_steps,
+                m.clean_p50_ms,
                 m.train_s,
                 stats.crashes,
                 stats.frozen,
@@ -138,13 +150,19 @@ fn main() {
         }
     }
     let mut md = vec![
-        "| mix | seed | steady p50 | / fault-free | train | crashes | frozen | duplicated | late retries | copies | orphans | false alarms | tasks reported | fired twice | bytes equal in-process |".to_string(),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |".to_string(),
+        "| mix | seed | steady p50 | / fault-free | clean steps | their p50 | train | crashes | frozen | duplicated | late retries | copies | orphans | false alarms | tasks reported | fired twice | bytes equal in-process |".to_string(),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |".to_string(),
     ];
     md.extend(rows);
     let path = out_dir.join("emulator.md");
     std::fs::write(&path, md.join("\n") + "\n").expect("emulator.md");
     println!("wrote {}", path.display());
+}
+
+/// A comma-separated list from the environment variable `name`, or `default`.
+fn list_from_env(name: &str, default: &str) -> Vec<String> {
+    let raw = std::env::var(name).unwrap_or_else(|_| default.to_string());
+    raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
 /// What the emulator injected in one run.
@@ -217,19 +235,25 @@ fn run_on_emulator(
     );
     let summary: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("the run's summary (JSON on stdout)");
-    let mut steps: Vec<f64> = std::fs::read_to_string(run.join("metrics.jsonl"))
+    let walls: Vec<(u64, f64)> = std::fs::read_to_string(run.join("metrics.jsonl"))
         .expect("metrics.jsonl")
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["wall_ms"].as_f64())
+        .filter_map(|v| Some((v["step"].as_u64()?, v["wall_ms"].as_f64()?)))
         .skip(5)
         .collect();
+    let touched = touched_steps(run);
+    let mut steps: Vec<f64> = walls.iter().map(|&(_, ms)| ms).collect();
     steps.sort_by(f64::total_cmp);
+    let mut clean: Vec<f64> = walls.iter().filter(|(s, _)| !touched.contains(s)).map(|&(_, ms)| ms).collect();
+    clean.sort_by(f64::total_cmp);
     let weights = std::fs::read(run.join("model.safetensors")).expect("weights");
     let stats = lambda.stats();
     (
         Measured {
             steady_p50_ms: median(&steps),
+            clean_p50_ms: median(&clean),
+            clean_steps: clean.len(),
             train_s: summary["train_s"].as_f64().unwrap_or(f64::NAN),
             runtime: summary["runtime"].clone(),
             bytes_equal: weights == reference,
@@ -240,6 +264,29 @@ fn run_on_emulator(
             duplicated: stats.duplicated,
         },
     )
+}
+
+/// The steps any fault touched, from the run's events: a task reported twice (a duplicate or a copy), an attempt
+/// after the first (a retry or a copy), a skipped report, or a cold start (a replacement for a killed instance).
+fn touched_steps(run: &Path) -> std::collections::HashSet<u64> {
+    let events = std::fs::read_to_string(run.join("events.jsonl")).expect("events.jsonl");
+    let mut seen = std::collections::HashSet::new();
+    let mut touched = std::collections::HashSet::new();
+    for event in events.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+        let task = event["task"].as_str().unwrap_or_default().to_string();
+        // Task ids read `F(step,slice,microbatch)`.
+        let Some(step) = task.split(['(', ',']).nth(1).and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        let faulted = event["attempt"].as_u64() != Some(1)
+            || event["status"].as_str() != Some("ran")
+            || event["cold"].as_bool() == Some(true)
+            || !seen.insert(task);
+        if faulted {
+            touched.insert(step);
+        }
+    }
+    touched
 }
 
 fn median(sorted: &[f64]) -> f64 {

@@ -105,15 +105,14 @@ pub fn run_deploy(args: DeployArgs<'_>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let done = rt.block_on(async {
+    // Each step prints as it happens: a deploy waits on AWS for minutes at a time.
+    let mut say = |line: &str| println!("{line}");
+    rt.block_on(async {
         let client = LambdaClient::new(&settings, 4, Backoff::default()).await;
         match &zip {
-            None => deploy::destroy(&client, &functions, &stop).await,
-            Some(zip) => deploy::apply(&cfg, &client, &functions, zip, &stop).await,
+            None => deploy::destroy(&client, &functions, &stop, &mut say).await,
+            Some(zip) => deploy::apply(&cfg, &client, &functions, zip, &stop, &mut say).await,
         }
     })?;
-    for line in done {
-        println!("{line}");
-    }
     Ok(())
 }
