@@ -186,7 +186,11 @@ pub async fn apply(
             .await
             .is_ok();
         if exists {
-            progress(&format!("{}: uploading the code ({} bytes)", f.name, code.len()));
+            progress(&format!(
+                "{}: uploading the code ({} bytes)",
+                f.name,
+                code.len()
+            ));
             sdk.update_function_code()
                 .function_name(&f.name)
                 .zip_file(Blob::new(code.clone()))
@@ -207,7 +211,11 @@ pub async fn apply(
                 .map_err(|e| sdk_err("UpdateFunctionConfiguration", &f.name, e))?;
             progress(&format!("updated {} ({} MB)", f.name, f.memory_mb));
         } else {
-            progress(&format!("{}: creating it with the code ({} bytes)", f.name, code.len()));
+            progress(&format!(
+                "{}: creating it with the code ({} bytes)",
+                f.name,
+                code.len()
+            ));
             sdk.create_function()
                 .function_name(&f.name)
                 .runtime(Runtime::Providedal2023)
@@ -229,7 +237,10 @@ pub async fn apply(
             progress(&format!("created {} ({} MB)", f.name, f.memory_mb));
         }
         wait_active(client, &f.name, progress).await?;
-        progress(&format!("{}: active; probing it (one invocation that reaches the store)", f.name));
+        progress(&format!(
+            "{}: active; probing it (one invocation that reaches the store)",
+            f.name
+        ));
         let answer = client.invoke_sync(&f.name, PROBE).await.map_err(|e| {
             RunError::Deploy(format!("{} is deployed but its probe failed: {e}", f.name))
         })?;

@@ -61,8 +61,15 @@ struct Measured {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let out_dir = PathBuf::from(args.first().cloned().unwrap_or_else(|| "experiments/recovery".into()));
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let out_dir = PathBuf::from(
+        args.first()
+            .cloned()
+            .unwrap_or_else(|| "experiments/recovery".into()),
+    );
     let trainer =
         cargo_binary("trainer").expect("target/release/trainer: cargo build --release -p trainer");
     let worker = worker_binary()
@@ -96,11 +103,19 @@ fn main() {
     // without the fault-free run).
     let seeds = list_from_env("RECOVERY_SEEDS", "1,2,3");
     let mixes = list_from_env("RECOVERY_MIXES", "fault-free,heavy,light");
-    for seed in seeds.iter().map(|s| s.parse::<u64>().expect("RECOVERY_SEEDS: comma-separated integers")) {
+    for seed in seeds.iter().map(|s| {
+        s.parse::<u64>()
+            .expect("RECOVERY_SEEDS: comma-separated integers")
+    }) {
         let mut fault_free_p50 = f64::NAN;
-        for mix in MIXES.iter().filter(|m| mixes.iter().any(|name| name == m.name)) {
+        for mix in MIXES
+            .iter()
+            .filter(|m| mixes.iter().any(|name| name == m.name))
+        {
             let run = root.join(format!("{}-{seed}", mix.name));
-            let (m, stats) = run_on_emulator(&trainer, &worker, &config, &redis, mix, seed, &run, &reference);
+            let (m, stats) = run_on_emulator(
+                &trainer, &worker, &config, &redis, mix, seed, &run, &reference,
+            );
             if mix.crash == 0.0 && mix.duplicate == 0.0 && mix.stall == 0.0 {
                 fault_free_p50 = m.steady_p50_ms;
             }
@@ -162,7 +177,10 @@ fn main() {
 /// A comma-separated list from the environment variable `name`, or `default`.
 fn list_from_env(name: &str, default: &str) -> Vec<String> {
     let raw = std::env::var(name).unwrap_or_else(|_| default.to_string());
-    raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    raw.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// What the emulator injected in one run.
@@ -245,7 +263,11 @@ fn run_on_emulator(
     let touched = touched_steps(run);
     let mut steps: Vec<f64> = walls.iter().map(|&(_, ms)| ms).collect();
     steps.sort_by(f64::total_cmp);
-    let mut clean: Vec<f64> = walls.iter().filter(|(s, _)| !touched.contains(s)).map(|&(_, ms)| ms).collect();
+    let mut clean: Vec<f64> = walls
+        .iter()
+        .filter(|(s, _)| !touched.contains(s))
+        .map(|&(_, ms)| ms)
+        .collect();
     clean.sort_by(f64::total_cmp);
     let weights = std::fs::read(run.join("model.safetensors")).expect("weights");
     let stats = lambda.stats();
@@ -272,10 +294,17 @@ fn touched_steps(run: &Path) -> std::collections::HashSet<u64> {
     let events = std::fs::read_to_string(run.join("events.jsonl")).expect("events.jsonl");
     let mut seen = std::collections::HashSet::new();
     let mut touched = std::collections::HashSet::new();
-    for event in events.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+    for event in events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
         let task = event["task"].as_str().unwrap_or_default().to_string();
         // Task ids read `F(step,slice,microbatch)`.
-        let Some(step) = task.split(['(', ',']).nth(1).and_then(|s| s.parse::<u64>().ok()) else {
+        let Some(step) = task
+            .split(['(', ','])
+            .nth(1)
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
             continue;
         };
         let faulted = event["attempt"].as_u64() != Some(1)

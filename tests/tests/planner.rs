@@ -350,3 +350,34 @@ fn a_slice_peak_is_its_largest_task_beside_the_cached_weight_versions_and_the_ru
         }
     }
 }
+
+/// A profile says how far it got, phase by phase and round by round (what `trainer profile` and a sweep print, at
+/// most every two seconds, while a big model is measured).
+#[test]
+fn a_profile_reports_each_round_and_phase() {
+    let split = cfg("[plan]\nslices = 2\n");
+    let mut lines = Vec::new();
+    let profile =
+        coordinator::profiling::profile_reporting(&split, 2, &mut |l| lines.push(l.to_string()))
+            .unwrap();
+    let rounds: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("units: round"))
+        .collect();
+    // Two samples after one untimed warm-up round: three rounds, in order.
+    assert_eq!(rounds.len(), 3, "{lines:?}");
+    assert!(
+        rounds[0].starts_with("units: round 1 of 3")
+            && rounds[2].starts_with("units: round 3 of 3")
+    );
+    assert!(lines.iter().any(|l| l.starts_with("store: ")), "{lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("codec: encode and decode at each value size")
+    );
+    assert!(profile
+        .units
+        .iter()
+        .all(|u| u.forward_ms.len()
+            == 2 * std::thread::available_parallelism().map_or(1, |n| n.get())));
+}

@@ -21,7 +21,14 @@ pub fn run_profile(
         "profiling {} ({reps} samples of each unit and value size)…",
         config.display()
     );
-    let mut p = coordinator::profiling::profile(&cfg, reps)?;
+    // A profile of a big model runs for minutes: say how far it got, at most every two seconds.
+    let mut last = std::time::Instant::now();
+    let mut p = coordinator::profiling::profile_reporting(&cfg, reps, &mut |line| {
+        if last.elapsed() >= std::time::Duration::from_secs(2) {
+            last = std::time::Instant::now();
+            eprintln!("  {line}");
+        }
+    })?;
     if let Some(run) = events {
         let o = coordinator::run::observe_run(&cfg, &p, run)?;
         eprintln!(

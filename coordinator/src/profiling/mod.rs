@@ -21,6 +21,10 @@ fn time_ms<R>(f: impl FnOnce() -> R) -> (R, f64) {
     (r, t0.elapsed().as_secs_f64() * 1e3)
 }
 
+/// Where a profile says how far it got: each phase and, for the units, each measured round (always from the
+/// calling thread); the caller decides what to print and how often.
+pub type ProfileProgress<'a> = &'a mut dyn FnMut(&str);
+
 /// The first training batch of a run: what the profile measures on.
 pub fn first_batch(ds: &dyn Dataset, sampler: &Sampler) -> Result<Batch, RunError> {
     let (_, indices) = sampler.indices(0);
@@ -34,6 +38,7 @@ fn profile_units(
     batch: &Batch,
     reps: usize,
     microbatches: usize,
+    progress: ProfileProgress<'_>,
 ) -> Result<Vec<UnitProfile>, RunError> {
     let t = &cfg.train;
     let mb = batch
@@ -52,57 +57,84 @@ fn profile_units(
     // Under load, as in a run: one copy of the measurement per core, all at once (every task computes beside
     // others on this machine; alone, a unit runs faster than it ever will in a run).
     let copies = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let measure = || -> Result<Vec<[Vec<f64>; 4]>, RunError> {
-        let mut out: Vec<[Vec<f64>; 4]> = vec![Default::default(); n];
-        // One untimed round first: allocator and caches warm, as in a warm container.
-        for rep in 0..=reps {
-            let mut times = vec![[0.0f64; 4]; n];
-            let mut h = mb.inputs.clone();
-            let mut caches = Vec::with_capacity(n);
-            for (u, time) in times.iter_mut().enumerate() {
-                let (res, ms) = time_ms(|| model.forward(u..u + 1, &params[u..u + 1], h.clone()));
-                let (y, c) = res?;
-                time[0] = ms;
-                caches.push(c);
-                h = y;
-            }
-            let mut dy = h.mapv(|_| 1e-3f32);
-            // A task keeps every unit's gradients until it encodes them all: fresh memory each time, as here.
-            let mut kept = Vec::with_capacity(n);
-            for u in (0..n).rev() {
-                let (res, ms) =
-                    time_ms(|| model.backward(u..u + 1, &params[u..u + 1], &caches[u], dy.clone()));
-                let (dx, grads) = res?;
-                times[u][1] = ms;
-                let mut acc = Some(grads.clone());
-                let (_, a_ms) = time_ms(|| models::train::add_in_order(&mut acc, grads.clone()));
-                times[u][3] = a_ms;
-                let mut fresh = params[u..u + 1].to_vec();
-                let mut state: Vec<_> = fresh.iter().map(|q| opt.init_state(q)).collect();
-                let (_, u_ms) = time_ms(|| {
-                    for ((q, g), s) in fresh.iter_mut().zip(&grads).zip(state.iter_mut()) {
-                        opt.step(t.lr, 1, q, g, s);
+    let started = Instant::now();
+    // Every copy measures the same rounds at once; the first sends each round it finished to the calling thread,
+    // which reports it.
+    let measure =
+        |rounds: Option<std::sync::mpsc::Sender<usize>>| -> Result<Vec<[Vec<f64>; 4]>, RunError> {
+            let mut out: Vec<[Vec<f64>; 4]> = vec![Default::default(); n];
+            // One untimed round first: allocator and caches warm, as in a warm container.
+            for rep in 0..=reps {
+                let mut times = vec![[0.0f64; 4]; n];
+                let mut h = mb.inputs.clone();
+                let mut caches = Vec::with_capacity(n);
+                for (u, time) in times.iter_mut().enumerate() {
+                    let (res, ms) =
+                        time_ms(|| model.forward(u..u + 1, &params[u..u + 1], h.clone()));
+                    let (y, c) = res?;
+                    time[0] = ms;
+                    caches.push(c);
+                    h = y;
+                }
+                let mut dy = h.mapv(|_| 1e-3f32);
+                // A task keeps every unit's gradients until it encodes them all: fresh memory each time, as here.
+                let mut kept = Vec::with_capacity(n);
+                for u in (0..n).rev() {
+                    let (res, ms) = time_ms(|| {
+                        model.backward(u..u + 1, &params[u..u + 1], &caches[u], dy.clone())
+                    });
+                    let (dx, grads) = res?;
+                    times[u][1] = ms;
+                    let mut acc = Some(grads.clone());
+                    let (_, a_ms) =
+                        time_ms(|| models::train::add_in_order(&mut acc, grads.clone()));
+                    times[u][3] = a_ms;
+                    let mut fresh = params[u..u + 1].to_vec();
+                    let mut state: Vec<_> = fresh.iter().map(|q| opt.init_state(q)).collect();
+                    let (_, u_ms) = time_ms(|| {
+                        for ((q, g), s) in fresh.iter_mut().zip(&grads).zip(state.iter_mut()) {
+                            opt.step(t.lr, 1, q, g, s);
+                        }
+                    });
+                    times[u][2] = u_ms;
+                    kept.push(grads);
+                    // The first unit returns no input gradient (nothing upstream needs it).
+                    if let Some(dx) = dx {
+                        dy = dx;
                     }
-                });
-                times[u][2] = u_ms;
-                kept.push(grads);
-                // The first unit returns no input gradient (nothing upstream needs it).
-                if let Some(dx) = dx {
-                    dy = dx;
+                }
+                if rep > 0 {
+                    for (o, time) in out.iter_mut().zip(&times) {
+                        for (v, ms) in o.iter_mut().zip(time) {
+                            v.push(*ms);
+                        }
+                    }
+                }
+                if let Some(tx) = &rounds {
+                    // The receiver outlives the scope; a failed send only loses a progress line.
+                    let _ = tx.send(rep + 1);
                 }
             }
-            if rep > 0 {
-                for (o, time) in out.iter_mut().zip(&times) {
-                    for (v, ms) in o.iter_mut().zip(time) {
-                        v.push(*ms);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    };
+            Ok(out)
+        };
+    let (tx, rx) = std::sync::mpsc::channel();
     let runs: Vec<Result<Vec<[Vec<f64>; 4]>, RunError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..copies).map(|_| scope.spawn(measure)).collect();
+        let measure = &measure;
+        let mut tx = Some(tx);
+        let handles: Vec<_> = (0..copies)
+            .map(|_| {
+                let rounds = tx.take();
+                scope.spawn(move || measure(rounds))
+            })
+            .collect();
+        // Ends when the reporting copy finishes (its sender dropped).
+        for round in rx.iter() {
+            progress(&format!(
+                "units: round {round} of {} measured ({n} units, {copies} copies at once, {:.1} s)",
+                reps + 1,
+                started.elapsed().as_secs_f64()
+            ));
+        }
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
@@ -248,33 +280,58 @@ pub fn profiled_microbatches(cfg: &Config) -> usize {
 
 /// Profiles `cfg`'s model on this machine and its configured store, `reps` samples of everything.
 pub fn profile(cfg: &Config, reps: usize) -> Result<Profile, RunError> {
-    cfg.validate()?;
-    let Job { ds, sampler, .. } = Job::open(cfg)?;
-    profile_with(cfg, &first_batch(ds.as_ref(), &sampler)?, reps)
+    profile_reporting(cfg, reps, &mut |_| {})
 }
 
-/// [`profile`] on a batch the caller already has.
-pub fn profile_with(cfg: &Config, batch: &Batch, reps: usize) -> Result<Profile, RunError> {
+/// [`profile`], saying how far it got on `progress`.
+pub fn profile_reporting(
+    cfg: &Config,
+    reps: usize,
+    progress: ProfileProgress<'_>,
+) -> Result<Profile, RunError> {
+    cfg.validate()?;
+    let Job { ds, sampler, .. } = Job::open(cfg)?;
+    profile_with(cfg, &first_batch(ds.as_ref(), &sampler)?, reps, progress)
+}
+
+/// [`profile_reporting`] on a batch the caller already has.
+pub fn profile_with(
+    cfg: &Config,
+    batch: &Batch,
+    reps: usize,
+    progress: ProfileProgress<'_>,
+) -> Result<Profile, RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    rt.block_on(profile_async(cfg, batch, reps))
+    rt.block_on(profile_async(cfg, batch, reps, progress))
 }
 
 /// [`profile_with`] from inside an async runtime (the run driver's).
-pub async fn profile_async(cfg: &Config, batch: &Batch, reps: usize) -> Result<Profile, RunError> {
+pub async fn profile_async(
+    cfg: &Config,
+    batch: &Batch,
+    reps: usize,
+    progress: ProfileProgress<'_>,
+) -> Result<Profile, RunError> {
     let model = cfg.model.build()?;
     // One compute thread: under load every task gets about one core (concurrent tasks share the thread pool), and
     // a function's vCPU share scales from there.
     let threads = models::matmul::threads();
     models::matmul::set_threads(1);
     let microbatches = profiled_microbatches(cfg);
-    let units = profile_units(cfg, &model, batch, reps.max(1), microbatches);
+    let units = profile_units(cfg, &model, batch, reps.max(1), microbatches, progress);
     models::matmul::set_threads(threads);
     let units = units?;
     let store = slice_worker::store::open(&cfg.runtime.store).await?;
+    progress(&format!(
+        "store: put and get at {} value sizes ({})",
+        SIZES.len(),
+        store.describe()
+    ));
     let (store, task_overhead_ms) = profile_store(store.as_ref(), reps.max(1)).await?;
+    progress("codec: encode and decode at each value size");
     let microbatch = cfg.train.batch_size / microbatches;
     Ok(Profile {
         microbatch,
@@ -300,7 +357,7 @@ pub fn plan_config(
     let Job { ds, sampler, .. } = Job::open(cfg)?;
     let profile = match profile {
         Some(p) => p,
-        None => profile_with(cfg, &first_batch(ds.as_ref(), &sampler)?, 3)?,
+        None => profile_with(cfg, &first_batch(ds.as_ref(), &sampler)?, 3, &mut |_| {})?,
     };
     let outcome = crate::planner::plan_for(cfg, &profile, sampler.steps_per_epoch() as u64)?;
     Ok((profile, outcome))

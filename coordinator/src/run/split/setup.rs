@@ -226,7 +226,7 @@ async fn resolve_choices(
     } else if cfg.planner_picks_split() {
         let used = match profile.take() {
             Some(p) => p,
-            None => profile_async(cfg, batch, 3).await?,
+            None => profile_async(cfg, batch, 3, &mut |_| {}).await?,
         };
         let outcome = crate::planner::plan_for(cfg, &used, steps_per_epoch)?;
         resolved.train.microbatches = Microbatches::Count(outcome.chosen.microbatches);
@@ -273,7 +273,7 @@ async fn predict_run(
 ) -> Result<StepPrediction, RunError> {
     let profile = match profile {
         Some(p) => p,
-        None => profile_async(cfg, batch, 3).await?,
+        None => profile_async(cfg, batch, 3, &mut |_| {}).await?,
     };
     predict(cfg, &profile, cuts)
 }
