@@ -64,6 +64,12 @@ pub struct StatusWriter {
     pub last_write: Instant,
 }
 
+impl Default for StatusWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl StatusWriter {
     pub fn new() -> StatusWriter {
         let now = Instant::now();
