@@ -169,10 +169,11 @@ fn replies_lost_with_dropped_links_lose_no_firing_and_count_no_event_twice() {
     let runtime = &summary["runtime"];
     // A lost firing leaves its task due with no report that started it: an orphan (or, undetected, a late retry).
     // A speculative copy of a slowed input can also make one — its report (fired nothing: the set had fired) may
-    // be read before the slow original's — so orphans beyond the copies are what would show a lost firing.
-    assert_eq!(runtime["late_retries"], 0, "a firing was lost: {runtime}");
+    // be read before the slow original's — and a task slowed by a lost reply can pass its deadline while its copy
+    // is out (loss-aware speculation copies early in a run that looks lossy), so orphans and late retries beyond
+    // the copies are what would show a lost firing.
     assert!(
-        runtime["orphans_started"].as_u64().unwrap()
+        runtime["orphans_started"].as_u64().unwrap() + runtime["late_retries"].as_u64().unwrap()
             <= runtime["speculative_copies"].as_u64().unwrap(),
         "a firing was lost: {runtime}"
     );
