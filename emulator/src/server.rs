@@ -1,0 +1,260 @@
+//! The emulator as one value: it serves the three APIs on one port until dropped, then kills its instances and
+//! removes its cgroups. Functions come from `CreateFunction` (as `trainer deploy` makes them) or, for tests and
+//! benches, from [`FunctionSpec`]s given at start.
+
+use crate::billing::{Bill, Invocation, Ledger};
+use crate::cgroup::Cgroups;
+use crate::http::{reply, Reply};
+use crate::scheduler::retire;
+use crate::settings::{Confinement, Faults, Settings};
+use crate::state::{lock, Confiner, Counters, Function, FunctionConfig, Sched, State, Stats};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// A function given at start: a binary (no package), its memory, timeout and concurrency.
+#[derive(Clone, Debug)]
+pub struct FunctionSpec {
+    pub name: String,
+    /// The executable each instance runs.
+    pub binary: PathBuf,
+    /// Environment of every instance, besides the Lambda runtime's own variables.
+    pub env: Vec<(String, String)>,
+    /// The function's memory: its instances' memory limit and, by the platform rule, their CPU.
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    /// Its reserved concurrency: invocations at once, at most.
+    pub concurrency: usize,
+    /// Retries of a failed asynchronous invocation (AWS default: 2, "Error handling and automatic retries").
+    pub async_retries: u32,
+}
+
+/// The emulator: serves until dropped, then kills its instances.
+pub struct Emulator {
+    url: String,
+    state: Arc<State>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Emulator {
+    /// Starts with `functions` and `faults`, every other setting at its default (tests).
+    pub fn start(functions: Vec<FunctionSpec>, faults: Faults) -> std::io::Result<Emulator> {
+        Emulator::start_with(
+            functions,
+            Settings {
+                faults,
+                ..Settings::default()
+            },
+        )
+    }
+
+    pub fn start_with(functions: Vec<FunctionSpec>, settings: Settings) -> std::io::Result<Emulator> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(settings.listen))?;
+        let addr = listener.local_addr()?;
+        let (temp, dir) = match &settings.dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile::tempdir()?;
+                let d = t.path().to_path_buf();
+                (Some(t), d)
+            }
+        };
+        // Instance logs: in the emulator's folder, or in $LAMBDA_EMULATOR_LOGS to keep them from a test.
+        let logs = std::env::var_os("LAMBDA_EMULATOR_LOGS").map_or_else(|| dir.join("logs"), PathBuf::from);
+        let packages = dir.join("packages");
+        std::fs::create_dir_all(&logs)?;
+        std::fs::create_dir_all(&packages)?;
+        let ledger = Ledger::open(&dir.join("events.jsonl"))?;
+        let confiner = match settings.confinement {
+            Confinement::RssPolling => Confiner::RssPolling("asked for".into()),
+            Confinement::Auto => match Cgroups::detect() {
+                Ok(cg) => Confiner::Cgroups(cg),
+                Err(why) => {
+                    eprintln!(
+                        "lambda emulator: no cgroup can confine the instances ({why}); memory is enforced by polling \
+                         resident memory every {} ms and CPU is not limited — every invocation record says so",
+                        crate::instance::MEMORY_POLL.as_millis()
+                    );
+                    Confiner::RssPolling(why)
+                }
+            },
+        };
+        let mut sched = Sched::default();
+        let mut table = HashMap::new();
+        for spec in functions {
+            sched.reserved_total += spec.concurrency;
+            let config = FunctionConfig {
+                binary: spec.binary,
+                env: spec.env,
+                memory_mb: spec.memory_mb,
+                timeout: spec.timeout,
+                async_retries: spec.async_retries,
+                reserved: Some(spec.concurrency),
+                role: "arn:aws:iam::000000000000:role/emulator".into(),
+                handler: "bootstrap".into(),
+                code_size: 0,
+                code_sha256: String::new(),
+                last_modified: String::new(),
+                version: 1,
+            };
+            table.insert(spec.name.clone(), Arc::new(Function::new(spec.name, config)));
+        }
+        let state = Arc::new(State {
+            port: addr.port(),
+            settings,
+            functions: RwLock::new(table),
+            counters: Counters::default(),
+            inflight: Mutex::new(HashMap::new()),
+            sched: Mutex::new(sched),
+            next_request: AtomicU64::new(0),
+            logs,
+            packages,
+            confiner,
+            ledger,
+        });
+        let st = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let service = hyper::service::service_fn(move |req| route(st.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        Ok(Emulator {
+            url: format!("http://{addr}"),
+            state,
+            runtime: Some(runtime),
+            _temp: temp,
+        })
+    }
+
+    /// The endpoint to give the SDK (`endpoint_url`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Where instance `i` of `function` writes its stderr.
+    pub fn log_path(&self, function: &str, i: usize) -> PathBuf {
+        self.state.logs.join(format!("{function}-{i}.log"))
+    }
+
+    /// How instances are confined: `cgroup v1`, `cgroup v2` or `rss polling (why)`.
+    pub fn confinement(&self) -> String {
+        self.state.confiner.describe()
+    }
+
+    /// Every invocation so far, as `events.jsonl` has it.
+    pub fn invocations(&self) -> Vec<Invocation> {
+        self.state.ledger.records()
+    }
+
+    pub fn bill(&self) -> Bill {
+        Bill::of(&self.state.ledger.records(), self.state.settings.prices)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.state.counters;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let functions = self.state.all_functions();
+        for f in &functions {
+            for inst in lock(&f.instances).values() {
+                let peak = crate::instance::usage(inst.pid, inst.group.as_deref()).peak_bytes;
+                if let Some(b) = peak {
+                    f.peak_rss_kib.fetch_max(b / 1024, Ordering::Relaxed);
+                }
+            }
+        }
+        Stats {
+            invokes: n(&c.invokes),
+            throttled: n(&c.throttled),
+            duplicated: n(&c.duplicated),
+            function_errors: n(&c.function_errors),
+            crashes: n(&c.crashes),
+            frozen: n(&c.frozen),
+            timeouts: n(&c.timeouts),
+            async_retries: n(&c.async_retries),
+            instances_started: n(&c.instances_started),
+            out_of_memory: n(&c.out_of_memory),
+            queued_for_concurrency: n(&c.queued_for_concurrency),
+            reaped: n(&c.reaped),
+            cpu_while_frozen_ns: n(&c.cpu_while_frozen_ns),
+            peak_rss_kib: functions
+                .iter()
+                .map(|f| (f.name.clone(), f.peak_rss_kib.load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+
+    /// Blocks until `stop` is raised (the `trainer emulate` command).
+    pub fn serve_until(&self, stop: &std::sync::atomic::AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        for f in self.state.all_functions() {
+            for inst in lock(&f.instances).values_mut() {
+                retire(inst);
+            }
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        // The groups go once their processes have: each instance's after its exit, the emulator's with `State`.
+        for f in self.state.all_functions() {
+            for (_, inst) in lock(&f.instances).drain() {
+                if let Some(g) = inst.group {
+                    g.remove();
+                }
+            }
+        }
+    }
+}
+
+async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+    let path = req.uri().path().to_string();
+    let parts: Vec<&str> = path.trim_start_matches('/').trim_end_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let r = match parts.as_slice() {
+        ["2015-03-31", "functions", name, "invocations"] if method == hyper::Method::POST => {
+            let name = name.rsplit(':').next().unwrap_or(name).to_string();
+            crate::invoke_api::invoke(state, &name, req).await
+        }
+        [function, instance, "2018-06-01", "runtime", rest @ ..] => {
+            let function = function.to_string();
+            let instance: usize = instance.parse().unwrap_or(usize::MAX);
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            crate::runtime_api::route(state, &function, instance, &rest, req).await
+        }
+        _ => {
+            let owned: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
+            let parts: Vec<&str> = owned.iter().map(String::as_str).collect();
+            match crate::control_plane::route(state, &method, &parts, req).await {
+                Some(r) => r,
+                None => reply(StatusCode::NOT_FOUND, "unknown path"),
+            }
+        }
+    };
+    Ok(r)
+}
