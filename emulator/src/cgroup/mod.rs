@@ -7,43 +7,14 @@
 //! emulator that was killed are removed by the next one once their process is gone.
 
 pub mod files;
+mod limits;
 pub mod mountinfo;
 mod v1;
 mod v2;
 
-use std::path::{Path, PathBuf};
+pub use limits::{Limits, Usage, CPU_PERIOD_US};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// What one instance may use.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Limits {
-    /// CPU, in cores' worth of time per wall second.
-    pub vcpus: f64,
-    pub memory_bytes: u64,
-}
-
-/// The scheduler period of a CPU quota, µs (the kernel's default).
-pub const CPU_PERIOD_US: u64 = 100_000;
-
-impl Limits {
-    /// The quota per [`CPU_PERIOD_US`], µs (at least the kernel's 1 ms minimum).
-    pub fn cpu_quota_us(&self) -> u64 {
-        ((self.vcpus * CPU_PERIOD_US as f64).round() as u64).max(1_000)
-    }
-}
-
-/// An instance's counters, read from its group.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Usage {
-    /// CPU time of every process in the group, ns.
-    pub cpu_ns: u64,
-    /// Time the group was held back by its quota, ns.
-    pub throttled_ns: u64,
-    /// Peak memory charged to the group (`None` where the kernel keeps no peak: cgroup v2 before Linux 5.19).
-    pub peak_bytes: Option<u64>,
-    /// Processes the kernel killed for the group's memory limit.
-    pub oom_kills: u64,
-}
 
 /// Which cgroup version confines the instances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,33 +158,5 @@ impl Group {
             GroupKind::V1(g) => g.remove(),
             GroupKind::V2(g) => files::remove_dir(&g.dir),
         }
-    }
-}
-
-/// Removes the groups of emulators whose process is gone, found beside `base` (`lambda-emulator-{pid}-{n}`).
-fn remove_stale_siblings(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("lambda-emulator-") else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        let dir = entry.path();
-        if let Ok(children) = std::fs::read_dir(&dir) {
-            for child in children.flatten() {
-                if child.path().is_dir() {
-                    let _ = std::fs::remove_dir(child.path());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(&dir);
     }
 }

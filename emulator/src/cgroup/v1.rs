@@ -4,7 +4,7 @@
 
 use super::files::{self, read_key, read_u64, write};
 use super::mountinfo::{own_dir, Mount};
-use super::{Limits, Usage, CPU_PERIOD_US};
+use super::limits::{Limits, Usage, CPU_PERIOD_US};
 use std::path::{Path, PathBuf};
 
 /// The emulator's group in each hierarchy.
@@ -54,7 +54,7 @@ impl Base {
         let (cpu, cpuacct, memory) = (find("cpu")?, find("cpuacct")?, find("memory")?);
         let freezer = hierarchy(mounts, own, "freezer");
         for parent in [&cpu, &cpuacct, &memory].into_iter().chain(freezer.as_ref()) {
-            super::remove_stale_siblings(parent);
+            files::remove_stale_siblings(parent);
         }
         let base = Base {
             cpu: cpu.join(name),

@@ -5,7 +5,7 @@
 
 use super::files::{self, read_key, read_u64, write};
 use super::mountinfo::{own_dir, Mount};
-use super::{Limits, Usage, CPU_PERIOD_US};
+use super::limits::{Limits, Usage, CPU_PERIOD_US};
 use std::path::PathBuf;
 
 #[derive(Debug)]
@@ -52,7 +52,7 @@ impl Base {
                 parent.join("cgroup.controllers").display()
             ));
         }
-        super::remove_stale_siblings(&parent);
+        files::remove_stale_siblings(&parent);
         let subtree = parent.join("cgroup.subtree_control");
         if write(&subtree, CONTROLLERS).is_err() {
             // Busy: this process is in `parent`. Move it to a leaf of its own, then enable.
