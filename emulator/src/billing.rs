@@ -90,7 +90,10 @@ impl Ledger {
 
     /// Every record so far.
     pub fn records(&self) -> Vec<Invocation> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -139,8 +142,13 @@ impl Bill {
             if line.trim().is_empty() {
                 continue;
             }
-            let r: Invocation = serde_json::from_str(line)
-                .map_err(|e| format!("{} line {}: not an invocation record: {e}", path.display(), i + 1))?;
+            let r: Invocation = serde_json::from_str(line).map_err(|e| {
+                format!(
+                    "{} line {}: not an invocation record: {e}",
+                    path.display(),
+                    i + 1
+                )
+            })?;
             records.push(r);
         }
         Ok(Bill::of(&records, prices))
@@ -203,7 +211,10 @@ mod tests {
         ledger.record(record(1024, 12.3, 50.0));
         ledger.record(record(256, 4.0, 0.0));
         let prices = Prices::default();
-        assert_eq!(Bill::of_file(&path, prices), Ok(Bill::of(&ledger.records(), prices)));
+        assert_eq!(
+            Bill::of_file(&path, prices),
+            Ok(Bill::of(&ledger.records(), prices))
+        );
         std::fs::write(&path, "{\"request_id\":1}\n").expect("write");
         let err = Bill::of_file(&path, prices).expect_err("bad line");
         assert!(err.contains("line 1"), "{err}");

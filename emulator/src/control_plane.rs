@@ -15,11 +15,18 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn route(state: Arc<State>, method: &Method, parts: &[&str], req: Request<Incoming>) -> Option<Reply> {
+pub async fn route(
+    state: Arc<State>,
+    method: &Method,
+    parts: &[&str],
+    req: Request<Incoming>,
+) -> Option<Reply> {
     let r = match (method.as_str(), parts) {
         ("POST", ["2015-03-31", "functions"]) => create(&state, read_body(req).await),
         ("GET", ["2015-03-31", "functions", name]) => get(&state, name),
-        ("PUT", ["2015-03-31", "functions", name, "code"]) => update_code(&state, name, read_body(req).await),
+        ("PUT", ["2015-03-31", "functions", name, "code"]) => {
+            update_code(&state, name, read_body(req).await)
+        }
         ("PUT", ["2015-03-31", "functions", name, "configuration"]) => {
             update_configuration(&state, name, read_body(req).await)
         }
@@ -39,7 +46,13 @@ fn function_name(name: &str) -> &str {
 }
 
 fn parse(body: &[u8]) -> Result<Value, Reply> {
-    serde_json::from_slice(body).map_err(|e| aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", &format!("Could not parse request body into json: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            &format!("Could not parse request body into json: {e}"),
+        )
+    })
 }
 
 fn now_iso() -> String {
@@ -48,7 +61,12 @@ fn now_iso() -> String {
 }
 
 /// The package of a request's `ZipFile`, unpacked for `name`'s version `version`.
-fn unpack(state: &State, name: &str, version: u64, zip_b64: Option<&str>) -> Result<package::Package, Reply> {
+fn unpack(
+    state: &State,
+    name: &str,
+    version: u64,
+    zip_b64: Option<&str>,
+) -> Result<package::Package, Reply> {
     let Some(b64) = zip_b64 else {
         return Err(invalid(
             "Code.ZipFile is required: the emulator takes the package in the request (S3 locations and images \
@@ -60,7 +78,11 @@ fn unpack(state: &State, name: &str, version: u64, zip_b64: Option<&str>) -> Res
         .map_err(|e| invalid(&format!("Code.ZipFile is not base64: {e}")))?;
     let dir = state.packages.join(format!("{name}-v{version}"));
     package::unpack(&zip, &dir).map_err(|e| match e {
-        PackageError::TooLargeZipped(_) => aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", &e.to_string()),
+        PackageError::TooLargeZipped(_) => aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            &e.to_string(),
+        ),
         _ => invalid(&e.to_string()),
     })
 }
@@ -84,12 +106,16 @@ fn check(v: &Value) -> Result<(), Reply> {
     }
     if let Some(m) = v.get("MemorySize").and_then(Value::as_u64) {
         if !(128..=10_240).contains(&m) {
-            return Err(invalid(&format!("MemorySize {m}: must be between 128 and 10240 MB")));
+            return Err(invalid(&format!(
+                "MemorySize {m}: must be between 128 and 10240 MB"
+            )));
         }
     }
     if let Some(t) = v.get("Timeout").and_then(Value::as_u64) {
         if !(1..=900).contains(&t) {
-            return Err(invalid(&format!("Timeout {t}: must be between 1 and 900 seconds")));
+            return Err(invalid(&format!(
+                "Timeout {t}: must be between 1 and 900 seconds"
+            )));
         }
     }
     Ok(())
@@ -109,19 +135,30 @@ fn create(state: &Arc<State>, body: bytes::Bytes) -> Reply {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let Some(name) = v.get("FunctionName").and_then(Value::as_str).map(function_name) else {
+    let Some(name) = v
+        .get("FunctionName")
+        .and_then(Value::as_str)
+        .map(function_name)
+    else {
         return invalid("FunctionName is required");
     };
     if let Err(r) = check(&v) {
         return r;
     }
     if state.function(name).is_some() {
-        return aws_error(StatusCode::CONFLICT, "ResourceConflictException", &format!("Function already exist: {name}"));
+        return aws_error(
+            StatusCode::CONFLICT,
+            "ResourceConflictException",
+            &format!("Function already exist: {name}"),
+        );
     }
     let Some(role) = v.get("Role").and_then(Value::as_str) else {
         return invalid("Role is required: the execution role's ARN");
     };
-    let zip = v.get("Code").and_then(|c| c.get("ZipFile")).and_then(Value::as_str);
+    let zip = v
+        .get("Code")
+        .and_then(|c| c.get("ZipFile"))
+        .and_then(Value::as_str);
     let pkg = match unpack(state, name, 1, zip) {
         Ok(p) => p,
         Err(r) => return r,
@@ -134,7 +171,11 @@ fn create(state: &Arc<State>, body: bytes::Bytes) -> Reply {
         async_retries: 2,
         reserved: None,
         role: role.to_string(),
-        handler: v.get("Handler").and_then(Value::as_str).unwrap_or("bootstrap").to_string(),
+        handler: v
+            .get("Handler")
+            .and_then(Value::as_str)
+            .unwrap_or("bootstrap")
+            .to_string(),
         code_size: pkg.zipped_bytes,
         code_sha256: pkg.sha256,
         last_modified: now_iso(),
@@ -153,7 +194,8 @@ fn create(state: &Arc<State>, body: bytes::Bytes) -> Reply {
 /// `FunctionConfiguration` as the API returns it.
 fn configuration(f: &Function) -> Value {
     let c = f.config();
-    let vars: serde_json::Map<String, Value> = c.env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let vars: serde_json::Map<String, Value> =
+        c.env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     json!({
         "FunctionName": f.name,
         "FunctionArn": format!("arn:aws:lambda:us-east-1:000000000000:function:{}", f.name),
@@ -191,7 +233,11 @@ fn get(state: &State, name: &str) -> Reply {
 
 /// Applies `change` to a new version of `name`'s configuration; instances of older versions finish what they run
 /// and are retired when next idle.
-fn update(state: &State, name: &str, change: impl FnOnce(&mut FunctionConfig) -> Result<(), Reply>) -> Reply {
+fn update(
+    state: &State,
+    name: &str,
+    change: impl FnOnce(&mut FunctionConfig) -> Result<(), Reply>,
+) -> Reply {
     let Some(f) = state.function(function_name(name)) else {
         return not_found(&format!("Function not found: {name}"));
     };
@@ -215,7 +261,12 @@ fn update_code(state: &State, name: &str, body: bytes::Bytes) -> Reply {
     }
     let fname = function_name(name).to_string();
     update(state, name, |c| {
-        let pkg = unpack(state, &fname, c.version, v.get("ZipFile").and_then(Value::as_str))?;
+        let pkg = unpack(
+            state,
+            &fname,
+            c.version,
+            v.get("ZipFile").and_then(Value::as_str),
+        )?;
         c.binary = pkg.bootstrap;
         c.code_size = pkg.zipped_bytes;
         c.code_sha256 = pkg.sha256;
@@ -271,7 +322,10 @@ fn put_concurrency(state: &Arc<State>, name: &str, body: bytes::Bytes) -> Reply 
         Ok(v) => v,
         Err(r) => return r,
     };
-    let Some(n) = v.get("ReservedConcurrentExecutions").and_then(Value::as_u64) else {
+    let Some(n) = v
+        .get("ReservedConcurrentExecutions")
+        .and_then(Value::as_u64)
+    else {
         return invalid("ReservedConcurrentExecutions is required");
     };
     let Some(f) = state.function(function_name(name)) else {
@@ -298,7 +352,10 @@ fn put_concurrency(state: &Arc<State>, name: &str, body: bytes::Bytes) -> Reply 
         f.config.write().unwrap_or_else(|e| e.into_inner()).reserved = Some(n);
     }
     dispatch(state);
-    json(StatusCode::OK, &json!({ "ReservedConcurrentExecutions": n }))
+    json(
+        StatusCode::OK,
+        &json!({ "ReservedConcurrentExecutions": n }),
+    )
 }
 
 fn account_settings(state: &State) -> Reply {

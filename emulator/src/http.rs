@@ -41,7 +41,11 @@ pub fn not_found(what: &str) -> Reply {
 }
 
 pub fn invalid(message: &str) -> Reply {
-    aws_error(StatusCode::BAD_REQUEST, "InvalidParameterValueException", message)
+    aws_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidParameterValueException",
+        message,
+    )
 }
 
 pub async fn read_body(req: Request<Incoming>) -> Bytes {

@@ -70,21 +70,35 @@ pub fn set_frozen(pid: u32, group: Option<&Group>, frozen: bool) {
 /// The environment the Lambda runtime gives a process ("Defined runtime environment variables"), besides the
 /// function's own variables. `AWS_LAMBDA_RUNTIME_API` carries a path prefix of this instance (AWS sets a bare
 /// `host:port`, which `lambda_runtime` cannot combine with a path).
-fn runtime_env(state: &State, name: &str, i: usize, config: &FunctionConfig) -> Vec<(String, String)> {
+fn runtime_env(
+    state: &State,
+    name: &str,
+    i: usize,
+    config: &FunctionConfig,
+) -> Vec<(String, String)> {
     let port = state.port;
     let mut env: Vec<(String, String)> = config.env.clone();
     env.extend(
         [
-            ("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/{name}/{i}")),
+            (
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/{name}/{i}"),
+            ),
             ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                config.memory_mb.to_string(),
+            ),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
             ("AWS_LAMBDA_LOG_STREAM_NAME", format!("{name}#{i}")),
             ("AWS_REGION", "us-east-1".to_string()),
             ("AWS_ACCESS_KEY_ID", "emulator".to_string()),
             ("AWS_SECRET_ACCESS_KEY", "emulator".to_string()),
-            ("AWS_ENDPOINT_URL_LAMBDA", format!("http://127.0.0.1:{port}")),
+            (
+                "AWS_ENDPOINT_URL_LAMBDA",
+                format!("http://127.0.0.1:{port}"),
+            ),
             ("LAMBDA_TASK_ROOT", task_root(&config.binary)),
         ]
         .map(|(k, v)| (k.to_string(), v)),
@@ -107,7 +121,12 @@ pub struct Launched {
 
 /// Starts instance `i` of function `name`: its group first (with the function's limits), then the process, which
 /// joins the group before it executes anything and dies with the emulator (`PR_SET_PDEATHSIG`).
-pub fn launch(state: &State, name: &str, i: usize, config: &FunctionConfig) -> std::io::Result<Launched> {
+pub fn launch(
+    state: &State,
+    name: &str,
+    i: usize,
+    config: &FunctionConfig,
+) -> std::io::Result<Launched> {
     let group = match &state.confiner {
         crate::state::Confiner::Cgroups(cg) => {
             let limits = state.settings.resources.limits(config.memory_mb);

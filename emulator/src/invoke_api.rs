@@ -16,7 +16,11 @@ pub const MAX_SYNC: usize = 6 * 1024 * 1024;
 pub const MAX_EVENT: usize = 1024 * 1024;
 
 fn throttled() -> Reply {
-    aws_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.")
+    aws_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequestsException",
+        "Rate Exceeded.",
+    )
 }
 
 pub async fn invoke(state: Arc<State>, name: &str, req: Request<Incoming>) -> Reply {

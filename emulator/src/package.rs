@@ -22,15 +22,21 @@ pub struct Package {
 /// Why a package cannot run; each becomes Lambda's `InvalidParameterValueException` (or `RequestTooLarge`).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PackageError {
-    #[error("Zipped package is {0} bytes; a direct upload must be at most {MAX_ZIPPED} bytes (50 MB)")]
+    #[error(
+        "Zipped package is {0} bytes; a direct upload must be at most {MAX_ZIPPED} bytes (50 MB)"
+    )]
     TooLargeZipped(usize),
     #[error("Unzipped size must be smaller than {MAX_UNZIPPED} bytes; this package unzips to {0}")]
     TooLargeUnzipped(u64),
     #[error("Could not unzip uploaded file: {0}")]
     NotAZip(String),
-    #[error("the package has no `bootstrap` at its root: provided.al2023 runs the file named bootstrap")]
+    #[error(
+        "the package has no `bootstrap` at its root: provided.al2023 runs the file named bootstrap"
+    )]
     NoBootstrap,
-    #[error("bootstrap is not an x86_64 ELF executable ({0}); this emulator runs x86_64 functions only")]
+    #[error(
+        "bootstrap is not an x86_64 ELF executable ({0}); this emulator runs x86_64 functions only"
+    )]
     WrongMachine(String),
     #[error("unpacking into {0}: {1}")]
     Io(String, String),
@@ -87,7 +93,9 @@ fn check_machine(path: &Path) -> Result<(), PackageError> {
     }
     match u16::from_le_bytes([head[18], head[19]]) {
         62 => Ok(()),
-        183 => Err(PackageError::WrongMachine("aarch64: built for arm64".into())),
+        183 => Err(PackageError::WrongMachine(
+            "aarch64: built for arm64".into(),
+        )),
         other => Err(PackageError::WrongMachine(format!("ELF machine {other}"))),
     }
 }
@@ -132,7 +140,10 @@ mod tests {
         let zip = zip_of(&[("bootstrap", &elf(62))]);
         let p = unpack(&zip, &dir.path().join("v1")).expect("unpacked");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&p.bootstrap).expect("file").permissions().mode();
+        let mode = std::fs::metadata(&p.bootstrap)
+            .expect("file")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o111, 0o111);
         assert_eq!((p.zipped_bytes, p.unzipped_bytes), (zip.len(), 64));
         let err = unpack(&zip_of(&[("bootstrap", &elf(183))]), &dir.path().join("v2"))

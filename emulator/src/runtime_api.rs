@@ -13,7 +13,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub async fn route(state: Arc<State>, function: &str, instance: usize, rest: &[&str], req: Request<Incoming>) -> Reply {
+pub async fn route(
+    state: Arc<State>,
+    function: &str,
+    instance: usize,
+    rest: &[&str],
+    req: Request<Incoming>,
+) -> Reply {
     match (req.method().as_str(), rest) {
         ("GET", ["invocation", "next"]) => next(state, function, instance).await,
         ("POST", ["invocation", id, "response"]) => {
@@ -76,7 +82,9 @@ async fn next(state: Arc<State>, function: &str, i: usize) -> Reply {
         mark_idle(&state, &f, i);
         // A job queued while no instance was idle waits for this one only if there is room for it.
         dispatch(&state);
-        let given = lock(&f.instances).get(&i).is_some_and(|x| x.mailbox.is_some());
+        let given = lock(&f.instances)
+            .get(&i)
+            .is_some_and(|x| x.mailbox.is_some());
         if given {
             continue;
         }
@@ -135,7 +143,10 @@ fn reap(state: &State, f: &Function, i: usize) -> bool {
 
 /// Instance `i` starts `d`: in flight from now, with the function's timeout and the seeded faults.
 fn start(state: &Arc<State>, f: &Arc<Function>, i: usize, d: Dispatched) -> Reply {
-    let id = format!("req-{:08}", state.next_request.fetch_add(1, Ordering::Relaxed));
+    let id = format!(
+        "req-{:08}",
+        state.next_request.fetch_add(1, Ordering::Relaxed)
+    );
     let body = d.job.body.clone();
     let (pid, timeout, flight) = {
         let mut instances = lock(&f.instances);
@@ -156,7 +167,11 @@ fn start(state: &Arc<State>, f: &Arc<Function>, i: usize, d: Dispatched) -> Repl
             start_unix_ms: unix_ms(),
             start_usage: instance::usage(inst.pid, inst.group.as_deref()),
             cold,
-            init_ms: if cold { inst.init_ms.unwrap_or(0.0) } else { 0.0 },
+            init_ms: if cold {
+                inst.init_ms.unwrap_or(0.0)
+            } else {
+                0.0
+            },
             memory_mb: inst.memory_mb,
         };
         (inst.pid, inst.timeout, flight)
@@ -172,9 +187,15 @@ fn start(state: &Arc<State>, f: &Arc<Function>, i: usize, d: Dispatched) -> Repl
     h.insert("lambda-runtime-deadline-ms", header(&deadline.to_string()));
     h.insert(
         "lambda-runtime-invoked-function-arn",
-        header(&format!("arn:aws:lambda:us-east-1:000000000000:function:{}", f.name)),
+        header(&format!(
+            "arn:aws:lambda:us-east-1:000000000000:function:{}",
+            f.name
+        )),
     );
-    h.insert("lambda-runtime-trace-id", header(&format!("Root=1-00000000-{id}")));
+    h.insert(
+        "lambda-runtime-trace-id",
+        header(&format!("Root=1-00000000-{id}")),
+    );
     h.insert("content-type", header("application/json"));
     r
 }
@@ -223,7 +244,9 @@ fn respond(state: &Arc<State>, id: &str, result: Result<Bytes, (String, Bytes)>)
     // Idle from now: the next job goes to this instance, which is about to ask for it, not to a new one.
     mark_idle(state, &job.function, job.instance);
     match result {
-        Ok(body) if !state.draw(state.settings.faults.error_rate) => finish(state, job, "ok", Some(body), None),
+        Ok(body) if !state.draw(state.settings.faults.error_rate) => {
+            finish(state, job, "ok", Some(body), None)
+        }
         Ok(_) => finish(
             state,
             job,

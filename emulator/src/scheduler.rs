@@ -8,7 +8,9 @@
 
 use crate::billing::Invocation;
 use crate::instance::{self, kill_pid, status_kib, MEMORY_POLL};
-use crate::state::{lock, Dispatched, Function, InFlight, Instance, Job, Outcome, Sched, Slot, State};
+use crate::state::{
+    lock, Dispatched, Function, InFlight, Instance, Job, Outcome, Sched, Slot, State,
+};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -64,11 +66,19 @@ pub fn enqueue(state: &Arc<State>, f: &Arc<Function>, job: Job) {
     {
         let mut sched = lock(&state.sched);
         let waits = !has_room(state, &sched, &f.name, reserved)
-            || sched.queues.get(&f.name).is_some_and(|q| !q.pending.is_empty());
+            || sched
+                .queues
+                .get(&f.name)
+                .is_some_and(|q| !q.pending.is_empty());
         if waits {
             state.count(|c| &c.queued_for_concurrency);
         }
-        sched.queues.entry(f.name.clone()).or_default().pending.push_back(job);
+        sched
+            .queues
+            .entry(f.name.clone())
+            .or_default()
+            .pending
+            .push_back(job);
     }
     dispatch(state);
 }
@@ -82,7 +92,12 @@ pub fn try_dispatch_now(state: &Arc<State>, f: &Arc<Function>, job: Job) -> Resu
             return Err(job);
         }
         take_slot(&mut sched, &f.name, reserved);
-        sched.queues.entry(f.name.clone()).or_default().idle.pop_front()
+        sched
+            .queues
+            .entry(f.name.clone())
+            .or_default()
+            .idle
+            .pop_front()
     };
     let d = Dispatched {
         job,
@@ -111,7 +126,10 @@ pub fn dispatch(state: &Arc<State>) {
             let mut picked = None;
             for k in 0..n {
                 let f = &functions[(start + k) % n];
-                let waiting = sched.queues.get(&f.name).is_some_and(|q| !q.pending.is_empty());
+                let waiting = sched
+                    .queues
+                    .get(&f.name)
+                    .is_some_and(|q| !q.pending.is_empty());
                 let reserved = f.config().reserved;
                 if waiting && has_room(state, &sched, &f.name, reserved) {
                     take_slot(&mut sched, &f.name, reserved);
@@ -188,7 +206,13 @@ fn spawn_instance(state: &Arc<State>, f: &Arc<Function>, d: Dispatched) {
     let launched = match instance::launch(state, &f.name, i, &config) {
         Ok(l) => l,
         Err(e) => {
-            fail(state, f, d.job, "Runtime.InitError", &format!("the instance could not start: {e}"));
+            fail(
+                state,
+                f,
+                d.job,
+                "Runtime.InitError",
+                &format!("the instance could not start: {e}"),
+            );
             return;
         }
     };
@@ -261,11 +285,7 @@ fn instance_gone(state: &Arc<State>, f: &Arc<Function>, i: usize) {
         .queues
         .get_mut(&f.name)
         .map(|q| q.idle.retain(|&x| x != i));
-    let usage = gone
-        .group
-        .as_ref()
-        .map(|g| g.usage())
-        .unwrap_or_default();
+    let usage = gone.group.as_ref().map(|g| g.usage()).unwrap_or_default();
     if let Some(peak) = usage.peak_bytes {
         f.peak_rss_kib.fetch_max(peak / 1024, Ordering::Relaxed);
     }
@@ -283,7 +303,13 @@ fn instance_gone(state: &Arc<State>, f: &Arc<Function>, i: usize) {
     };
     if let Some(d) = gone.mailbox.take() {
         if gone.init_ms.is_none() {
-            fail(state, f, d.job, "Runtime.InitError", "the runtime exited during init");
+            fail(
+                state,
+                f,
+                d.job,
+                "Runtime.InitError",
+                "the runtime exited during init",
+            );
         } else {
             requeue(state, f, d);
         }
@@ -317,7 +343,13 @@ fn requeue(state: &Arc<State>, f: &Arc<Function>, d: Dispatched) {
 
 /// Ends an invocation an instance ran: its record in the ledger, then its outcome — `ok` with `body` answers a
 /// synchronous caller; an error fails it (retried if asynchronous). The slot is freed last.
-pub fn finish(state: &Arc<State>, job: InFlight, outcome: &str, body: Option<Bytes>, message: Option<&str>) {
+pub fn finish(
+    state: &Arc<State>,
+    job: InFlight,
+    outcome: &str,
+    body: Option<Bytes>,
+    message: Option<&str>,
+) {
     let InFlight {
         request_id,
         dispatched,
@@ -388,7 +420,8 @@ pub fn finish(state: &Arc<State>, job: InFlight, outcome: &str, body: Option<Byt
 /// 200 ms).
 pub fn fail(state: &Arc<State>, f: &Arc<Function>, mut job: Job, kind: &str, message: &str) {
     state.count(|c| &c.function_errors);
-    let body = Bytes::from(serde_json::json!({ "errorType": kind, "errorMessage": message }).to_string());
+    let body =
+        Bytes::from(serde_json::json!({ "errorType": kind, "errorMessage": message }).to_string());
     if let Some(tx) = job.reply.take() {
         let _ = tx.send(Outcome::FunctionError(body));
         return;

@@ -53,7 +53,10 @@ impl Emulator {
         )
     }
 
-    pub fn start_with(functions: Vec<FunctionSpec>, settings: Settings) -> std::io::Result<Emulator> {
+    pub fn start_with(
+        functions: Vec<FunctionSpec>,
+        settings: Settings,
+    ) -> std::io::Result<Emulator> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -69,7 +72,8 @@ impl Emulator {
             }
         };
         // Instance logs: in the emulator's folder, or in $LAMBDA_EMULATOR_LOGS to keep them from a test.
-        let logs = std::env::var_os("LAMBDA_EMULATOR_LOGS").map_or_else(|| dir.join("logs"), PathBuf::from);
+        let logs = std::env::var_os("LAMBDA_EMULATOR_LOGS")
+            .map_or_else(|| dir.join("logs"), PathBuf::from);
         let packages = dir.join("packages");
         std::fs::create_dir_all(&logs)?;
         std::fs::create_dir_all(&packages)?;
@@ -106,7 +110,10 @@ impl Emulator {
                 last_modified: String::new(),
                 version: 1,
             };
-            table.insert(spec.name.clone(), Arc::new(Function::new(spec.name, config)));
+            table.insert(
+                spec.name.clone(),
+                Arc::new(Function::new(spec.name, config)),
+            );
         }
         let state = Arc::new(State {
             port: addr.port(),
@@ -231,9 +238,16 @@ impl Drop for Emulator {
     }
 }
 
-async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+async fn route(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Reply, std::convert::Infallible> {
     let path = req.uri().path().to_string();
-    let parts: Vec<&str> = path.trim_start_matches('/').trim_end_matches('/').split('/').collect();
+    let parts: Vec<&str> = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
     let method = req.method().clone();
     let r = match parts.as_slice() {
         ["2015-03-31", "functions", name, "invocations"] if method == hyper::Method::POST => {

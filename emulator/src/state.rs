@@ -153,7 +153,10 @@ impl Function {
     }
 
     pub fn config(&self) -> FunctionConfig {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -135,7 +135,8 @@ fn main() {
                 tasks,
                 count("fired_twice"),
             ];
-            let [crashes, frozen, duplicated, late, copies, orphans, false_alarms, tasks, fired_twice] = counts;
+            let [crashes, frozen, duplicated, late, copies, orphans, false_alarms, tasks, fired_twice] =
+                counts;
             let line = format!(
                 "{:10} seed {seed}: steady p50 {:6.1} ms ({ratio:.2} x fault-free), clean steps {} p50 {:5.1} ms, train {:5.2} s, \
                  emulator: crashes {crashes}, frozen {frozen}, duplicated {duplicated}; driver: late {late}, copies {copies}, \

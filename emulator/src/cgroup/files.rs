@@ -12,7 +12,8 @@ pub fn write(path: &Path, value: &str) -> std::io::Result<()> {
         .truncate(true)
         .open(path)
         .map_err(|e| with_path(e, path))?;
-    f.write_all(value.as_bytes()).map_err(|e| with_path(e, path))
+    f.write_all(value.as_bytes())
+        .map_err(|e| with_path(e, path))
 }
 
 /// The whole number a file holds (`cpuacct.usage`, `memory.max_usage_in_bytes`).

@@ -85,11 +85,17 @@ impl Cgroups {
         let mounts = mountinfo::mounts(mountinfo);
         let own = mountinfo::own_paths(proc_cgroup);
         let v1_reason = match v1::Base::make(&mounts, &own, name) {
-            Ok(base) => return Ok(Cgroups { backend: Backend::V1(base) }),
+            Ok(base) => {
+                return Ok(Cgroups {
+                    backend: Backend::V1(base),
+                })
+            }
             Err(reason) => reason,
         };
         match v2::Base::make(&mounts, &own, name, pid) {
-            Ok(base) => Ok(Cgroups { backend: Backend::V2(base) }),
+            Ok(base) => Ok(Cgroups {
+                backend: Backend::V2(base),
+            }),
             Err(v2_reason) => Err(format!("cgroup v1: {v1_reason}; cgroup v2: {v2_reason}")),
         }
     }

@@ -152,7 +152,10 @@ mod tests {
     #[test]
     fn own_paths_and_dirs() {
         let own = own_paths("4:memory:/process_api/abc\n1:cpu,cpuacct:/\n0::/user.slice/x\n");
-        assert_eq!(own[0], (vec!["memory".to_string()], "/process_api/abc".to_string()));
+        assert_eq!(
+            own[0],
+            (vec!["memory".to_string()], "/process_api/abc".to_string())
+        );
         assert_eq!(own[1].0, vec!["cpu".to_string(), "cpuacct".to_string()]);
         assert_eq!(own[2], (vec![], "/user.slice/x".to_string()));
         let mount = Mount {
@@ -169,7 +172,10 @@ mod tests {
             root: "/lxc/c1".into(),
             v1_controllers: None,
         };
-        assert_eq!(own_dir(&nested, "/lxc/c1/inner"), PathBuf::from("/cg/inner"));
+        assert_eq!(
+            own_dir(&nested, "/lxc/c1/inner"),
+            PathBuf::from("/cg/inner")
+        );
         assert_eq!(own_dir(&nested, "/lxc/c1"), PathBuf::from("/cg"));
     }
 }

@@ -3,8 +3,8 @@
 //! scheduler/sched-bwc for the CFS quota).
 
 use super::files::{self, read_key, read_u64, write};
-use super::mountinfo::{own_dir, Mount};
 use super::limits::{Limits, Usage, CPU_PERIOD_US};
+use super::mountinfo::{own_dir, Mount};
 use std::path::{Path, PathBuf};
 
 /// The emulator's group in each hierarchy.
@@ -47,13 +47,21 @@ fn make_dir(dir: &Path) -> Result<(), String> {
 }
 
 impl Base {
-    pub fn make(mounts: &[Mount], own: &[(Vec<String>, String)], name: &str) -> Result<Base, String> {
+    pub fn make(
+        mounts: &[Mount],
+        own: &[(Vec<String>, String)],
+        name: &str,
+    ) -> Result<Base, String> {
         let find = |c: &str| {
-            hierarchy(mounts, own, c).ok_or_else(|| format!("no v1 hierarchy has the {c} controller"))
+            hierarchy(mounts, own, c)
+                .ok_or_else(|| format!("no v1 hierarchy has the {c} controller"))
         };
         let (cpu, cpuacct, memory) = (find("cpu")?, find("cpuacct")?, find("memory")?);
         let freezer = hierarchy(mounts, own, "freezer");
-        for parent in [&cpu, &cpuacct, &memory].into_iter().chain(freezer.as_ref()) {
+        for parent in [&cpu, &cpuacct, &memory]
+            .into_iter()
+            .chain(freezer.as_ref())
+        {
             files::remove_stale_siblings(parent);
         }
         let base = Base {
@@ -100,8 +108,14 @@ impl Base {
         }
         let set = || -> std::io::Result<()> {
             write(&g.cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-            write(&g.cpu.join("cpu.cfs_quota_us"), &limits.cpu_quota_us().to_string())?;
-            write(&g.memory.join("memory.limit_in_bytes"), &limits.memory_bytes.to_string())?;
+            write(
+                &g.cpu.join("cpu.cfs_quota_us"),
+                &limits.cpu_quota_us().to_string(),
+            )?;
+            write(
+                &g.memory.join("memory.limit_in_bytes"),
+                &limits.memory_bytes.to_string(),
+            )?;
             // Memory and swap together at the same limit: no swapping past it (absent when swap accounting is off).
             let memsw = g.memory.join("memory.memsw.limit_in_bytes");
             if memsw.exists() {
@@ -132,7 +146,10 @@ impl Group {
     }
 
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs().into_iter().map(|d| d.join("cgroup.procs")).collect()
+        self.dirs()
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
     }
 
     pub fn set_frozen(&self, frozen: bool) -> std::io::Result<()> {
@@ -142,7 +159,10 @@ impl Group {
                 "no v1 freezer hierarchy",
             ));
         };
-        write(&dir.join("freezer.state"), if frozen { "FROZEN" } else { "THAWED" })
+        write(
+            &dir.join("freezer.state"),
+            if frozen { "FROZEN" } else { "THAWED" },
+        )
     }
 
     pub fn usage(&self) -> Usage {

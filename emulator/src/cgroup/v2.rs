@@ -4,8 +4,8 @@
 //! group (`…-self`, no limits), as container runtimes do.
 
 use super::files::{self, read_key, read_u64, write};
-use super::mountinfo::{own_dir, Mount};
 use super::limits::{Limits, Usage, CPU_PERIOD_US};
+use super::mountinfo::{own_dir, Mount};
 use std::path::PathBuf;
 
 #[derive(Debug)]
@@ -106,7 +106,10 @@ impl Base {
 
 impl Group {
     pub fn set_frozen(&self, frozen: bool) -> std::io::Result<()> {
-        write(&self.dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+        write(
+            &self.dir.join("cgroup.freeze"),
+            if frozen { "1" } else { "0" },
+        )
     }
 
     pub fn usage(&self) -> Usage {
@@ -143,7 +146,10 @@ mod tests {
         assert!(cg.can_freeze());
         let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("written");
         assert_eq!(read(&own.join("cgroup.subtree_control")), "+cpu +memory");
-        assert_eq!(read(&own.join("emu/cgroup.subtree_control")), "+cpu +memory");
+        assert_eq!(
+            read(&own.join("emu/cgroup.subtree_control")),
+            "+cpu +memory"
+        );
         let limits = Limits {
             vcpus: 885.0 / 1769.0,
             memory_bytes: 885 << 20,
@@ -157,11 +163,22 @@ mod tests {
         assert_eq!(read(&dir.join("cgroup.freeze")), "1");
         g.set_frozen(false).expect("thaw");
         assert_eq!(read(&dir.join("cgroup.freeze")), "0");
-        write(&dir.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\nthrottled_usec 250\n").expect("stat");
+        write(
+            &dir.join("cpu.stat"),
+            "usage_usec 1500\nuser_usec 1000\nthrottled_usec 250\n",
+        )
+        .expect("stat");
         write(&dir.join("memory.peak"), "123456\n").expect("peak");
-        write(&dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").expect("events");
+        write(
+            &dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .expect("events");
         let u = g.usage();
-        assert_eq!((u.cpu_ns, u.throttled_ns, u.peak_bytes, u.oom_kills), (1_500_000, 250_000, Some(123_456), 1));
+        assert_eq!(
+            (u.cpu_ns, u.throttled_ns, u.peak_bytes, u.oom_kills),
+            (1_500_000, 250_000, Some(123_456), 1)
+        );
         g.remove();
         assert!(!dir.exists());
         drop(cg);
@@ -172,9 +189,18 @@ mod tests {
     fn a_v2_root_without_cpu_and_memory_is_refused_with_the_file_named() {
         let root = tempfile::tempdir().expect("temp dir");
         write(&root.path().join("cgroup.controllers"), "pids").expect("controllers");
-        let mountinfo = format!("25 1 0:22 / {} rw - cgroup2 cgroup2 rw\n", root.path().display());
+        let mountinfo = format!(
+            "25 1 0:22 / {} rw - cgroup2 cgroup2 rw\n",
+            root.path().display()
+        );
         let err = Cgroups::detect_from(&mountinfo, "0::/\n", "emu", 1).expect_err("refused");
-        assert!(err.contains("cgroup.controllers") && err.contains("cpu and memory"), "{err}");
-        assert!(err.contains("no v1 hierarchy has the cpu controller"), "{err}");
+        assert!(
+            err.contains("cgroup.controllers") && err.contains("cpu and memory"),
+            "{err}"
+        );
+        assert!(
+            err.contains("no v1 hierarchy has the cpu controller"),
+            "{err}"
+        );
     }
 }
