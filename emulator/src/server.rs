@@ -257,18 +257,12 @@ async fn route(
         [function, instance, "2018-06-01", "runtime", rest @ ..] => {
             let function = function.to_string();
             let instance: usize = instance.parse().unwrap_or(usize::MAX);
-            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-            crate::runtime_api::route(state, &function, instance, &rest, req).await
+            crate::runtime_api::route(state, &function, instance, rest, req).await
         }
-        _ => {
-            let owned: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
-            let parts: Vec<&str> = owned.iter().map(String::as_str).collect();
-            match crate::control_plane::route(state, &method, &parts, req).await {
-                Some(r) => r,
-                None => reply(StatusCode::NOT_FOUND, "unknown path"),
-            }
-        }
+        _ => match crate::control_plane::route(state, &method, &parts, req).await {
+            Some(r) => r,
+            None => reply(StatusCode::NOT_FOUND, "unknown path"),
+        },
     };
     Ok(r)
 }
