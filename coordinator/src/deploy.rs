@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+pub mod package;
+
 /// One function to deploy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FunctionPlan {
@@ -163,6 +165,8 @@ pub async fn apply(
     let l = &cfg.lambda;
     let role = role(cfg)?;
     let code = std::fs::read(zip).map_err(crate::error::io(zip))?;
+    let size = package::measure(zip, &code)?;
+    progress(&format!("package {}: {size}", zip.display()));
     let sdk = client.sdk();
     let arch = match l.architecture {
         Architecture::Arm64 => SdkArchitecture::Arm64,
