@@ -20,6 +20,18 @@ pub fn kill_pid(pid: u32, signal: i32) {
     }
 }
 
+/// Kills every process of the instance whose main process is `pid`: it leads a process group of its own, so that
+/// what its runtime started (a shell bootstrap's children) goes with it, as a Lambda sandbox goes whole.
+pub fn kill_group(pid: u32) {
+    // Never 0: kill(-0) would be this process's own group.
+    if pid > 0 {
+        // SAFETY: signalling the process group of a process we started (setpgid at launch).
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+}
+
 /// A `kB` field of `/proc/{pid}/status`: `VmHWM` (peak resident set) or `VmRSS` (resident set).
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -142,6 +154,8 @@ pub fn launch(
         .current_dir(task_root(&config.binary))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
+        // A process group of its own: the instance's processes are killed together (kill_group).
+        .process_group(0)
         .kill_on_drop(true);
     match log {
         Ok(file) => cmd.stderr(file),

@@ -67,7 +67,8 @@ async fn next(state: Arc<State>, function: &str, i: usize) -> Reply {
         }
         inst.wake.clone()
     };
-    let mut frozen_at = None;
+    // The instance's CPU counter when it went idle: what it uses until its next job is counted (none, frozen).
+    let mut idle_since = None;
     let d = loop {
         let taken = {
             let mut instances = lock(&f.instances);
@@ -88,8 +89,8 @@ async fn next(state: Arc<State>, function: &str, i: usize) -> Reply {
         if given {
             continue;
         }
-        if frozen_at.is_none() && state.settings.freeze {
-            frozen_at = Some(freeze(&f, i, true));
+        if idle_since.is_none() {
+            idle_since = Some(freeze(&f, i, state.settings.freeze));
         }
         if tokio::time::timeout(state.settings.idle_reap, wake.notified())
             .await
@@ -99,17 +100,17 @@ async fn next(state: Arc<State>, function: &str, i: usize) -> Reply {
             return reply(StatusCode::GONE, "instance reaped after its idle time");
         }
     };
-    if let Some(before) = frozen_at {
+    if let Some(before) = idle_since {
         let after = freeze(&f, i, false);
         state
             .counters
-            .cpu_while_frozen_ns
+            .cpu_while_idle_ns
             .fetch_add(after.saturating_sub(before), Ordering::Relaxed);
     }
     start(&state, &f, i, d)
 }
 
-/// Freezes (or thaws) instance `i`; returns its CPU counter at that moment, ns.
+/// Freezes (or thaws) instance `i` — a no-op when it is already so —; returns its CPU counter at that moment, ns.
 fn freeze(f: &Function, i: usize, frozen: bool) -> u64 {
     let mut instances = lock(&f.instances);
     let Some(inst) = instances.get_mut(&i) else {

@@ -197,6 +197,7 @@ pub fn retire(inst: &mut Instance) {
         }
         None => kill_pid(inst.pid, libc::SIGKILL),
     }
+    instance::kill_group(inst.pid);
 }
 
 /// Starts an instance whose first invocation is `d`.
@@ -246,6 +247,8 @@ fn spawn_instance(state: &Arc<State>, f: &Arc<Function>, d: Dispatched) {
             _ = child.wait() => {}
             _ = kill_rx => { let _ = child.kill().await; }
         }
+        // What the runtime started dies with it.
+        instance::kill_group(pid);
         instance_gone(&state, &f, i);
     });
 }

@@ -81,7 +81,12 @@ impl Emulator {
         let confiner = match settings.confinement {
             Confinement::RssPolling => Confiner::RssPolling("asked for".into()),
             Confinement::Auto => match Cgroups::detect() {
-                Ok(cg) => Confiner::Cgroups(cg),
+                Ok(cg) => {
+                    if let Some(said) = crate::cgroup::bandwidth_slice::tighten() {
+                        eprintln!("{said}");
+                    }
+                    Confiner::Cgroups(cg)
+                }
                 Err(why) => {
                     eprintln!(
                         "lambda emulator: no cgroup can confine the instances ({why}); memory is enforced by polling \
@@ -201,7 +206,7 @@ impl Emulator {
             out_of_memory: n(&c.out_of_memory),
             queued_for_concurrency: n(&c.queued_for_concurrency),
             reaped: n(&c.reaped),
-            cpu_while_frozen_ns: n(&c.cpu_while_frozen_ns),
+            cpu_while_idle_ns: n(&c.cpu_while_idle_ns),
             peak_rss_kib: functions
                 .iter()
                 .map(|f| (f.name.clone(), f.peak_rss_kib.load(Ordering::Relaxed)))

@@ -176,8 +176,9 @@ pub struct Counters {
     /// `Event` invocations that waited for a concurrency slot (Lambda queues them; only synchronous calls get 429).
     pub queued_for_concurrency: AtomicU64,
     pub reaped: AtomicU64,
-    /// CPU used by instances while frozen between invocations, ns (the cgroup's counter; 0 when freezing works).
-    pub cpu_while_frozen_ns: AtomicU64,
+    /// CPU used by instances between invocations (until their next one), ns — the cgroup's counter; none when
+    /// they are frozen, as on Lambda.
+    pub cpu_while_idle_ns: AtomicU64,
     /// Occasions fault decisions were drawn for.
     pub draws: AtomicU64,
 }
@@ -198,7 +199,8 @@ pub struct Stats {
     pub out_of_memory: u64,
     pub queued_for_concurrency: u64,
     pub reaped: u64,
-    pub cpu_while_frozen_ns: u64,
+    /// CPU instances used between invocations, ns (0 when frozen).
+    pub cpu_while_idle_ns: u64,
     /// Peak memory of any instance, per function, KiB.
     pub peak_rss_kib: HashMap<String, u64>,
 }

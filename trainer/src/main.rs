@@ -4,6 +4,7 @@
 //! `coordinator`. Only this crate uses `anyhow`, prints, and chooses exit codes.
 
 mod deploy_cmd;
+mod emulate_cmd;
 mod load;
 mod plan_cmd;
 mod progress;
@@ -124,6 +125,34 @@ enum Command {
         /// Override a config value (repeatable).
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         sets: Vec<String>,
+    },
+    /// Serve Lambda on this machine until Ctrl-C: `trainer deploy` and `trainer fit` work against it
+    /// (`lambda.endpoint_url`); each instance gets the CPU and memory of its size; every invocation is billed.
+    Emulate {
+        /// A config whose `[platform]` (memory per vCPU) and `[pricing]` apply (default: Lambda's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a value of --config (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
+        /// Folder for events.jsonl (the bill, one line per invocation), instance logs and unpacked packages.
+        #[arg(long, default_value_os_t = emulate_cmd::default_dir())]
+        dir: PathBuf,
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: std::net::SocketAddr,
+        /// The account's concurrency limit (Lambda's default: 1,000).
+        #[arg(long, default_value_t = 1000)]
+        account_concurrency: usize,
+        /// Seconds an idle instance lives before it is reaped (its function's next call is a cold start).
+        #[arg(long, default_value_t = 600.0)]
+        idle_reap_s: f64,
+        /// Leave idle instances running instead of freezing them between invocations.
+        #[arg(long)]
+        no_freeze: bool,
+        /// Print the bill of an events.jsonl written earlier, and serve nothing.
+        #[arg(long, value_name = "EVENTS_JSONL")]
+        bill: Option<PathBuf>,
     },
     /// What a split run is doing, from another terminal: step rate and ETA, tasks in flight, latency per task
     /// kind, retries, false alarms, copies, duplicates, cold starts, store traffic (its status.json).
@@ -282,6 +311,25 @@ fn run(cli: Cli) -> Result<()> {
             dry_run,
             destroy,
             zip: zip.as_deref(),
+        }),
+        Command::Emulate {
+            config,
+            sets,
+            dir,
+            listen,
+            account_concurrency,
+            idle_reap_s,
+            no_freeze,
+            bill,
+        } => emulate_cmd::run_emulate(emulate_cmd::EmulateArgs {
+            config: config.as_deref(),
+            sets: &sets,
+            dir: &dir,
+            listen,
+            account_concurrency,
+            idle_reap_s,
+            no_freeze,
+            bill: bill.as_deref(),
         }),
         Command::Status { run, json, watch } => status_cmd::run_status(&run, json, watch),
         Command::Eval { run, checkpoint } => {
