@@ -136,8 +136,11 @@ pub fn describe_destroy(functions: &[FunctionPlan]) -> Vec<String> {
         .collect()
 }
 
-fn sdk_err(what: &str, function: &str, e: impl std::fmt::Debug) -> RunError {
-    RunError::Deploy(format!("{what} {function}: {e:?}"))
+fn sdk_err(what: &str, function: &str, e: impl std::error::Error) -> RunError {
+    // The error and its causes, one line: the service's own message (e.g. why a parameter was refused), not the
+    // response's headers and body the Debug form dumps.
+    let e = aws_sdk_lambda::error::DisplayErrorContext(e);
+    RunError::Deploy(format!("{what} {function}: {e}"))
 }
 
 /// The execution role the functions run as; deploying needs one.

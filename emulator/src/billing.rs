@@ -107,6 +107,8 @@ pub struct Bill {
     pub init_ms: f64,
     pub cpu_ms: f64,
     pub throttled_ms: f64,
+    /// Invocations that waited a millisecond or more for a concurrency slot (an `Event` passes through the queue
+    /// in microseconds when there is room).
     pub queued: u64,
     pub errors: u64,
     pub compute_usd: f64,
@@ -125,7 +127,7 @@ impl Bill {
             b.init_ms += r.init_ms;
             b.cpu_ms += r.cpu_ms;
             b.throttled_ms += r.throttled_ms;
-            b.queued += u64::from(r.queued_ms > 0.0);
+            b.queued += u64::from(r.queued_ms >= 1.0);
             b.errors += u64::from(r.outcome != "ok");
         }
         b.compute_usd = b.gb_seconds * prices.usd_per_gb_s;

@@ -399,3 +399,171 @@ fn emulator_answers_the_invoke_api_as_lambda_does() {
     });
     assert_eq!(unreachable.stats().instances_started, 1);
 }
+
+/// `trainer emulate` as a user runs it, in a process of its own: the URL it prints, then what it printed on
+/// stopping (stdout: the bill) once interrupted.
+struct EmulateProcess {
+    child: std::process::Child,
+    url: String,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl EmulateProcess {
+    fn start(dir: &Path) -> EmulateProcess {
+        use std::io::BufRead;
+        let trainer = cargo_binary("trainer").expect("the trainer binary beside this test");
+        let mut child = std::process::Command::new(trainer)
+            .arg("emulate")
+            .arg("--dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("trainer emulate starts");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr piped");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let url = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("trainer emulate printed no URL: {seen:?}"));
+            if let Some(rest) = line.strip_prefix("Lambda emulator on ") {
+                break rest.split_whitespace().next().expect("a URL").to_string();
+            }
+            seen.push(line);
+        };
+        EmulateProcess {
+            child,
+            url,
+            stderr: rx,
+        }
+    }
+
+    /// Ctrl-C, as a user stops it; returns its stdout and the rest of its stderr.
+    fn interrupt(self) -> (String, String) {
+        // SAFETY: signalling the child this test started.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let out = self.child.wait_with_output().expect("trainer emulate ends");
+        assert!(
+            out.status.success(),
+            "trainer emulate exited with {}",
+            out.status
+        );
+        let rest: Vec<String> = self.stderr.try_iter().collect();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            rest.join("\n"),
+        )
+    }
+}
+
+/// `trainer deploy` (with and without --destroy) and `trainer fit` as a user runs them against AWS, here pointed at
+/// `trainer emulate`: the worker package is created as a function (its size printed, its probe answered by the
+/// real worker), the run ends with the monolithic run's bytes, the function is deleted, and the emulator's bill —
+/// printed on Ctrl-C and in its events.jsonl — covers every invocation of the run.
+#[test]
+fn trainer_emulate_serves_deploy_fit_and_destroy_as_aws_would_and_bills_the_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mono = fit_to(MNIST_MLP, &dir.path().join("mono"));
+    let redis = RedisServer::start(&[]);
+    let emulate = EmulateProcess::start(&dir.path().join("emulator"));
+    let zip = e2e_tests::worker_package::worker_zip(dir.path());
+    let cfg_text = on_lambda(MNIST_MLP, &redis.url(), &emulate.url, 30.0)
+        + "role_arn = \"arn:aws:iam::000000000000:role/trainer\"\n";
+    let cfg = dir.path().join("deploy.toml");
+    std::fs::write(&cfg, &cfg_text).expect("config written");
+    let deploy = |extra: &[&std::ffi::OsStr]| {
+        let trainer = cargo_binary("trainer").expect("the trainer binary beside this test");
+        let out = std::process::Command::new(trainer)
+            .arg("deploy")
+            .arg(&cfg)
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", "emulator")
+            .env("AWS_SECRET_ACCESS_KEY", "emulator")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("trainer deploy runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    // Lambda's default architecture here is arm64, which the emulator refuses, saying why.
+    let refused = std::process::Command::new(cargo_binary("trainer").expect("trainer"))
+        .arg("deploy")
+        .arg(&cfg)
+        .arg("--zip")
+        .arg(&zip)
+        .env("AWS_ACCESS_KEY_ID", "emulator")
+        .env("AWS_SECRET_ACCESS_KEY", "emulator")
+        .output()
+        .expect("trainer deploy runs");
+    let refusal = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && refusal.contains("CreateFunction")
+            && refusal.contains("x86_64 functions only")
+            && refusal.lines().count() < 5,
+        "an arm64 function is refused in a line that says why: {refusal}"
+    );
+    std::fs::write(&cfg, cfg_text.clone() + "architecture = \"x86_64\"\n").expect("config written");
+    let deployed = deploy(&["--zip".as_ref(), zip.as_os_str()]);
+    assert!(
+        deployed.contains("MB zipped") && deployed.contains("MB unzipped"),
+        "deploy prints the package's size: {deployed}"
+    );
+    assert!(
+        deployed.contains(&format!("created {FUNCTION}"))
+            && deployed.contains("probe answered")
+            && deployed.contains("\"probe\":\"ok\""),
+        "the real worker answered the probe: {deployed}"
+    );
+    let run = dir.path().join("lambda");
+    let split = trainer_fit(
+        &std::fs::read_to_string(&cfg).expect("config"),
+        &run,
+        "--out",
+    );
+    assert!(
+        split == mono,
+        "weights through trainer emulate differ from the monolithic run"
+    );
+    // Every execution but those a worker went on to in the same invocation (`became`) was an invocation.
+    let invoked = common::check_events(&run.join("run"))
+        .events
+        .iter()
+        .filter(|e| !e.became)
+        .count();
+    let destroyed = deploy(&["--destroy".as_ref()]);
+    assert!(destroyed.contains(FUNCTION), "{destroyed}");
+    let (stdout, stderr) = emulate.interrupt();
+    let bill = lambda_emulator::Bill::of_file(
+        &dir.path().join("emulator/events.jsonl"),
+        lambda_emulator::Prices::default(),
+    )
+    .expect("the emulator's events.jsonl is a ledger");
+    // The probe was one more.
+    assert!(
+        bill.requests as usize > invoked,
+        "{bill:?}, {invoked} invoked task executions"
+    );
+    assert!(bill.cold_starts >= 1 && bill.total_usd > 0.0, "{bill:?}");
+    assert!(
+        stdout.contains(&format!("{} invocations", bill.requests)) && stdout.contains("cost:"),
+        "the bill printed on Ctrl-C is the ledger's: {stdout}\n{stderr}"
+    );
+}

@@ -12,10 +12,10 @@
 //! CreateFunction's), it answers an invocation without looking the function up, and it checks few values
 //! (role ARNs and that IAM has the role, not memory or timeout ranges; those are ours, `LambdaConfig::validate`).
 
-use e2e_tests::lambda_emulator::{cargo_binary, worker_binary};
+use e2e_tests::lambda_emulator::cargo_binary;
 use e2e_tests::moto_server::{MotoServer, REGION};
+use e2e_tests::worker_package::{package, stripped_worker};
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -42,41 +42,6 @@ memory_mb = 1024
 {lambda}"#,
         url = moto.url()
     )
-}
-
-/// A bootstrap.zip holding `files` (the first one is `bootstrap`), executable as Lambda needs it.
-fn package(path: &Path, files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-    for (name, bytes) in files {
-        w.start_file(*name, opts).expect("zip entry started");
-        w.write_all(bytes).expect("zip entry written");
-    }
-    let bytes = w.finish().expect("zip finished").into_inner();
-    std::fs::write(path, &bytes).expect("package written");
-    bytes
-}
-
-/// What users upload: the worker binary, stripped as the release profile that `trainer deploy` packages strips it
-/// (the test profile's build with its debug info would take seconds to zip, and near Lambda's 50 MB).
-fn stripped_worker(dir: &Path) -> Vec<u8> {
-    let worker = worker_binary().expect(
-        "the slice-worker binary beside this test executable (cargo test --workspace builds it)",
-    );
-    let stripped = dir.join("slice-worker");
-    let out = std::process::Command::new("strip")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(&worker)
-        .output()
-        .expect("strip runs (binutils, which gcc brings; .ci/run installs gcc)");
-    assert!(
-        out.status.success(),
-        "strip {}: {}",
-        worker.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(&stripped).expect("stripped slice-worker read")
 }
 
 /// `trainer deploy CONFIG ARGS…` with credentials moto accepts (its default account) and no profile of this
