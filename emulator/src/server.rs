@@ -81,12 +81,7 @@ impl Emulator {
         let confiner = match settings.confinement {
             Confinement::RssPolling => Confiner::RssPolling("asked for".into()),
             Confinement::Auto => match Cgroups::detect() {
-                Ok(cg) => {
-                    if let Some(said) = crate::cgroup::bandwidth_slice::tighten() {
-                        eprintln!("{said}");
-                    }
-                    Confiner::Cgroups(cg)
-                }
+                Ok(cg) => Confiner::Cgroups(cg),
                 Err(why) => {
                     eprintln!(
                         "lambda emulator: no cgroup can confine the instances ({why}); memory is enforced by polling \

@@ -141,8 +141,8 @@ impl Measured {
 /// cgroup's own counter says why: the 885 MB instance was throttled about half of its time, the others hardly.
 ///
 /// The ratio is taken per CPU-second of work (wall ÷ CPU time of the forward's handler), not of raw wall times:
-/// on this host the same forward measured 981–1,416 ms of CPU at 885 MB against a steady 1,315 ms at 1,769 MB
-/// (experiments/emulator_cpu), a host effect the quota does not cause and the raw ratio would carry.
+/// on this host the same forward measured 953–1,416 ms of CPU from run to run, at any size (experiments/emulator_cpu),
+/// a host effect the quota does not cause and the raw ratio would carry.
 #[test]
 fn a_forward_task_runs_at_the_cpu_share_of_its_memory() {
     let redis = RedisServer::start(&[]);

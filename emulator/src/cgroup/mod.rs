@@ -6,7 +6,6 @@
 //! hierarchy, and one group per instance inside it; dropping [`Cgroups`] removes them. Groups left behind by an
 //! emulator that was killed are removed by the next one once their process is gone.
 
-pub mod bandwidth_slice;
 pub mod files;
 mod limits;
 pub mod mountinfo;
