@@ -38,6 +38,16 @@ fn apply_set(doc: &mut toml::Table, set: &str) -> Result<()> {
             .ok_or_else(|| anyhow!("--set {set:?}: `{k}` is not a table in the config"))?;
     }
     table.insert(last.to_string(), parse_value(value.trim()));
+    // A run is as long as either, not both: overriding one replaces the other (`--set train.steps=20` on an example
+    // written in epochs).
+    let alternative = match keys.as_slice() {
+        ["train", "steps"] => Some("epochs"),
+        ["train", "epochs"] => Some("steps"),
+        _ => None,
+    };
+    if let Some(other) = alternative {
+        table.remove(other);
+    }
     Ok(())
 }
 
@@ -91,6 +101,17 @@ mod tests {
         assert_eq!(doc["train"]["optimizer"].as_str(), Some("adamw"));
         assert!(apply_set(&mut doc, "train.lr").is_err());
         assert!(apply_set(&mut doc, "train.lr.x=1").is_err());
+    }
+
+    #[test]
+    fn steps_and_epochs_replace_each_other() {
+        let mut doc: toml::Table = toml::from_str("[train]\nepochs = 8\nlr = 0.1\n").unwrap();
+        apply_set(&mut doc, "train.steps=20").unwrap();
+        assert_eq!(doc["train"]["steps"].as_integer(), Some(20));
+        assert!(!doc["train"].as_table().unwrap().contains_key("epochs"));
+        apply_set(&mut doc, "train.epochs=2").unwrap();
+        assert!(!doc["train"].as_table().unwrap().contains_key("steps"));
+        assert_eq!(doc["train"]["lr"].as_float(), Some(0.1));
     }
 
     #[test]
