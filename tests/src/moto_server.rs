@@ -8,7 +8,7 @@
 //! no code and gets a canned reply ([`MotoServer::queue_invoke_result`]).
 //!
 //! The executable is `$TRAINER_MOTO_SERVER`, else `target/moto-venv/bin/moto_server` in the workspace, the venv
-//! that `.ci/run` makes ([`INSTALL`] says how to make it by hand). Like `redis-server` for the store tests, it is a
+//! that `scripts/test.sh` makes where it is missing ([`INSTALL`] says how to make it by hand). Like `redis-server` for the store tests, it is a
 //! required peer: a test that needs it and cannot find it fails and says how to install it.
 //!
 //! moto answers a request as the service its `Authorization` header names (the SigV4 credential scope); it does not
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 /// How to install moto's server where the tests look for it by default (the release they were written against;
 /// `.ci/run` installs the same).
 pub const INSTALL: &str = "python3 -m venv target/moto-venv && \
-     target/moto-venv/bin/pip install 'moto[server]==5.2.6' (from the workspace root; bash .ci/run does it), or \
+     target/moto-venv/bin/pip install 'moto[server]==5.2.6' (from the workspace root; scripts/test.sh does it), or \
      point TRAINER_MOTO_SERVER at a moto_server executable";
 
 /// The region the server's Lambda and IAM answer for in these tests.
