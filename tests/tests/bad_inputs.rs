@@ -94,7 +94,8 @@ fn bad_configs() {
         ("micro-batches not dividing the batch", BASE.into(), vec!["train.microbatches=3"], vec!["microbatches"]),
         ("negative learning rate", BASE.into(), vec!["train.lr=-0.1"], vec!["train.lr"]),
         ("zero steps", BASE.into(), vec!["train.steps=0"], vec!["steps"]),
-        ("steps and epochs", BASE.into(), vec!["train.epochs=1"], vec!["epochs"]),
+        // In the file: both. (A --set of one replaces the other.)
+        ("steps and epochs", BASE.replace("steps = 2", "steps = 2\nepochs = 1"), vec![], vec!["epochs"]),
         ("more slices than units", BASE.into(), vec!["plan.slices=3"], vec!["plan.slices"]),
         ("zero slices", BASE.into(), vec!["plan.slices=0"], vec!["plan.slices"]),
         ("cuts out of order", with("[plan]\ncuts = [1, 1]"), vec![], vec!["plan.cuts"]),

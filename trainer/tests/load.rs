@@ -97,6 +97,10 @@ fn a_thousand_task_step_loses_nothing_and_stays_within_the_predicted_store_memor
         .lines()
     {
         let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        // A late retry or a straggler's copy that found the work done is an execution, not a second run.
+        if e["status"] != "ran" {
+            continue;
+        }
         assert!(
             tasks.insert(e["task"].as_str().unwrap().to_string()),
             "{} ran twice",
