@@ -41,10 +41,12 @@ for c in "${cases[@]}"; do
   profile=$out/profile-$example.json
   common=(--set train.steps=20 --set "train.microbatches=auto" --set runtime.invoker=lambda
           --set "runtime.store=\"redis://127.0.0.1:$port\"" --set "lambda.endpoint_url=\"$url\""
-          --set lambda.architecture=x86_64 --set "lambda.role_arn=\"arn:aws:iam::000000000000:role/trainer\""
+          --set lambda.architecture=x86_64 --set lambda.region=us-east-1 --set "lambda.role_arn=\"arn:aws:iam::000000000000:role/trainer\""
           --set "$split")
   if [ ! -f "$profile" ]; then
-    "$T" profile "$ex" "${common[@]}" --out "$profile" 2>> "$out/$name.log"
+    # Profiled on this machine and this Redis by the local invoker (a Lambda config needs the profile first).
+    "$T" profile "$ex" --set train.steps=20 --set "runtime.store=\"redis://127.0.0.1:$port\"" --set "$split" --out "$profile" \
+      2>> "$out/$name.log"
   fi
   sets=("${common[@]}" --set "plan.profile=\"$profile\"")
   "$T" plan "$ex" "${sets[@]}" --json > "$out/$name.plan.json" 2>> "$out/$name.log"
