@@ -131,7 +131,8 @@ pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The default folder: `emulator/` in the working directory.
+/// The default folder: `runs/emulator/` in the working directory, beside the runs (not `emulator/`: in the
+/// repository that is the crate's source).
 pub fn default_dir() -> PathBuf {
-    PathBuf::from("emulator")
+    PathBuf::from("runs").join("emulator")
 }
