@@ -4,6 +4,10 @@
 //! request (`Code.ZipFile`, base64), is checked and unpacked by [`crate::package`]; only `provided.al2023` /
 //! `provided.al2` on x86_64 run here.
 
+// The error of these functions is the HTTP answer itself, built once per request and returned as is: boxing it would
+// only add an allocation to the error path.
+#![allow(clippy::result_large_err)]
+
 use crate::http::{aws_error, invalid, json, not_found, read_body, reply, Reply};
 use crate::package::{self, PackageError};
 use crate::scheduler::{dispatch, retire};

@@ -126,10 +126,9 @@ fn freeze(f: &Function, i: usize, frozen: bool) -> u64 {
 
 /// After the idle time: instance `i` is reaped unless a job reached it meanwhile (then false: it takes the job).
 fn reap(state: &State, f: &Function, i: usize) -> bool {
-    lock(&state.sched)
-        .queues
-        .get_mut(&f.name)
-        .map(|q| q.idle.retain(|&x| x != i));
+    if let Some(q) = lock(&state.sched).queues.get_mut(&f.name) {
+        q.idle.retain(|&x| x != i);
+    }
     let mut instances = lock(&f.instances);
     let Some(inst) = instances.get_mut(&i) else {
         return true;

@@ -284,10 +284,9 @@ fn instance_gone(state: &Arc<State>, f: &Arc<Function>, i: usize) {
     let Some(mut gone) = lock(&f.instances).remove(&i) else {
         return;
     };
-    lock(&state.sched)
-        .queues
-        .get_mut(&f.name)
-        .map(|q| q.idle.retain(|&x| x != i));
+    if let Some(q) = lock(&state.sched).queues.get_mut(&f.name) {
+        q.idle.retain(|&x| x != i);
+    }
     let usage = gone.group.as_ref().map(|g| g.usage()).unwrap_or_default();
     if let Some(peak) = usage.peak_bytes {
         f.peak_rss_kib.fetch_max(peak / 1024, Ordering::Relaxed);
