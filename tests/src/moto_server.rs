@@ -136,18 +136,13 @@ impl MotoServer {
             ("AssumeRolePolicyDocument", trust),
         ]);
         let what = format!("IAM CreateRole {name} at {}", self.url());
-        let mut reply = self
+        let sent = self
             .agent
             .post(format!("{}/", self.url()))
             .header("Authorization", authorization("iam"))
             .content_type("application/x-www-form-urlencoded")
-            .send(&form)
-            .map_err(|e| format!("{what}: {e}"))?;
-        let status = reply.status().as_u16();
-        let body = reply
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("{what}: reading the reply: {e}"))?;
+            .send(&form);
+        let (status, body) = status_and_body(sent, &what)?;
         if status != 200 {
             return Err(format!("{what}: {status}: {body}"));
         }
@@ -160,17 +155,12 @@ impl MotoServer {
     /// reserved), or `None` when moto has no such function.
     pub fn function(&self, name: &str) -> Result<Option<serde_json::Value>, String> {
         let what = format!("Lambda GetFunction {name} at {}", self.url());
-        let mut reply = self
+        let sent = self
             .agent
             .get(format!("{}/2015-03-31/functions/{name}", self.url()))
             .header("Authorization", authorization("lambda"))
-            .call()
-            .map_err(|e| format!("{what}: {e}"))?;
-        let status = reply.status().as_u16();
-        let body = reply
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("{what}: reading the reply: {e}"))?;
+            .call();
+        let (status, body) = status_and_body(sent, &what)?;
         match status {
             200 => serde_json::from_str(&body)
                 .map(Some)
@@ -200,18 +190,12 @@ impl MotoServer {
     /// POSTs JSON to one of moto's own endpoints; the status and body of the reply.
     fn post_json(&self, path: &str, json: &str) -> Result<(u16, String), String> {
         let what = format!("POST {}{path}", self.url());
-        let mut reply = self
+        let sent = self
             .agent
             .post(format!("{}{path}", self.url()))
             .content_type("application/json")
-            .send(json)
-            .map_err(|e| format!("{what}: {e}"))?;
-        let status = reply.status().as_u16();
-        let body = reply
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("{what}: reading the reply: {e}"))?;
-        Ok((status, body))
+            .send(json);
+        status_and_body(sent, &what)
     }
 }
 
@@ -220,6 +204,20 @@ impl Drop for MotoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The status and body of a reply, or what failed, prefixed with `what` (the call and its URL).
+fn status_and_body(
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    what: &str,
+) -> Result<(u16, String), String> {
+    let mut reply = sent.map_err(|e| format!("{what}: {e}"))?;
+    let status = reply.status().as_u16();
+    let body = reply
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("{what}: reading the reply: {e}"))?;
+    Ok((status, body))
 }
 
 /// Whether moto's config (the reply of `/moto-api/config`) has Lambda without docker.
