@@ -42,6 +42,14 @@ pub struct Invocation {
     pub outcome: String,
     /// How the instance was confined: `cgroup v1`, `cgroup v2`, or `rss polling (…why…)`.
     pub confinement: String,
+    /// The time dilation it ran under: every duration above is the measured one divided by it (CPU time is not
+    /// dilated).
+    #[serde(default = "no_dilation")]
+    pub dilation: f64,
+}
+
+fn no_dilation() -> f64 {
+    1.0
 }
 
 impl Invocation {
@@ -178,6 +186,7 @@ mod tests {
             max_memory_mb: Some(30.0),
             queued_ms: 0.0,
             outcome: "ok".into(),
+            dilation: 1.0,
             confinement: "cgroup v1".into(),
         }
     }

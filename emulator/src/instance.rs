@@ -4,7 +4,6 @@
 
 use crate::cgroup::{Group, Usage};
 use crate::state::{FunctionConfig, State};
-use std::ffi::CString;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,12 +88,13 @@ fn runtime_env(
     config: &FunctionConfig,
 ) -> Vec<(String, String)> {
     let port = state.port;
+    let host = state.host_for_instances();
     let mut env: Vec<(String, String)> = config.env.clone();
     env.extend(
         [
             (
                 "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/{name}/{i}"),
+                format!("http://{host}:{port}/{name}/{i}"),
             ),
             ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
             (
@@ -109,7 +109,7 @@ fn runtime_env(
             ("AWS_SECRET_ACCESS_KEY", "emulator".to_string()),
             (
                 "AWS_ENDPOINT_URL_LAMBDA",
-                format!("http://127.0.0.1:{port}"),
+                format!("http://{host}:{port}"),
             ),
             ("LAMBDA_TASK_ROOT", task_root(&config.binary)),
         ]
@@ -132,16 +132,18 @@ pub struct Launched {
 }
 
 /// Starts instance `i` of function `name`: its group first (with the function's limits), then the process, which
-/// joins the group before it executes anything and dies with the emulator (`PR_SET_PDEATHSIG`).
+/// joins the group and enters its network namespace (`link`, if any) before it executes anything, and dies with the
+/// emulator (`PR_SET_PDEATHSIG`).
 pub fn launch(
     state: &State,
     name: &str,
     i: usize,
     config: &FunctionConfig,
+    link: Option<&crate::network::Link>,
 ) -> std::io::Result<Launched> {
     let group = match &state.confiner {
         crate::state::Confiner::Cgroups(cg) => {
-            let limits = state.settings.resources.limits(config.memory_mb);
+            let limits = state.settings.instance_limits(config.memory_mb);
             Some(Arc::new(cg.create(&format!("{name}-{i}"), limits)?))
         }
         crate::state::Confiner::RssPolling(_) => None,
@@ -161,34 +163,10 @@ pub fn launch(
         Ok(file) => cmd.stderr(file),
         Err(_) => cmd.stderr(std::process::Stdio::null()),
     };
-    let procs: Vec<CString> = group
-        .as_ref()
-        .map(|g| g.procs_files())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| CString::new(p.as_os_str().as_encoded_bytes()).ok())
-        .collect();
-    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls (prctl, getpid, open,
-    // write, close) on memory prepared before the fork.
+    let enter = crate::confine::Entry::new(group.as_deref(), link)?;
+    // SAFETY: the hook makes only async-signal-safe calls (Entry::enter).
     unsafe {
-        cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            let mut digits = [0u8; 20];
-            let pid = libc::getpid() as u64;
-            let n = format_u64(pid, &mut digits);
-            for path in &procs {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let wrote = libc::write(fd, digits.as_ptr().cast(), n);
-                libc::close(fd);
-                if wrote < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || enter.enter());
     }
     let child = match cmd.spawn() {
         Ok(c) => c,
@@ -201,38 +179,4 @@ pub fn launch(
     };
     let pid = child.id().unwrap_or(0);
     Ok(Launched { child, pid, group })
-}
-
-/// Writes `n` in decimal at the start of `buf`; returns its length (no allocation: runs after fork).
-fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> usize {
-    let mut tmp = [0u8; 20];
-    let mut len = 0;
-    loop {
-        tmp[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for k in 0..len {
-        buf[k] = tmp[len - 1 - k];
-    }
-    len
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal_without_allocation() {
-        let mut b = [0u8; 20];
-        let n = format_u64(4_194_304, &mut b);
-        assert_eq!(&b[..n], b"4194304");
-        let n = format_u64(0, &mut b);
-        assert_eq!(&b[..n], b"0");
-        let n = format_u64(u64::MAX, &mut b);
-        assert_eq!(&b[..n], u64::MAX.to_string().as_bytes());
-    }
 }

@@ -48,6 +48,9 @@ pub async fn invoke(state: Arc<State>, name: &str, req: Request<Incoming>) -> Re
         return throttled();
     }
     let retries = f.config().async_retries;
+    // The platform's own latency from a call to the handler's turn (dilated): the call is answered at once, the
+    // job reaches the queue after it.
+    let latency = state.settings.dilation.stretch(state.settings.latency.invoke);
     match kind.as_str() {
         "Event" => {
             let copies = if state.draw(state.settings.faults.duplicate_rate) {
@@ -56,19 +59,33 @@ pub async fn invoke(state: Arc<State>, name: &str, req: Request<Incoming>) -> Re
             } else {
                 1
             };
-            for _ in 0..copies {
-                let job = Job {
-                    body: body.clone(),
-                    reply: None,
-                    retries_left: retries,
-                    queued_at: Instant::now(),
-                };
-                enqueue(&state, &f, job);
+            let (state, f) = (state.clone(), f.clone());
+            let deliver = async move {
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+                for _ in 0..copies {
+                    let job = Job {
+                        body: body.clone(),
+                        reply: None,
+                        retries_left: retries,
+                        queued_at: Instant::now(),
+                    };
+                    enqueue(&state, &f, job);
+                }
+            };
+            if latency.is_zero() {
+                deliver.await;
+            } else {
+                tokio::spawn(deliver);
             }
             reply(StatusCode::ACCEPTED, Bytes::new())
         }
         "DryRun" => reply(StatusCode::NO_CONTENT, Bytes::new()),
         _ => {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             let (tx, rx) = oneshot::channel();
             let job = Job {
                 body,

@@ -8,14 +8,17 @@
 //! other tenants, Firecracker's own overheads, real cold-start tails — is said in the README ("Rehearse on the
 //! emulator").
 //!
-//! Floors, bottom first: `settings`, `billing`, `package`, `http`, `cgroup/` (`files`, `mountinfo` → `v1`, `v2` →
+//! Floors, bottom first: `dilation`, `settings`, `billing`, `package`, `http`, `cgroup/` (`files`, `mountinfo` → `v1`, `v2` →
 //! `mod`) → `state` → `instance` → `scheduler` → `runtime_api`, `invoke_api`, `control_plane` → `server`.
 
 pub mod billing;
+pub mod dilation;
 pub mod cgroup;
+mod confine;
 mod control_plane;
 mod http;
 pub mod instance;
+pub mod network;
 mod invoke_api;
 pub mod package;
 mod runtime_api;
@@ -23,8 +26,12 @@ mod scheduler;
 mod server;
 pub mod settings;
 mod state;
+mod store;
 
 pub use billing::{Bill, Invocation};
 pub use server::{Emulator, FunctionSpec};
-pub use settings::{Confinement, Faults, Prices, Resources, Settings};
+pub use dilation::Dilation;
+pub use settings::{
+    Bandwidth, Confinement, Faults, Latency, Prices, Resources, Settings, StoreSettings,
+};
 pub use state::Stats;

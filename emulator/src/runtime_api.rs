@@ -92,7 +92,8 @@ async fn next(state: Arc<State>, function: &str, i: usize) -> Reply {
         if idle_since.is_none() {
             idle_since = Some(freeze(&f, i, state.settings.freeze));
         }
-        if tokio::time::timeout(state.settings.idle_reap, wake.notified())
+        let idle_reap = state.settings.dilation.stretch(state.settings.idle_reap);
+        if tokio::time::timeout(idle_reap, wake.notified())
             .await
             .is_err()
             && reap(&state, &f, i)
@@ -211,7 +212,8 @@ fn watch_timeout(state: &Arc<State>, f: &Arc<Function>, id: &str, timeout: Durat
             if let Some(inst) = lock(&f.instances).get_mut(&job.instance) {
                 retire(inst);
             }
-            let message = format!("Task timed out after {:.2} seconds", timeout.as_secs_f64());
+            let undilated = timeout.as_secs_f64() / state.settings.dilation.factor();
+            let message = format!("Task timed out after {undilated:.2} seconds");
             finish(&state, job, "Sandbox.Timedout", None, Some(&message));
         }
     });

@@ -9,7 +9,7 @@
 use crate::billing::Invocation;
 use crate::instance::{self, kill_pid, status_kib, MEMORY_POLL};
 use crate::state::{
-    lock, Dispatched, Function, InFlight, Instance, Job, Outcome, Sched, Slot, State,
+    lock, Dispatched, Function, InFlight, Instance, Job, Outcome, Sched, Shaping, Slot, State,
 };
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -200,11 +200,48 @@ pub fn retire(inst: &mut Instance) {
     instance::kill_group(inst.pid);
 }
 
-/// Starts an instance whose first invocation is `d`.
+/// Starts an instance whose first invocation is `d`, after the platform's provisioning latency (dilated; the slot is
+/// held meanwhile, as Lambda counts a cold invocation's concurrency from its dispatch).
 fn spawn_instance(state: &Arc<State>, f: &Arc<Function>, d: Dispatched) {
+    let provisioning = state.settings.dilation.stretch(state.settings.latency.cold_start);
+    let shaped = matches!(state.network, Shaping::Links(_));
+    if provisioning.is_zero() && !shaped {
+        launch_instance(state, f, d, None);
+        return;
+    }
+    let (state, f) = (state.clone(), f.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(provisioning).await;
+        // The namespace and link are made off the scheduler's threads (`ip` and `tc` are processes).
+        let memory_mb = f.config().memory_mb;
+        let st = state.clone();
+        let link = match tokio::task::spawn_blocking(move || st.attach_link(memory_mb)).await {
+            Ok(Some(Ok(link))) => Some(link),
+            Ok(None) => None,
+            Ok(Some(Err(why))) => {
+                let message = format!("the instance's network could not be made: {why}");
+                fail(&state, &f, d.job, "Runtime.InitError", &message);
+                return;
+            }
+            Err(e) => {
+                let message = format!("the instance's network could not be made: {e}");
+                fail(&state, &f, d.job, "Runtime.InitError", &message);
+                return;
+            }
+        };
+        launch_instance(&state, &f, d, link);
+    });
+}
+
+fn launch_instance(
+    state: &Arc<State>,
+    f: &Arc<Function>,
+    d: Dispatched,
+    link: Option<crate::network::Link>,
+) {
     let i = f.next_instance.fetch_add(1, Ordering::Relaxed);
     let config = f.config();
-    let launched = match instance::launch(state, &f.name, i, &config) {
+    let launched = match instance::launch(state, &f.name, i, &config, link.as_ref()) {
         Ok(l) => l,
         Err(e) => {
             fail(
@@ -227,12 +264,13 @@ fn spawn_instance(state: &Arc<State>, f: &Arc<Function>, d: Dispatched) {
             kill: Some(kill_tx),
             version: config.version,
             memory_mb: config.memory_mb,
-            timeout: config.timeout,
+            timeout: state.settings.dilation.stretch(config.timeout),
             spawned: Instant::now(),
             init_ms: None,
             invocations: 0,
             out_of_memory: false,
             group: launched.group,
+            link,
             mailbox: Some(d),
             wake: Arc::new(Notify::new()),
             frozen: false,
@@ -372,11 +410,13 @@ pub fn finish(
         }
     };
     let end_usage = pid.map(|p| instance::usage(p, group.as_deref()));
-    let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    let undilate = |ms: f64| state.settings.dilation.undilate_ms(ms);
+    let duration_ms = undilate(started.elapsed().as_secs_f64() * 1e3);
+    let init_ms = undilate(init_ms);
     let (cpu_ms, throttled_ms, peak) = match end_usage {
         Some(u) => (
             u.cpu_ns.saturating_sub(start_usage.cpu_ns) as f64 / 1e6,
-            u.throttled_ns.saturating_sub(start_usage.throttled_ns) as f64 / 1e6,
+            undilate(u.throttled_ns.saturating_sub(start_usage.throttled_ns) as f64 / 1e6),
             u.peak_bytes.or(start_usage.peak_bytes),
         ),
         None => (0.0, 0.0, start_usage.peak_bytes),
@@ -398,9 +438,10 @@ pub fn finish(
         cpu_ms,
         throttled_ms,
         max_memory_mb: peak.map(|b| b as f64 / (1024.0 * 1024.0)),
-        queued_ms: dispatched.queued_ms,
+        queued_ms: undilate(dispatched.queued_ms),
         outcome: outcome.to_string(),
-        confinement: state.confiner.describe(),
+        confinement: state.confinement(),
+        dilation: state.settings.dilation.factor(),
     });
     let Dispatched { mut job, slot, .. } = dispatched;
     if outcome == "ok" {
@@ -419,7 +460,7 @@ pub fn finish(
 
 /// A failed invocation: a synchronous caller gets the function error; an asynchronous one is retried while it has
 /// retries left ("Error handling and automatic retries": twice, after one and two minutes — here 100 ms and
-/// 200 ms).
+/// 200 ms, each dilated).
 pub fn fail(state: &Arc<State>, f: &Arc<Function>, mut job: Job, kind: &str, message: &str) {
     state.count(|c| &c.function_errors);
     let body =
@@ -434,7 +475,9 @@ pub fn fail(state: &Arc<State>, f: &Arc<Function>, mut job: Job, kind: &str, mes
     job.retries_left -= 1;
     state.count(|c| &c.async_retries);
     let retries = f.config().async_retries;
-    let delay = Duration::from_millis(100 * u64::from(retries.saturating_sub(job.retries_left)));
+    let delay = state.settings.dilation.stretch(Duration::from_millis(
+        100 * u64::from(retries.saturating_sub(job.retries_left)),
+    ));
     let (state, f) = (state.clone(), f.clone());
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;

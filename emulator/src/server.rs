@@ -7,7 +7,11 @@ use crate::cgroup::Cgroups;
 use crate::http::{reply, Reply};
 use crate::scheduler::retire;
 use crate::settings::{Confinement, Faults, Settings};
-use crate::state::{lock, Confiner, Counters, Function, FunctionConfig, Sched, State, Stats};
+use crate::network::Network;
+use crate::state::{
+    lock, Confiner, Counters, Function, FunctionConfig, Sched, Shaping, State, Stats,
+};
+use crate::store::Store;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use std::collections::HashMap;
@@ -36,6 +40,8 @@ pub struct FunctionSpec {
 /// The emulator: serves until dropped, then kills its instances.
 pub struct Emulator {
     url: String,
+    /// The store it runs beside the functions (`Settings::store`).
+    store: Option<Store>,
     state: Arc<State>,
     runtime: Option<tokio::runtime::Runtime>,
     _temp: Option<tempfile::TempDir>,
@@ -92,6 +98,40 @@ impl Emulator {
                 }
             },
         };
+        let network = match settings.bandwidth {
+            None => Shaping::Off,
+            Some(_) => match Network::create() {
+                Ok(n) => Shaping::Links(n),
+                Err(why) => {
+                    eprintln!(
+                        "lambda emulator: instances' bandwidth cannot be shaped here ({why}); they share this host's \
+                         loopback unlimited — every invocation record says so"
+                    );
+                    Shaping::Unavailable(why)
+                }
+            },
+        };
+        let gateway = match &network {
+            Shaping::Links(n) => Some(n.gateway()),
+            _ => None,
+        };
+        // Instances in their own namespaces reach the APIs on the bridge's gateway, at the same port.
+        let bridge_listener = match gateway {
+            Some(g) => Some(runtime.block_on(tokio::net::TcpListener::bind((g, addr.port())))?),
+            None => None,
+        };
+        let store = match &settings.store {
+            Some(spec) => {
+                let cgroups = match &confiner {
+                    Confiner::Cgroups(cg) => Some(cg),
+                    Confiner::RssPolling(_) => None,
+                };
+                let started = Store::start(spec, settings.dilation, cgroups, gateway, &dir)
+                    .map_err(std::io::Error::other)?;
+                Some(started)
+            }
+            None => None,
+        };
         let mut sched = Sched::default();
         let mut table = HashMap::new();
         for spec in functions {
@@ -126,26 +166,16 @@ impl Emulator {
             logs,
             packages,
             confiner,
+            network,
             ledger,
         });
-        let st = state.clone();
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let service = hyper::service::service_fn(move |req| route(st.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
-                });
-            }
-        });
+        runtime.spawn(serve(listener, state.clone()));
+        if let Some(l) = bridge_listener {
+            runtime.spawn(serve(l, state.clone()));
+        }
         Ok(Emulator {
             url: format!("http://{addr}"),
+            store,
             state,
             runtime: Some(runtime),
             _temp: temp,
@@ -157,6 +187,25 @@ impl Emulator {
         &self.url
     }
 
+    /// The URL of the store it runs (`Settings::store`), as both the driver and the instances reach it: on the
+    /// bridge's gateway where instances have networks of their own, else on loopback.
+    pub fn store_url(&self) -> Option<String> {
+        let host = self.state.host_for_instances();
+        self.store
+            .as_ref()
+            .map(|s| format!("redis://{host}:{}", s.port()))
+    }
+
+    /// CPU time the store used so far, ns (`None`: no store, or not in a cgroup).
+    pub fn store_cpu_ns(&self) -> Option<u64> {
+        self.store.as_ref().and_then(Store::cpu_ns)
+    }
+
+    /// The time dilation it runs at.
+    pub fn dilation(&self) -> crate::Dilation {
+        self.state.settings.dilation
+    }
+
     /// Where instance `i` of `function` writes its stderr.
     pub fn log_path(&self, function: &str, i: usize) -> PathBuf {
         self.state.logs.join(format!("{function}-{i}.log"))
@@ -164,7 +213,7 @@ impl Emulator {
 
     /// How instances are confined: `cgroup v1`, `cgroup v2` or `rss polling (why)`.
     pub fn confinement(&self) -> String {
-        self.state.confiner.describe()
+        self.state.confinement()
     }
 
     /// Every invocation so far, as `events.jsonl` has it.
@@ -219,6 +268,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        self.store.take();
         for f in self.state.all_functions() {
             for inst in lock(&f.instances).values_mut() {
                 retire(inst);
@@ -235,6 +285,23 @@ impl Drop for Emulator {
                 }
             }
         }
+    }
+}
+
+/// Serves the three APIs on `listener` for as long as the runtime runs.
+async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let st = state.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let service = hyper::service::service_fn(move |req| route(st.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
     }
 }
 

@@ -2,6 +2,7 @@
 //! the instance life cycle, prices, and seeded faults. Plain data; the defaults are Lambda's.
 
 use crate::cgroup::Limits;
+use crate::dilation::Dilation;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +30,59 @@ impl Resources {
         Limits {
             vcpus: (f64::from(memory_mb) / self.mb_per_vcpu).min(self.max_vcpus),
             memory_bytes: u64::from(memory_mb) << 20,
+        }
+    }
+}
+
+/// Latencies Lambda adds that a process started on this host does not have, undilated: from an `Invoke` to the
+/// handler's turn (the queue and the front end), and a new instance's provisioning before its init (the microVM and
+/// the code download; not billed — Lambda bills the init that follows). The `[platform]` table's `invoke_ms` and
+/// `cold_start_ms`; none by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Latency {
+    pub invoke: Duration,
+    pub cold_start: Duration,
+}
+
+/// The network bandwidth a function gets by its memory (the `[platform]` table's curve: linear in memory up to a
+/// cap), MB/s of 10^6 bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bandwidth {
+    pub mb_s_at_1gb: f64,
+    pub max_mb_s: f64,
+}
+
+impl Default for Bandwidth {
+    fn default() -> Self {
+        Bandwidth {
+            mb_s_at_1gb: 75.0,
+            max_mb_s: 600.0,
+        }
+    }
+}
+
+impl Bandwidth {
+    /// Bytes per second of a function with `memory_mb`, each way.
+    pub fn bytes_per_s(&self, memory_mb: u32) -> f64 {
+        (self.mb_s_at_1gb * f64::from(memory_mb) / 1024.0).min(self.max_mb_s) * 1e6
+    }
+}
+
+/// A Redis server the emulator runs for the functions, in a cgroup of its own, so that it is slowed by the
+/// dilation as they are and reachable from their network namespaces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreSettings {
+    /// Its CPU undilated, cores (Redis executes commands on one thread: 1).
+    pub vcpus: f64,
+    /// The `redis-server` to run.
+    pub program: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            vcpus: 1.0,
+            program: PathBuf::from("redis-server"),
         }
     }
 }
@@ -81,6 +135,32 @@ pub struct Settings {
     /// Address to serve on (`127.0.0.1:0`: a free port).
     pub listen: std::net::SocketAddr,
     pub faults: Faults,
+    /// How many times slower the emulated world runs than the one it stands for ([`Dilation`]).
+    pub dilation: Dilation,
+    pub latency: Latency,
+    /// Shape each instance's network to its memory's bandwidth (each instance in a network namespace of its own
+    /// behind a shaped link); `None`: this host's loopback, unlimited.
+    pub bandwidth: Option<Bandwidth>,
+    /// A store to run beside the functions (`None`: the caller brings its own).
+    pub store: Option<StoreSettings>,
+}
+
+impl Settings {
+    /// What an instance of a function of `memory_mb` may use in the dilated world: its memory as it is (memory
+    /// cannot be dilated), its CPU divided by the dilation.
+    pub fn instance_limits(&self, memory_mb: u32) -> Limits {
+        let undilated = self.resources.limits(memory_mb);
+        Limits {
+            vcpus: self.dilation.slow(undilated.vcpus),
+            ..undilated
+        }
+    }
+
+    /// The shaped rate of an instance's link, bytes per second, in the dilated world (`None`: not shaped).
+    pub fn instance_bandwidth(&self, memory_mb: u32) -> Option<f64> {
+        self.bandwidth
+            .map(|b| self.dilation.slow(b.bytes_per_s(memory_mb)))
+    }
 }
 
 impl Default for Settings {
@@ -96,6 +176,10 @@ impl Default for Settings {
             dir: None,
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             faults: Faults::default(),
+            dilation: Dilation::default(),
+            latency: Latency::default(),
+            bandwidth: None,
+            store: None,
         }
     }
 }
@@ -142,6 +226,22 @@ mod tests {
         assert!((r.limits(10_240).vcpus - 5.789).abs() < 1e-3);
         assert_eq!(r.limits(20_000).vcpus, 6.0);
         assert_eq!(r.limits(256).memory_bytes, 256 * 1024 * 1024);
+    }
+
+    #[test]
+    fn dilation_divides_cpu_and_bandwidth_but_not_memory() {
+        let s = Settings {
+            dilation: Dilation::new(4.0).expect("valid"),
+            bandwidth: Some(Bandwidth::default()),
+            ..Settings::default()
+        };
+        let l = s.instance_limits(1769);
+        assert_eq!(l.vcpus, 0.25);
+        assert_eq!(l.memory_bytes, 1769 << 20);
+        // 75 MB/s at 1,024 MB, ÷ 4.
+        assert_eq!(s.instance_bandwidth(1024), Some(75e6 / 4.0));
+        assert_eq!(s.instance_bandwidth(10_240), Some(600e6 / 4.0));
+        assert_eq!(Settings::default().instance_bandwidth(1024), None);
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct Instance {
     pub out_of_memory: bool,
     /// Its cgroup (`None`: not confined by one).
     pub group: Option<Arc<Group>>,
+    /// Its network namespace and shaped link (`None`: the host's loopback); removed with the instance.
+    pub link: Option<crate::network::Link>,
     /// A job given to it, taken by its next poll.
     pub mailbox: Option<Dispatched>,
     pub wake: Arc<Notify>,
@@ -238,7 +240,46 @@ pub struct State {
     pub logs: PathBuf,
     pub packages: PathBuf,
     pub confiner: Confiner,
+    pub network: Shaping,
     pub ledger: Ledger,
+}
+
+/// How instances' networks are shaped.
+pub enum Shaping {
+    /// Not asked for: the host's loopback, unlimited.
+    Off,
+    /// Each instance in a namespace of its own on this bridge.
+    Links(crate::network::Network),
+    /// Asked for, and impossible here (why): unlimited, said once and on every record.
+    Unavailable(String),
+}
+
+impl State {
+    /// How instances were confined, for the records: the cgroup version (or why none), and the network.
+    pub fn confinement(&self) -> String {
+        let cpu_memory = self.confiner.describe();
+        match &self.network {
+            Shaping::Off => cpu_memory,
+            Shaping::Links(_) => format!("{cpu_memory}, bandwidth shaped"),
+            Shaping::Unavailable(why) => format!("{cpu_memory}, bandwidth unshaped ({why})"),
+        }
+    }
+
+    /// The address an instance reaches the emulator (and its store) at.
+    pub fn host_for_instances(&self) -> std::net::Ipv4Addr {
+        match &self.network {
+            Shaping::Links(n) => n.gateway(),
+            _ => std::net::Ipv4Addr::LOCALHOST,
+        }
+    }
+
+    /// A new instance's shaped link, if links are shaped (blocking: runs `ip` and `tc`).
+    pub fn attach_link(&self, memory_mb: u32) -> Option<Result<crate::network::Link, String>> {
+        match (&self.network, self.settings.instance_bandwidth(memory_mb)) {
+            (Shaping::Links(n), Some(rate)) => Some(n.attach(rate)),
+            _ => None,
+        }
+    }
 }
 
 impl State {

@@ -147,6 +147,45 @@ async fn probe(store: &dyn Store) -> Result<serde_json::Value, lambda_runtime::E
     }))
 }
 
+/// The answer to `{"probe": {"read": KEY}}` or `{"probe": {"write": KEY, "bytes": N}}`: one transfer between this
+/// function and its store, timed on its clock — how the bandwidth a function of some memory gets is measured
+/// (`probe_transfer` in the tests; a written key lives 10 minutes).
+async fn probe_transfer(
+    store: &dyn Store,
+    ask: &serde_json::Value,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    let started = std::time::Instant::now();
+    let bytes = if let Some(key) = ask.get("read").and_then(|k| k.as_str()) {
+        let value = store
+            .get(key)
+            .await
+            .map_err(|e| format!("probe read {key}: {e}"))?
+            .ok_or_else(|| format!("probe read {key}: no such key"))?;
+        value.len()
+    } else if let Some(key) = ask.get("write").and_then(|k| k.as_str()) {
+        let n = ask
+            .get("bytes")
+            .and_then(|n| n.as_u64())
+            .ok_or("probe write: `bytes` (a whole number) is missing")? as usize;
+        let value = bytes::Bytes::from(vec![0x5a_u8; n]);
+        let started = std::time::Instant::now();
+        store
+            .put(key, value, Duration::from_secs(600))
+            .await
+            .map_err(|e| format!("probe write {key}: {e}"))?;
+        return Ok(serde_json::json!({
+            "bytes": n,
+            "ms": started.elapsed().as_secs_f64() * 1e3,
+        }));
+    } else {
+        return Err(format!("unknown probe {ask}: expected {{\"read\": KEY}} or {{\"write\": KEY, \"bytes\": N}}").into());
+    };
+    Ok(serde_json::json!({
+        "bytes": bytes,
+        "ms": started.elapsed().as_secs_f64() * 1e3,
+    }))
+}
+
 async fn lambda_main(settings: Settings) -> Result<(), String> {
     let store = slice_worker::store::open(&settings.store)
         .await
@@ -173,8 +212,12 @@ async fn lambda_main(settings: Settings) -> Result<(), String> {
                 fresh.clone(),
             );
             async move {
-                if event.payload.get("probe") == Some(&serde_json::Value::Bool(true)) {
-                    return probe(store.as_ref()).await;
+                match event.payload.get("probe") {
+                    Some(serde_json::Value::Bool(true)) => return probe(store.as_ref()).await,
+                    Some(ask @ serde_json::Value::Object(_)) => {
+                        return probe_transfer(store.as_ref(), ask).await
+                    }
+                    _ => {}
                 }
                 let payload: TaskPayload = serde_json::from_value(event.payload)
                     .map_err(|e| format!("malformed task payload: {e}"))?;
