@@ -136,24 +136,8 @@ impl Emulator {
         let mut table = HashMap::new();
         for spec in functions {
             sched.reserved_total += spec.concurrency;
-            let config = FunctionConfig {
-                binary: spec.binary,
-                env: spec.env,
-                memory_mb: spec.memory_mb,
-                timeout: spec.timeout,
-                async_retries: spec.async_retries,
-                reserved: Some(spec.concurrency),
-                role: "arn:aws:iam::000000000000:role/emulator".into(),
-                handler: "bootstrap".into(),
-                code_size: 0,
-                code_sha256: String::new(),
-                last_modified: String::new(),
-                version: 1,
-            };
-            table.insert(
-                spec.name.clone(),
-                Arc::new(Function::new(spec.name, config)),
-            );
+            let f = function_of(spec);
+            table.insert(f.name.clone(), f);
         }
         let state = Arc::new(State {
             port: addr.port(),
@@ -180,6 +164,24 @@ impl Emulator {
             runtime: Some(runtime),
             _temp: temp,
         })
+    }
+
+    /// Adds a function (or replaces one of the same name), as if it had been given at start: for functions whose
+    /// environment names what the emulator made, such as [`Emulator::store_url`]. Refused while one of that name
+    /// has instances.
+    pub fn add_function(&self, spec: FunctionSpec) -> Result<(), String> {
+        let f = function_of(spec);
+        let mut table = self.state.functions.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = table.get(&f.name) {
+            if !lock(&old.instances).is_empty() {
+                return Err(format!("function {} has instances running", f.name));
+            }
+            let mut sched = lock(&self.state.sched);
+            sched.reserved_total = sched.reserved_total.saturating_sub(old.config().reserved.unwrap_or(0));
+        }
+        lock(&self.state.sched).reserved_total += f.config().reserved.unwrap_or(0);
+        table.insert(f.name.clone(), f);
+        Ok(())
     }
 
     /// The endpoint to give the SDK (`endpoint_url`).
@@ -286,6 +288,25 @@ impl Drop for Emulator {
             }
         }
     }
+}
+
+/// A function given as a spec: reserved concurrency as given, a role and handler as `CreateFunction` would record.
+fn function_of(spec: FunctionSpec) -> Arc<Function> {
+    let config = FunctionConfig {
+        binary: spec.binary,
+        env: spec.env,
+        memory_mb: spec.memory_mb,
+        timeout: spec.timeout,
+        async_retries: spec.async_retries,
+        reserved: Some(spec.concurrency),
+        role: "arn:aws:iam::000000000000:role/emulator".into(),
+        handler: "bootstrap".into(),
+        code_size: 0,
+        code_sha256: String::new(),
+        last_modified: String::new(),
+        version: 1,
+    };
+    Arc::new(Function::new(spec.name, config))
 }
 
 /// Serves the three APIs on `listener` for as long as the runtime runs.

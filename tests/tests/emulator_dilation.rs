@@ -1,0 +1,212 @@
+//! Time dilation and per-instance bandwidth on the emulator, on small runs: a function's link gives the
+//! `[platform]` model's bandwidth for its memory (undilated, within 15 %), at D = 1 and D = 3; a CPU-bound
+//! invocation's undilated duration is its CPU time at one vCPU whatever D; the platform's invoke latency is
+//! stretched by D and the bill reads it back undilated.
+
+use e2e_tests::lambda_emulator::{worker_binary, Emulator, FunctionSpec, Settings};
+use lambda_emulator::{Bandwidth, Dilation, Latency, StoreSettings};
+use slice_worker::invoker::lambda::{Backoff, LambdaClient};
+use slice_worker::invoker::LambdaSettings;
+use std::time::{Duration, Instant};
+
+const MB64: usize = 64_000_000;
+
+fn client_settings(emulator: &Emulator) -> LambdaSettings {
+    LambdaSettings {
+        region: Some("us-east-1".into()),
+        profile: None,
+        endpoint_url: Some(emulator.url().into()),
+        static_credentials: Some(("emulator".into(), "emulator".into())),
+    }
+}
+
+fn needs_cgroups(emulator: &Emulator) {
+    if !emulator.confinement().starts_with("cgroup") {
+        panic!("this test needs cgroups; the emulator fell back to {}", emulator.confinement());
+    }
+}
+
+/// An emulator whose instances run the worker against the store it runs, each behind a shaped link (`shaped`) or
+/// on the host's loopback.
+fn worker_emulator(memory_sizes: &[u32], dilation: f64, shaped: bool) -> (Emulator, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let worker = worker_binary().expect("cargo builds slice-worker for the workspace's tests");
+    let settings = Settings {
+        dilation: Dilation::new(dilation).expect("valid dilation"),
+        bandwidth: shaped.then(Bandwidth::default),
+        store: Some(StoreSettings::default()),
+        dir: Some(dir.path().to_path_buf()),
+        ..Settings::default()
+    };
+    // The store's URL is known once it runs; the functions are added after.
+    let emulator = Emulator::start_with(Vec::new(), settings).expect("emulator starts");
+    needs_cgroups(&emulator);
+    if shaped {
+        assert!(
+            emulator.confinement().contains("bandwidth shaped"),
+            "this test needs network namespaces and tc: {}",
+            emulator.confinement()
+        );
+    }
+    let store = emulator.store_url().expect("the emulator runs a store");
+    for &mb in memory_sizes {
+        emulator
+            .add_function(FunctionSpec {
+                name: format!("w{mb}"),
+                binary: worker.clone(),
+                env: vec![("TRAINER_STORE".into(), store.clone())],
+                memory_mb: mb,
+                timeout: Duration::from_secs(60),
+                concurrency: 1,
+                async_retries: 0,
+            })
+            .expect("function added");
+    }
+    (emulator, dir)
+}
+
+/// Each function's read of a 64 MB value, timed by the worker and undilated, ms (the median of three reads).
+fn read_64_mb(memory_sizes: &[u32], dilation: f64, shaped: bool) -> Vec<f64> {
+    let (emulator, _dir) = worker_emulator(memory_sizes, dilation, shaped);
+    let store_url = emulator.store_url().expect("store");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let url = slice_worker::store::StoreUrl::parse(&store_url).expect("store url");
+        let store = slice_worker::store::open(&url).await.expect("store reachable from the test");
+        store
+            .put("big", bytes::Bytes::from(vec![7u8; MB64]), Duration::from_secs(600))
+            .await
+            .expect("64 MB written");
+        let client = LambdaClient::new(&client_settings(&emulator), 1, Backoff::default()).await;
+        let mut medians = Vec::new();
+        for &mb in memory_sizes {
+            let function = format!("w{mb}");
+            // The first call starts the instance; the reads after it are timed.
+            client.invoke_sync(&function, br#"{"probe":true}"#).await.expect("probe");
+            let mut reads = Vec::new();
+            for _ in 0..3 {
+                let answer = client
+                    .invoke_sync(&function, br#"{"probe":{"read":"big"}}"#)
+                    .await
+                    .expect("read probe answered");
+                let reply: serde_json::Value = serde_json::from_slice(&answer.payload).expect("json reply");
+                assert_eq!(reply["bytes"], MB64, "{reply}");
+                reads.push(reply["ms"].as_f64().expect("ms") / dilation);
+            }
+            reads.sort_by(f64::total_cmp);
+            medians.push(reads[1]);
+        }
+        medians
+    })
+}
+
+/// Reads of a 64 MB value take the model's transfer time for the function's memory — 1.71 s at 512 MB (37.5 MB/s),
+/// 0.43 s at 2,048 MB (150 MB/s), undilated — within 15 %, at D = 1 and at D = 3. The link's share is the shaped
+/// read less the same read on the unshaped loopback (the worker's own cost of taking in 64 MB, which the model's
+/// transfer time does not hold); both are printed.
+#[test]
+fn a_64_mb_read_takes_the_models_transfer_time_at_each_memory_size_and_dilation() {
+    let sizes = [512u32, 2048];
+    let loopback = read_64_mb(&sizes, 1.0, false);
+    for dilation in [1.0, 3.0] {
+        let shaped = read_64_mb(&sizes, dilation, true);
+        for ((&mb, &read_ms), &own_ms) in sizes.iter().zip(&shaped).zip(&loopback) {
+            let model_ms = MB64 as f64 / Bandwidth::default().bytes_per_s(mb) * 1e3;
+            let link_ms = read_ms - own_ms;
+            eprintln!(
+                "D = {dilation}: 64 MB read at {mb} MB in {read_ms:.0} ms undilated ({:.3} x the model's \
+                 {model_ms:.0} ms); unshaped {own_ms:.0} ms; the link's share {link_ms:.0} ms ({:.3} x)",
+                read_ms / model_ms,
+                link_ms / model_ms
+            );
+            assert!(
+                (link_ms / model_ms - 1.0).abs() <= 0.15,
+                "D = {dilation}, {mb} MB: the link took {link_ms:.0} ms against the model's {model_ms:.0} ms"
+            );
+            assert!(
+                read_ms / model_ms <= 1.3,
+                "D = {dilation}, {mb} MB: the whole read took {read_ms:.0} ms against the model's {model_ms:.0} ms"
+            );
+        }
+    }
+}
+
+/// A runtime that burns CPU in the shell for each invocation, then answers.
+const BURNING_BOOTSTRAP: &str = r#"#!/bin/sh
+api="$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while :; do
+  id=$(curl -sS -D - -o /dev/null "$api/invocation/next" | tr -d '\r' | sed -n 's/^[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: //p')
+  [ -n "$id" ] || exit 1
+  i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done
+  curl -sS -o /dev/null -X POST -d '{"ok":true}' "$api/invocation/$id/response"
+done
+"#;
+
+/// At one vCPU (1,769 MB) a CPU-bound invocation lasts its CPU time, undilated, at D = 1 and D = 4: the dilated
+/// world gave it a quarter of a core for four times as long. The platform's 50 ms invoke latency is waited D times
+/// over (the caller's clock) and the records carry the dilation.
+#[test]
+fn cpu_bound_invocations_last_their_cpu_time_undilated_and_latencies_stretch_by_d() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bootstrap = dir.path().join("bootstrap");
+    std::fs::write(&bootstrap, BURNING_BOOTSTRAP).expect("bootstrap written");
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let invoke = Duration::from_millis(50);
+    for dilation in [1.0, 4.0] {
+        let spec = FunctionSpec {
+            name: "burner".into(),
+            binary: bootstrap.clone(),
+            env: Vec::new(),
+            memory_mb: 1769,
+            timeout: Duration::from_secs(30),
+            concurrency: 1,
+            async_retries: 0,
+        };
+        let settings = Settings {
+            dilation: Dilation::new(dilation).expect("valid"),
+            latency: Latency {
+                invoke,
+                cold_start: Duration::ZERO,
+            },
+            ..Settings::default()
+        };
+        let emulator = Emulator::start_with(vec![spec], settings).expect("emulator starts");
+        needs_cgroups(&emulator);
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let waited = rt.block_on(async {
+            let client = LambdaClient::new(&client_settings(&emulator), 1, Backoff::default()).await;
+            let mut waited = Vec::new();
+            for _ in 0..3 {
+                let t0 = Instant::now();
+                client.invoke_sync("burner", b"{}").await.expect("answered");
+                waited.push(t0.elapsed());
+            }
+            waited
+        });
+        let records = emulator.invocations();
+        assert_eq!(records.len(), 3);
+        for (r, w) in records.iter().zip(&waited).skip(1) {
+            assert_eq!(r.dilation, dilation);
+            let per_cpu_ms = r.duration_ms / r.cpu_ms;
+            eprintln!(
+                "D = {dilation}: {:.0} ms of CPU, {:.0} ms undilated ({per_cpu_ms:.3} per CPU-ms), throttled {:.0} \
+                 ms, caller waited {w:?}",
+                r.cpu_ms, r.duration_ms, r.throttled_ms
+            );
+            assert!(r.cpu_ms > 50.0, "the burn is long enough to measure: {r:?}");
+            assert!(
+                (0.9..=1.2).contains(&per_cpu_ms),
+                "D = {dilation}: undilated duration {:.0} ms against {:.0} ms of CPU at one vCPU",
+                r.duration_ms,
+                r.cpu_ms
+            );
+            // The caller's clock is the dilated world's: the invoke latency and the duration, D times over.
+            let floor = (invoke.as_secs_f64() * 1e3 + r.duration_ms) * dilation;
+            assert!(
+                w.as_secs_f64() * 1e3 >= floor * 0.95,
+                "D = {dilation}: the caller waited {w:?}, less than (latency + duration) x D = {floor:.0} ms"
+            );
+        }
+    }
+}
