@@ -4,8 +4,10 @@
 //! of the session is printed at the end. `--bill EVENTS` prices a ledger written earlier.
 
 use anyhow::{anyhow, Context, Result};
-use coordinator::config::{Platform, Pricing};
-use lambda_emulator::{Bill, Emulator, Prices, Resources, Settings};
+use coordinator::config::{EmulatorConfig, Platform, Pricing};
+use lambda_emulator::{
+    Bandwidth, Bill, Dilation, Emulator, Latency, Prices, Resources, Settings, StoreSettings,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +22,10 @@ pub struct EmulateArgs<'a> {
     pub account_concurrency: usize,
     pub idle_reap_s: f64,
     pub no_freeze: bool,
+    /// Overrides of the config's `[emulator]` (a flag only turns a setting on).
+    pub dilation: Option<f64>,
+    pub shape_network: bool,
+    pub store: bool,
     /// Price this `events.jsonl` instead of serving.
     pub bill: Option<&'a Path>,
 }
@@ -58,19 +64,26 @@ fn print_bill(bill: &Bill) {
 }
 
 pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
-    let (resources, prices) = match args.config {
+    let (platform, pricing, mut emulated) = match args.config {
         Some(path) => {
             let cfg = crate::load::load_config(path, args.sets)?;
             cfg.validate()?;
-            platform_rules(&cfg.platform, &cfg.pricing)
+            (cfg.platform, cfg.pricing, cfg.emulator)
         }
-        None if args.sets.is_empty() => platform_rules(&Platform::default(), &Pricing::default()),
+        None if args.sets.is_empty() => (Platform::default(), Pricing::default(), EmulatorConfig::default()),
         None => {
             return Err(anyhow!(
                 "--set needs a config to override: trainer emulate --config CONFIG --set …"
             ))
         }
     };
+    let (resources, prices) = platform_rules(&platform, &pricing);
+    if let Some(d) = args.dilation {
+        emulated.dilation = d;
+    }
+    emulated.shape_network |= args.shape_network;
+    emulated.store |= args.store;
+    let dilation = Dilation::new(emulated.dilation).map_err(|e| anyhow!("--dilation: {e}"))?;
     if let Some(events) = args.bill {
         let bill = Bill::of_file(events, prices).map_err(|e| anyhow!(e))?;
         print_bill(&bill);
@@ -96,6 +109,19 @@ pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
         freeze: !args.no_freeze,
         dir: Some(args.dir.to_path_buf()),
         listen: args.listen,
+        dilation,
+        latency: Latency {
+            invoke: Duration::from_secs_f64(platform.invoke_ms / 1e3),
+            cold_start: Duration::from_secs_f64(platform.cold_start_ms / 1e3),
+        },
+        bandwidth: emulated.shape_network.then_some(Bandwidth {
+            mb_s_at_1gb: platform.bandwidth_mb_s_at_1gb,
+            max_mb_s: platform.max_bandwidth_mb_s,
+        }),
+        store: emulated.store.then(|| StoreSettings {
+            vcpus: emulated.store_vcpus,
+            ..StoreSettings::default()
+        }),
         ..Settings::default()
     };
     let stop = crate::signals::install(
@@ -116,11 +142,33 @@ pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
         args.idle_reap_s
     );
     eprintln!(
-        "point a config at it: [lambda] endpoint_url = \"{}\" (any credentials), then trainer deploy --zip and \
+        "time dilation {} (instances get 1/{} of their CPU{}; latencies {:.0} ms invoke, {:.0} ms cold start, \
+         stretched by it; the bill is undilated)",
+        dilation.factor(),
+        dilation.factor(),
+        if emulated.shape_network { " and bandwidth" } else { "" },
+        platform.invoke_ms,
+        platform.cold_start_ms
+    );
+    let store = emulator.store_url();
+    if let Some(url) = &store {
+        eprintln!("store: {url} (set runtime.store to it)");
+    }
+    eprintln!(
+        "point a config at it: [lambda] endpoint_url = \"{}\" (any credentials){}, then trainer deploy --zip and \
          trainer fit; invocations are billed into {}; Ctrl-C stops it",
         emulator.url(),
+        if dilation.factor() > 1.0 {
+            format!(", [emulator] dilation = {}", dilation.factor())
+        } else {
+            String::new()
+        },
         args.dir.join("events.jsonl").display()
     );
+    if let Some(url) = store {
+        // One line a script can read.
+        println!("store {url}");
+    }
     emulator.serve_until(&stop);
     let stats = emulator.stats();
     print_bill(&emulator.bill());

@@ -150,6 +150,17 @@ enum Command {
         /// Leave idle instances running instead of freezing them between invocations.
         #[arg(long)]
         no_freeze: bool,
+        /// Time dilation D (default: the config's emulator.dilation, else 1): every instance and the store get 1/D
+        /// of their CPU and bandwidth, latencies and timeouts last D times longer, the bill is undilated. A run on
+        /// it sets the same emulator.dilation.
+        #[arg(long)]
+        dilation: Option<f64>,
+        /// Shape each instance's network to the [platform] bandwidth of its memory (emulator.shape_network).
+        #[arg(long)]
+        shape_network: bool,
+        /// Run a Redis store beside the functions, slowed by the dilation; its URL is printed (emulator.store).
+        #[arg(long)]
+        store: bool,
         /// Print the bill of an events.jsonl written earlier, and serve nothing.
         #[arg(long, value_name = "EVENTS_JSONL")]
         bill: Option<PathBuf>,
@@ -320,8 +331,14 @@ fn run(cli: Cli) -> Result<()> {
             account_concurrency,
             idle_reap_s,
             no_freeze,
+            dilation,
+            shape_network,
+            store,
             bill,
         } => emulate_cmd::run_emulate(emulate_cmd::EmulateArgs {
+            dilation,
+            shape_network,
+            store,
             config: config.as_deref(),
             sets: &sets,
             dir: &dir,

@@ -5,6 +5,7 @@
 //! The floor under everything in the crate: it imports nothing of the crate.
 
 mod checkpoint;
+mod emulator;
 mod error;
 mod lambda;
 mod plan;
@@ -13,6 +14,7 @@ mod runtime;
 mod train;
 
 pub use checkpoint::CheckpointConfig;
+pub use emulator::EmulatorConfig;
 use error::bad;
 pub use error::ConfigError;
 pub use lambda::{Architecture, LambdaConfig};
@@ -54,6 +56,9 @@ pub struct Config {
     /// `[lambda]`: the functions of `runtime.invoker = "lambda"` and `trainer deploy`.
     #[serde(default)]
     pub lambda: LambdaConfig,
+    /// `[emulator]`: `trainer emulate`'s settings, and the time dilation a run on it must know.
+    #[serde(default)]
+    pub emulator: EmulatorConfig,
 }
 
 impl Config {
@@ -77,6 +82,7 @@ impl Config {
             return Err(bad(&key, why));
         }
         self.runtime.validate(split)?;
+        self.emulator.validate()?;
         let lambda = self.runtime.invoker == InvokerKind::Lambda;
         if lambda && self.planner_picks_split() && self.plan.profile.is_none() {
             return Err(bad(

@@ -95,7 +95,7 @@ fn run_split(
                 let waited = runtime().and_then(|rt| {
                     rt.block_on(wait_for_store(
                         &cfg.runtime.store,
-                        Duration::from_secs_f64(cfg.runtime.store_wait_s),
+                        Duration::from_secs_f64(cfg.runtime.store_wait_s * cfg.emulator.dilation),
                     ))
                 });
                 if let Err(e) = waited {

@@ -354,7 +354,10 @@ fn run_plan(
         optimizer: t.optimizer_spec(),
         schedule: t.schedule_spec(),
         lr: t.lr,
-        ttl_s: Duration::from_secs(24 * 3600).as_secs(),
+        // A day of the undilated world (on an emulator at dilation D, D days of this one).
+        ttl_s: Duration::from_secs(24 * 3600)
+            .mul_f64(cfg.emulator.dilation)
+            .as_secs(),
         keep_every: [t.eval_every, cfg.checkpoint.every]
             .into_iter()
             .filter(|&p| p > 0)

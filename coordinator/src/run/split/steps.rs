@@ -115,7 +115,7 @@ pub(super) async fn run_steps(
         losses,
         step_ms: Vec::new(),
     };
-    let grace = Duration::from_secs_f64(d.cfg.runtime.stop_grace_s);
+    let grace = Duration::from_secs_f64(d.cfg.runtime.stop_grace_s * d.cfg.emulator.dilation);
     while p.done_steps < plan.steps && !(p.stopping.is_some() && p.done_steps >= p.fed_up_to) {
         if stop.load(Ordering::Relaxed) && p.stopping.is_none() {
             p.stopping = Some(Instant::now());
@@ -211,7 +211,9 @@ async fn checkpoint_stopped(d: &Driver<'_>, p: &Progress) -> RunError {
 /// of each task kind.
 fn deadlines(d: &Driver<'_>) -> Deadlines {
     let rt = &d.cfg.runtime;
-    let timeout = Duration::from_secs_f64(rt.task_timeout_s);
+    // On an emulator at dilation D every wait stretches by D (the deadlines learn from this clock).
+    let stretch = d.cfg.emulator.dilation;
+    let timeout = Duration::from_secs_f64(rt.task_timeout_s * stretch);
     let policy = match rt.deadline {
         DeadlineMode::Auto => Policy::Auto { cap: timeout },
         DeadlineMode::Fixed => Policy::Fixed(timeout),
@@ -223,10 +225,10 @@ fn deadlines(d: &Driver<'_>) -> Deadlines {
         InvokerKind::Local => 100.0 + rt.cold_start_ms as f64,
     };
     let initial = d.prediction.as_ref().map_or(Initial::NONE, |p| Initial {
-        forward_ms: p.forward_ms_p50,
-        backward_ms: p.backward_ms_p50,
-        update_ms: p.update_ms_p50,
-        slack_ms,
+        forward_ms: p.forward_ms_p50 * stretch,
+        backward_ms: p.backward_ms_p50 * stretch,
+        update_ms: p.update_ms_p50 * stretch,
+        slack_ms: slack_ms * stretch,
     });
     Deadlines::new(policy, initial)
 }
@@ -297,10 +299,11 @@ async fn follow_events(
         p.instance_checked = now;
         d.check_instance().await?;
     }
-    if events.is_empty() && p.tracker.nothing_due() && p.last_event.elapsed() > STALL {
+    let stall = STALL.mul_f64(d.cfg.emulator.dilation);
+    if events.is_empty() && p.tracker.nothing_due() && p.last_event.elapsed() > stall {
         return Err(RunError::Stalled(format!(
             "no task reported for {} s after step {} and none is due",
-            STALL.as_secs(),
+            stall.as_secs(),
             p.done_steps
         )));
     }
@@ -314,13 +317,30 @@ async fn follow_events(
         if !p.tracker.first_copy(&event) {
             continue;
         }
-        logs.events.write(&event)?;
-        p.task_times.record(&event);
+        // The log and the task statistics hold undilated times; the deadlines (the tracker) work on this clock.
+        let undilated = undilated(&event, d.cfg.emulator.dilation);
+        logs.events.write(&undilated)?;
+        p.task_times.record(&undilated);
         for again in p.tracker.event(&event, now)? {
             d.invoke(again.task, again.attempt);
         }
     }
     Ok(now)
+}
+
+/// `event` with its durations divided by the time dilation (CPU time and timestamps stay as measured).
+fn undilated(event: &TaskEvent, dilation: f64) -> TaskEvent {
+    let mut e = event.clone();
+    for ms in [
+        &mut e.invoke_ms,
+        &mut e.fetch_ms,
+        &mut e.compute_ms,
+        &mut e.store_ms,
+        &mut e.run_ms,
+    ] {
+        *ms /= dilation;
+    }
+    e
 }
 
 /// Invokes again every due task past its deadline, and copies of stragglers (naming the first few late ones), or
@@ -392,7 +412,10 @@ async fn finish_step(
     if !loss.is_finite() {
         return Err(RunError::NotFinite { step, loss });
     }
-    let wall_ms = p.step_start.elapsed().as_secs_f64() * 1e3;
+    let wall_ms = d
+        .cfg
+        .emulator
+        .undilate_ms(p.step_start.elapsed().as_secs_f64() * 1e3);
     p.step_start = Instant::now();
     let lr = plan.schedule.lr(plan.lr, step - 1, plan.steps);
     let epoch = d.sampler.epoch(step - 1);
@@ -454,7 +477,7 @@ async fn finish_run(
     observer: &mut dyn Observer,
 ) -> Result<Summary, RunError> {
     let plan = &d.plan;
-    let train_s = train_start.elapsed().as_secs_f64();
+    let train_s = train_start.elapsed().as_secs_f64() / d.cfg.emulator.dilation;
     let (params, state) = d.pull(plan.steps).await?;
     let train_state = TrainState::new(&d.cfg, plan.steps, d.sampler.epoch(plan.steps - 1));
     d.out
