@@ -210,3 +210,136 @@ fn cpu_bound_invocations_last_their_cpu_time_undilated_and_latencies_stretch_by_
         }
     }
 }
+
+const SMALL_MLP: &str = r#"
+model = { kind = "mlp", widths = [784, 64, 32, 32, 10] }
+data = { kind = "mnist" }
+train = { steps = 6, batch_size = 32, microbatches = 2, optimizer = "sgd", lr = 0.05, momentum = 0.9, seed = 5 }
+[plan]
+slices = 2
+"#;
+
+/// `SMALL_MLP` on the emulator at `endpoint` with `store`, at `dilation`, `microbatches` and functions of
+/// `memory_mb`.
+fn on_emulator(store: &str, endpoint: &str, dilation: f64, microbatches: usize, memory_mb: u32) -> String {
+    format!(
+        "{}\n[runtime]\ninvoker = \"lambda\"\nstore = {store:?}\nconcurrency = 8\nmax_attempts = 12\n\
+         [lambda]\nmemory_mb = {memory_mb}\nendpoint_url = {endpoint:?}\nregion = \"us-east-1\"\n\
+         [emulator]\ndilation = {dilation}\n",
+        SMALL_MLP.replace("microbatches = 2", &format!("microbatches = {microbatches}"))
+    )
+}
+
+/// `trainer fit CONFIG --out DIR --quiet` in a process of its own with credentials the emulator accepts.
+fn trainer_fit(cfg_text: &str, dir: &std::path::Path) -> std::process::Output {
+    let trainer = e2e_tests::lambda_emulator::cargo_binary("trainer")
+        .expect("the trainer binary beside this test (cargo test --workspace builds it)");
+    let cfg = dir.with_extension("toml");
+    std::fs::write(&cfg, cfg_text).expect("config written");
+    std::process::Command::new(trainer)
+        .arg("fit")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir)
+        .arg("--quiet")
+        .env("AWS_ACCESS_KEY_ID", "emulator")
+        .env("AWS_SECRET_ACCESS_KEY", "emulator")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("trainer runs")
+}
+
+/// A split run at D = 3, its instances behind shaped links and its store in the emulator's cgroup: it ends with the
+/// in-process run's bytes, and it reports undilated time — its steps' recorded times, times 3, span the wall time
+/// its invocations took (from the emulator's own timestamps).
+#[test]
+fn a_run_at_d_3_ends_with_the_in_process_bytes_and_reports_undilated_steps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let in_process = {
+        let out = dir.path().join("in-process");
+        let o = std::process::Command::new(
+            e2e_tests::lambda_emulator::cargo_binary("trainer").expect("trainer"),
+        )
+        .arg("fit")
+        .arg({
+            let cfg = dir.path().join("in-process.toml");
+            std::fs::write(&cfg, SMALL_MLP).expect("config");
+            cfg
+        })
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .expect("trainer runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out.join("model.safetensors")).expect("weights")
+    };
+    let dilation = 3.0;
+    let (emulator, _edir) = worker_emulator(&[], dilation, true);
+    let store = emulator.store_url().expect("store");
+    emulator
+        .add_function(FunctionSpec {
+            name: "trainer-1024mb".into(),
+            binary: worker_binary().expect("worker"),
+            env: vec![("TRAINER_STORE".into(), store.clone())],
+            memory_mb: 1024,
+            timeout: Duration::from_secs(60),
+            concurrency: 4,
+            async_retries: 2,
+        })
+        .expect("function added");
+    let run = dir.path().join("dilated");
+    let out = trainer_fit(&on_emulator(&store, emulator.url(), dilation, 2, 1024), &run);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(run.join("model.safetensors")).expect("weights");
+    assert!(bytes == in_process, "weights at D = {dilation} differ from the in-process run's");
+    let records = emulator.invocations();
+    assert!(records.iter().all(|r| r.dilation == dilation && r.confinement.contains("bandwidth shaped")));
+    let steps: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .expect("metrics")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let recorded_ms: f64 = steps.iter().map(|s| s["wall_ms"].as_f64().expect("wall_ms")).sum();
+    let first = records.iter().map(|r| r.start_unix_ms).min().expect("invocations") as f64;
+    let last = records
+        .iter()
+        .map(|r| r.start_unix_ms as f64 + r.duration_ms * dilation)
+        .fold(0.0, f64::max);
+    let ratio = recorded_ms * dilation / (last - first);
+    eprintln!(
+        "D = {dilation}: steps recorded {recorded_ms:.0} ms undilated; invocations spanned {:.0} ms of wall time; \
+         recorded x D / span = {ratio:.2}",
+        last - first
+    );
+    assert!(
+        (0.6..=1.15).contains(&ratio),
+        "recorded step times x D ({:.0} ms) against the invocations' wall span ({:.0} ms)",
+        recorded_ms * dilation,
+        last - first
+    );
+}
+
+/// A fleet this host cannot hold at the configured D is refused before any invocation, naming emulator.dilation,
+/// the cores it needs and the smallest D that fits (8 micro-batches at once x 1 vCPU + the store's 1).
+#[test]
+fn a_fleet_too_big_for_the_host_at_its_dilation_is_refused_with_the_smallest_d() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = dir.path().join("refused");
+    let cfg = on_emulator("redis://127.0.0.1:1", "http://127.0.0.1:1", 2.0, 8, 1769);
+    let out = trainer_fit(&cfg, &run);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let smallest = (9.0 / (cores - 0.25)).ceil();
+    if smallest <= 2.0 {
+        eprintln!("this host has {cores} cores: the fleet fits at D = 2, nothing to refuse");
+        return;
+    }
+    eprintln!("{stderr}");
+    assert!(!out.status.success(), "refused");
+    assert!(
+        stderr.contains("emulator.dilation")
+            && stderr.contains(&format!("the smallest dilation that fits is {smallest}")),
+        "{stderr}"
+    );
+}

@@ -49,12 +49,22 @@ pub fn predict(
     profile: &Profile,
     cuts: &[usize],
 ) -> Result<StepPrediction, RunError> {
+    predict_with_peaks(cfg, profile, cuts).map(|(predicted, _)| predicted)
+}
+
+/// [`predict`], and each slice's planned peak memory (MB) in the plan it predicts.
+pub fn predict_with_peaks(
+    cfg: &Config,
+    profile: &Profile,
+    cuts: &[usize],
+) -> Result<(StepPrediction, Vec<f64>), RunError> {
     let mut local = on_its_platform(cfg);
     local.plan.cuts = Some(cuts.to_vec());
     local.plan.slices = Slices::Count(cuts.len() + 1);
     // plan_for rescales a profile measured at another micro-batch size (planning `microbatches = "auto"`).
     let outcome = crate::planner::plan_for(&local, profile, 1)?;
-    Ok(outcome.chosen.predicted)
+    let peaks = outcome.chosen.slices.iter().map(|s| s.predicted_peak_mb).collect();
+    Ok((outcome.chosen.predicted, peaks))
 }
 
 /// Steps at the start of a run left out of its measured quantiles (at most a fifth of the run) and of the corrections

@@ -7,6 +7,7 @@
 //! an attempt holds, and its few store calls) → `setup` (planner choices, store, starting point, plan, invoker) →
 //! `steps` (the step loop) → this file (launching, and going on from the checkpoint after a lost store).
 
+pub mod admission;
 pub mod deadlines;
 mod driver;
 mod setup;

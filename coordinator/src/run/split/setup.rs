@@ -6,7 +6,7 @@ use super::driver::Driver;
 use crate::config::{Config, ConfigError, InvokerKind, Microbatches, Slices, UpdateShards};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
-use crate::planner::calibration::predict;
+use crate::planner::calibration::predict_with_peaks;
 use crate::planner::profile::{read_profile_for, Profile};
 use crate::planner::search::PlanOutcome;
 use crate::planner::simulate::StepPrediction;
@@ -88,7 +88,11 @@ pub(super) async fn prepare<'a>(
     let cfg = choices.cfg;
     let slices = slices_of(&cfg, model.units().len())?;
     let cuts: Vec<usize> = slices.iter().skip(1).map(|s| s.0).collect();
-    let prediction = Some(predict_run(&cfg, choices.profile, &batch, &cuts).await?);
+    // The CPU check first (it needs no prediction, and a quick profile takes seconds), then the memory check.
+    admit_on_emulator(&cfg, choices.planned.as_ref(), slices.len(), None, observer)?;
+    let (predicted, planned_peak_mb) = predict_run(&cfg, choices.profile, &batch, &cuts).await?;
+    admit_on_emulator(&cfg, choices.planned.as_ref(), slices.len(), Some(planned_peak_mb), observer)?;
+    let prediction = Some(predicted);
     let store = open_store(&cfg, observer).await?;
     // The server process the run's keys live in: if it changes, they are gone (or an older snapshot of them).
     let instance = store.instance().await?;
@@ -264,18 +268,60 @@ fn slices_of(cfg: &Config, units: usize) -> Result<Vec<(usize, usize)>, RunError
 }
 
 /// The model's prediction for this very run, from `profile` (the planner's, or `plan.profile`), else from a quick
-/// profile of this machine.
+/// profile of this machine; and each slice's planned peak memory, MB.
 async fn predict_run(
     cfg: &Config,
     profile: Option<Profile>,
     batch: &Batch,
     cuts: &[usize],
-) -> Result<StepPrediction, RunError> {
+) -> Result<(StepPrediction, Vec<f64>), RunError> {
     let profile = match profile {
         Some(p) => p,
         None => profile_async(cfg, batch, 3, &mut |_| {}).await?,
     };
-    predict(cfg, &profile, cuts)
+    predict_with_peaks(cfg, &profile, cuts)
+}
+
+/// A Lambda run whose endpoint is an emulator on this host: refused (naming the numbers and the smallest dilation
+/// that would do) when it asked for a dilation and its fleet does not fit the host at it (`admission`). Without
+/// one (D = 1: a rehearsal for its bytes, not its times) the run goes on with the same words as a warning.
+fn admit_on_emulator(
+    cfg: &Config,
+    planned: Option<&PlanOutcome>,
+    slices: usize,
+    planned_peak_mb: Option<Vec<f64>>,
+    observer: &mut dyn Observer,
+) -> Result<(), RunError> {
+    let on_emulator = cfg.runtime.invoker == InvokerKind::Lambda
+        && cfg
+            .lambda
+            .endpoint_url
+            .as_deref()
+            .is_some_and(super::admission::is_on_this_host);
+    if !on_emulator {
+        return Ok(());
+    }
+    let memory = planned.map(|o| o.chosen.slices.iter().map(|s| s.memory_mb).collect());
+    let fleet = super::admission::Fleet {
+        memory_mb: cfg.lambda.functions(memory, slices).into_iter().map(|(_, mb)| mb).collect(),
+        planned_peak_mb,
+        microbatches: cfg.train.microbatches.resolved()?,
+    };
+    let host = super::admission::Host::this();
+    match super::admission::admit(&fleet, &cfg.platform, &cfg.emulator, host) {
+        Ok(()) => Ok(()),
+        Err(reason) if cfg.emulator.dilation == 1.0 => {
+            observer.warn(&format!(
+                "{reason} (at emulator.dilation = 1 the run goes on: its bytes are the run's, its times are not \
+                 Lambda's)"
+            ));
+            Ok(())
+        }
+        Err(reason) => Err(RunError::Config(crate::config::ConfigError {
+            field: "emulator.dilation".into(),
+            reason,
+        })),
+    }
 }
 
 /// The configured store; one that may evict live keys is warned about.
