@@ -37,9 +37,15 @@ for D in "${dilations[@]}"; do
         --set lambda.architecture=x86_64 --set lambda.region=us-east-1
         --set "lambda.role_arn=\"arn:aws:iam::000000000000:role/trainer\"" --set "emulator.dilation=$D")
   "$T" deploy "$ex" "${sets[@]}" --zip "$out/bootstrap.zip" >> "$out/D$D.log" 2>&1
+  # CPU the emulated world does not account for: the driver's (user + system, from bash's `time`) and the emulator
+  # process's own (its instances and store are in cgroups of their own, not counted in it).
+  emu_cpu_before=$(awk '{print $14 + $15}' /proc/$emulate_pid/stat)
   start=$(date +%s%3N)
-  "$T" fit "$ex" "${sets[@]}" --out "$out/D$D" --quiet > /dev/null 2>> "$out/D$D.log"
+  TIMEFORMAT='%U %S'
+  { time "$T" fit "$ex" "${sets[@]}" --out "$out/D$D" --quiet > /dev/null 2>> "$out/D$D.log" ; } 2> "$out/D$D.driver-cpu"
   end=$(date +%s%3N)
+  emu_cpu_after=$(awk '{print $14 + $15}' /proc/$emulate_pid/stat)
+  echo "$(( (emu_cpu_after - emu_cpu_before) * 1000 / $(getconf CLK_TCK) ))" > "$out/D$D.emulator-cpu-ms"
   "$T" deploy "$ex" "${sets[@]}" --destroy >> "$out/D$D.log" 2>&1
   kill -INT $emulate_pid; wait $emulate_pid || true
   if cmp -s "$out/D$D/model.safetensors" "$out/inprocess/model.safetensors"; then same=true; else same=false; fi
@@ -50,6 +56,8 @@ summary = json.load(open(f"{out}/D{D}/summary.json"))
 records = [json.loads(l) for l in open(f"{out}/emulator-D{D}/events.jsonl")]
 mine = [r for r in records if int(start) <= r["start_unix_ms"] <= int(end)]
 steps = summary["steps"]
+user, system = map(float, open(f"{out}/D{D}.driver-cpu").read().split())
+emulator_cpu_ms = float(open(f"{out}/D{D}.emulator-cpu-ms").read())
 gb_s = sum(r["billed_ms"] / 1000 * r["memory_mb"] / 1024 for r in mine)
 print(json.dumps({
     "dilation": float(D), "steps": steps, "bytes_equal_in_process": same == "true",
@@ -58,6 +66,7 @@ print(json.dumps({
     "cpu_ms_per_step": sum(r["cpu_ms"] for r in mine) / steps,
     "throttled_ms_per_step": sum(r["throttled_ms"] for r in mine) / steps,
     "wall_s": (int(end) - int(start)) / 1000,
+    "driver_cpu_s": user + system, "emulator_cpu_s": emulator_cpu_ms / 1000,
 }))
 PY
   tail -1 "$here/results.jsonl"
