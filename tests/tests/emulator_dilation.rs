@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 
 const MB64: usize = 64_000_000;
 
+/// The tests of this file measure time on a 2-core host: one at a time, so that one's load is not another's reading.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn client_settings(emulator: &Emulator) -> LambdaSettings {
     LambdaSettings {
         region: Some("us-east-1".into()),
@@ -106,6 +113,7 @@ fn read_64_mb(memory_sizes: &[u32], dilation: f64, shaped: bool) -> Vec<f64> {
 /// transfer time does not hold); both are printed.
 #[test]
 fn a_64_mb_read_takes_the_models_transfer_time_at_each_memory_size_and_dilation() {
+    let _serial = one_at_a_time();
     let sizes = [512u32, 2048];
     let loopback = read_64_mb(&sizes, 1.0, false);
     for dilation in [1.0, 3.0] {
@@ -147,6 +155,7 @@ done
 /// over (the caller's clock) and the records carry the dilation.
 #[test]
 fn cpu_bound_invocations_last_their_cpu_time_undilated_and_latencies_stretch_by_d() {
+    let _serial = one_at_a_time();
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
     let bootstrap = dir.path().join("bootstrap");
@@ -254,6 +263,7 @@ fn trainer_fit(cfg_text: &str, dir: &std::path::Path) -> std::process::Output {
 /// its invocations took (from the emulator's own timestamps).
 #[test]
 fn a_run_at_d_3_ends_with_the_in_process_bytes_and_reports_undilated_steps() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let in_process = {
         let out = dir.path().join("in-process");
@@ -324,6 +334,7 @@ fn a_run_at_d_3_ends_with_the_in_process_bytes_and_reports_undilated_steps() {
 /// the cores it needs and the smallest D that fits (8 micro-batches at once x 1 vCPU + the store's 1).
 #[test]
 fn a_fleet_too_big_for_the_host_at_its_dilation_is_refused_with_the_smallest_d() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let run = dir.path().join("refused");
     let cfg = on_emulator("redis://127.0.0.1:1", "http://127.0.0.1:1", 2.0, 8, 1769);
