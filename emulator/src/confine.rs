@@ -25,9 +25,11 @@ impl Entry {
             .filter_map(|p| CString::new(p.as_os_str().as_encoded_bytes()).ok())
             .collect();
         let namespace = match link {
-            Some(l) => Some(OwnedFd::from(std::fs::File::open(&l.namespace_file).map_err(
-                |e| std::io::Error::new(e.kind(), format!("{}: {e}", l.namespace_file.display())),
-            )?)),
+            Some(l) => Some(OwnedFd::from(
+                std::fs::File::open(&l.namespace_file).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", l.namespace_file.display()))
+                })?,
+            )),
             None => None,
         };
         Ok(Entry { procs, namespace })

@@ -56,10 +56,16 @@ mod tests {
     #[test]
     fn stretches_waits_slows_rates_and_undilates_readings_by_one_factor() {
         let d = Dilation::new(4.0).expect("valid");
-        assert_eq!(d.stretch(Duration::from_millis(25)), Duration::from_millis(100));
+        assert_eq!(
+            d.stretch(Duration::from_millis(25)),
+            Duration::from_millis(100)
+        );
         assert_eq!(d.undilate_ms(100.0), 25.0);
         assert_eq!(d.slow(1.0), 0.25);
-        assert_eq!(Dilation::default().stretch(Duration::from_secs(3)), Duration::from_secs(3));
+        assert_eq!(
+            Dilation::default().stretch(Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
     }
 
     #[test]

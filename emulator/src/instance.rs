@@ -107,10 +107,7 @@ fn runtime_env(
             ("AWS_REGION", "us-east-1".to_string()),
             ("AWS_ACCESS_KEY_ID", "emulator".to_string()),
             ("AWS_SECRET_ACCESS_KEY", "emulator".to_string()),
-            (
-                "AWS_ENDPOINT_URL_LAMBDA",
-                format!("http://{host}:{port}"),
-            ),
+            ("AWS_ENDPOINT_URL_LAMBDA", format!("http://{host}:{port}")),
             ("LAMBDA_TASK_ROOT", task_root(&config.binary)),
         ]
         .map(|(k, v)| (k.to_string(), v)),

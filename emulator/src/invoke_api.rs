@@ -50,7 +50,10 @@ pub async fn invoke(state: Arc<State>, name: &str, req: Request<Incoming>) -> Re
     let retries = f.config().async_retries;
     // The platform's own latency from a call to the handler's turn (dilated): the call is answered at once, the
     // job reaches the queue after it.
-    let latency = state.settings.dilation.stretch(state.settings.latency.invoke);
+    let latency = state
+        .settings
+        .dilation
+        .stretch(state.settings.latency.invoke);
     match kind.as_str() {
         "Event" => {
             let copies = if state.draw(state.settings.faults.duplicate_rate) {

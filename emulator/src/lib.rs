@@ -12,14 +12,14 @@
 //! `mod`) → `state` → `instance` → `scheduler` → `runtime_api`, `invoke_api`, `control_plane` → `server`.
 
 pub mod billing;
-pub mod dilation;
 pub mod cgroup;
 mod confine;
 mod control_plane;
+pub mod dilation;
 mod http;
 pub mod instance;
-pub mod network;
 mod invoke_api;
+pub mod network;
 pub mod package;
 mod runtime_api;
 mod scheduler;
@@ -29,8 +29,8 @@ mod state;
 mod store;
 
 pub use billing::{Bill, Invocation};
-pub use server::{Emulator, FunctionSpec};
 pub use dilation::Dilation;
+pub use server::{Emulator, FunctionSpec};
 pub use settings::{
     Bandwidth, Confinement, Faults, Latency, Prices, Resources, Settings, StoreSettings,
 };

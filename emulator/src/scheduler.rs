@@ -203,7 +203,10 @@ pub fn retire(inst: &mut Instance) {
 /// Starts an instance whose first invocation is `d`, after the platform's provisioning latency (dilated; the slot is
 /// held meanwhile, as Lambda counts a cold invocation's concurrency from its dispatch).
 fn spawn_instance(state: &Arc<State>, f: &Arc<Function>, d: Dispatched) {
-    let provisioning = state.settings.dilation.stretch(state.settings.latency.cold_start);
+    let provisioning = state
+        .settings
+        .dilation
+        .stretch(state.settings.latency.cold_start);
     let shaped = matches!(state.network, Shaping::Links(_));
     if provisioning.is_zero() && !shaped {
         launch_instance(state, f, d, None);

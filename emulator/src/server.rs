@@ -5,9 +5,9 @@
 use crate::billing::{Bill, Invocation, Ledger};
 use crate::cgroup::Cgroups;
 use crate::http::{reply, Reply};
+use crate::network::Network;
 use crate::scheduler::retire;
 use crate::settings::{Confinement, Faults, Settings};
-use crate::network::Network;
 use crate::state::{
     lock, Confiner, Counters, Function, FunctionConfig, Sched, Shaping, State, Stats,
 };
@@ -171,13 +171,19 @@ impl Emulator {
     /// has instances.
     pub fn add_function(&self, spec: FunctionSpec) -> Result<(), String> {
         let f = function_of(spec);
-        let mut table = self.state.functions.write().unwrap_or_else(|e| e.into_inner());
+        let mut table = self
+            .state
+            .functions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(old) = table.get(&f.name) {
             if !lock(&old.instances).is_empty() {
                 return Err(format!("function {} has instances running", f.name));
             }
             let mut sched = lock(&self.state.sched);
-            sched.reserved_total = sched.reserved_total.saturating_sub(old.config().reserved.unwrap_or(0));
+            sched.reserved_total = sched
+                .reserved_total
+                .saturating_sub(old.config().reserved.unwrap_or(0));
         }
         lock(&self.state.sched).reserved_total += f.config().reserved.unwrap_or(0);
         table.insert(f.name.clone(), f);

@@ -77,7 +77,6 @@ impl Store {
         self.port
     }
 
-
     /// CPU time the store used so far, ns (from its group; `None` unconfined).
     pub fn cpu_ns(&self) -> Option<u64> {
         self.group.as_ref().map(|g| g.usage().cpu_ns)
@@ -88,7 +87,9 @@ impl Store {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("the store exited at start ({status}); see store.log"));
+                return Err(format!(
+                    "the store exited at start ({status}); see store.log"
+                ));
             }
             if ping(addr) {
                 return Ok(());

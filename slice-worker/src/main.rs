@@ -178,7 +178,10 @@ async fn probe_transfer(
             "ms": started.elapsed().as_secs_f64() * 1e3,
         }));
     } else {
-        return Err(format!("unknown probe {ask}: expected {{\"read\": KEY}} or {{\"write\": KEY, \"bytes\": N}}").into());
+        return Err(format!(
+            "unknown probe {ask}: expected {{\"read\": KEY}} or {{\"write\": KEY, \"bytes\": N}}"
+        )
+        .into());
     };
     Ok(serde_json::json!({
         "bytes": bytes,

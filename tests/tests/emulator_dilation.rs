@@ -29,13 +29,20 @@ fn client_settings(emulator: &Emulator) -> LambdaSettings {
 
 fn needs_cgroups(emulator: &Emulator) {
     if !emulator.confinement().starts_with("cgroup") {
-        panic!("this test needs cgroups; the emulator fell back to {}", emulator.confinement());
+        panic!(
+            "this test needs cgroups; the emulator fell back to {}",
+            emulator.confinement()
+        );
     }
 }
 
 /// An emulator whose instances run the worker against the store it runs, each behind a shaped link (`shaped`) or
 /// on the host's loopback.
-fn worker_emulator(memory_sizes: &[u32], dilation: f64, shaped: bool) -> (Emulator, tempfile::TempDir) {
+fn worker_emulator(
+    memory_sizes: &[u32],
+    dilation: f64,
+    shaped: bool,
+) -> (Emulator, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let worker = worker_binary().expect("cargo builds slice-worker for the workspace's tests");
     let settings = Settings {
@@ -79,9 +86,15 @@ fn read_64_mb(memory_sizes: &[u32], dilation: f64, shaped: bool) -> Vec<f64> {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let url = slice_worker::store::StoreUrl::parse(&store_url).expect("store url");
-        let store = slice_worker::store::open(&url).await.expect("store reachable from the test");
+        let store = slice_worker::store::open(&url)
+            .await
+            .expect("store reachable from the test");
         store
-            .put("big", bytes::Bytes::from(vec![7u8; MB64]), Duration::from_secs(600))
+            .put(
+                "big",
+                bytes::Bytes::from(vec![7u8; MB64]),
+                Duration::from_secs(600),
+            )
             .await
             .expect("64 MB written");
         let client = LambdaClient::new(&client_settings(&emulator), 1, Backoff::default()).await;
@@ -89,14 +102,18 @@ fn read_64_mb(memory_sizes: &[u32], dilation: f64, shaped: bool) -> Vec<f64> {
         for &mb in memory_sizes {
             let function = format!("w{mb}");
             // The first call starts the instance; the reads after it are timed.
-            client.invoke_sync(&function, br#"{"probe":true}"#).await.expect("probe");
+            client
+                .invoke_sync(&function, br#"{"probe":true}"#)
+                .await
+                .expect("probe");
             let mut reads = Vec::new();
             for _ in 0..3 {
                 let answer = client
                     .invoke_sync(&function, br#"{"probe":{"read":"big"}}"#)
                     .await
                     .expect("read probe answered");
-                let reply: serde_json::Value = serde_json::from_slice(&answer.payload).expect("json reply");
+                let reply: serde_json::Value =
+                    serde_json::from_slice(&answer.payload).expect("json reply");
                 assert_eq!(reply["bytes"], MB64, "{reply}");
                 reads.push(reply["ms"].as_f64().expect("ms") / dilation);
             }
@@ -184,7 +201,8 @@ fn cpu_bound_invocations_last_their_cpu_time_undilated_and_latencies_stretch_by_
         needs_cgroups(&emulator);
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let waited = rt.block_on(async {
-            let client = LambdaClient::new(&client_settings(&emulator), 1, Backoff::default()).await;
+            let client =
+                LambdaClient::new(&client_settings(&emulator), 1, Backoff::default()).await;
             let mut waited = Vec::new();
             for _ in 0..3 {
                 let t0 = Instant::now();
@@ -230,7 +248,13 @@ slices = 2
 
 /// `SMALL_MLP` on the emulator at `endpoint` with `store`, at `dilation`, `microbatches` and functions of
 /// `memory_mb`.
-fn on_emulator(store: &str, endpoint: &str, dilation: f64, microbatches: usize, memory_mb: u32) -> String {
+fn on_emulator(
+    store: &str,
+    endpoint: &str,
+    dilation: f64,
+    microbatches: usize,
+    memory_mb: u32,
+) -> String {
     format!(
         "{}\n[runtime]\ninvoker = \"lambda\"\nstore = {store:?}\nconcurrency = 8\nmax_attempts = 12\n\
          [lambda]\nmemory_mb = {memory_mb}\nendpoint_url = {endpoint:?}\nregion = \"us-east-1\"\n\
@@ -299,19 +323,38 @@ fn a_run_at_d_3_ends_with_the_in_process_bytes_and_reports_undilated_steps() {
         })
         .expect("function added");
     let run = dir.path().join("dilated");
-    let out = trainer_fit(&on_emulator(&store, emulator.url(), dilation, 2, 1024), &run);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = trainer_fit(
+        &on_emulator(&store, emulator.url(), dilation, 2, 1024),
+        &run,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(run.join("model.safetensors")).expect("weights");
-    assert!(bytes == in_process, "weights at D = {dilation} differ from the in-process run's");
+    assert!(
+        bytes == in_process,
+        "weights at D = {dilation} differ from the in-process run's"
+    );
     let records = emulator.invocations();
-    assert!(records.iter().all(|r| r.dilation == dilation && r.confinement.contains("bandwidth shaped")));
+    assert!(records
+        .iter()
+        .all(|r| r.dilation == dilation && r.confinement.contains("bandwidth shaped")));
     let steps: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
         .expect("metrics")
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
-    let recorded_ms: f64 = steps.iter().map(|s| s["wall_ms"].as_f64().expect("wall_ms")).sum();
-    let first = records.iter().map(|r| r.start_unix_ms).min().expect("invocations") as f64;
+    let recorded_ms: f64 = steps
+        .iter()
+        .map(|s| s["wall_ms"].as_f64().expect("wall_ms"))
+        .sum();
+    let first = records
+        .iter()
+        .map(|r| r.start_unix_ms)
+        .min()
+        .expect("invocations") as f64;
     let last = records
         .iter()
         .map(|r| r.start_unix_ms as f64 + r.duration_ms * dilation)

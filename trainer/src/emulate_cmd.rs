@@ -70,7 +70,11 @@ pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
             cfg.validate()?;
             (cfg.platform, cfg.pricing, cfg.emulator)
         }
-        None if args.sets.is_empty() => (Platform::default(), Pricing::default(), EmulatorConfig::default()),
+        None if args.sets.is_empty() => (
+            Platform::default(),
+            Pricing::default(),
+            EmulatorConfig::default(),
+        ),
         None => {
             return Err(anyhow!(
                 "--set needs a config to override: trainer emulate --config CONFIG --set …"

@@ -39,13 +39,19 @@ impl EmulatorConfig {
         if !(self.dilation.is_finite() && self.dilation >= 1.0) {
             return Err(bad(
                 "emulator.dilation",
-                format!("must be a number of at least 1 (1: no dilation), got {}", self.dilation),
+                format!(
+                    "must be a number of at least 1 (1: no dilation), got {}",
+                    self.dilation
+                ),
             ));
         }
         if !(self.store_vcpus.is_finite() && self.store_vcpus > 0.0) {
             return Err(bad(
                 "emulator.store_vcpus",
-                format!("must be a positive number of cores, got {}", self.store_vcpus),
+                format!(
+                    "must be a positive number of cores, got {}",
+                    self.store_vcpus
+                ),
             ));
         }
         Ok(())
@@ -72,12 +78,20 @@ mod tests {
             dilation: 0.5,
             ..EmulatorConfig::default()
         };
-        assert!(e.validate().expect_err("refused").to_string().contains("emulator.dilation"));
+        assert!(e
+            .validate()
+            .expect_err("refused")
+            .to_string()
+            .contains("emulator.dilation"));
         let e = EmulatorConfig {
             store_vcpus: 0.0,
             ..EmulatorConfig::default()
         };
-        assert!(e.validate().expect_err("refused").to_string().contains("emulator.store_vcpus"));
+        assert!(e
+            .validate()
+            .expect_err("refused")
+            .to_string()
+            .contains("emulator.store_vcpus"));
         assert!(EmulatorConfig::default().validate().is_ok());
     }
 }

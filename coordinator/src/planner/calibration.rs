@@ -63,7 +63,12 @@ pub fn predict_with_peaks(
     local.plan.slices = Slices::Count(cuts.len() + 1);
     // plan_for rescales a profile measured at another micro-batch size (planning `microbatches = "auto"`).
     let outcome = crate::planner::plan_for(&local, profile, 1)?;
-    let peaks = outcome.chosen.slices.iter().map(|s| s.predicted_peak_mb).collect();
+    let peaks = outcome
+        .chosen
+        .slices
+        .iter()
+        .map(|s| s.predicted_peak_mb)
+        .collect();
     Ok((outcome.chosen.predicted, peaks))
 }
 

@@ -89,7 +89,10 @@ impl Network {
             let alias = format!("{ALIAS}{}", std::process::id());
             let made = run("ip", &strings(&["link", "set", &bridge, "alias", &alias]))
                 .and_then(|_| {
-                    run("ip", &strings(&["addr", "add", &format!("{gateway}/16"), "dev", &bridge]))
+                    run(
+                        "ip",
+                        &strings(&["addr", "add", &format!("{gateway}/16"), "dev", &bridge]),
+                    )
                 })
                 .and_then(|_| run("ip", &strings(&["link", "set", &bridge, "up"])));
             let network = Network {
@@ -113,7 +116,9 @@ impl Network {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let host_part = n + 2;
         if host_part >= 65_535 {
-            return Err(format!("the emulator's subnet is full ({n} instances so far)"));
+            return Err(format!(
+                "the emulator's subnet is full ({n} instances so far)"
+            ));
         }
         let address = Ipv4Addr::new(
             10,
@@ -134,17 +139,47 @@ impl Network {
             .and_then(|_| {
                 run(
                     "ip",
-                    &strings(&["link", "add", &host_dev, "type", "veth", "peer", "name", "eth0", "netns", ns]),
+                    &strings(&[
+                        "link", "add", &host_dev, "type", "veth", "peer", "name", "eth0", "netns",
+                        ns,
+                    ]),
                 )
             })
-            .and_then(|_| run("ip", &strings(&["link", "set", &host_dev, "master", &self.bridge, "up"])))
+            .and_then(|_| {
+                run(
+                    "ip",
+                    &strings(&["link", "set", &host_dev, "master", &self.bridge, "up"]),
+                )
+            })
             .and_then(|_| run("ip", &strings(&["-n", ns, "link", "set", "lo", "up"])))
             .and_then(|_| {
-                run("ip", &strings(&["-n", ns, "addr", "add", &format!("{address}/16"), "dev", "eth0"]))
+                run(
+                    "ip",
+                    &strings(&[
+                        "-n",
+                        ns,
+                        "addr",
+                        "add",
+                        &format!("{address}/16"),
+                        "dev",
+                        "eth0",
+                    ]),
+                )
             })
             .and_then(|_| run("ip", &strings(&["-n", ns, "link", "set", "eth0", "up"])))
             .and_then(|_| {
-                run("ip", &strings(&["-n", ns, "route", "add", "default", "via", &self.gateway.to_string()]))
+                run(
+                    "ip",
+                    &strings(&[
+                        "-n",
+                        ns,
+                        "route",
+                        "add",
+                        "default",
+                        "via",
+                        &self.gateway.to_string(),
+                    ]),
+                )
             })
             .and_then(|_| run("tc", &shaping::tbf_args(&host_dev, bytes_per_s)))
             .and_then(|_| {
@@ -196,10 +231,17 @@ fn remove_abandoned() {
     let text = String::from_utf8_lossy(&out.stdout);
     for line in text.lines() {
         // `7: lemu3: <…> … \    alias lambda-emulator pid=123`
-        let Some(name) = line.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n)) else {
+        let Some(name) = line
+            .split(": ")
+            .nth(1)
+            .map(|n| n.split('@').next().unwrap_or(n))
+        else {
             continue;
         };
-        let Some(k) = name.strip_prefix("lemu").and_then(|k| k.parse::<u32>().ok()) else {
+        let Some(k) = name
+            .strip_prefix("lemu")
+            .and_then(|k| k.parse::<u32>().ok())
+        else {
             continue;
         };
         let owner = line

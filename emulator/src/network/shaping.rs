@@ -8,14 +8,26 @@ pub const WIRE_PER_PAYLOAD: f64 = 1514.0 / 1448.0;
 
 /// The `tc` arguments (after `tc [-n NS]`) that shape `dev`'s egress to `payload_bytes_per_s` of TCP payload.
 pub fn tbf_args(dev: &str, payload_bytes_per_s: f64) -> Vec<String> {
-    let wire_bits = (payload_bytes_per_s * WIRE_PER_PAYLOAD * 8.0).round().max(8_000.0) as u64;
+    let wire_bits = (payload_bytes_per_s * WIRE_PER_PAYLOAD * 8.0)
+        .round()
+        .max(8_000.0) as u64;
     // Ten milliseconds' worth of tokens, at least 32 KiB. Measured on a 150 MB/s link (64 MB read by one TCP
     // stream): 4 ms of burst delivered 0.89 of the rate, 10 ms 0.93; a longer burst would let small tensors pass
     // unshaped.
     let burst = ((payload_bytes_per_s * 0.010) as u64).max(32 * 1024);
     [
-        "qdisc", "replace", "dev", dev, "root", "tbf", "rate", &format!("{wire_bits}bit"), "burst",
-        &burst.to_string(), "latency", "100ms",
+        "qdisc",
+        "replace",
+        "dev",
+        dev,
+        "root",
+        "tbf",
+        "rate",
+        &format!("{wire_bits}bit"),
+        "burst",
+        &burst.to_string(),
+        "latency",
+        "100ms",
     ]
     .iter()
     .map(|s| s.to_string())

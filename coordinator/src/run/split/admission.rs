@@ -163,7 +163,10 @@ mod tests {
         // 4 slices x 8 warm instances x 1,000 MB = 32,000 MB > 80 % of 24,000 MB, at any D.
         let f = fleet(1024, 4, 8, 1000.0);
         let e = admit(&f, &Platform::default(), &at(100.0), TWO_CORES).expect_err("refused");
-        assert!(e.contains("memory cannot be dilated") && e.contains("32000 MB"), "{e}");
+        assert!(
+            e.contains("memory cannot be dilated") && e.contains("32000 MB"),
+            "{e}"
+        );
     }
 
     #[test]

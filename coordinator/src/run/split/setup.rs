@@ -91,7 +91,13 @@ pub(super) async fn prepare<'a>(
     // The CPU check first (it needs no prediction, and a quick profile takes seconds), then the memory check.
     admit_on_emulator(&cfg, choices.planned.as_ref(), slices.len(), None, observer)?;
     let (predicted, planned_peak_mb) = predict_run(&cfg, choices.profile, &batch, &cuts).await?;
-    admit_on_emulator(&cfg, choices.planned.as_ref(), slices.len(), Some(planned_peak_mb), observer)?;
+    admit_on_emulator(
+        &cfg,
+        choices.planned.as_ref(),
+        slices.len(),
+        Some(planned_peak_mb),
+        observer,
+    )?;
     let prediction = Some(predicted);
     let store = open_store(&cfg, observer).await?;
     // The server process the run's keys live in: if it changes, they are gone (or an older snapshot of them).
@@ -303,7 +309,12 @@ fn admit_on_emulator(
     }
     let memory = planned.map(|o| o.chosen.slices.iter().map(|s| s.memory_mb).collect());
     let fleet = super::admission::Fleet {
-        memory_mb: cfg.lambda.functions(memory, slices).into_iter().map(|(_, mb)| mb).collect(),
+        memory_mb: cfg
+            .lambda
+            .functions(memory, slices)
+            .into_iter()
+            .map(|(_, mb)| mb)
+            .collect(),
         planned_peak_mb,
         microbatches: cfg.train.microbatches.resolved()?,
     };
