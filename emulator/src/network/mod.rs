@@ -135,58 +135,28 @@ impl Network {
             bytes_per_s,
         };
         let ns = link.namespace.as_str();
-        let made = run("ip", &strings(&["netns", "add", ns]))
-            .and_then(|_| {
-                run(
-                    "ip",
-                    &strings(&[
-                        "link", "add", &host_dev, "type", "veth", "peer", "name", "eth0", "netns",
-                        ns,
-                    ]),
-                )
-            })
-            .and_then(|_| {
-                run(
-                    "ip",
-                    &strings(&["link", "set", &host_dev, "master", &self.bridge, "up"]),
-                )
-            })
-            .and_then(|_| run("ip", &strings(&["-n", ns, "link", "set", "lo", "up"])))
-            .and_then(|_| {
-                run(
-                    "ip",
-                    &strings(&[
-                        "-n",
-                        ns,
-                        "addr",
-                        "add",
-                        &format!("{address}/16"),
-                        "dev",
-                        "eth0",
-                    ]),
-                )
-            })
-            .and_then(|_| run("ip", &strings(&["-n", ns, "link", "set", "eth0", "up"])))
-            .and_then(|_| {
-                run(
-                    "ip",
-                    &strings(&[
-                        "-n",
-                        ns,
-                        "route",
-                        "add",
-                        "default",
-                        "via",
-                        &self.gateway.to_string(),
-                    ]),
-                )
-            })
-            .and_then(|_| run("tc", &shaping::tbf_args(&host_dev, bytes_per_s)))
-            .and_then(|_| {
-                let mut args = strings(&["-n", ns]);
-                args.extend(shaping::tbf_args("eth0", bytes_per_s));
-                run("tc", &args)
-            });
+        let cidr = format!("{address}/16");
+        let gateway = self.gateway.to_string();
+        let ip = |words: &[&str]| ("ip", strings(words));
+        let mut steps = vec![
+            ip(&["netns", "add", ns]),
+            ip(&[
+                "link", "add", &host_dev, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ]),
+            ip(&["link", "set", &host_dev, "master", &self.bridge, "up"]),
+            ip(&["-n", ns, "link", "set", "lo", "up"]),
+            ip(&["-n", ns, "addr", "add", &cidr, "dev", "eth0"]),
+            ip(&["-n", ns, "link", "set", "eth0", "up"]),
+            ip(&["-n", ns, "route", "add", "default", "via", &gateway]),
+            ("tc", shaping::tbf_args(&host_dev, bytes_per_s)),
+        ];
+        let mut inside = strings(&["-n", ns]);
+        inside.extend(shaping::tbf_args("eth0", bytes_per_s));
+        steps.push(("tc", inside));
+        // In order, stopping at the first that fails.
+        let made = steps
+            .iter()
+            .try_for_each(|(program, args)| run(program, args));
         match made {
             Ok(()) => Ok(link),
             Err(e) => {
