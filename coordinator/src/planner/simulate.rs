@@ -27,6 +27,12 @@ pub struct StepPrediction {
     pub forward_ms_p50: f64,
     pub backward_ms_p50: f64,
     pub update_ms_p50: f64,
+    /// Per slice, the median over steps of its slowest task of each kind in the step, `[forward, backward,
+    /// update]` (backward 0 for the last slice), for the run's first deadlines: slices differ by orders of
+    /// magnitude where one holds the model's big layer (a deadline from the kind's median expired on it), and a
+    /// slice's first forward of a step also reads its weights, which a median over micro-batches leaves out.
+    #[serde(skip)]
+    pub slice_slowest_ms: Vec<[f64; 3]>,
 }
 
 /// Lambda bills each invocation's duration rounded up to the millisecond (tolerating float noise).
@@ -253,6 +259,7 @@ pub fn simulate(
     let mut run_ms = vec![0.0f64; total];
     let kind_of = |t: usize| (t / (s_n * m_n)).min(2);
     let mut kind_samples = [Vec::new(), Vec::new(), Vec::new()];
+    let mut slice_samples: Vec<[Vec<f64>; 3]> = vec![Default::default(); s_n];
     for _ in 0..draws {
         let mut billed_ms_gb = 0.0;
         let mut invocations = 0.0;
@@ -306,6 +313,18 @@ pub fn simulate(
         for t in (0..total).filter(|&t| graph.exists[t]) {
             kind_samples[kind_of(t)].push(run_ms[t]);
         }
+        for (s, samples) in slice_samples.iter_mut().enumerate() {
+            let slowest = |id: &dyn Fn(usize) -> usize| {
+                (0..m_n).map(|m| run_ms[id(m)]).fold(0.0f64, f64::max)
+            };
+            samples[0].push(slowest(&|m| f_id(s, m)));
+            samples[1].push(if s + 1 < s_n {
+                slowest(&|m| b_id(s, m))
+            } else {
+                0.0
+            });
+            samples[2].push(run_ms[u_id(s)]);
+        }
         makespans.push(end);
         gb_s += billed_ms_gb / 1e3;
         requests += invocations;
@@ -333,6 +352,10 @@ pub fn simulate(
         forward_ms_p50: med(kf),
         backward_ms_p50: if kb.is_empty() { 0.0 } else { med(kb) },
         update_ms_p50: med(ku),
+        slice_slowest_ms: slice_samples
+            .iter_mut()
+            .map(|kinds| kinds.each_mut().map(&med))
+            .collect(),
     }
 }
 
@@ -403,6 +426,36 @@ mod tests {
             0,
         );
         close(two.step_ms_p50, 10.0 + 30.0 + 20.0 + 5.0);
+        // Each slice's own task times, the first forward with its weights' read.
+        let expected = [[10.0, 20.0, 5.0], [30.0, 0.0, 7.0]];
+        for (got, want) in two.slice_slowest_ms.iter().zip(expected) {
+            (0..3).for_each(|k| close(got[k], want[k]));
+        }
+        let heavy = SliceModel {
+            weights_ms: 300.0,
+            ..slice(100.0, 200.0, 50.0, true)
+        };
+        let lopsided = simulate(
+            &[
+                slice(1.0, 2.0, 0.5, false),
+                slice(1.0, 2.0, 0.5, false),
+                heavy,
+            ],
+            shape(32),
+            free(100),
+            &p,
+            3,
+            0,
+        );
+        let heavy = lopsided.slice_slowest_ms[2];
+        [400.0, 0.0, 50.0]
+            .into_iter()
+            .enumerate()
+            .for_each(|(k, want)| close(heavy[k], want));
+        assert!(
+            lopsided.forward_ms_p50 < 100.0,
+            "the kind's median is the light slice's"
+        );
         // GB-seconds: task times × 1 GB.
         assert!((two.gb_seconds - (10.0 + 20.0 + 5.0 + 30.0 + 7.0) / 1e3).abs() < 1e-9);
         assert!(two.cost_usd_per_step > 0.0);

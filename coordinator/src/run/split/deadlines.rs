@@ -17,8 +17,9 @@
 //! * **late** (invoked again whatever the load) once it has taken [`MULTIPLIER`] × that percentile;
 //!
 //! each at least [`FLOOR`] and at most `runtime.task_timeout_s`. Before that many samples the kind's samples over
-//! all slices stand in, then every task's, then the planner's prediction of the kind's run time ([`Initial`]). The constants are
-//! justified in numbers in `docs/ARCHITECTURE.md` ("Deadlines from the run's own latency") and measured in
+//! all slices stand in, then every task's, then the planner's prediction of the slice's run time ([`Initial`]) —
+//! which also bounds the borrowed deadlines from below, since a slice holding the model's big layer can take ten
+//! times the others' time (a 4096×4096 layer at 256 MB: 3 s against 0.1 s). The constants are justified in numbers in `docs/ARCHITECTURE.md` ("Deadlines from the run's own latency") and measured in
 //! `experiments/recovery/`.
 
 use crate::stats::quantile_sorted;
@@ -64,12 +65,12 @@ pub enum Policy {
     Fixed(Duration),
 }
 
-/// The planner's predicted run time of each task kind, ms (NaN where it predicts none).
-#[derive(Clone, Copy, Debug)]
+/// The planner's predicted run time of each slice's tasks, ms, before the run has measured them.
+#[derive(Clone, Debug, Default)]
 pub struct Initial {
-    pub forward_ms: f64,
-    pub backward_ms: f64,
-    pub update_ms: f64,
+    /// Per slice, `[forward, backward, update]` (its slowest task of each kind in a step: `StepPrediction::slice_slowest_ms`); none:
+    /// no prediction, every task starts at the cap.
+    pub slice_ms: Vec<[f64; 3]>,
     /// Added to the first deadlines: what a cold start may take on the run's platform.
     pub slack_ms: f64,
 }
@@ -77,19 +78,21 @@ pub struct Initial {
 impl Initial {
     /// No prediction: every kind starts at the cap.
     pub const NONE: Initial = Initial {
-        forward_ms: f64::NAN,
-        backward_ms: f64::NAN,
-        update_ms: f64::NAN,
+        slice_ms: Vec::new(),
         slack_ms: 0.0,
     };
 
-    fn of(&self, kind: TaskKind) -> f64 {
-        match kind {
-            TaskKind::Forward => self.forward_ms,
-            TaskKind::Backward => self.backward_ms,
+    /// `task`'s predicted run time, NaN where there is none.
+    fn of(&self, task: TaskId) -> f64 {
+        let kind = match task.kind() {
+            TaskKind::Forward => 0,
+            TaskKind::Backward => 1,
             // A reduce streams the same gradients an update does; the clip barrier is small but waits on the store.
-            TaskKind::Update | TaskKind::Reduce | TaskKind::Clip => self.update_ms,
-        }
+            TaskKind::Update | TaskKind::Reduce | TaskKind::Clip => 2,
+        };
+        self.slice_ms
+            .get(task.slice())
+            .map_or(f64::NAN, |kinds| kinds[kind])
     }
 }
 
@@ -219,8 +222,8 @@ impl Deadlines {
     }
 
     /// The window that sets `task`'s limits: its (kind, slice)'s, else its kind's, else every task's, whichever
-    /// first holds [`MIN_SAMPLES`]; none yet.
-    fn window(&mut self, task: TaskId) -> Option<&mut Window> {
+    /// first holds [`MIN_SAMPLES`] (none yet), and whether it is the task's own.
+    fn window(&mut self, task: TaskId) -> Option<(&mut Window, bool)> {
         let kind = task.kind();
         let trusted = |w: &Window| w.samples.len() >= MIN_SAMPLES;
         if self
@@ -228,12 +231,15 @@ impl Deadlines {
             .get(&(kind, task.slice()))
             .is_some_and(trusted)
         {
-            return self.per_slice.get_mut(&(kind, task.slice()));
+            return self
+                .per_slice
+                .get_mut(&(kind, task.slice()))
+                .map(|w| (w, true));
         }
         if self.per_kind.get(&kind).is_some_and(trusted) {
-            return self.per_kind.get_mut(&kind);
+            return self.per_kind.get_mut(&kind).map(|w| (w, false));
         }
-        trusted(&self.all).then_some(&mut self.all)
+        trusted(&self.all).then_some((&mut self.all, false))
     }
 
     /// The limits of `task` now.
@@ -254,9 +260,11 @@ impl Deadlines {
                 cap
             }
         };
+        let predicted = self.initial.of(task);
+        let initial = clamp(INITIAL_STRETCH * predicted + self.initial.slack_ms);
         let loss = self.loss.rate();
         match self.window(task) {
-            Some(w) => {
+            Some((w, own)) => {
                 let p99 = w.quantile(0.99).unwrap_or(f64::NAN);
                 let mut speculate = SPECULATE_AT * p99;
                 if loss >= LOSS_WORTH_COPYING {
@@ -264,24 +272,26 @@ impl Deadlines {
                     let level = (1.0 - loss / (1.0 - loss)).max(LOWEST_SPECULATION_QUANTILE);
                     speculate = speculate.min(w.quantile(level).unwrap_or(speculate));
                 }
-                Limits {
+                let mut limits = Limits {
                     speculate: Some(clamp(speculate)),
                     deadline: clamp(MULTIPLIER * p99),
-                }
-            }
-            None => {
-                let predicted = self.initial.of(task.kind());
-                let deadline = if predicted.is_finite() {
-                    clamp(INITIAL_STRETCH * predicted + self.initial.slack_ms)
-                } else {
-                    cap
                 };
-                // Without a measurement there is nothing to call a straggler.
-                Limits {
-                    speculate: None,
-                    deadline,
+                // Another slice's (or kind's) latencies say little of a slice ten times heavier: until the task's
+                // own are trusted, its prediction bounds the deadline from below and nothing is a straggler
+                // before it.
+                if !own && predicted.is_finite() && initial > limits.deadline {
+                    limits = Limits {
+                        speculate: None,
+                        deadline: initial,
+                    };
                 }
+                limits
             }
+            // Without a measurement there is nothing to call a straggler.
+            None => Limits {
+                speculate: None,
+                deadline: initial,
+            },
         }
     }
 
@@ -325,9 +335,7 @@ mod tests {
     #[test]
     fn before_any_sample_the_prediction_sets_the_deadline_and_nothing_is_speculated() {
         let initial = Initial {
-            forward_ms: 2.0,
-            backward_ms: 4.0,
-            update_ms: 8.0,
+            slice_ms: vec![[2.0, 4.0, 8.0]],
             slack_ms: 1000.0,
         };
         let mut d = Deadlines::new(Policy::Auto { cap: CAP }, initial);
@@ -340,6 +348,31 @@ mod tests {
         );
         let mut none = Deadlines::new(Policy::Auto { cap: CAP }, Initial::NONE);
         assert_eq!(none.limits(F).deadline, CAP);
+    }
+
+    #[test]
+    fn a_heavy_slice_keeps_its_predicted_deadline_until_its_own_samples_are_trusted() {
+        let initial = Initial {
+            slice_ms: vec![[2.0, 4.0, 8.0], [200.0, 400.0, 800.0]],
+            slack_ms: 1000.0,
+        };
+        let mut d = Deadlines::new(Policy::Auto { cap: CAP }, initial);
+        for _ in 0..MIN_SAMPLES {
+            d.sample(F, ms(5.0));
+        }
+        // Slice 0's own window; slice 1 borrows it, but not below its prediction.
+        assert_eq!(d.limits(F).deadline, ms(15.0));
+        assert_eq!(
+            d.limits(F1),
+            Limits {
+                speculate: None,
+                deadline: ms(20.0 * 200.0 + 1000.0)
+            }
+        );
+        for _ in 0..MIN_SAMPLES {
+            d.sample(F1, ms(300.0));
+        }
+        assert_eq!(d.limits(F1).deadline, ms(900.0));
     }
 
     #[test]

@@ -225,9 +225,11 @@ fn deadlines(d: &Driver<'_>) -> Deadlines {
         InvokerKind::Local => 100.0 + rt.cold_start_ms as f64,
     };
     let initial = d.prediction.as_ref().map_or(Initial::NONE, |p| Initial {
-        forward_ms: p.forward_ms_p50 * stretch,
-        backward_ms: p.backward_ms_p50 * stretch,
-        update_ms: p.update_ms_p50 * stretch,
+        slice_ms: p
+            .slice_slowest_ms
+            .iter()
+            .map(|kinds| kinds.map(|ms| ms * stretch))
+            .collect(),
         slack_ms: slack_ms * stretch,
     });
     Deadlines::new(policy, initial)
@@ -310,17 +312,18 @@ async fn follow_events(
     for entry in events {
         p.last_event = now;
         p.cursor = entry.id.clone();
-        let event = TaskEvent::from_fields(&entry.fields).map_err(|reason| RunError::Task {
+        let mut event = TaskEvent::from_fields(&entry.fields).map_err(|reason| RunError::Task {
             task: format!("event {}", entry.id),
             reason,
         })?;
         if !p.tracker.first_copy(&event) {
             continue;
         }
-        // The log and the task statistics hold undilated times; the deadlines (the tracker) work on this clock.
-        let undilated = undilated(&event, d.cfg.emulator.dilation);
-        logs.events.write(&undilated)?;
-        p.task_times.record(&undilated);
+        // The log and the task statistics hold undilated times (the tracker reads none of these durations: its
+        // deadlines work on this process's clock).
+        undilate(&mut event, d.cfg.emulator.dilation);
+        logs.events.write(&event)?;
+        p.task_times.record(&event);
         for again in p.tracker.event(&event, now)? {
             d.invoke(again.task, again.attempt);
         }
@@ -328,19 +331,17 @@ async fn follow_events(
     Ok(now)
 }
 
-/// `event` with its durations divided by the time dilation (CPU time and timestamps stay as measured).
-fn undilated(event: &TaskEvent, dilation: f64) -> TaskEvent {
-    let mut e = event.clone();
+/// Divides `event`'s durations by the time dilation (CPU time and timestamps stay as measured).
+fn undilate(event: &mut TaskEvent, dilation: f64) {
     for ms in [
-        &mut e.invoke_ms,
-        &mut e.fetch_ms,
-        &mut e.compute_ms,
-        &mut e.store_ms,
-        &mut e.run_ms,
+        &mut event.invoke_ms,
+        &mut event.fetch_ms,
+        &mut event.compute_ms,
+        &mut event.store_ms,
+        &mut event.run_ms,
     ] {
         *ms /= dilation;
     }
-    e
 }
 
 /// Invokes again every due task past its deadline, and copies of stragglers (naming the first few late ones), or
