@@ -136,11 +136,38 @@ pub fn describe_destroy(functions: &[FunctionPlan]) -> Vec<String> {
         .collect()
 }
 
-fn sdk_err(what: &str, function: &str, e: impl std::error::Error) -> RunError {
-    // The error and its causes, one line: the service's own message (e.g. why a parameter was refused), not the
-    // response's headers and body the Debug form dumps.
-    let e = aws_sdk_lambda::error::DisplayErrorContext(e);
-    RunError::Deploy(format!("{what} {function}: {e}"))
+fn sdk_err<E, R>(what: &str, function: &str, e: aws_sdk_lambda::error::SdkError<E, R>) -> RunError
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_lambda::error::ProvideErrorMetadata;
+    // A refusal is the service's code and its own message (e.g. why a parameter was refused) — the error's causes
+    // would also dump the response's headers and body; anything else (no connection, a timeout) its causes.
+    let said = match e.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("refused"),
+            service.message().unwrap_or("(no message)")
+        ),
+        None => causes(&e),
+    };
+    RunError::Deploy(format!("{what} {function}: {said}"))
+}
+
+/// An error and its causes, each by its message (the SDK's error context ends with a Debug dump of the last).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut said = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !said.contains(&line) {
+            said.push_str(": ");
+            said.push_str(&line);
+        }
+        source = cause.source();
+    }
+    said
 }
 
 /// The execution role the functions run as; deploying needs one.
@@ -186,12 +213,17 @@ pub async fn apply(
         if stopped(stop, done, functions.len(), progress) {
             break;
         }
-        let exists = sdk
-            .get_function()
-            .function_name(&f.name)
-            .send()
-            .await
-            .is_ok();
+        // Only "not found" means create: an endpoint that cannot be reached (or refuses) stops here, named.
+        let exists = match sdk.get_function().function_name(&f.name).send().await {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(sdk_err("GetFunction", &f.name, e)),
+        };
         if exists {
             progress(&format!(
                 "{}: uploading the code ({} bytes)",
