@@ -141,7 +141,6 @@ where
     E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    use aws_sdk_lambda::error::ProvideErrorMetadata;
     // A refusal is the service's code and its own message (e.g. why a parameter was refused) — the error's causes
     // would also dump the response's headers and body; anything else (no connection, a timeout) its causes.
     let said = match e.as_service_error() {
@@ -150,24 +149,9 @@ where
             service.code().unwrap_or("refused"),
             service.message().unwrap_or("(no message)")
         ),
-        None => causes(&e),
+        None => slice_worker::invoker::lambda::error_causes(&e),
     };
     RunError::Deploy(format!("{what} {function}: {said}"))
-}
-
-/// An error and its causes, each by its message (the SDK's error context ends with a Debug dump of the last).
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut said = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !said.contains(&line) {
-            said.push_str(": ");
-            said.push_str(&line);
-        }
-        source = cause.source();
-    }
-    said
 }
 
 /// The execution role the functions run as; deploying needs one.

@@ -63,6 +63,35 @@ fn print_bill(bill: &Bill) {
     );
 }
 
+/// The emulator's settings for a config's `[platform]`, `[pricing]` and `[emulator]` at `dilation`; the account,
+/// life-cycle and address settings at their defaults.
+pub fn settings_of(
+    platform: &Platform,
+    pricing: &Pricing,
+    emulated: &EmulatorConfig,
+    dilation: Dilation,
+) -> Settings {
+    let (resources, prices) = platform_rules(platform, pricing);
+    Settings {
+        resources,
+        prices,
+        dilation,
+        latency: Latency {
+            invoke: Duration::from_secs_f64(platform.invoke_ms / 1e3),
+            cold_start: Duration::from_secs_f64(platform.cold_start_ms / 1e3),
+        },
+        bandwidth: emulated.shape_network.then_some(Bandwidth {
+            mb_s_at_1gb: platform.bandwidth_mb_s_at_1gb,
+            max_mb_s: platform.max_bandwidth_mb_s,
+        }),
+        store: emulated.store.then(|| StoreSettings {
+            vcpus: emulated.store_vcpus,
+            ..StoreSettings::default()
+        }),
+        ..Settings::default()
+    }
+}
+
 pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
     let (platform, pricing, mut emulated) = match args.config {
         Some(path) => {
@@ -105,28 +134,13 @@ pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
     std::fs::create_dir_all(args.dir)
         .with_context(|| format!("cannot create the emulator's folder {}", args.dir.display()))?;
     let settings = Settings {
-        resources,
-        prices,
         account_concurrency: args.account_concurrency,
         unreserved_minimum: (args.account_concurrency / 10).min(100),
         idle_reap: Duration::from_secs_f64(args.idle_reap_s),
         freeze: !args.no_freeze,
         dir: Some(args.dir.to_path_buf()),
         listen: args.listen,
-        dilation,
-        latency: Latency {
-            invoke: Duration::from_secs_f64(platform.invoke_ms / 1e3),
-            cold_start: Duration::from_secs_f64(platform.cold_start_ms / 1e3),
-        },
-        bandwidth: emulated.shape_network.then_some(Bandwidth {
-            mb_s_at_1gb: platform.bandwidth_mb_s_at_1gb,
-            max_mb_s: platform.max_bandwidth_mb_s,
-        }),
-        store: emulated.store.then(|| StoreSettings {
-            vcpus: emulated.store_vcpus,
-            ..StoreSettings::default()
-        }),
-        ..Settings::default()
+        ..settings_of(&platform, &pricing, &emulated, dilation)
     };
     let stop = crate::signals::install(
         "stopping the instances and printing the bill",

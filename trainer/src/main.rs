@@ -12,6 +12,7 @@ mod report;
 mod signals;
 mod status_cmd;
 mod sweep_cmd;
+mod sweep_emulator;
 mod threads;
 
 use anyhow::{Context, Result};

@@ -1,7 +1,8 @@
 //! `trainer sweep SWEEP.toml`: runs (or resumes) a sweep and prints where its results are.
 
 use anyhow::Result;
-use coordinator::sweep::{results::RowStatus, run_sweep as sweep, spec::Sweep, Options};
+use coordinator::sweep::platform::PointPlatform;
+use coordinator::sweep::{results::RowStatus, run_sweep as sweep, spec::Sweep, Hooks, Options};
 use std::path::{Path, PathBuf};
 
 /// `runs/sweep-<file stem>`: the same folder every time, so running the sweep again resumes it.
@@ -41,7 +42,20 @@ pub fn run_sweep(
         predict_only,
         retry_failed,
     };
-    let results = sweep(&spec, &opts, &mut progress, &mut log, &stop).map_err(|e| {
+    // Points on the emulator need the worker binary: found (or refused) before anything runs.
+    let mut emulated = match &spec.spec.emulator {
+        Some(e) if !predict_only => {
+            Some(crate::sweep_emulator::EmulatedPoints::new(e, &spec.base)?)
+        }
+        _ => None,
+    };
+    let hooks = Hooks {
+        observer: &mut progress,
+        log: &mut log,
+        stop: &stop,
+        platform: emulated.as_mut().map(|p| p as &mut dyn PointPlatform),
+    };
+    let results = sweep(&spec, &opts, hooks).map_err(|e| {
         anyhow::anyhow!(
             "{e}\n(results so far are in {}; run the same command again to resume)",
             out.display()

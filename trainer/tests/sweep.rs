@@ -155,6 +155,72 @@ fn a_sweep_trains_every_point_resumes_where_it_stopped_and_reports() {
     assert!(run_report.join("timeline.png").is_file());
 }
 
+/// A sweep that names the emulator trains each point there (an emulator of its own per point, at the sweep's
+/// dilation, shaped links, its store in a cgroup): the measured columns say so, come from the emulator's bill and
+/// cgroups, and the bytes still equal the in-process run's; a second start keeps what finished.
+#[test]
+fn a_sweep_on_the_emulator_measures_each_point_there_labelled_as_emulated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "base.toml", BASE);
+    let out = dir.path().join("emulated");
+    let text =
+        "base = \"base.toml\"\nsteps = 4\n[emulator]\ndilation = 2\nconcurrency = 4\n[grid]\n\
+                slices = [1, 2]\nmemory_mb = [1024]\n";
+    let o = sweep(dir.path(), text, &out, &[]);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains("estimated wall time") && log.contains("at D = 2"),
+        "{log}"
+    );
+    let r = results(&out);
+    for (name, slices) in [("s1-mem1024", 1), ("s2-mem1024", 2)] {
+        let p = point(&r, name);
+        assert_eq!(p["status"], "done", "{p}");
+        assert_eq!(
+            p["measured_on"],
+            serde_json::json!({"platform": "emulator", "dilation": 2.0}),
+            "{p}"
+        );
+        assert_eq!(p["same_weights_as_reference"], true, "{p}");
+        // Each slice's function's cgroup peak: a worker process holds at least its runtime.
+        let peaks = p["measured_peak_mb"].as_array().expect("peaks");
+        assert_eq!(peaks.len(), slices, "{p}");
+        assert!(peaks.iter().all(|m| m.as_f64().unwrap_or(0.0) > 1.0), "{p}");
+        // The emulator's bill: every slice's function started cold at least once.
+        assert!(p["cold_starts"].as_u64().unwrap_or(0) >= 1, "{p}");
+        assert!(
+            p["measured_gb_seconds_per_step"].as_f64().unwrap_or(0.0) > 0.0,
+            "{p}"
+        );
+        assert!(p["outside_cpu_s"].as_f64().unwrap_or(-1.0) >= 0.0, "{p}");
+        assert!(p["wall_s"].as_f64().unwrap_or(0.0) > 0.0, "{p}");
+        assert!(
+            out.join("points")
+                .join(name)
+                .join("emulator/events.jsonl")
+                .is_file(),
+            "{name}: the emulator's ledger beside the run"
+        );
+    }
+    // The reference trained in process, and says so.
+    assert_eq!(r["reference"]["measured_on"]["platform"], "local");
+    let csv = std::fs::read_to_string(out.join("results.csv")).expect("results.csv");
+    assert!(csv.contains("emulated (D = 2)"), "{csv}");
+
+    let o = sweep(dir.path(), text, &out, &[]);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains("s2-mem1024: done earlier, kept") && log.contains("for 0 of 2 points"),
+        "{log}"
+    );
+    let o = trainer(&["report", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(md.contains("emulated (D = 2)"), "{md}");
+}
+
 #[test]
 fn predict_only_trains_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -280,6 +346,23 @@ fn bad_sweep_files_fail_with_the_key_named_and_write_nothing() {
         (
             "base = \"fat.toml\"\n[grid]\nslices = [1]\nmemory_mb = [256]\n",
             "256 MB",
+        ),
+        // On the emulator: the dilation, the cap, one memory size per point, and a fleet this host cannot hold.
+        (
+            "base = \"base.toml\"\n[emulator]\ndilation = 0.5\n[grid]\nslices = [1]\nmemory_mb = [1024]\n",
+            "emulator.dilation",
+        ),
+        (
+            "base = \"base.toml\"\n[emulator]\ndilation = 2\nconcurrency = 0\n[grid]\nslices = [1]\nmemory_mb = [1024]\n",
+            "emulator.concurrency",
+        ),
+        (
+            "base = \"base.toml\"\n[emulator]\ndilation = 2\n[grid]\nslices = [1]\n",
+            "grid.memory_mb",
+        ),
+        (
+            "base = \"base.toml\"\n[emulator]\ndilation = 1\n[grid]\nslices = [1]\nmemory_mb = [10240]\nmicrobatches = [2]\n",
+            "the smallest dilation that fits is",
         ),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {

@@ -4,7 +4,9 @@
 //! interrupted one is moved aside and run again, a failed one stays failed unless asked to retry. A failed point is
 //! recorded and the sweep goes on.
 
+mod estimate;
 mod pick;
+pub mod platform;
 mod predicted;
 pub mod results;
 pub mod spec;
@@ -18,6 +20,7 @@ use crate::run::dir::RunDir;
 use crate::run::fit;
 use crate::run::record::{Observer, Summary};
 use pick::pick;
+use platform::{PlatformFigures, PointPlatform};
 use predicted::{predict, Predicted};
 use results::{Results, Row, RowKind, RowStatus};
 use serde::{Deserialize, Serialize};
@@ -92,6 +95,37 @@ fn measured(
     Ok(())
 }
 
+/// Replaces a row's bill with what the platform it ran on billed (every invocation's billed duration, init
+/// included, at its memory) and adds the platform's own figures.
+fn measured_on_platform(
+    row: &mut Row,
+    figures: &PlatformFigures,
+    cfg: &Config,
+    mean_step_ms: f64,
+    steps_per_epoch: u64,
+) {
+    let steps = row.steps.max(1) as f64;
+    let p = &cfg.pricing;
+    let gb_s = figures.gb_seconds / steps;
+    let per_step = gb_s * p.usd_per_gb_s
+        + figures.requests as f64 / steps * p.usd_per_request
+        + p.store_usd_per_hour * mean_step_ms / 3.6e6;
+    row.measured_gb_seconds_per_step = Some(gb_s);
+    row.measured_cost_usd_per_step = Some(per_step);
+    row.measured_cost_usd_per_epoch = Some(per_step * steps_per_epoch as f64);
+    row.cold_starts = Some(figures.cold_starts);
+    let functions = cfg
+        .lambda
+        .functions(Some(row.memory_mb.clone()), row.slices);
+    row.measured_peak_mb = Some(
+        functions
+            .iter()
+            .map(|(name, _)| figures.peak_mb.get(name).copied().unwrap_or(f64::NAN))
+            .collect(),
+    );
+    row.outside_cpu_s = Some(figures.outside_cpu_s);
+}
+
 /// Moves an unfinished point folder aside (`NAME.interrupted`, replacing an older one) so the point can run again.
 fn set_aside(dir: &Path) -> Result<(), RunError> {
     let aside = dir.with_extension("interrupted");
@@ -136,31 +170,37 @@ fn sweep_profile(
 }
 
 /// What a sweep reports to and checks while it runs: the observer of each fit, one log line per point, the stop
-/// flag.
-struct Hooks<'a> {
-    observer: &'a mut dyn Observer,
-    log: &'a mut dyn FnMut(&str),
-    stop: &'a AtomicBool,
+/// flag, and the platform the points train on (none: the local invoker).
+pub struct Hooks<'a> {
+    pub observer: &'a mut dyn Observer,
+    pub log: &'a mut dyn FnMut(&str),
+    pub stop: &'a AtomicBool,
+    pub platform: Option<&'a mut dyn PointPlatform>,
 }
 
 /// Runs (or resumes) `sweep` into `opts.out`; writes `results.json` and `results.csv` after every point. `log`
-/// hears one line per point; `observer` sees each fit.
-pub fn run_sweep(
-    sweep: &Sweep,
-    opts: &Options,
-    observer: &mut dyn Observer,
-    log: &mut dyn FnMut(&str),
-    stop: &AtomicBool,
-) -> Result<Results, RunError> {
+/// hears one line per point; `observer` sees each fit. A sweep with `[emulator]` needs `hooks.platform`.
+pub fn run_sweep(sweep: &Sweep, opts: &Options, mut hooks: Hooks<'_>) -> Result<Results, RunError> {
+    if sweep.spec.emulator.is_some() && hooks.platform.is_none() && !opts.predict_only {
+        return Err(RunError::Sweep {
+            file: sweep.file.clone(),
+            reason: "emulator: this caller cannot start the Lambda emulator the sweep names (trainer sweep can)"
+                .into(),
+        });
+    }
     let points = sweep.points()?;
     let out = &opts.out;
     let training = crate::job::Job::open(&sweep.base)?;
-    let (profile, profile_path, new_profile) = sweep_profile(sweep, &training, out, log)?;
+    let (profile, profile_path, new_profile) =
+        sweep_profile(sweep, &training, out, &mut *hooks.log)?;
     let profile_path = std::path::absolute(&profile_path).map_err(io(&profile_path))?;
     let crate::job::Job { model, sampler, .. } = &training;
     let units = model.units().len();
     let steps_per_epoch = sampler.steps_per_epoch() as u64;
     let planned = plan_points(sweep, &points, &profile_path, &profile, steps_per_epoch)?;
+    if !opts.predict_only {
+        (hooks.log)(&estimate::wall_time(sweep, &planned, out, steps_per_epoch));
+    }
     std::fs::create_dir_all(out.join("points")).map_err(io(out))?;
     let record = RunDir::new(out);
     let sweep_text = std::fs::read(&sweep.file).map_err(io(&sweep.file))?;
@@ -172,11 +212,6 @@ pub fn run_sweep(
     let save = |results: &Results| -> Result<(), RunError> {
         record.write_json("results.json", results)?;
         record.write_bytes("results.csv", results::to_csv(results).as_bytes())
-    };
-    let mut hooks = Hooks {
-        observer,
-        log,
-        stop,
     };
     if sweep.spec.reference {
         let cfg = sweep.reference();
@@ -267,9 +302,28 @@ fn plan_points(
         let mut point = point.clone();
         point.config.plan.profile = Some(profile_path.to_path_buf());
         let p = predict(sweep, &point, profile, steps_per_epoch)?;
+        if sweep.spec.emulator.is_some() {
+            admit(sweep, &point, &p)?;
+        }
         planned.push((point, p));
     }
     Ok(planned)
+}
+
+/// A point on the emulator that this host cannot hold at the sweep's dilation is refused before anything runs,
+/// with the numbers and the smallest dilation that would do.
+fn admit(sweep: &Sweep, point: &Point, p: &Predicted) -> Result<(), RunError> {
+    use crate::run::split::admission::{admit, Fleet, Host};
+    let cfg = &point.config;
+    let fleet = Fleet {
+        memory_mb: p.memory_mb().to_vec(),
+        planned_peak_mb: Some(p.lambda_peaks_mb()),
+        tasks_at_once: Fleet::tasks_at_once(cfg)?,
+    };
+    admit(&fleet, &cfg.platform, &cfg.emulator, Host::this()).map_err(|reason| RunError::Sweep {
+        file: sweep.file.clone(),
+        reason: format!("point {}: emulator.dilation: {reason}", point.name),
+    })
 }
 
 /// The results of a sweep before any point ran.
@@ -303,9 +357,28 @@ fn train_point(
 ) -> Result<Row, RunError> {
     (hooks.log)(&format!("{label}: training {} steps", row.steps));
     row.dir = Some(format!("points/{}", point.name));
-    match fit(&point.config, &RunDir::new(dir), hooks.observer, hooks.stop) {
+    let started = std::time::Instant::now();
+    let mut cfg = point.config.clone();
+    if let Some(platform) = hooks.platform.as_deref_mut() {
+        let functions = cfg
+            .lambda
+            .functions(Some(row.memory_mb.clone()), row.slices);
+        platform.start_point(&mut cfg, &functions, &dir.join("emulator"))?;
+        row.measured_on = platform.measured_on();
+    }
+    let trained = fit(&cfg, &RunDir::new(dir), hooks.observer, hooks.stop);
+    let figures = match hooks.platform.as_deref_mut() {
+        Some(platform) => Some(platform.finish_point()?),
+        None => None,
+    };
+    row.wall_s = Some(started.elapsed().as_secs_f64());
+    match trained {
         Ok(summary) => {
-            measured(&mut row, &summary, dir, &point.config, steps_per_epoch)?;
+            measured(&mut row, &summary, dir, &cfg, steps_per_epoch)?;
+            if let Some(f) = &figures {
+                let mean_step_ms = summary.train_s * 1e3 / summary.steps.max(1) as f64;
+                measured_on_platform(&mut row, f, &cfg, mean_step_ms, steps_per_epoch);
+            }
             if let Some(r) = reference.filter(|r| r.microbatches == row.microbatches) {
                 row.same_weights_as_reference =
                     Some(r.weights_sha256.is_some() && r.weights_sha256 == row.weights_sha256);

@@ -38,6 +38,28 @@ impl Predicted {
         })
     }
 
+    /// Each slice's memory, MB.
+    pub(super) fn memory_mb(&self) -> &[u32] {
+        &self.memory
+    }
+
+    /// Each slice's peak memory on Lambda by the model, MB.
+    pub(super) fn lambda_peaks_mb(&self) -> Vec<f64> {
+        self.lambda
+            .slices
+            .iter()
+            .map(|s| s.predicted_peak_mb)
+            .collect()
+    }
+
+    /// The median step, ms: on the platform the point runs on (`here`), and on Lambda.
+    pub(super) fn step_ms_p50(&self) -> (f64, f64) {
+        (
+            self.here.predicted.step_ms_p50,
+            self.lambda.predicted.step_ms_p50,
+        )
+    }
+
     /// The row of a split with these predictions, before (or without) running it.
     pub(super) fn row(
         &self,

@@ -1,8 +1,10 @@
 //! One row per sweep point — measured beside predicted — and the sweep's `results.json` and `results.csv`.
 //!
-//! Three kinds of number, never mixed: *measured* (this machine, from the run's summary and events), *predicted*
-//! (the latency model for this machine: what the measurement should show) and *projected* (the platform model for
-//! real Lambda: vCPU share by memory, invoke and cold-start latency). Costs: `measured_cost` is (a), the measured
+//! Three kinds of number, never mixed: *measured* (where the row says it was measured — this machine's local
+//! invoker, or the Lambda emulator at a time dilation, undilated — from the run's summary and events or the
+//! emulator's bill), *predicted* (the latency model for the platform the row was measured on: what the measurement
+//! should show) and *projected* (the platform model for real Lambda: vCPU share by memory, invoke and cold-start
+//! latency). Costs: `measured_cost` is (a), the measured
 //! task durations here × the price of the memory each function was given; `projected_cost` is (b), the model's
 //! projection for Lambda.
 
@@ -58,6 +60,28 @@ impl std::fmt::Display for RowStatus {
     }
 }
 
+/// Where a row's `measured_*` figures come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "platform")]
+pub enum MeasuredOn {
+    /// This machine, every slice in one process (the local invoker).
+    #[default]
+    Local,
+    /// The Lambda emulator at time dilation `dilation`: each function with its memory's CPU, memory and
+    /// bandwidth, times undilated, costs from the emulator's bill.
+    Emulator { dilation: f64 },
+}
+
+impl MeasuredOn {
+    /// A short label for tables and plots.
+    pub fn label(&self) -> String {
+        match self {
+            MeasuredOn::Local => "local".into(),
+            MeasuredOn::Emulator { dilation } => format!("emulated (D = {dilation})"),
+        }
+    }
+}
+
 /// A row of `results.csv` / an entry of `results.json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Row {
@@ -82,6 +106,20 @@ pub struct Row {
     /// The model's peak memory of each slice, MB (the local invoker runs every slice in one process: a per-slice
     /// RSS is measured only on Lambda or its emulator).
     pub predicted_peak_mb: Vec<f64>,
+    /// Where the `measured_*` figures were taken.
+    #[serde(default)]
+    pub measured_on: MeasuredOn,
+    /// On the emulator: the peak memory of each slice's function, MB (its instances' cgroup high-water mark; slices
+    /// that share a function — the same memory size — show the same figure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_peak_mb: Option<Vec<f64>>,
+    /// On the emulator: CPU the driver and the emulator used outside the instances and the store, seconds (what
+    /// the emulated world does not account for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_cpu_s: Option<f64>,
+    /// The point's wall time on this host, seconds (on the emulator: dilated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
     pub measured_step_ms_p50: Option<f64>,
     pub measured_step_ms_p95: Option<f64>,
     pub predicted_step_ms_p50: f64,
@@ -145,13 +183,14 @@ pub struct Results {
 
 pub fn legend() -> Vec<String> {
     [
-        "measured_*: this machine (local invoker), steady state after warm-up steps",
-        "predicted_*: the latency model for this machine (what measured_* should show)",
+        "measured_*: where measured_on says — local: this machine's local invoker; emulator: the Lambda emulator at time dilation D (each function its memory's CPU, memory and bandwidth; times undilated, GB-seconds and cost from its bill) — steady state after warm-up steps",
+        "predicted_*: the latency model for the platform the row was measured on (what measured_* should show; on the emulator, Lambda's)",
         "projected_*: the platform model for AWS Lambda (vCPU share by memory, invoke and cold-start latency)",
         "measured_cost (a): measured task durations here x the price of the memory each function was given, + requests + store",
         "projected_cost (b): the platform model's projection for real Lambda",
         "reference: the base config trained in one process; vm_cost prices its step on a VM, its measured_cost on one function of the largest memory",
-        "predicted_peak_mb: the model's peak per slice; a per-slice RSS is measured only on Lambda or its emulator",
+        "predicted_peak_mb: the model's peak per slice; measured_peak_mb: each slice's function's peak on the emulator",
+        "outside_cpu_s: on the emulator, the CPU the driver and the emulator used beside the instances and the store; wall_s: the point's wall time here (dilated)",
     ]
     .into_iter()
     .map(String::from)
@@ -189,6 +228,8 @@ pub fn to_csv(results: &Results) -> String {
         "steps",
         "memory_mb",
         "predicted_peak_mb",
+        "measured_on",
+        "measured_peak_mb",
         "measured_step_ms_p50",
         "measured_step_ms_p95",
         "predicted_step_ms_p50",
@@ -210,6 +251,8 @@ pub fn to_csv(results: &Results) -> String {
         "final_loss",
         "weights_sha256",
         "same_weights_as_reference",
+        "outside_cpu_s",
+        "wall_s",
         "error",
     ];
     let mut out = header.join(",");
@@ -232,6 +275,10 @@ pub fn to_csv(results: &Results) -> String {
             r.steps.to_string(),
             list(&r.memory_mb),
             list(&peaks),
+            r.measured_on.label(),
+            r.measured_peak_mb.as_ref().map_or(String::new(), |v| {
+                list(&v.iter().map(|p| format!("{p:.1}")).collect::<Vec<_>>())
+            }),
             opt(&r.measured_step_ms_p50),
             opt(&r.measured_step_ms_p95),
             r.predicted_step_ms_p50.to_string(),
@@ -253,6 +300,8 @@ pub fn to_csv(results: &Results) -> String {
             opt(&r.final_loss),
             opt(&r.weights_sha256),
             opt(&r.same_weights_as_reference),
+            opt(&r.outside_cpu_s),
+            opt(&r.wall_s),
             opt(&r.error),
         ];
         let line: Vec<String> = cells.iter().map(|c| field(c)).collect();

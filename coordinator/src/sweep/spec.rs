@@ -25,11 +25,97 @@ pub struct SweepFile {
     /// the same micro-batch count must reproduce, and its step time prices the one-function and VM comparisons.
     #[serde(default = "yes")]
     pub reference: bool,
+    /// Train every point on the Lambda emulator instead of the local invoker (`[emulator]`); absent: locally.
+    #[serde(default)]
+    pub emulator: Option<SweepEmulator>,
     pub grid: Grid,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// `[emulator]` of a sweep file: each point is trained on a Lambda emulator of its own (fresh instances, its own
+/// store) at time dilation `dilation`, and measured there; the reference still trains in process.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SweepEmulator {
+    /// Time dilation D (`emulator.dilation`): the smallest D this host admits for the sweep's biggest point (the
+    /// sweep says which before it starts).
+    pub dilation: f64,
+    /// The most function instances running at once: the emulator's account concurrency, and a cap on every
+    /// point's `runtime.concurrency` (default: the base's `runtime.concurrency`).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Shape each instance's link to its memory's `[platform]` bandwidth (default: yes).
+    #[serde(default = "yes")]
+    pub shape_network: bool,
+    /// The store's CPU in the emulated world, cores (`emulator.store_vcpus`).
+    #[serde(default = "one")]
+    pub store_vcpus: f64,
+}
+
+/// The endpoint and store a point on the emulator is validated (and hashed, for resuming) with; the sweep puts the
+/// point's own emulator's in their place when it runs.
+pub const EMULATOR_ENDPOINT_PLACEHOLDER: &str = "http://127.0.0.1:9";
+pub const EMULATOR_STORE_PLACEHOLDER: &str = "redis://127.0.0.1:9";
+
+impl SweepEmulator {
+    fn validate(&self, file: &Path) -> Result<(), RunError> {
+        if !(self.dilation.is_finite() && self.dilation >= 1.0) {
+            return Err(err(
+                file,
+                format!(
+                    "emulator.dilation: must be a number of at least 1, got {}",
+                    self.dilation
+                ),
+            ));
+        }
+        if self.concurrency == Some(0) {
+            return Err(err(file, "emulator.concurrency: must be at least 1"));
+        }
+        if !(self.store_vcpus.is_finite() && self.store_vcpus > 0.0) {
+            return Err(err(
+                file,
+                format!(
+                    "emulator.store_vcpus: must be a positive number of cores, got {}",
+                    self.store_vcpus
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cap on functions at once.
+    pub fn concurrency_cap(&self, base: &Config) -> usize {
+        self.concurrency.unwrap_or(base.runtime.concurrency)
+    }
+
+    /// `cfg` as a point on the emulator: the Lambda invoker at this dilation, x86_64 functions (the emulator runs
+    /// this host's worker), at most the cap at once.
+    fn apply(&self, cfg: &mut Config, cap: usize) {
+        cfg.runtime.invoker = crate::config::InvokerKind::Lambda;
+        cfg.runtime.concurrency = cfg.runtime.concurrency.min(cap);
+        cfg.runtime.store = EMULATOR_STORE_PLACEHOLDER
+            .parse()
+            .unwrap_or_else(|e| unreachable!("a valid URL: {e}"));
+        cfg.lambda.endpoint_url = Some(EMULATOR_ENDPOINT_PLACEHOLDER.into());
+        cfg.lambda.architecture = crate::config::Architecture::X86_64;
+        cfg.emulator = crate::config::EmulatorConfig {
+            dilation: self.dilation,
+            shape_network: self.shape_network,
+            store: true,
+            store_vcpus: self.store_vcpus,
+        };
+        // Injected faults are the local invoker's; on the emulator a point runs fault-free.
+        cfg.runtime.fault_rate = 0.0;
+        cfg.runtime.duplicate_rate = 0.0;
+        cfg.runtime.cold_start_ms = 0;
+    }
 }
 
 /// `[grid]`: every combination of the lists given is a point. `slices` and `cuts` are alternatives (one of them
@@ -119,6 +205,9 @@ impl Sweep {
         as_split
             .validate()
             .map_err(|e| err(file, format!("base config {}: {e}", base_path.display())))?;
+        if let Some(e) = &spec.emulator {
+            e.validate(file)?;
+        }
         let profile = spec
             .profile
             .as_ref()
@@ -276,6 +365,18 @@ impl Sweep {
         if let Some(bc) = c.become_successor {
             cfg.plan.become_successor = bc;
             name.push_str(if bc { "-become" } else { "-invoke" });
+        }
+        if let Some(e) = &self.spec.emulator {
+            // The run gives every slice `lambda.memory_mb`: the planner's per-slice sizes cannot be deployed.
+            let Some(mb) = c.memory_mb else {
+                return Err(err(
+                    file,
+                    "grid.memory_mb: a sweep on the emulator deploys one memory size per point; list the sizes to \
+                     sweep (e.g. memory_mb = [1024, 1769])",
+                ));
+            };
+            cfg.lambda.memory_mb = mb;
+            e.apply(&mut cfg, e.concurrency_cap(&self.base));
         }
         cfg.validate()
             .map_err(|e| err(file, format!("point {name}: {e}")))?;

@@ -94,7 +94,10 @@ impl Network {
                         &strings(&["addr", "add", &format!("{gateway}/16"), "dev", &bridge]),
                     )
                 })
-                .and_then(|_| run("ip", &strings(&["link", "set", &bridge, "up"])));
+                .and_then(|_| {
+                    let mtu = shaping::MTU.to_string();
+                    run("ip", &strings(&["link", "set", &bridge, "mtu", &mtu, "up"]))
+                });
             let network = Network {
                 k,
                 bridge,
@@ -136,12 +139,14 @@ impl Network {
         };
         let ns = link.namespace.as_str();
         let cidr = format!("{address}/16");
+        let mtu = shaping::MTU.to_string();
         let gateway = self.gateway.to_string();
         let ip = |words: &[&str]| ("ip", strings(words));
         let mut steps = vec![
             ip(&["netns", "add", ns]),
             ip(&[
-                "link", "add", &host_dev, "type", "veth", "peer", "name", "eth0", "netns", ns,
+                "link", "add", &host_dev, "mtu", &mtu, "type", "veth", "peer", "name", "eth0",
+                "mtu", &mtu, "netns", ns,
             ]),
             ip(&["link", "set", &host_dev, "master", &self.bridge, "up"]),
             ip(&["-n", ns, "link", "set", "lo", "up"]),

@@ -68,6 +68,22 @@ impl Backoff {
     }
 }
 
+/// An error and its causes, each by its message, on one line (the SDK's errors print only their kind, and their
+/// Debug form dumps the whole request).
+pub fn error_causes(e: &dyn std::error::Error) -> String {
+    let mut said = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !said.contains(&line) {
+            said.push_str(": ");
+            said.push_str(&line);
+        }
+        source = cause.source();
+    }
+    said
+}
+
 /// Why an invocation did not happen (or failed).
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -253,18 +269,26 @@ impl LambdaClient {
                 }
                 // No answer at all (connection refused or reset, timeout): the request may not have arrived.
                 // Retrying may deliver an event twice, which tasks tolerate.
+                // A request that could not be made (no region to sign for, a bad endpoint) is not retried.
+                Err(e) if matches!(&e, SdkError::DispatchFailure(d) if d.is_user() || d.is_other()) =>
+                {
+                    return Err(InvokeError::Refused {
+                        function: function.into(),
+                        reason: format!("the call could not be made: {}", error_causes(&e)),
+                    });
+                }
                 Err(
                     e @ (SdkError::DispatchFailure(_)
                     | SdkError::TimeoutError(_)
                     | SdkError::ResponseError(_)),
                 ) => {
-                    last = format!("{e:?}");
+                    last = error_causes(&e);
                     continue;
                 }
                 Err(e) => {
                     return Err(InvokeError::Refused {
                         function: function.into(),
-                        reason: format!("{e:?}"),
+                        reason: error_causes(&e),
                     })
                 }
             }

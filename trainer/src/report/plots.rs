@@ -6,7 +6,7 @@
 
 use super::font::FAMILY;
 use anyhow::{anyhow, Result};
-use coordinator::sweep::results::Row;
+use coordinator::sweep::results::{MeasuredOn, Row};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -134,6 +134,18 @@ fn named(groups: &Groups, group: &str, what: &str) -> String {
     }
 }
 
+/// What the rows' measured figures are: `measured here` on the local invoker, `emulated (D = …)` on the emulator.
+fn measured_label(rows: &[Row]) -> String {
+    match rows
+        .iter()
+        .map(|r| r.measured_on)
+        .find(|m| *m != MeasuredOn::Local)
+    {
+        Some(on) => on.label(),
+        None => "measured here".into(),
+    }
+}
+
 /// Step latency against slices: measured p50 (filled) and p95 (hollow), the predicted p50–p95 band for this
 /// machine, and the projection for Lambda (dashed).
 pub struct LatencyVsSlices<'a> {
@@ -200,7 +212,7 @@ impl Plot for LatencyVsSlices<'_> {
                 .label(named(
                     self.groups,
                     label,
-                    "measured p50 (filled), p95 (hollow)",
+                    &format!("{} p50 (filled), p95 (hollow)", measured_label(rows)),
                 ))
                 .legend(legend_line(c));
             chart.draw_series(measured.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
@@ -285,7 +297,7 @@ impl Plot for CostVsSlices<'_> {
                 .label(named(
                     self.groups,
                     label,
-                    "(a) measured here × memory price",
+                    &format!("(a) {} × memory price", measured_label(rows)),
                 ))
                 .legend(legend_line(c));
             chart.draw_series(measured.iter().map(|&p| Circle::new(p, 5, c.filled())))?;

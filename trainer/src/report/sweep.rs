@@ -78,16 +78,17 @@ fn latency_and_cost(md: &mut String, results: &Results) {
     let _ = writeln!(md, "\n## Latency and cost\n");
     let _ = writeln!(
         md,
-        "| point | status | memory MB | measured p50 / p95 ms | predicted p50 / p95 ms | projected Lambda p50 / p95 ms | (a) measured USD/step | (a) predicted USD/step | (b) projected USD/step | (a) USD/epoch | (b) USD/epoch |"
+        "| point | status | memory MB | measured on | measured p50 / p95 ms | predicted p50 / p95 ms | projected Lambda p50 / p95 ms | (a) measured USD/step | (a) predicted USD/step | (b) projected USD/step | (a) USD/epoch | (b) USD/epoch |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows.iter().chain(&results.reference) {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} / {} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {:.3e} | {:.3e} | {} | {:.3e} |",
+            "| {} | {} | {} | {} | {} / {} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {:.3e} | {:.3e} | {} | {:.3e} |",
             r.point,
             r.status,
             list(&r.memory_mb),
+            r.measured_on.label(),
             ms(r.measured_step_ms_p50),
             ms(r.measured_step_ms_p95),
             r.predicted_step_ms_p50,
@@ -109,11 +110,11 @@ fn what_the_runs_did(md: &mut String, results: &Results) {
     let _ = writeln!(md, "\n## What the runs did\n");
     let _ = writeln!(
         md,
-        "| point | slices (unit bounds) | micro-batches | recompute | become | tasks | cold starts | retries | bytes/step | GB-s/step (a) | GB-s/step (b) | predicted peak MB | final loss | weights = reference |"
+        "| point | slices (unit bounds) | micro-batches | recompute | become | tasks | cold starts | retries | bytes/step | GB-s/step (a) | GB-s/step (b) | predicted peak MB | measured peak MB | final loss | weights = reference |"
     );
     let _ = writeln!(
         md,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in rows.iter().chain(&results.reference) {
         let peaks: Vec<String> = r
@@ -123,7 +124,7 @@ fn what_the_runs_did(md: &mut String, results: &Results) {
             .collect();
         let _ = writeln!(
             md,
-            "| {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {} | {} | {} |",
+            "| {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {} | {} | {} | {} |",
             r.point,
             r.slices,
             list(&r.bounds),
@@ -138,6 +139,11 @@ fn what_the_runs_did(md: &mut String, results: &Results) {
                 .map_or("–".into(), |v| format!("{v:.4}")),
             r.projected_gb_seconds_per_step,
             peaks.join(" / "),
+            r.measured_peak_mb.as_ref().map_or("–".into(), |v| v
+                .iter()
+                .map(|p| format!("{p:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / ")),
             r.final_loss.map_or("–".into(), |v| format!("{v:.4}")),
             r.same_weights_as_reference
                 .map_or("–", |v| if v { "yes" } else { "NO" }),

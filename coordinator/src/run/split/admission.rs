@@ -5,8 +5,8 @@
 //! CPU, the smallest D that would fit.
 //!
 //! The estimate: a step's M micro-batches each occupy one slice's task at a time (they move through the slices as a
-//! wavefront), so at most M tasks compute at once, each with the vCPU of the largest slice's function; every slice's
-//! function keeps up to M warm instances (frozen between invocations, their pages kept), each at its planned peak.
+//! wavefront), so at most M tasks compute at once (fewer where `runtime.concurrency` caps them), each with the vCPU
+//! of the largest slice's function; every slice's function keeps up to that many warm instances (frozen between invocations, their pages kept), each at its planned peak.
 
 use crate::config::{EmulatorConfig, Platform};
 
@@ -24,7 +24,19 @@ pub struct Fleet {
     /// Each slice's planned peak (the planner's per-task memory), MB; `None` before the run's prediction (the
     /// memory check waits for it).
     pub planned_peak_mb: Option<Vec<f64>>,
-    pub microbatches: usize,
+    /// Tasks computing at once: the micro-batches, at most `runtime.concurrency`.
+    pub tasks_at_once: usize,
+}
+
+impl Fleet {
+    /// A config's tasks at once (its micro-batch count resolved).
+    pub fn tasks_at_once(cfg: &crate::config::Config) -> Result<usize, crate::error::RunError> {
+        Ok(cfg
+            .train
+            .microbatches
+            .resolved()?
+            .min(cfg.runtime.concurrency.max(1)))
+    }
 }
 
 /// What this host has.
@@ -58,7 +70,7 @@ pub fn admit(
     emulator: &EmulatorConfig,
     host: Host,
 ) -> Result<(), String> {
-    let m = fleet.microbatches.max(1) as f64;
+    let m = fleet.tasks_at_once.max(1) as f64;
     let widest = fleet
         .memory_mb
         .iter()
@@ -70,11 +82,11 @@ pub fn admit(
     if undilated / d > room {
         let smallest = (undilated / room).ceil();
         return Err(format!(
-            "the fleet needs {:.2} cores at emulator.dilation = {d} ({} micro-batches at once x {widest:.2} vCPU of \
+            "the fleet needs {:.2} cores at emulator.dilation = {d} ({} tasks at once x {widest:.2} vCPU of \
              the largest function + {} of the store, / {d}), and this host has {} cores less {RESERVED_CORES} for \
              the driver and the emulator: the smallest dilation that fits is {smallest}",
             undilated / d,
-            fleet.microbatches,
+            fleet.tasks_at_once,
             emulator.store_vcpus,
             host.cores
         ));
@@ -89,7 +101,7 @@ pub fn admit(
             "the fleet's warm instances would hold {peaks:.0} MB at their planned peaks ({} per slice's function, \
              peaks {:?} MB), more than {:.0}% of this host's {:.0} MB; memory cannot be dilated — fewer \
              micro-batches or a smaller model",
-            fleet.microbatches,
+            fleet.tasks_at_once,
             planned
                 .iter()
                 .map(|p| p.round() as u64)
@@ -124,7 +136,7 @@ mod tests {
         Fleet {
             memory_mb: vec![memory_mb; slices],
             planned_peak_mb: Some(vec![peak; slices]),
-            microbatches: m,
+            tasks_at_once: m,
         }
     }
 

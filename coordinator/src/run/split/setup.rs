@@ -316,7 +316,7 @@ fn admit_on_emulator(
             .map(|(_, mb)| mb)
             .collect(),
         planned_peak_mb,
-        microbatches: cfg.train.microbatches.resolved()?,
+        tasks_at_once: super::admission::Fleet::tasks_at_once(cfg)?,
     };
     let host = super::admission::Host::this();
     match super::admission::admit(&fleet, &cfg.platform, &cfg.emulator, host) {
@@ -489,11 +489,22 @@ async fn open_invoker(
     let r = &cfg.runtime;
     if r.invoker == InvokerKind::Lambda {
         let l = &cfg.lambda;
+        let on_this_host = l
+            .endpoint_url
+            .as_deref()
+            .is_some_and(super::admission::is_on_this_host);
         let settings = LambdaSettings {
-            region: l.region.clone(),
+            // The emulator serves every region; the SDK signs for one.
+            region: l
+                .region
+                .clone()
+                .or_else(|| on_this_host.then(|| "us-east-1".to_string())),
             profile: l.profile.clone(),
             endpoint_url: l.endpoint_url.clone(),
-            static_credentials: None,
+            // An emulator on this host takes any credentials: a machine without AWS ones can still rehearse (and a
+            // developer's real ones need not go to a local process).
+            static_credentials: on_this_host
+                .then(|| ("emulator".to_string(), "emulator".to_string())),
         };
         let client = LambdaClient::new(&settings, r.concurrency, Default::default()).await;
         probe_functions(&client, &plan.functions).await?;
