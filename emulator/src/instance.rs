@@ -108,6 +108,11 @@ fn runtime_env(
             ("AWS_ACCESS_KEY_ID", "emulator".to_string()),
             ("AWS_SECRET_ACCESS_KEY", "emulator".to_string()),
             ("AWS_ENDPOINT_URL_LAMBDA", format!("http://{host}:{port}")),
+            // Not Lambda's: the worker stretches its own waits (store retries, invoke backoff) by it.
+            (
+                "TRAINER_DILATION",
+                state.settings.dilation.factor().to_string(),
+            ),
             ("LAMBDA_TASK_ROOT", task_root(&config.binary)),
         ]
         .map(|(k, v)| (k.to_string(), v)),

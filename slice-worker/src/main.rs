@@ -5,7 +5,8 @@
 //! (one JSON line each) instead of starting them: a way to run or debug one task by hand against a run's store.
 //!
 //! Environment: `TRAINER_STORE` (the run's Redis URL; required), `TRAINER_THREADS` (compute threads; default:
-//! the CPUs this process may use — on Lambda, the function's vCPU share). The SDK's usual variables (`AWS_REGION`,
+//! the CPUs this process may use — on Lambda, the function's vCPU share), `TRAINER_DILATION` (set by the emulator at a
+//! time dilation D: the store's retry window and the invoke backoff last D times longer; default 1). The SDK's usual variables (`AWS_REGION`,
 //! credentials, `AWS_ENDPOINT_URL_LAMBDA`) reach Lambda for successors.
 
 use async_trait::async_trait;
@@ -31,7 +32,7 @@ const INVOKE_CONCURRENCY: usize = 64;
 
 fn usage() -> &'static str {
     "usage: slice-worker PAYLOAD_JSON   (outside Lambda: run one task, e.g. '{\"run\":\"r1\",\"task\":{\"kind\":\"F\",\"step\":1,\"slice\":0,\"mb\":0},\"attempt\":1}')\n\
-     environment: TRAINER_STORE=redis://… (required), TRAINER_THREADS=N (optional)\n\
+     environment: TRAINER_STORE=redis://… (required), TRAINER_THREADS=N (optional), TRAINER_DILATION=D (optional)\n\
      under the Lambda runtime (AWS_LAMBDA_RUNTIME_API set) it serves invocations instead"
 }
 
@@ -39,6 +40,8 @@ fn usage() -> &'static str {
 struct Settings {
     store: StoreUrl,
     threads: usize,
+    /// How many times slower the world this worker runs in is than the one it stands for (an emulator's).
+    dilation: f64,
 }
 
 fn settings() -> Result<Settings, String> {
@@ -56,7 +59,19 @@ fn settings() -> Result<Settings, String> {
             })?,
             Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-    Ok(Settings { store, threads })
+    let dilation = match std::env::var("TRAINER_DILATION") {
+        Ok(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|d| d.is_finite() && *d >= 1.0)
+            .ok_or_else(|| format!("TRAINER_DILATION={v:?}: expected a number of at least 1"))?,
+        Err(_) => 1.0,
+    };
+    Ok(Settings {
+        store,
+        threads,
+        dilation,
+    })
 }
 
 /// The worker process as the handler's host.
@@ -190,7 +205,7 @@ async fn probe_transfer(
 }
 
 async fn lambda_main(settings: Settings) -> Result<(), String> {
-    let store = slice_worker::store::open(&settings.store)
+    let store = slice_worker::store::open_dilated(&settings.store, settings.dilation)
         .await
         .map_err(|e| e.to_string())?;
     let worker = Arc::new(Worker::new(store.clone()));
@@ -198,7 +213,7 @@ async fn lambda_main(settings: Settings) -> Result<(), String> {
         LambdaClient::new(
             &LambdaSettings::default(),
             INVOKE_CONCURRENCY,
-            Backoff::default(),
+            Backoff::default().stretched(settings.dilation),
         )
         .await,
     );

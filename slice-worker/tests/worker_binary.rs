@@ -36,6 +36,19 @@ fn bad_settings_and_payloads_are_named() {
         ],
     );
     assert!(code == 2 && err.contains("TRAINER_THREADS"), "{err}");
+    for bad in ["0.5", "fast", "inf"] {
+        let (code, err) = worker(
+            &[PAYLOAD],
+            &[
+                ("TRAINER_STORE", "redis://127.0.0.1:1"),
+                ("TRAINER_DILATION", bad),
+            ],
+        );
+        assert!(
+            code == 2 && err.contains("TRAINER_DILATION"),
+            "{bad}: {err}"
+        );
+    }
     let (code, err) = worker(
         &[r#"{"run":"r-1","task":"Q(1)"}"#],
         &[("TRAINER_STORE", "redis://127.0.0.1:1")],

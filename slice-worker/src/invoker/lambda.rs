@@ -57,6 +57,16 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// Pauses `dilation` times as long (on an emulator at time dilation D, whose throttling lasts D times longer).
+    pub fn stretched(self, dilation: f64) -> Backoff {
+        let d = dilation.max(1.0);
+        Backoff {
+            base: self.base.mul_f64(d),
+            cap: self.cap.mul_f64(d),
+            ..self
+        }
+    }
+
     /// The pause before retry `n` (1 = the first retry).
     pub fn pause(&self, n: u32) -> Duration {
         let ceiling = self
@@ -378,5 +388,18 @@ mod tests {
             assert!(draws.iter().any(|d| *d < ceiling / 2), "retry {n}");
             assert!(draws.iter().any(|d| *d > ceiling / 2), "retry {n}");
         }
+    }
+
+    #[test]
+    fn a_dilated_backoff_pauses_as_many_times_longer_and_tries_as_often() {
+        let b = Backoff::default().stretched(4.0);
+        assert_eq!(b.base, Duration::from_millis(100));
+        assert_eq!(b.cap, Duration::from_secs(20));
+        assert_eq!(b.tries, Backoff::default().tries);
+        // Below 1 is no dilation.
+        assert_eq!(
+            Backoff::default().stretched(0.5).base,
+            Duration::from_millis(25)
+        );
     }
 }

@@ -15,7 +15,7 @@ mod url;
 
 pub use keys::Keys;
 pub use memory::MemoryStore;
-pub use open::open;
+pub use open::{open, open_dilated};
 pub use redis_store::{RedisStore, CA_ENV, RETRY_FOR};
 pub use url::{has_password, redact_url, redact_urls_in, without_password, StoreUrl};
 

@@ -109,6 +109,8 @@ pub struct RedisStore {
     fan_in: redis::Script,
     /// Tensor traffic (SET / GET / MGET) on our own RESP connections, for plain-TCP servers.
     bulk: Option<BulkPool>,
+    /// How long a call is retried on a lost connection: [`RETRY_FOR`], stretched by a time dilation.
+    retry_for: Duration,
 }
 
 /// Puts `REDIS_PASSWORD` into a URL that carries no password of its own.
@@ -181,9 +183,16 @@ impl RedisStore {
             reader,
             fan_in: redis::Script::new(FAN_IN),
             bulk: BulkPool::for_server(client.get_connection_info(), CONNECT_TIMEOUT),
+            retry_for: RETRY_FOR,
         };
         let _: String = store.run("PING", redis::cmd("PING")).await?;
         Ok(store)
+    }
+
+    /// Retries `dilation` times as long (on an emulator at time dilation D, whose store answers D times slower).
+    pub fn patient(mut self, dilation: f64) -> RedisStore {
+        self.retry_for = RETRY_FOR.mul_f64(dilation.max(1.0));
+        self
     }
 
     /// The server's `maxmemory-policy`; anything but `noeviction` may evict live keys that carry TTLs.
@@ -277,7 +286,7 @@ impl RedisStore {
     }
 
     /// Runs `call` again while it fails on the connection, pausing 25 ms, 50 ms, … up to 1 s between tries, for up
-    /// to [`RETRY_FOR`]; a server's error answer is returned at once.
+    /// to [`RETRY_FOR`] (or as [`RedisStore::patient`] says); a server's error answer is returned at once.
     async fn retrying<T, F, Fut>(&self, mut call: F) -> StoreResult<T>
     where
         F: FnMut() -> Fut,
@@ -288,7 +297,9 @@ impl RedisStore {
         let mut retries = 0;
         loop {
             match call().await {
-                Err(StoreError::Connection { .. }) if started.elapsed() + pause < RETRY_FOR => {
+                Err(StoreError::Connection { .. })
+                    if started.elapsed() + pause < self.retry_for =>
+                {
                     if let Some(bulk) = &self.bulk {
                         bulk.forget_idle();
                     }

@@ -169,7 +169,10 @@ async fn drive(
     // store's retry window).
     driver
         .invoker
-        .close(slice_worker::store::RETRY_FOR + Duration::from_secs(5))
+        .close(
+            (slice_worker::store::RETRY_FOR + Duration::from_secs(5))
+                .mul_f64(cfg.emulator.dilation),
+        )
         .await;
     // Whatever happened, the run's keys go (the TTL is only a safety net) — unless the store was lost: then there
     // is nothing to reach, and the next attempt or `--resume` deletes what is left before it starts.

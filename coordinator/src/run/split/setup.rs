@@ -337,7 +337,8 @@ fn admit_on_emulator(
 
 /// The configured store; one that may evict live keys is warned about.
 async fn open_store(cfg: &Config, observer: &mut dyn Observer) -> Result<Arc<dyn Store>, RunError> {
-    let store = slice_worker::store::open(&cfg.runtime.store).await?;
+    let store =
+        slice_worker::store::open_dilated(&cfg.runtime.store, cfg.emulator.dilation).await?;
     if let Some(warning) = store.eviction_warning().await? {
         observer.warn(&warning);
     }
@@ -506,7 +507,9 @@ async fn open_invoker(
             static_credentials: on_this_host
                 .then(|| ("emulator".to_string(), "emulator".to_string())),
         };
-        let client = LambdaClient::new(&settings, r.concurrency, Default::default()).await;
+        let backoff =
+            slice_worker::invoker::lambda::Backoff::default().stretched(cfg.emulator.dilation);
+        let client = LambdaClient::new(&settings, r.concurrency, backoff).await;
         probe_functions(&client, &plan.functions).await?;
         return Ok(LambdaInvoker::new(Arc::new(client), plan.functions.clone()));
     }
