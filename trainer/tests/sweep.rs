@@ -221,6 +221,30 @@ fn a_sweep_on_the_emulator_measures_each_point_there_labelled_as_emulated() {
     assert!(md.contains("emulated (D = 2)"), "{md}");
 }
 
+/// Points at another micro-batch count than the base's are checked against the in-process run at their count.
+#[test]
+fn every_point_is_checked_against_the_in_process_bytes_at_its_micro_batch_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "base.toml", BASE);
+    let out = dir.path().join("bytes");
+    let text = "base = \"base.toml\"\nsteps = 4\n[grid]\nslices = [2]\nmicrobatches = [1, 2]\n";
+    let o = sweep(dir.path(), text, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&out);
+    for name in ["s2-m1", "s2-m2"] {
+        assert_eq!(point(&r, name)["same_weights_as_reference"], true, "{r}");
+    }
+    // M = 1 and M = 2 end with different bytes: the check at M = 1 is against its own run.
+    assert_ne!(
+        point(&r, "s2-m1")["weights_sha256"],
+        point(&r, "s2-m2")["weights_sha256"]
+    );
+    let extra = r["bytes_references"].as_array().expect("bytes_references");
+    assert_eq!(extra.len(), 1, "{r}");
+    assert_eq!(extra[0]["point"], "reference-m1");
+    assert!(out.join("points/reference-m1/model.safetensors").is_file());
+}
+
 #[test]
 fn predict_only_trains_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -198,9 +198,7 @@ pub fn run_sweep(sweep: &Sweep, opts: &Options, mut hooks: Hooks<'_>) -> Result<
     let units = model.units().len();
     let steps_per_epoch = sampler.steps_per_epoch() as u64;
     let planned = plan_points(sweep, &points, &profile_path, &profile, steps_per_epoch)?;
-    if !opts.predict_only {
-        (hooks.log)(&estimate::wall_time(sweep, &planned, out, steps_per_epoch));
-    }
+    (hooks.log)(&estimate::wall_time(sweep, &planned, out, steps_per_epoch));
     std::fs::create_dir_all(out.join("points")).map_err(io(out))?;
     let record = RunDir::new(out);
     let sweep_text = std::fs::read(&sweep.file).map_err(io(&sweep.file))?;
@@ -215,11 +213,49 @@ pub fn run_sweep(sweep: &Sweep, opts: &Options, mut hooks: Hooks<'_>) -> Result<
     };
     if sweep.spec.reference {
         let cfg = sweep.reference();
-        let row = reference_row(&cfg, &profile, steps_per_epoch, units, opts, &mut hooks)?;
+        let row = reference_row(
+            &cfg,
+            "reference",
+            &profile,
+            steps_per_epoch,
+            units,
+            opts,
+            &mut hooks,
+        )?;
         results.reference = Some(row);
         save(&results)?;
+        // Every point's bytes are checked: the reference again at each other micro-batch count of the grid.
+        let others: std::collections::BTreeSet<usize> = points
+            .iter()
+            .filter_map(|p| match p.config.train.microbatches {
+                crate::config::Microbatches::Count(m) => Some(m),
+                crate::config::Microbatches::Auto => None,
+            })
+            .filter(|&m| crate::config::Microbatches::Count(m) != cfg.train.microbatches)
+            .collect();
+        for m in others {
+            let mut at_m = cfg.clone();
+            at_m.train.microbatches = crate::config::Microbatches::Count(m);
+            let name = format!("reference-m{m}");
+            let row = reference_row(
+                &at_m,
+                &name,
+                &profile,
+                steps_per_epoch,
+                units,
+                opts,
+                &mut hooks,
+            )?;
+            results.bytes_references.push(row);
+            save(&results)?;
+        }
     }
-    let reference = results.reference.clone();
+    let references: Vec<Row> = results
+        .reference
+        .iter()
+        .chain(&results.bytes_references)
+        .cloned()
+        .collect();
     for (i, (point, p)) in planned.iter().enumerate() {
         let label = format!("[{}/{}] {}", i + 1, planned.len(), point.name);
         let steps = total_steps(&point.config, steps_per_epoch);
@@ -262,7 +298,7 @@ pub fn run_sweep(sweep: &Sweep, opts: &Options, mut hooks: Hooks<'_>) -> Result<
             row,
             &label,
             &dir,
-            reference.as_ref(),
+            &references,
             steps_per_epoch,
             &mut hooks,
         );
@@ -339,6 +375,7 @@ fn empty_results(sweep: &Sweep, units: usize, steps_per_epoch: u64) -> Results {
             .unwrap_or(sweep.base.platform.max_memory_mb),
         points: Vec::new(),
         reference: None,
+        bytes_references: Vec::new(),
         pick: None,
         legend: results::legend(),
     }
@@ -351,7 +388,7 @@ fn train_point(
     mut row: Row,
     label: &str,
     dir: &Path,
-    reference: Option<&Row>,
+    references: &[Row],
     steps_per_epoch: u64,
     hooks: &mut Hooks<'_>,
 ) -> Result<Row, RunError> {
@@ -379,7 +416,10 @@ fn train_point(
                 let mean_step_ms = summary.train_s * 1e3 / summary.steps.max(1) as f64;
                 measured_on_platform(&mut row, f, &cfg, mean_step_ms, steps_per_epoch);
             }
-            if let Some(r) = reference.filter(|r| r.microbatches == row.microbatches) {
+            if let Some(r) = references
+                .iter()
+                .find(|r| r.microbatches == row.microbatches)
+            {
                 row.same_weights_as_reference =
                     Some(r.weights_sha256.is_some() && r.weights_sha256 == row.weights_sha256);
             }
@@ -426,10 +466,11 @@ fn finished(
     Ok(Some(rec.row))
 }
 
-/// The in-process run of the base config: the bytes the points must reproduce, and the one-function and VM
-/// comparisons.
+/// The in-process run of the base config (`name`: `reference`, or `reference-m{M}` at another micro-batch count):
+/// the bytes the points must reproduce, and the one-function and VM comparisons.
 fn reference_row(
     cfg: &Config,
+    name: &str,
     profile: &Profile,
     steps_per_epoch: u64,
     units: usize,
@@ -440,7 +481,7 @@ fn reference_row(
     let bounds = vec![0, units];
     let steps = total_steps(cfg, steps_per_epoch);
     let mut row = Predicted::of(cfg, profile, steps_per_epoch, &bounds, vec![biggest])?.row(
-        "reference",
+        name,
         RowKind::Reference,
         RowStatus::Predicted,
         cfg,
@@ -450,20 +491,20 @@ fn reference_row(
     if opts.predict_only {
         return Ok(row);
     }
-    let dir = opts.out.join("points").join("reference");
+    let dir = opts.out.join("points").join(name);
     let hash = config_hash(cfg);
-    if let Some(done) = finished(&dir, &hash, opts.retry_failed, "reference")? {
-        (hooks.log)(&format!("reference: {} earlier, kept", done.status));
+    if let Some(done) = finished(&dir, &hash, opts.retry_failed, name)? {
+        (hooks.log)(&format!("{name}: {} earlier, kept", done.status));
         return Ok(done);
     }
     if dir.exists() {
         set_aside(&dir)?;
     }
     (hooks.log)(&format!(
-        "reference: training the base config in one process, {} steps",
-        row.steps
+        "{name}: training the base config in one process at {} micro-batches, {} steps",
+        cfg.train.microbatches, row.steps
     ));
-    row.dir = Some("points/reference".into());
+    row.dir = Some(format!("points/{name}"));
     let summary = fit(cfg, &RunDir::new(&dir), hooks.observer, hooks.stop)?;
     row.status = RowStatus::Done;
     row.measured_step_ms_p50 = Some(summary.step_ms_p50);

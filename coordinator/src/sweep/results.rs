@@ -148,7 +148,8 @@ pub struct Row {
     pub final_loss: Option<f64>,
     /// sha256 of the final `model.safetensors`.
     pub weights_sha256: Option<String>,
-    /// Whether the weights equal the reference's bytes (only for points with the reference's micro-batch count).
+    /// Whether the weights equal the in-process bytes at the point's micro-batch count (the reference, or the
+    /// `bytes_references` run at that count).
     pub same_weights_as_reference: Option<bool>,
 }
 
@@ -176,6 +177,10 @@ pub struct Results {
     pub memory_cap_mb: u32,
     pub points: Vec<Row>,
     pub reference: Option<Row>,
+    /// The reference trained again at each other micro-batch count of the grid: the bytes the points with that
+    /// count must reproduce.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bytes_references: Vec<Row>,
     pub pick: Option<Pick>,
     /// What the columns mean (copied into every results.json so it stands alone).
     pub legend: Vec<String>,
@@ -257,7 +262,12 @@ pub fn to_csv(results: &Results) -> String {
     ];
     let mut out = header.join(",");
     out.push('\n');
-    for r in results.points.iter().chain(&results.reference) {
+    for r in results
+        .points
+        .iter()
+        .chain(&results.reference)
+        .chain(&results.bytes_references)
+    {
         let peaks: Vec<String> = r
             .predicted_peak_mb
             .iter()
@@ -333,6 +343,7 @@ mod tests {
             memory_cap_mb: 10_240,
             points: vec![row.clone(), row],
             reference: None,
+            bytes_references: Vec::new(),
             pick: None,
             legend: legend(),
         };
