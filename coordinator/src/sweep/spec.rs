@@ -47,8 +47,8 @@ pub struct SweepEmulator {
     /// Time dilation D (`emulator.dilation`): the smallest D this host admits for the sweep's biggest point (the
     /// sweep says which before it starts).
     pub dilation: f64,
-    /// The most function instances running at once: the emulator's account concurrency, and a cap on every
-    /// point's `runtime.concurrency` (default: the base's `runtime.concurrency`).
+    /// The most function instances running at once: the emulator's account concurrency, and every point's
+    /// `runtime.concurrency` (default: the base's `runtime.concurrency`).
     #[serde(default)]
     pub concurrency: Option<usize>,
     /// Shape each instance's link to its memory's `[platform]` bandwidth (default: yes).
@@ -96,10 +96,10 @@ impl SweepEmulator {
     }
 
     /// `cfg` as a point on the emulator: the Lambda invoker at this dilation, x86_64 functions (the emulator runs
-    /// this host's worker), at most the cap at once.
+    /// this host's worker), `cap` at once.
     fn apply(&self, cfg: &mut Config, cap: usize) {
         cfg.runtime.invoker = crate::config::InvokerKind::Lambda;
-        cfg.runtime.concurrency = cfg.runtime.concurrency.min(cap);
+        cfg.runtime.concurrency = cap;
         cfg.runtime.store = EMULATOR_STORE_PLACEHOLDER
             .parse()
             .unwrap_or_else(|e| unreachable!("a valid URL: {e}"));
