@@ -146,8 +146,17 @@ fn measured_label(rows: &[Row]) -> String {
     }
 }
 
-/// Step latency against slices: measured p50 (filled) and p95 (hollow), the predicted p50–p95 band for this
-/// machine, and the projection for Lambda (dashed).
+/// Which platform the rows' `predicted_*` figures are for: the one they were measured on.
+fn predicted_for(rows: &[Row]) -> &'static str {
+    if rows.iter().any(|r| r.measured_on != MeasuredOn::Local) {
+        "Lambda"
+    } else {
+        "this machine"
+    }
+}
+
+/// Step latency against slices: measured p50 (filled) and p95 (hollow), the predicted p50–p95 band for the platform
+/// they were measured on, and the projection for Lambda (dashed).
 pub struct LatencyVsSlices<'a> {
     pub groups: &'a Groups,
 }
@@ -198,7 +207,7 @@ impl Plot for LatencyVsSlices<'_> {
                 .label(named(
                     self.groups,
                     label,
-                    "predicted p50–p95 (this machine)",
+                    &format!("predicted p50–p95 ({})", predicted_for(rows)),
                 ))
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 18, y + 5)], c.mix(0.3).filled())

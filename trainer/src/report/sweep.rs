@@ -219,7 +219,7 @@ fn split_plots(md: &mut String, out: &Path, results: &Results, groups: &Groups) 
     figure(
         md,
         "cost_vs_slices",
-        "Cost per step against slices: (a) measured here, (a) predicted, (b) projected for Lambda",
+        "Cost per step against slices: (a) measured (here, or emulated), (a) predicted, (b) projected for Lambda",
     );
     Ok(())
 }
