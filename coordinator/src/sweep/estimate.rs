@@ -4,30 +4,23 @@
 
 use super::predicted::Predicted;
 use super::spec::{Point, Sweep};
-use super::POINT_RECORD;
 use crate::job::total_steps;
-use std::path::Path;
 
 /// What starting one point on the emulator takes beside its steps, undilated seconds: the emulator and its store,
 /// each slice's first cold start, the run's setup and its final pull (seen: 2-4 s at D = 1).
 const POINT_START_S: f64 = 4.0;
 
-/// One line: the estimate, how many points it covers and how it was reached.
+/// One line: the estimate for the points not `finished` yet, how many they are and how it was reached.
 pub(super) fn wall_time(
     sweep: &Sweep,
     planned: &[(Point, Predicted)],
-    out: &Path,
     steps_per_epoch: u64,
+    finished: impl Fn(&Point) -> bool,
 ) -> String {
     let dilation = sweep.spec.emulator.as_ref().map_or(1.0, |e| e.dilation);
     let to_run: Vec<&(Point, Predicted)> = planned
         .iter()
-        .filter(|(point, _)| {
-            !out.join("points")
-                .join(&point.name)
-                .join(POINT_RECORD)
-                .exists()
-        })
+        .filter(|(point, _)| !finished(point))
         .collect();
     let mut seconds = 0.0;
     for (point, p) in &to_run {

@@ -198,7 +198,12 @@ pub fn run_sweep(sweep: &Sweep, opts: &Options, mut hooks: Hooks<'_>) -> Result<
     let units = model.units().len();
     let steps_per_epoch = sampler.steps_per_epoch() as u64;
     let planned = plan_points(sweep, &points, &profile_path, &profile, steps_per_epoch)?;
-    (hooks.log)(&estimate::wall_time(sweep, &planned, out, steps_per_epoch));
+    (hooks.log)(&estimate::wall_time(
+        sweep,
+        &planned,
+        steps_per_epoch,
+        |p| out.join("points").join(&p.name).join(POINT_RECORD).exists(),
+    ));
     std::fs::create_dir_all(out.join("points")).map_err(io(out))?;
     let record = RunDir::new(out);
     let sweep_text = std::fs::read(&sweep.file).map_err(io(&sweep.file))?;
