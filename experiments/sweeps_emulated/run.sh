@@ -5,7 +5,7 @@
 # or SWEEP_OUT to keep and resume them). Prints the wall time.
 #   sudo bash experiments/sweeps_emulated/run.sh mlp8
 set -euo pipefail
-name="${1:?usage: run.sh mlp8|mlp8_first|fleet16|lenet5|gpt|gpt_first}"
+name="${1:?usage: run.sh mlp8|mlp8_first|fleet16|lenet5|gpt|gpt_first|gpt_3008}"
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 cargo build --release -q -p trainer -p slice-worker
