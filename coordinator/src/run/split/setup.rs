@@ -298,13 +298,7 @@ fn admit_on_emulator(
     planned_peak_mb: Option<Vec<f64>>,
     observer: &mut dyn Observer,
 ) -> Result<(), RunError> {
-    let on_emulator = cfg.runtime.invoker == InvokerKind::Lambda
-        && cfg
-            .lambda
-            .endpoint_url
-            .as_deref()
-            .is_some_and(super::admission::is_on_this_host);
-    if !on_emulator {
+    if !(cfg.runtime.invoker == InvokerKind::Lambda && lambda_on_this_host(cfg)) {
         return Ok(());
     }
     let memory = planned.map(|o| o.chosen.slices.iter().map(|s| s.memory_mb).collect());
@@ -480,6 +474,14 @@ async fn probe_functions(client: &LambdaClient, functions: &[String]) -> Result<
     Ok(())
 }
 
+/// Whether `lambda.endpoint_url` is an emulator on this host.
+fn lambda_on_this_host(cfg: &Config) -> bool {
+    cfg.lambda
+        .endpoint_url
+        .as_deref()
+        .is_some_and(super::admission::is_on_this_host)
+}
+
 /// The configured invoker: the functions of `[lambda]`, or the local pool with its injected faults.
 async fn open_invoker(
     cfg: &Config,
@@ -490,10 +492,7 @@ async fn open_invoker(
     let r = &cfg.runtime;
     if r.invoker == InvokerKind::Lambda {
         let l = &cfg.lambda;
-        let on_this_host = l
-            .endpoint_url
-            .as_deref()
-            .is_some_and(super::admission::is_on_this_host);
+        let on_this_host = lambda_on_this_host(cfg);
         let settings = LambdaSettings {
             // The emulator serves every region; the SDK signs for one.
             region: l
