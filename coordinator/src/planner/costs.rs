@@ -35,8 +35,20 @@ pub fn measured_cost(
             requests += 1.0;
         }
     }
+    priced(gb_ms / 1e3, requests, steps, mean_step_ms, pricing)
+}
+
+/// A `steps`-step run's bill of `gb_seconds` and `requests` in all (its own, or the one a platform such as the
+/// emulator sent), per step, with the store node billed for `mean_step_ms` per step.
+pub fn priced(
+    gb_seconds: f64,
+    requests: f64,
+    steps: u64,
+    mean_step_ms: f64,
+    pricing: &Pricing,
+) -> MeasuredCost {
     let steps = steps.max(1) as f64;
-    let gb_seconds_per_step = gb_ms / 1e3 / steps;
+    let gb_seconds_per_step = gb_seconds / steps;
     let requests_per_step = requests / steps;
     MeasuredCost {
         gb_seconds_per_step,

@@ -104,15 +104,16 @@ fn measured_on_platform(
     mean_step_ms: f64,
     steps_per_epoch: u64,
 ) {
-    let steps = row.steps.max(1) as f64;
-    let p = &cfg.pricing;
-    let gb_s = figures.gb_seconds / steps;
-    let per_step = gb_s * p.usd_per_gb_s
-        + figures.requests as f64 / steps * p.usd_per_request
-        + p.store_usd_per_hour * mean_step_ms / 3.6e6;
-    row.measured_gb_seconds_per_step = Some(gb_s);
-    row.measured_cost_usd_per_step = Some(per_step);
-    row.measured_cost_usd_per_epoch = Some(per_step * steps_per_epoch as f64);
+    let cost = crate::planner::costs::priced(
+        figures.gb_seconds,
+        figures.requests as f64,
+        row.steps,
+        mean_step_ms,
+        &cfg.pricing,
+    );
+    row.measured_gb_seconds_per_step = Some(cost.gb_seconds_per_step);
+    row.measured_cost_usd_per_step = Some(cost.cost_usd_per_step);
+    row.measured_cost_usd_per_epoch = Some(cost.cost_usd_per_step * steps_per_epoch as f64);
     row.cold_starts = Some(figures.cold_starts);
     let functions = cfg
         .lambda
