@@ -125,9 +125,11 @@ fn read_64_mb(memory_sizes: &[u32], dilation: f64, shaped: bool) -> Vec<f64> {
 }
 
 /// Reads of a 64 MB value take the model's transfer time for the function's memory — 1.71 s at 512 MB (37.5 MB/s),
-/// 0.43 s at 2,048 MB (150 MB/s), undilated — within 15 %, at D = 1 and at D = 3. The link's share is the shaped
-/// read less the same read on the unshaped loopback (the worker's own cost of taking in 64 MB, which the model's
-/// transfer time does not hold); both are printed.
+/// 0.43 s at 2,048 MB (150 MB/s), undilated — at D = 1 and at D = 3: never more than 10 % faster (the shaped link is
+/// the bottleneck), and slower by at most 15 % plus the worker's own cost of taking in 64 MB (the same read on the
+/// unshaped loopback, which the model's transfer time does not hold). The worker's own cost overlaps the transfer by
+/// an amount that varies run to run (CI saw the read less the loopback read at 0.85 x the model while the whole read
+/// was 1.02 x), so the bounds are on the whole read, not on a difference of two timings.
 #[test]
 fn a_64_mb_read_takes_the_models_transfer_time_at_each_memory_size_and_dilation() {
     let _serial = one_at_a_time();
@@ -137,20 +139,22 @@ fn a_64_mb_read_takes_the_models_transfer_time_at_each_memory_size_and_dilation(
         let shaped = read_64_mb(&sizes, dilation, true);
         for ((&mb, &read_ms), &own_ms) in sizes.iter().zip(&shaped).zip(&loopback) {
             let model_ms = MB64 as f64 / Bandwidth::default().bytes_per_s(mb) * 1e3;
-            let link_ms = read_ms - own_ms;
+            let ceiling_ms = 1.15 * model_ms + own_ms;
             eprintln!(
                 "D = {dilation}: 64 MB read at {mb} MB in {read_ms:.0} ms undilated ({:.3} x the model's \
-                 {model_ms:.0} ms); unshaped {own_ms:.0} ms; the link's share {link_ms:.0} ms ({:.3} x)",
+                 {model_ms:.0} ms); unshaped {own_ms:.0} ms; allowed {:.0}-{ceiling_ms:.0} ms",
                 read_ms / model_ms,
-                link_ms / model_ms
+                0.9 * model_ms
             );
             assert!(
-                (link_ms / model_ms - 1.0).abs() <= 0.15,
-                "D = {dilation}, {mb} MB: the link took {link_ms:.0} ms against the model's {model_ms:.0} ms"
+                read_ms >= 0.9 * model_ms,
+                "D = {dilation}, {mb} MB: the read took {read_ms:.0} ms, faster than the model's {model_ms:.0} ms \
+                 allows: the link is not shaped to the function's bandwidth"
             );
             assert!(
-                read_ms / model_ms <= 1.3,
-                "D = {dilation}, {mb} MB: the whole read took {read_ms:.0} ms against the model's {model_ms:.0} ms"
+                read_ms <= ceiling_ms,
+                "D = {dilation}, {mb} MB: the read took {read_ms:.0} ms against the model's {model_ms:.0} ms plus \
+                 the worker's own {own_ms:.0} ms"
             );
         }
     }
