@@ -104,10 +104,12 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// report.md with tables and SVG + PNG plots of a sweep folder or a run folder.
+    /// report.md with tables and SVG + PNG plots of a sweep folder or a run folder; of several sweep folders (a
+    /// grid run in parts), one report of them all into --out.
     Report {
-        dir: PathBuf,
-        /// Where to write the report (default: into DIR).
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the report (default: into DIR; needed for several).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -306,8 +308,11 @@ fn run(cli: Cli) -> Result<()> {
             retry_failed,
             quiet,
         } => sweep_cmd::run_sweep(&sweep, out, predict_only, retry_failed, quiet),
-        Command::Report { dir, out } => {
-            let path = report::run_report(&dir, out.as_deref())?;
+        Command::Report { dirs, out } => {
+            let path = match dirs.as_slice() {
+                [dir] => report::run_report(dir, out.as_deref())?,
+                _ => report::merged_report(&dirs, out.as_deref())?,
+            };
             eprintln!("report: {}", path.display());
             Ok(())
         }

@@ -155,6 +155,103 @@ fn a_sweep_trains_every_point_resumes_where_it_stopped_and_reports() {
     assert!(run_report.join("timeline.png").is_file());
 }
 
+/// A grid run in two parts (two sweep folders) reports as one: every point, the pick taken over both, the plots; a
+/// missing --out, an --out that is one of the parts, and parts of different bases are refused, the part untouched.
+#[test]
+fn a_grid_run_in_parts_reports_as_one_and_parts_of_other_grids_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "base.toml", BASE);
+    let (a, b) = (dir.path().join("part-a"), dir.path().join("part-b"));
+    for (out, slices) in [(&a, 1), (&b, 3)] {
+        let text = format!("base = \"base.toml\"\nsteps = 4\n[grid]\nslices = [{slices}]\n");
+        let o = sweep(dir.path(), &text, out, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let joined = dir.path().join("joined");
+    let o = trainer(&[
+        "report",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        joined.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = results(&joined);
+    for name in ["s1", "s3"] {
+        assert_eq!(point(&r, name)["status"], "done");
+    }
+    let pick = r["pick"]["planner_pick"].as_str().expect("a pick");
+    assert!(["s1", "s3"].contains(&pick), "{r}");
+    // The run folders are found where the parts keep them: the loss curves of both parts are drawn.
+    assert!(point(&r, "s3")["dir"]
+        .as_str()
+        .is_some_and(|d| d.starts_with(b.to_str().unwrap())));
+    let md = std::fs::read_to_string(joined.join("report.md")).expect("report.md");
+    assert!(
+        md.contains("| s1 | done |") && md.contains("| s3 | done |") && md.contains(" + "),
+        "{md}"
+    );
+    assert!(joined.join("latency_vs_slices.png").is_file() && joined.join("loss.png").is_file());
+    assert_eq!(
+        std::fs::read_to_string(joined.join("results.csv"))
+            .expect("results.csv")
+            .lines()
+            .count(),
+        4
+    );
+
+    let before = std::fs::read(a.join("results.json")).expect("part a");
+    let o = trainer(&["report", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("needs --out"), "{}", stderr(&o));
+    let o = trainer(&[
+        "report",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is one of the sweep folders"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(a.join("results.json")).expect("part a"),
+        before
+    );
+
+    // Another seed is another grid: its reference ends with other weights.
+    write(
+        dir.path(),
+        "base.toml",
+        &BASE.replace("seed = 3", "seed = 4"),
+    );
+    let other = dir.path().join("other");
+    let o = sweep(
+        dir.path(),
+        "base = \"base.toml\"\nsteps = 4\n[grid]\nslices = [2]\n",
+        &other,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = trainer(&[
+        "report",
+        a.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--out",
+        dir.path().join("mixed").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let log = stderr(&o);
+    assert!(
+        log.contains("is not a part of the same grid") && log.contains("final weights"),
+        "{log}"
+    );
+    assert!(!dir.path().join("mixed/results.json").exists());
+}
+
 /// A sweep that names the emulator trains each point there (an emulator of its own per point, at the sweep's
 /// dilation, shaped links, its store in a cgroup): the measured columns say so, come from the emulator's bill and
 /// cgroups, and the bytes still equal the in-process run's; a second start keeps what finished.

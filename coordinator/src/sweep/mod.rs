@@ -5,6 +5,7 @@
 //! recorded and the sweep goes on.
 
 mod estimate;
+pub mod merge;
 mod pick;
 pub mod platform;
 mod predicted;

@@ -17,8 +17,11 @@ fn objective_values(row: &Row, objective: Objective, tail: bool) -> (f64, Option
 
 /// The point the model ranks best for the base config's objective, against the best measured one.
 pub fn pick(rows: &[Row], base: &Config) -> Option<Pick> {
-    let objective = base.plan.objective;
-    let tail = base.plan.quantile >= 0.9;
+    pick_for(rows, base.plan.objective, base.plan.quantile >= 0.9)
+}
+
+/// The point the model ranks best for `objective` (`tail`: at p95 rather than p50), against the best measured one.
+pub fn pick_for(rows: &[Row], objective: Objective, tail: bool) -> Option<Pick> {
     let value = |r: &Row| objective_values(r, objective, tail);
     let candidates: Vec<&Row> = rows
         .iter()

@@ -134,15 +134,32 @@ fn named(groups: &Groups, group: &str, what: &str) -> String {
     }
 }
 
-/// What the rows' measured figures are: `measured here` on the local invoker, `emulated (D = …)` on the emulator.
+/// What the rows' measured figures are: `measured here` on the local invoker, `emulated (D = …)` on the emulator —
+/// every dilation named where a grid was run in parts at several.
 fn measured_label(rows: &[Row]) -> String {
-    match rows
-        .iter()
-        .map(|r| r.measured_on)
-        .find(|m| *m != MeasuredOn::Local)
-    {
-        Some(on) => on.label(),
-        None => "measured here".into(),
+    let mut dilations: Vec<f64> = Vec::new();
+    for r in rows {
+        if let MeasuredOn::Emulator { dilation } = r.measured_on {
+            if !dilations.contains(&dilation) {
+                dilations.push(dilation);
+            }
+        }
+    }
+    dilations.sort_by(f64::total_cmp);
+    match dilations.as_slice() {
+        [] => "measured here".into(),
+        [dilation] => MeasuredOn::Emulator {
+            dilation: *dilation,
+        }
+        .label(),
+        several => format!(
+            "emulated (D = {})",
+            several
+                .iter()
+                .map(f64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
