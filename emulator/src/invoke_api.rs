@@ -1,6 +1,7 @@
-//! `POST /2015-03-31/functions/{name}/invocations` ("Invoke", Lambda API reference): `Event` invocations are
-//! queued (202; at-least-once, so the seeded faults may queue one twice), `RequestResponse` ones run now or get 429,
-//! `DryRun` answers 204. Payload quotas: 6 MB synchronous, 1 MB asynchronous ("Lambda quotas").
+//! `POST /2015-03-31/functions/{name}/invocations` ("Invoke", Lambda API reference): every call waits the invoke
+//! latency; then `Event` invocations are queued and answered 202 (at-least-once, so the seeded faults may queue one
+//! twice), `RequestResponse` ones run now or get 429, `DryRun` answers 204. Payload quotas: 6 MB synchronous, 1 MB
+//! asynchronous ("Lambda quotas").
 
 use crate::http::{aws_error, read_body, reply, Reply};
 use crate::scheduler::{enqueue, try_dispatch_now};
@@ -48,12 +49,16 @@ pub async fn invoke(state: Arc<State>, name: &str, req: Request<Incoming>) -> Re
         return throttled();
     }
     let retries = f.config().async_retries;
-    // The platform's own latency from a call to the handler's turn (dilated): the call is answered at once, the
-    // job reaches the queue after it.
+    // The platform's own latency from a call to the handler's turn (dilated). The caller waits it out for either
+    // kind: Lambda answers an `Event` call once the event is queued (HTTP 202, tens of ms), so a function that starts
+    // its successors one after another pays one invoke latency each, as it would there.
     let latency = state
         .settings
         .dilation
         .stretch(state.settings.latency.invoke);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     match kind.as_str() {
         "Event" => {
             let copies = if state.draw(state.settings.faults.duplicate_rate) {
@@ -62,33 +67,19 @@ pub async fn invoke(state: Arc<State>, name: &str, req: Request<Incoming>) -> Re
             } else {
                 1
             };
-            let (state, f) = (state.clone(), f.clone());
-            let deliver = async move {
-                if !latency.is_zero() {
-                    tokio::time::sleep(latency).await;
-                }
-                for _ in 0..copies {
-                    let job = Job {
-                        body: body.clone(),
-                        reply: None,
-                        retries_left: retries,
-                        queued_at: Instant::now(),
-                    };
-                    enqueue(&state, &f, job);
-                }
-            };
-            if latency.is_zero() {
-                deliver.await;
-            } else {
-                tokio::spawn(deliver);
+            for _ in 0..copies {
+                let job = Job {
+                    body: body.clone(),
+                    reply: None,
+                    retries_left: retries,
+                    queued_at: Instant::now(),
+                };
+                enqueue(&state, &f, job);
             }
             reply(StatusCode::ACCEPTED, Bytes::new())
         }
         "DryRun" => reply(StatusCode::NO_CONTENT, Bytes::new()),
         _ => {
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
             let (tx, rx) = oneshot::channel();
             let job = Job {
                 body,

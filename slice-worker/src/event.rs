@@ -64,6 +64,10 @@ pub struct TaskEvent {
     /// Successors whose last input this execution recorded (each task appears in exactly one event's list).
     #[serde(with = "list_as_text")]
     pub fired: Vec<TaskId>,
+    /// Tasks its invocation started for the task that fired this one (a wide fan-out started as a tree,
+    /// [`crate::fanout`]); on the invocation's first task only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub relayed: u32,
     pub weights_cached: bool,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -110,6 +114,7 @@ impl TaskEvent {
             became: false,
             status,
             fired: Vec::new(),
+            relayed: 0,
             weights_cached: false,
             bytes_in: 0,
             bytes_out: 0,
@@ -145,6 +150,10 @@ impl TaskEvent {
             .ok_or("event without its `e` field")?;
         serde_json::from_str(json).map_err(|e| format!("malformed event {json:?}: {e}"))
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 mod as_text {
@@ -200,6 +209,7 @@ mod tests {
                 slice: 1,
                 shard: 2,
             }],
+            relayed: 3,
             weights_cached: false,
             bytes_in: 10,
             bytes_out: 20,

@@ -1,6 +1,8 @@
 //! One invocation of the function, whatever hosts it — a container of the local invoker or a worker process under
-//! the Lambda runtime: run the task, report its completion event, run the successor on its own slice in the same
-//! invocation if the plan says *become*, and start every other successor in an invocation of its own.
+//! the Lambda runtime: start the tasks its payload relays (while the task runs), run the task, report its
+//! completion event, run the successor on its own slice in the same invocation if the plan says *become*, and start
+//! every other successor in an invocation of its own — all at once up to the fan-out width, as a tree above it
+//! ([`crate::fanout`]).
 //!
 //! The hosts differ only in how they run the handler (a blocking-pool thread, or inline in a worker process), how
 //! they start an invocation (a spawned local delivery, or an asynchronous Lambda `Invoke`) and which faults they
@@ -9,9 +11,10 @@
 use crate::alloc::HeapMark;
 use crate::event::{Crash, Status, TaskEvent};
 use crate::executor::{Outcome, TaskError};
+use crate::fanout;
 use crate::invoker::Fault;
 use crate::store::{Keys, Store};
-use crate::task::TaskPayload;
+use crate::task::{TaskId, TaskPayload};
 use async_trait::async_trait;
 use std::time::{Duration, Instant};
 
@@ -50,6 +53,8 @@ pub struct Invocation {
     pub become_successor: bool,
     /// TTL of the run's event stream.
     pub event_ttl: Duration,
+    /// Invokes this invocation has in flight at once before a fan-out becomes a tree ([`crate::fanout`]).
+    pub fanout_width: usize,
 }
 
 /// How an invocation ended.
@@ -83,8 +88,60 @@ async fn report(store: &dyn Store, run: &str, event: &TaskEvent, ttl: Duration) 
     }
 }
 
-/// Runs `first` and whatever it becomes; see the module doc.
-pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: Invocation) -> Ended {
+/// Starts `tasks` (attempt 1 each) as [`fanout::starts`] plans them, every invoke in flight at once; the last
+/// refusal, if any invoke was refused after the platform's retries, as the invocation's failure (the refused task is
+/// late, not lost: the run driver's deadline invokes it again).
+async fn start_all(host: &dyn Host, run: &str, tasks: Vec<TaskId>, width: usize) -> Ended {
+    let invokes = fanout::starts(tasks, width)
+        .into_iter()
+        .map(|s| async move {
+            let payload = TaskPayload::new(run, s.task, 1).relaying(s.relay);
+            host.start(payload).await.map_err(|reason| (s.task, reason))
+        });
+    let refused = futures_util::future::join_all(invokes)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .last();
+    match refused {
+        // Not the invoking task's failure: its work is done and recorded.
+        Some((task, reason)) => Ended::Failed {
+            task: task.to_string(),
+            reason: format!("could not be started: {reason}"),
+        },
+        None => Ended::Done,
+    }
+}
+
+/// Runs `first` and whatever it becomes, and starts the tasks it relays meanwhile; see the module doc.
+pub async fn run(
+    host: &dyn Host,
+    store: &dyn Store,
+    mut first: TaskPayload,
+    inv: Invocation,
+) -> Ended {
+    let relay = std::mem::take(&mut first.relay);
+    let relayed = relay.len() as u32;
+    let run = first.run.clone();
+    // Relayed invokes first in the join, so that they are sent before the task's first computation.
+    let (relayed, ended) = tokio::join!(
+        start_all(host, &run, relay, inv.fanout_width),
+        run_tasks(host, store, first, &inv, relayed)
+    );
+    match (ended, relayed) {
+        (Ended::Done, refused @ Ended::Failed { .. }) => refused,
+        (ended, _) => ended,
+    }
+}
+
+/// Runs `first` and whatever it becomes; `relayed`: the tasks this invocation starts for the one that fired `first`.
+async fn run_tasks(
+    host: &dyn Host,
+    store: &dyn Store,
+    first: TaskPayload,
+    inv: &Invocation,
+    relayed: u32,
+) -> Ended {
     let function = first.task.slice();
     let (mut cold, mut became, mut invoke) = (inv.cold, false, inv.invoke);
     let mut next = Some(first);
@@ -95,6 +152,9 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
         event.cold = cold;
         event.became = became;
         event.invoke_ms = ms(invoke);
+        if !became {
+            event.relayed = relayed;
+        }
         if fault == Fault::CrashBefore {
             event.status = Status::Crashed(Crash::Before);
             report(store, &p.run, &event, inv.event_ttl).await;
@@ -153,15 +213,10 @@ pub async fn run(host: &dyn Host, store: &dyn Store, first: TaskPayload, inv: In
                 next = Some(TaskPayload::new(&p.run, successors.remove(i), 1));
             }
         }
-        for task in successors {
-            let payload = TaskPayload::new(&p.run, task, 1);
-            if let Err(reason) = host.start(payload).await {
-                // Not this task's failure: its work is done and recorded. The successor is late, not lost.
-                ended = Ended::Failed {
-                    task: task.to_string(),
-                    reason: format!("could not be started: {reason}"),
-                };
-            }
+        if let refused @ Ended::Failed { .. } =
+            start_all(host, &p.run, successors, inv.fanout_width).await
+        {
+            ended = refused;
         }
         (cold, became, invoke) = (false, true, Duration::ZERO);
     }

@@ -2,7 +2,8 @@
 //!
 //! Owns the [`store::Store`] trait with its Redis and in-memory implementations, the task graph ([`dag`]), the task
 //! protocol and completion events, the executor that runs one forward / backward / update task of one slice, the
-//! invocation body every host shares ([`handler`]: report, *become*, start successors) and the invokers (the local
+//! invocation body every host shares ([`handler`]: report, *become*, start successors — as a tree above a width,
+//! [`fanout`]) and the invokers (the local
 //! pool with injected faults; AWS Lambda through the SDK). The `slice-worker` binary (`src/main.rs`) is the function:
 //! the same handler under the Lambda runtime; [`alloc`] is the allocator setting it and `trainer` start with.
 //!
@@ -15,6 +16,7 @@ pub mod cpu_clock;
 pub mod dag;
 pub mod event;
 pub mod executor;
+pub mod fanout;
 pub mod handler;
 pub mod invoker;
 pub mod plan;

@@ -145,6 +145,7 @@ async fn serve_one(
         invoke: payload.since_sent(),
         become_successor: plan.become_successor,
         event_ttl: Duration::from_secs(plan.ttl_s),
+        fanout_width: plan.fanout_width,
     };
     handler::run(&host, store, payload, invocation).await
 }

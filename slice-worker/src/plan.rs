@@ -50,6 +50,13 @@ pub struct RunPlan {
     /// successor by invoking its slice's function.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<String>,
+    /// Invokes one invocation has in flight before a fan-out of successors becomes a tree ([`crate::fanout`]).
+    #[serde(default = "fanout_width")]
+    pub fanout_width: usize,
+}
+
+fn fanout_width() -> usize {
+    crate::fanout::FANOUT_WIDTH
 }
 
 fn default_weight_cache() -> usize {
@@ -97,6 +104,7 @@ impl RunPlan {
             grad_clip: None,
             weight_cache: crate::weight_cache::WEIGHT_CACHE,
             functions: Vec::new(),
+            fanout_width: crate::fanout::FANOUT_WIDTH,
         }
     }
 

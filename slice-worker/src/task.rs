@@ -175,6 +175,10 @@ pub struct TaskPayload {
     /// timed on one clock: the receiving worker reports `now − sent` as the event's `invoke_ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_unix_ms: Option<u64>,
+    /// Successors of the task that fired this one, for this invocation to start before it runs its own task: a
+    /// wide fan-out started as a tree ([`crate::fanout`]). Each starts as attempt 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relay: Vec<TaskId>,
 }
 
 fn unix_ms() -> u64 {
@@ -191,7 +195,14 @@ impl TaskPayload {
             task,
             attempt,
             sent_unix_ms: None,
+            relay: Vec::new(),
         }
+    }
+
+    /// The payload carrying `relay` for its receiver to start.
+    pub fn relaying(mut self, relay: Vec<TaskId>) -> TaskPayload {
+        self.relay = relay;
+        self
     }
 
     /// The payload marked as sent now.
@@ -240,10 +251,24 @@ mod tests {
             },
             attempt: 2,
             sent_unix_ms: None,
+            relay: Vec::new(),
         };
         let json = p.to_json();
         assert!(json.len() < 100, "{json}");
         assert_eq!(TaskPayload::from_json(&json).unwrap(), p);
+        // A relay of 31 forwards (the most a 1,024-wide fan-out at width 32 hands one invocation) stays far below
+        // Lambda's 256 KB asynchronous payload limit.
+        let relay: Vec<TaskId> = (0..31)
+            .map(|mb| TaskId::F {
+                step: 12,
+                slice: 0,
+                mb,
+            })
+            .collect();
+        let relaying = p.clone().relaying(relay);
+        let json = relaying.to_json();
+        assert!(json.len() < 4096, "{} bytes", json.len());
+        assert_eq!(TaskPayload::from_json(&json).unwrap(), relaying);
         assert!(TaskPayload::from_json("{\"run\": 1}")
             .unwrap_err()
             .contains("malformed"));

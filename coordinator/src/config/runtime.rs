@@ -43,6 +43,12 @@ pub struct RuntimeConfig {
     /// Split runs: how many tasks may run at once (default 4).
     #[serde(default = "four")]
     pub concurrency: usize,
+    /// Split runs: how many invokes one task has in flight at once when it starts its successors (default 32); a
+    /// wider fan-out (an update starting M next-step forwards) is started as a tree — about √n invocations, each
+    /// starting a share of the rest first thing — so that n tasks start in two rounds of invoke latency for
+    /// n ≤ width², not n / width.
+    #[serde(default = "fanout_width")]
+    pub fanout_width: usize,
     /// Compute threads (0 = one per core). Results do not depend on it.
     #[serde(default)]
     pub threads: usize,
@@ -95,6 +101,7 @@ impl Default for RuntimeConfig {
             invoker: InvokerKind::Local,
             store: memory(),
             concurrency: four(),
+            fanout_width: fanout_width(),
             threads: 0,
             fault_rate: 0.0,
             duplicate_rate: 0.0,
@@ -129,6 +136,15 @@ impl RuntimeConfig {
                     "injected faults need a split run (plan.slices > 1 or plan.cuts): a single slice trains in process",
                 ));
             }
+        }
+        if r.fanout_width < 2 {
+            return Err(bad(
+                "runtime.fanout_width",
+                format!(
+                    "must be at least 2 (invokes one task has in flight at once), got {}",
+                    r.fanout_width
+                ),
+            ));
         }
         if !(r.task_timeout_s.is_finite() && r.task_timeout_s > 0.0) {
             return Err(bad(
@@ -190,6 +206,9 @@ fn max_attempts() -> u32 {
 }
 fn four() -> usize {
     4
+}
+fn fanout_width() -> usize {
+    slice_worker::fanout::FANOUT_WIDTH
 }
 fn memory() -> StoreUrl {
     StoreUrl::Memory

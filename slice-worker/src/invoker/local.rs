@@ -30,6 +30,8 @@ pub struct LocalOptions {
     pub become_successor: bool,
     /// TTL of the event stream.
     pub event_ttl: Duration,
+    /// Invokes one invocation has in flight before a fan-out becomes a tree (`runtime.fanout_width`).
+    pub fanout_width: usize,
 }
 
 struct Container {
@@ -145,6 +147,7 @@ impl LocalInvoker {
             invoke: queued.elapsed(),
             become_successor: self.opts.become_successor,
             event_ttl: self.opts.event_ttl,
+            fanout_width: self.opts.fanout_width,
         };
         let host = LocalHost {
             invoker: self.clone(),

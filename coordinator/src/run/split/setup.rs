@@ -423,6 +423,7 @@ fn run_plan(
             .weight_cache
             .unwrap_or(slice_worker::weight_cache::WEIGHT_CACHE),
         functions,
+        fanout_width: cfg.runtime.fanout_width,
     })
 }
 
@@ -527,6 +528,7 @@ async fn open_invoker(
             },
             become_successor: cfg.plan.become_successor,
             event_ttl: ttl,
+            fanout_width: r.fanout_width,
         },
     ))
 }
