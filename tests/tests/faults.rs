@@ -1,6 +1,8 @@
 //! The invariant under platform faults: with containers crashing before or after their work (`fault_rate`) and
 //! invocations delivered twice (`duplicate_rate`), a split run ends with the same bytes as the monolithic one, and
-//! every task of the graph is fired (its last input recorded) exactly once — counted from `events.jsonl`.
+//! every task of the graph is fired (its last input recorded) exactly once — counted from `events.jsonl`. Fan-outs of
+//! three or more run as trees of relaying invocations (`fanout_width = 2`), so a crashed head loses its relay too
+//! and the driver's deadlines must recover it.
 
 use coordinator::config::Config;
 use coordinator::run::dir::RunDir;
@@ -45,7 +47,8 @@ fn faulty(
 ) -> String {
     format!(
         "{}\n[plan]\n{plan}\nbecome = {become_successor}\n[runtime]\nstore = {store:?}\nfault_rate = 0.2\n\
-         duplicate_rate = 0.2\nstall_rate = 0.05\nseed = {seed}\ntask_timeout_s = 0.25\nmax_attempts = 12\nconcurrency = 4\n",
+         duplicate_rate = 0.2\nstall_rate = 0.05\nseed = {seed}\ntask_timeout_s = 0.25\nmax_attempts = 12\nconcurrency = 4\n\
+         fanout_width = 2\n",
         base.replace("MB", &m.to_string())
     )
 }
@@ -53,7 +56,7 @@ fn faulty(
 fn check(base: &str, units: usize, store: &str) {
     let dir = tempfile::tempdir().unwrap();
     let per_unit: Vec<String> = (1..units).map(|u| u.to_string()).collect();
-    let (mut crashes, mut skipped, mut late) = (0, 0, 0);
+    let (mut crashes, mut skipped, mut late, mut relayed) = (0, 0, 0, 0);
     // Every micro-batch count, split and become setting appears; not every combination (each faulty run waits
     // out a few deadlines).
     let plans = [
@@ -95,14 +98,15 @@ fn check(base: &str, units: usize, store: &str) {
             }
             *seen = (*seen).max(e.attempt);
         }
+        relayed += events.events.iter().map(|e| e.relayed).sum::<u32>();
         let (c, s) = (events.crashes, events.skipped);
         crashes += c;
         skipped += s;
     }
     assert!(
-        crashes > 0 && skipped > 0 && late > 0,
+        crashes > 0 && skipped > 0 && late > 0 && relayed > 0,
         "faults were injected ({crashes} crashes, {skipped} skipped duplicates, {late} stuck deliveries reporting \
-         after their retry)"
+         after their retry) into runs whose fan-outs were relayed ({relayed} tasks)"
     );
 }
 

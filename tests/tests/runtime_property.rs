@@ -38,6 +38,8 @@ struct Case {
     become_successor: bool,
     recompute: bool,
     faults: bool,
+    /// Fan-outs as trees of relaying invocations from three successors on (`runtime.fanout_width = 2`).
+    narrow_fanout: bool,
     activation: &'static str,
 }
 
@@ -49,7 +51,13 @@ fn case() -> impl Strategy<Value = Case> {
             cuts(units),
             prop_oneof![Just(1usize), Just(2), Just(4), Just(8)],
             prop_oneof![Just(1usize), Just(2), Just(3), Just(7)],
-            (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
             prop_oneof![Just(false), Just(false), Just(true)],
             prop_oneof![Just("relu"), Just("gelu")],
         )
@@ -59,7 +67,7 @@ fn case() -> impl Strategy<Value = Case> {
                     cuts,
                     microbatches,
                     shards,
-                    (clip, adamw, become_successor, recompute),
+                    (clip, adamw, become_successor, recompute, narrow_fanout),
                     faults,
                     activation,
                 )| Case {
@@ -72,6 +80,7 @@ fn case() -> impl Strategy<Value = Case> {
                     become_successor,
                     recompute,
                     faults,
+                    narrow_fanout,
                     activation,
                 },
             )
@@ -103,8 +112,12 @@ fn configs(c: &Case, store: &str) -> (String, String) {
     };
     let split = format!(
         "{base}[plan]\ncuts = {:?}\nbecome = {}\nrecompute = {}\nupdate_shards = {}\n\
-         [runtime]\nconcurrency = 3\nstore = \"{store}\"\n{faults}",
-        c.cuts, c.become_successor, c.recompute, c.shards
+         [runtime]\nconcurrency = 3\nfanout_width = {}\nstore = \"{store}\"\n{faults}",
+        c.cuts,
+        c.become_successor,
+        c.recompute,
+        c.shards,
+        if c.narrow_fanout { 2 } else { 32 }
     );
     (base, split)
 }

@@ -57,15 +57,12 @@ impl Driver<'_> {
             items.push((self.keys.targets(step, m), encode_targets(&mb.targets)?));
         }
         self.store.put_many(items, self.ttl).await?;
-        let mut fired = Vec::new();
-        for m in 0..self.plan.microbatches {
-            let leaf = TaskId::F {
-                step,
-                slice: 0,
-                mb: m,
-            };
-            let needed = forward_dependencies(&self.plan, step, 0);
-            if record_completion(
+        // Every leaf's data record in flight at once (M store round trips in the time of one); each leaf that
+        // completed is invoked as soon as its record answers.
+        let needed = forward_dependencies(&self.plan, step, 0);
+        let records = (0..self.plan.microbatches).map(|mb| async move {
+            let leaf = TaskId::F { step, slice: 0, mb };
+            let complete = record_completion(
                 self.store.as_ref(),
                 &self.keys,
                 "data",
@@ -73,11 +70,15 @@ impl Driver<'_> {
                 needed,
                 self.ttl,
             )
-            .await?
-            {
-                fired.push(leaf);
+            .await?;
+            if complete {
                 self.invoke(leaf, 1);
             }
+            Ok::<_, RunError>(complete.then_some(leaf))
+        });
+        let mut fired = Vec::new();
+        for leaf in futures_util::future::join_all(records).await {
+            fired.extend(leaf?);
         }
         for again in tracker.fed(step, &fired, Instant::now()) {
             self.invoke(again.task, again.attempt);
