@@ -5,7 +5,8 @@
 //! invocation body every host shares ([`handler`]: report, *become*, start successors — as a tree above a width,
 //! [`fanout`]) and the invokers (the local
 //! pool with injected faults; AWS Lambda through the SDK). The `slice-worker` binary (`src/main.rs`) is the function:
-//! the same handler under the Lambda runtime; [`alloc`] is the allocator setting it and `trainer` start with.
+//! the same handler under the Lambda runtime; [`alloc`] is the allocator setting it and `trainer` start with; [`warm`]
+//! is a warm pool's probe on an instance.
 //!
 //! Must not know about: the planner or the CLI. It keeps no state between tasks except an explicit warm-container
 //! cache of weights keyed by version ([`weight_cache`], bounded by the size of the slice it serves).
@@ -22,4 +23,5 @@ pub mod invoker;
 pub mod plan;
 pub mod store;
 pub mod task;
+pub mod warm;
 pub mod weight_cache;

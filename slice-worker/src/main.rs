@@ -15,6 +15,7 @@ use slice_worker::handler::{self, Ended, Host, Invocation};
 use slice_worker::invoker::lambda::{Backoff, LambdaClient, LambdaSettings};
 use slice_worker::store::{Store, StoreUrl};
 use slice_worker::task::TaskPayload;
+use slice_worker::warm;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -163,6 +164,23 @@ async fn probe(store: &dyn Store) -> Result<serde_json::Value, lambda_runtime::E
     }))
 }
 
+/// The answer to `{"probe": {"barrier": KEY, "of": N, "wait_ms": MS}}` (a warm pool's probe, [`warm`]): this
+/// instance holds until N distinct instances of its function hold one, then says which it is and whether the probe
+/// started it — a task's first invocation on an instance a warm pool started is not a cold start.
+async fn warm_probe(
+    store: &dyn Store,
+    ask: &serde_json::Value,
+    instance: &str,
+    cold: bool,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    let probe: warm::WarmProbe = serde_json::from_value(ask.clone())
+        .map_err(|e| format!("malformed warm probe {ask}: {e}"))?;
+    let held = warm::hold(store, &probe, instance, cold, Duration::from_secs(600))
+        .await
+        .map_err(|e| format!("warm probe {}: {e}", probe.barrier))?;
+    Ok(serde_json::to_value(held).unwrap_or_else(|e| unreachable!("plain struct: {e}")))
+}
+
 /// The answer to `{"probe": {"read": KEY}}` or `{"probe": {"write": KEY, "bytes": N}}`: one transfer between this
 /// function and its store, timed on its clock — how the bandwidth a function of some memory gets is measured
 /// (`probe_transfer` in the tests; a written key lives 10 minutes).
@@ -233,6 +251,10 @@ async fn lambda_main(settings: Settings) -> Result<(), String> {
             async move {
                 match event.payload.get("probe") {
                     Some(serde_json::Value::Bool(true)) => return probe(store.as_ref()).await,
+                    Some(ask @ serde_json::Value::Object(_)) if ask.get("barrier").is_some() => {
+                        let cold = fresh.swap(false, Ordering::Relaxed);
+                        return warm_probe(store.as_ref(), ask, &instance, cold).await;
+                    }
                     Some(ask @ serde_json::Value::Object(_)) => {
                         return probe_transfer(store.as_ref(), ask).await
                     }

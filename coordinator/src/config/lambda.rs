@@ -116,6 +116,13 @@ impl LambdaConfig {
             format!("{}-{memory_mb}mb", self.function_prefix)
         }
     }
+
+    /// The memory a function named by [`LambdaConfig::function_name`] has (its `-{memory}mb` suffix).
+    pub fn memory_of(function: &str) -> Option<u32> {
+        let digits = function.strip_suffix("mb")?;
+        let start = digits.rfind(|c: char| !c.is_ascii_digit())? + 1;
+        digits[start..].parse().ok()
+    }
 }
 
 impl LambdaConfig {

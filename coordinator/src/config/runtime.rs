@@ -49,6 +49,11 @@ pub struct RuntimeConfig {
     /// n ≤ width², not n / width.
     #[serde(default = "fanout_width")]
     pub fanout_width: usize,
+    /// Lambda runs: before the first step, bring each function to the instances the plan runs on it at once (M
+    /// tasks of each slice it serves, at most `concurrency`) with probes that hold their instance until all are up,
+    /// so the first step starts cold nowhere; what it did and cost is in `summary.json` (`runtime.warm_pool`).
+    #[serde(default = "yes")]
+    pub warm_pool: bool,
     /// Compute threads (0 = one per core). Results do not depend on it.
     #[serde(default)]
     pub threads: usize,
@@ -102,6 +107,7 @@ impl Default for RuntimeConfig {
             store: memory(),
             concurrency: four(),
             fanout_width: fanout_width(),
+            warm_pool: true,
             threads: 0,
             fault_rate: 0.0,
             duplicate_rate: 0.0,
@@ -203,6 +209,9 @@ fn store_wait_s() -> f64 {
 }
 fn max_attempts() -> u32 {
     6
+}
+fn yes() -> bool {
+    true
 }
 fn four() -> usize {
     4

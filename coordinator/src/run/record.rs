@@ -111,6 +111,8 @@ pub struct RuntimeStats {
     /// only slow. Counted once per task.
     pub false_alarms: u64,
     pub cold_starts: u64,
+    /// Cold starts among the tasks of the run's first step (0 when a warm pool brought every function up first).
+    pub first_step_cold_starts: u64,
     /// Tasks run in their predecessor's invocation (the *become* option).
     pub became: u64,
     pub weights_cache_hits: u64,
@@ -124,6 +126,35 @@ pub struct RuntimeStats {
     /// Reports read twice from the stream (an append retried after its reply was lost) and dropped.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub report_copies: u32,
+    /// Runs on Lambda: the instances brought up before the first step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPool>,
+}
+
+/// What a warm pool did before the first step: per function, the instances wanted and brought up, and what holding
+/// them cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct WarmPool {
+    pub functions: Vec<WarmedFunction>,
+    /// From the first probe to the last answer, ms (undilated).
+    pub wall_ms: f64,
+    /// The probes' held time × their memory, GB-seconds (undilated; a cold start's init is billed on top).
+    pub gb_seconds: f64,
+    /// `gb_seconds` and one request per probe at `[pricing]`, USD.
+    pub cost_usd: f64,
+}
+
+/// One function of a warm pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct WarmedFunction {
+    pub function: String,
+    pub memory_mb: u32,
+    /// Instances the plan runs at once on it: M tasks of each slice it serves, at most `runtime.concurrency`.
+    pub wanted: usize,
+    /// Distinct instances that held a probe.
+    pub instances: usize,
+    /// Of those, the ones a probe started (the rest were warm already).
+    pub started: usize,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -121,6 +121,11 @@ impl Keys {
         format!("{}claim:{task}", self.prefix)
     }
 
+    /// The warm pool's barrier for `function`: the instances holding a warm probe ([`crate::warm`]).
+    pub fn warm(&self, function: &str) -> String {
+        format!("{}warm:{function}", self.prefix)
+    }
+
     /// The completion-event stream.
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::error::RunError;
 use crate::planner::simulate::StepPrediction;
 use crate::run::dir::RunDir;
+use crate::run::record::WarmPool;
 use crate::run::split::tracker::Tracker;
 use data::{Dataset, Sampler};
 use models::shard::SliceLayout;
@@ -40,6 +41,8 @@ pub(super) struct Driver<'a> {
     /// When the run (this attempt) started, and the compute threads of each task: for the summary.
     pub started: Instant,
     pub threads: usize,
+    /// What the warm pool did before the first step (runs on Lambda).
+    pub warm_pool: Option<WarmPool>,
 }
 
 impl Driver<'_> {

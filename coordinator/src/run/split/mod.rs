@@ -4,7 +4,8 @@
 //!
 //! Floors (each imports only from those before it): [`deadlines`] (when a due task is late) → [`tracker`] (the run
 //! as its events show it) → [`status`] (`status.json`) → `driver` (what
-//! an attempt holds, and its few store calls) → `setup` (planner choices, store, starting point, plan, invoker) →
+//! an attempt holds, and its few store calls) → `warm_pool` (instances brought up before the first step) → `setup`
+//! (planner choices, store, starting point, plan, invoker) →
 //! `steps` (the step loop) → this file (launching, and going on from the checkpoint after a lost store).
 
 pub mod admission;
@@ -14,6 +15,7 @@ mod setup;
 pub mod status;
 mod steps;
 pub mod tracker;
+mod warm_pool;
 
 use crate::config::Config;
 use crate::error::RunError;

@@ -3,6 +3,7 @@
 //! (deleting what an interrupted run left), the run plan the tasks read, the run folder's files, and the invoker.
 
 use super::driver::Driver;
+use super::warm_pool;
 use crate::config::{Config, ConfigError, InvokerKind, Microbatches, Slices, UpdateShards};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
@@ -12,7 +13,7 @@ use crate::planner::search::PlanOutcome;
 use crate::planner::simulate::StepPrediction;
 use crate::profiling::{first_batch, profile_async};
 use crate::run::dir::{read_run_plan, JsonlWriter, RunDir, RunLock};
-use crate::run::record::Observer;
+use crate::run::record::{Observer, WarmPool};
 use crate::run::resume::resume_point;
 use data::Batch;
 use models::{OptimizerState, UnitTensors};
@@ -173,7 +174,7 @@ pub(super) async fn prepare<'a>(
         }
     };
     let ttl = Duration::from_secs(plan.ttl_s);
-    let invoker = open_invoker(&cfg, store.clone(), &plan, ttl).await?;
+    let (invoker, warm_pool) = open_invoker(&cfg, store.clone(), &plan, ttl, observer).await?;
     let keys = Keys::new(&plan.run_id).unwrap_or_else(|| unreachable!("digits and a dash"));
     let lock = lock.unwrap_or_else(|| unreachable!("both launches lock the folder"));
     Ok(Prepared {
@@ -192,6 +193,7 @@ pub(super) async fn prepare<'a>(
             instance,
             started,
             threads,
+            warm_pool,
         },
         logs,
         from: StartingPoint {
@@ -483,13 +485,15 @@ fn lambda_on_this_host(cfg: &Config) -> bool {
         .is_some_and(super::admission::is_on_this_host)
 }
 
-/// The configured invoker: the functions of `[lambda]`, or the local pool with its injected faults.
+/// The configured invoker: the functions of `[lambda]` (warmed first, unless `runtime.warm_pool` is off), or the
+/// local pool with its injected faults.
 async fn open_invoker(
     cfg: &Config,
     store: Arc<dyn Store>,
     plan: &RunPlan,
     ttl: Duration,
-) -> Result<Arc<dyn Invoker>, RunError> {
+    observer: &mut dyn Observer,
+) -> Result<(Arc<dyn Invoker>, Option<WarmPool>), RunError> {
     let r = &cfg.runtime;
     if r.invoker == InvokerKind::Lambda {
         let l = &cfg.lambda;
@@ -511,9 +515,26 @@ async fn open_invoker(
             slice_worker::invoker::lambda::Backoff::default().stretched(cfg.emulator.dilation);
         let client = LambdaClient::new(&settings, r.concurrency, backoff).await;
         probe_functions(&client, &plan.functions).await?;
-        return Ok(LambdaInvoker::new(Arc::new(client), plan.functions.clone()));
+        let wants = warm_pool::wants(cfg, plan);
+        let keys = Keys::new(&plan.run_id).unwrap_or_else(|| unreachable!("digits and a dash"));
+        let pool = if wants.is_empty() {
+            None
+        } else {
+            let pool = warm_pool::warm(&client, &keys, &wants, cfg).await;
+            for f in pool.functions.iter().filter(|f| f.instances < f.wanted) {
+                observer.warn(&format!(
+                    "warm pool: {} brought up {} of the {} instances the plan runs at once; the first step starts \
+                     the rest cold",
+                    f.function, f.instances, f.wanted
+                ));
+            }
+            Some(pool)
+        };
+        let invoker: Arc<dyn Invoker> =
+            LambdaInvoker::new(Arc::new(client), plan.functions.clone());
+        return Ok((invoker, pool));
     }
-    Ok(LocalInvoker::new(
+    let local: Arc<dyn Invoker> = LocalInvoker::new(
         store,
         LocalOptions {
             concurrency: r.concurrency,
@@ -530,5 +551,6 @@ async fn open_invoker(
             event_ttl: ttl,
             fanout_width: r.fanout_width,
         },
-    ))
+    );
+    Ok((local, None))
 }

@@ -88,6 +88,7 @@ pub(super) async fn run_steps(
     let rt = &d.cfg.runtime;
     let mut tracker = Tracker::new(plan.clone(), deadlines(d), rt.concurrency, rt.max_attempts);
     tracker.stats.store_restarts = restarts;
+    tracker.stats.warm_pool = d.warm_pool.clone();
     let train_start = Instant::now();
     d.feed(first, &mut tracker).await?;
     d.feed(first + 1, &mut tracker).await?;

@@ -194,6 +194,7 @@ impl Tracker {
         self.count_fired(&e.fired, live);
         let s = &mut self.stats;
         s.cold_starts += u64::from(e.cold);
+        s.first_step_cold_starts += u64::from(e.cold && e.task.step() == self.plan.first_step);
         s.became += u64::from(e.became);
         s.weights_cache_hits += u64::from(e.weights_cached);
         s.bytes_in += e.bytes_in;
