@@ -127,6 +127,12 @@ fn print_human(o: &PlanOutcome) {
         c.predicted.requests,
         c.store_peak_bytes / 1e6
     );
+    if let Some(w) = &o.warm_pool {
+        println!(
+            "  warm pool on Lambda before the first step: {} instance(s), ${:.3e} once (runtime.warm_pool)",
+            w.instances, w.cost_usd
+        );
+    }
     println!(
         "alternatives ({} candidates, {} simulated):",
         o.candidates, o.reranked

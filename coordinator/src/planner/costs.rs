@@ -4,7 +4,7 @@
 //! node for the step's duration. The durations are the ones measured here — on this machine's cores, not on
 //! Lambda's vCPU shares — so this is "(a) measured here", never to be confused with the platform model's projection.
 
-use crate::config::Pricing;
+use crate::config::{Platform, Pricing};
 use crate::planner::simulate::billed;
 use serde::{Deserialize, Serialize};
 use slice_worker::event::TaskEvent;
@@ -75,11 +75,62 @@ pub fn vm_cost_per_step(step_ms: f64, pricing: &Pricing) -> f64 {
     pricing.vm_usd_per_hour * step_ms / 3.6e6
 }
 
+/// The instances a plan runs at once on each of its functions (`functions[s]` runs slice `s`), in order of first
+/// use: M tasks of every slice the function serves, at most `concurrency` — what a warm pool brings up.
+pub fn instances_at_once(
+    functions: &[String],
+    microbatches: usize,
+    concurrency: usize,
+) -> Vec<(String, usize)> {
+    let mut at_once: Vec<(String, usize)> = Vec::new();
+    for f in functions {
+        match at_once.iter_mut().find(|(g, _)| g == f) {
+            Some((_, n)) => *n += microbatches,
+            None => at_once.push((f.clone(), microbatches)),
+        }
+    }
+    for (_, n) in &mut at_once {
+        *n = (*n).min(concurrency);
+    }
+    at_once
+}
+
+/// A warm pool's one-time cost, USD: each of `pool`'s (memory MB, instances) probes holds its instance about one
+/// cold start and one invoke latency (the barrier waits for the slowest instance to start), one request each.
+pub fn warm_pool_cost(pool: &[(u32, usize)], platform: &Platform, pricing: &Pricing) -> f64 {
+    let hold_s = (platform.cold_start_ms + platform.invoke_ms) / 1e3;
+    pool.iter()
+        .map(|&(memory_mb, n)| {
+            n as f64
+                * (hold_s * f64::from(memory_mb) / 1024.0 * pricing.usd_per_gb_s
+                    + pricing.usd_per_request)
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use slice_worker::event::Status;
     use slice_worker::task::TaskId;
+
+    #[test]
+    fn a_warm_pool_holds_each_instance_one_cold_start_and_invoke_at_its_memory() {
+        let (platform, pricing) = (Platform::default(), Pricing::default());
+        let hold_s = (platform.cold_start_ms + platform.invoke_ms) / 1e3;
+        let one_gb = hold_s * pricing.usd_per_gb_s + pricing.usd_per_request;
+        let two_gb = 2.0 * hold_s * pricing.usd_per_gb_s + pricing.usd_per_request;
+        let cost = warm_pool_cost(&[(1024, 8), (2048, 3)], &platform, &pricing);
+        assert!(
+            (cost - (8.0 * one_gb + 3.0 * two_gb)).abs() < 1e-15,
+            "{cost}"
+        );
+        let names: Vec<String> = ["a", "a", "b", "a"].map(String::from).to_vec();
+        assert_eq!(
+            instances_at_once(&names, 4, 10),
+            vec![("a".to_string(), 10), ("b".to_string(), 4)]
+        );
+    }
 
     fn event(task: TaskId, run_ms: f64, became: bool) -> TaskEvent {
         let mut e = TaskEvent::new(task, 1, "w".into(), Status::Ran);

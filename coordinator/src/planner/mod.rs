@@ -21,7 +21,7 @@ pub mod search;
 pub mod segment;
 pub mod simulate;
 
-use crate::config::{Config, ConfigError, Objective, PlatformKind, Slices};
+use crate::config::{Config, ConfigError, LambdaConfig, Objective, PlatformKind, Slices};
 use crate::error::RunError;
 use latency::{PlanShape, TaskModel};
 use profile::Profile;
@@ -36,6 +36,47 @@ const RERANK: usize = 10;
 /// micro-batch size) and the best for the objective wins. An infeasible request is a config error naming the key
 /// and the margin.
 pub fn plan_for(
+    cfg: &Config,
+    profile: &Profile,
+    steps_per_epoch: u64,
+) -> Result<PlanOutcome, RunError> {
+    let mut outcome = plan_any_microbatches(cfg, profile, steps_per_epoch)?;
+    outcome.warm_pool = warm_pool_for(cfg, &outcome.chosen);
+    Ok(outcome)
+}
+
+/// The warm pool of `chosen` on Lambda: its functions (named as `[lambda]` names them) at the instances the plan
+/// runs on each at once, priced once; none when `runtime.warm_pool` is off.
+fn warm_pool_for(cfg: &Config, chosen: &search::PlannedStep) -> Option<search::WarmPoolPlan> {
+    if !cfg.runtime.warm_pool {
+        return None;
+    }
+    let memory: Vec<u32> = chosen.slices.iter().map(|s| s.memory_mb).collect();
+    let slices = memory.len();
+    let names: Vec<String> = cfg
+        .lambda
+        .functions(Some(memory), slices)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let pool: Vec<(u32, usize)> =
+        costs::instances_at_once(&names, chosen.microbatches, cfg.runtime.concurrency)
+            .into_iter()
+            .map(|(f, n)| {
+                (
+                    LambdaConfig::memory_of(&f).unwrap_or(cfg.lambda.memory_mb),
+                    n,
+                )
+            })
+            .collect();
+    Some(search::WarmPoolPlan {
+        instances: pool.iter().map(|(_, n)| n).sum(),
+        cost_usd: costs::warm_pool_cost(&pool, &cfg.platform, &cfg.pricing),
+    })
+}
+
+/// [`plan_for`] without the warm pool.
+fn plan_any_microbatches(
     cfg: &Config,
     profile: &Profile,
     steps_per_epoch: u64,

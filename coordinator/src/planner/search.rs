@@ -105,6 +105,16 @@ pub struct PlanOutcome {
     /// Candidates the dynamic program produced, and how many Monte Carlo re-ranked.
     pub candidates: usize,
     pub reranked: usize,
+    /// On Lambda with `runtime.warm_pool`: the instances brought up before the first step and their one-time cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPoolPlan>,
+}
+
+/// A warm pool as the planner prices it ([`crate::planner::costs::warm_pool_cost`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WarmPoolPlan {
+    pub instances: usize,
+    pub cost_usd: f64,
 }
 
 impl PlannedStep {
@@ -176,6 +186,7 @@ pub fn plan(
         alternatives,
         candidates,
         reranked,
+        warm_pool: None,
     })
 }
 

@@ -9,6 +9,7 @@
 //! far as it got; the run goes on and pays the cold starts it did not avoid.
 
 use crate::config::{Config, InvokerKind, LambdaConfig};
+use crate::planner::costs::instances_at_once;
 use crate::run::record::{WarmPool, WarmedFunction};
 use slice_worker::invoker::LambdaClient;
 use slice_worker::plan::RunPlan;
@@ -28,28 +29,20 @@ pub struct Want {
     pub instances: usize,
 }
 
-/// What the plan runs at once on each of its functions: M tasks of every slice the function serves, at most
-/// `runtime.concurrency`. Empty for the local invoker, and when `runtime.warm_pool` is off.
+/// What the plan runs at once on each of its functions ([`instances_at_once`]). Empty for the local invoker, and when
+/// `runtime.warm_pool` is off.
 pub fn wants(cfg: &Config, plan: &RunPlan) -> Vec<Want> {
     if cfg.runtime.invoker != InvokerKind::Lambda || !cfg.runtime.warm_pool {
         return Vec::new();
     }
-    let mut wants: Vec<Want> = Vec::new();
-    for function in &plan.functions {
-        let memory_mb = LambdaConfig::memory_of(function).unwrap_or(cfg.lambda.memory_mb);
-        match wants.iter_mut().find(|w| &w.function == function) {
-            Some(w) => w.instances += plan.microbatches,
-            None => wants.push(Want {
-                function: function.clone(),
-                memory_mb,
-                instances: plan.microbatches,
-            }),
-        }
-    }
-    for w in &mut wants {
-        w.instances = w.instances.min(cfg.runtime.concurrency);
-    }
-    wants
+    instances_at_once(&plan.functions, plan.microbatches, cfg.runtime.concurrency)
+        .into_iter()
+        .map(|(function, instances)| Want {
+            memory_mb: LambdaConfig::memory_of(&function).unwrap_or(cfg.lambda.memory_mb),
+            function,
+            instances,
+        })
+        .collect()
 }
 
 /// Brings every function of `wants` to its instances; `dilation` stretches the probes' wait and is divided out of
