@@ -18,6 +18,7 @@ pub mod dag;
 pub mod event;
 pub mod executor;
 pub mod fanout;
+pub mod governor;
 pub mod handler;
 pub mod invoker;
 pub mod plan;

@@ -179,6 +179,9 @@ pub struct TaskPayload {
     /// wide fan-out started as a tree ([`crate::fanout`]). Each starts as attempt 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relay: Vec<TaskId>,
+    /// The account governor's slot this invocation holds ([`crate::governor`]); it gives it back when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 fn unix_ms() -> u64 {
@@ -196,6 +199,7 @@ impl TaskPayload {
             attempt,
             sent_unix_ms: None,
             relay: Vec::new(),
+            slot: None,
         }
     }
 
@@ -252,6 +256,7 @@ mod tests {
             attempt: 2,
             sent_unix_ms: None,
             relay: Vec::new(),
+            slot: None,
         };
         let json = p.to_json();
         assert!(json.len() < 100, "{json}");

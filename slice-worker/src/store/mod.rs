@@ -146,4 +146,18 @@ pub trait Store: Send + Sync {
         max: usize,
         block: Duration,
     ) -> StoreResult<Vec<StreamEntry>>;
+
+    /// One call of the account governor's script ([`crate::governor`]): `args` are its operation and arguments, the
+    /// answer its reply. Only a Redis store has one — runs that share an account share a Redis.
+    async fn governor(&self, args: &[String]) -> StoreResult<Vec<String>> {
+        Err(StoreError::Command {
+            url: self.describe(),
+            command: "governor",
+            reason: format!(
+                "the account governor needs a Redis store (runtime.store = \"redis://…\"), not {}; asked {:?}",
+                self.describe(),
+                args.first()
+            ),
+        })
+    }
 }

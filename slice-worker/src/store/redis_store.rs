@@ -107,6 +107,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     reader: ConnectionManager,
     fan_in: redis::Script,
+    /// The account governor's script (`governor.lua`, [`crate::governor`]).
+    governor: redis::Script,
     /// Tensor traffic (SET / GET / MGET) on our own RESP connections, for plain-TCP servers.
     bulk: Option<BulkPool>,
     /// How long a call is retried on a lost connection: [`RETRY_FOR`], stretched by a time dilation.
@@ -182,6 +184,7 @@ impl RedisStore {
             conn,
             reader,
             fan_in: redis::Script::new(FAN_IN),
+            governor: redis::Script::new(include_str!("governor.lua")),
             bulk: BulkPool::for_server(client.get_connection_info(), CONNECT_TIMEOUT),
             retry_for: RETRY_FOR,
         };
@@ -480,6 +483,23 @@ impl Store for RedisStore {
         let token = format!("{:016x}", rand::rng().random::<u64>());
         self.complete_dependencies_as(sets, member, ttl, &token)
             .await
+    }
+
+    /// A call retried after its reply was lost may take a second slot or queue a task twice: the slot expires with
+    /// its lease, the second copy of a task is a duplicate delivery, which tasks tolerate.
+    async fn governor(&self, args: &[String]) -> StoreResult<Vec<String>> {
+        let mut invocation = self.governor.prepare_invoke();
+        for a in args {
+            invocation.arg(a);
+        }
+        self.retrying(|| async {
+            let mut c = self.conn.clone();
+            invocation
+                .invoke_async(&mut c)
+                .await
+                .map_err(|e| self.err("EVALSHA governor", e))
+        })
+        .await
     }
 
     async fn delete(&self, keys: &[String]) -> StoreResult<u64> {

@@ -1,0 +1,242 @@
+//! The account governor (Sequoia's QoS scheduler, without a scheduler process): every run on one store shares the
+//! account's concurrency limit as *slots* — leases in the store that expire unless renewed, so a worker or driver
+//! that dies gives its share back within a lease. A task is started only with a slot; a task that finds none waits
+//! in its run's queue in the store (it is never sent to be throttled, so no chain is dropped mid-way), and a slot
+//! that frees goes to the waiting run of the highest priority that holds the fewest slots. High-priority runs have
+//! their demand kept free for them. Granted tasks are started by their run's driver, which polls for them.
+//!
+//! The policy is one Lua script (`store/governor.lua`), atomic on the store, under one hash tag. Workers call
+//! [`Governor::admit`] for each successor and [`Governor::release`] when their invocation ends; the driver
+//! registers its run, polls ([`Governor::take`]) and unregisters.
+
+use crate::store::{Store, StoreError, StoreResult};
+use crate::task::TaskPayload;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A run's priority on the account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Its demand is kept free for it; its waiting tasks go first.
+    High,
+    #[default]
+    Normal,
+    /// Gets slots only when no high or normal run waits.
+    Low,
+}
+
+impl Priority {
+    fn class(self) -> u8 {
+        match self {
+            Priority::High => 2,
+            Priority::Normal => 1,
+            Priority::Low => 0,
+        }
+    }
+}
+
+/// How an admission ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Start the task holding this slot.
+    Slot(String),
+    /// The task waits in its run's queue; its driver starts it when a slot is granted.
+    Queued,
+    /// The run is not registered (its driver stopped or died): start nothing.
+    Dead,
+}
+
+/// A queued task that got its slot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Granted {
+    pub payload: TaskPayload,
+    /// How long it waited in the queue, ms (the store's clock).
+    pub waited_ms: f64,
+}
+
+/// A driver's poll: the tasks granted a slot (start them), and those still waiting (not late).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Poll {
+    pub granted: Vec<Granted>,
+    pub queued: Vec<TaskPayload>,
+}
+
+/// A run's counts, kept a day after it ends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Tasks that found a slot at once.
+    pub admitted: u64,
+    /// Tasks that waited in the queue.
+    pub queued: u64,
+    /// Queued tasks later granted a slot.
+    pub granted: u64,
+}
+
+/// The governor, through a store that has one (a Redis store).
+#[derive(Clone)]
+pub struct Governor {
+    store: Arc<dyn Store>,
+    /// How long a slot lives unless renewed (a running invocation renews it every third of it).
+    slot_ttl: Duration,
+}
+
+fn bad_reply(op: &str, reply: &[String]) -> StoreError {
+    StoreError::Command {
+        url: String::new(),
+        command: "governor",
+        reason: format!("unexpected answer to {op}: {reply:?}"),
+    }
+}
+
+impl Governor {
+    pub fn new(store: Arc<dyn Store>, slot_ttl: Duration) -> Governor {
+        Governor { store, slot_ttl }
+    }
+
+    pub fn slot_ttl(&self) -> Duration {
+        self.slot_ttl
+    }
+
+    async fn call(&self, args: &[String]) -> StoreResult<Vec<String>> {
+        self.store.governor(args).await
+    }
+
+    fn ms(d: Duration) -> String {
+        d.as_millis().max(1).to_string()
+    }
+
+    /// Registers (or renews) run `run` with its priority and the slots it runs at once, for `ttl` unless renewed;
+    /// sets the account's limit.
+    pub async fn register(
+        &self,
+        run: &str,
+        priority: Priority,
+        demand: usize,
+        ttl: Duration,
+        limit: usize,
+    ) -> StoreResult<()> {
+        self.call(&[
+            "register".into(),
+            run.into(),
+            priority.class().to_string(),
+            demand.to_string(),
+            Self::ms(ttl),
+            limit.to_string(),
+        ])
+        .await
+        .map(|_| ())
+    }
+
+    /// A slot for `payload`'s task, or a place in its run's queue.
+    pub async fn admit(&self, payload: &TaskPayload) -> StoreResult<Admission> {
+        let reply = self
+            .call(&[
+                "admit".into(),
+                payload.run.clone(),
+                Self::ms(self.slot_ttl),
+                payload.to_json(),
+            ])
+            .await?;
+        match reply.as_slice() {
+            [s, slot] if s == "slot" => Ok(Admission::Slot(slot.clone())),
+            [q] if q == "queued" => Ok(Admission::Queued),
+            [d] if d == "dead" => Ok(Admission::Dead),
+            _ => Err(bad_reply("admit", &reply)),
+        }
+    }
+
+    /// Gives `slot` back; free slots go to waiting tasks. Returns how many were granted.
+    pub async fn release(&self, slot: &str) -> StoreResult<usize> {
+        let reply = self
+            .call(&["release".into(), slot.into(), Self::ms(self.slot_ttl)])
+            .await?;
+        match reply.as_slice() {
+            [g, n] if g == "granted" => n.parse().map_err(|_| bad_reply("release", &reply)),
+            _ => Err(bad_reply("release", &reply)),
+        }
+    }
+
+    /// Keeps `slot` another lease.
+    pub async fn renew(&self, slot: &str) -> StoreResult<()> {
+        self.call(&["renew".into(), slot.into(), Self::ms(self.slot_ttl)])
+            .await
+            .map(|_| ())
+    }
+
+    /// The driver's poll: renews the run for `ttl`, and hands over its granted tasks and names its queued ones;
+    /// `None` when the run is no longer registered.
+    pub async fn take(&self, run: &str, ttl: Duration) -> StoreResult<Option<Poll>> {
+        let reply = self
+            .call(&[
+                "take".into(),
+                run.into(),
+                Self::ms(self.slot_ttl),
+                Self::ms(ttl),
+            ])
+            .await?;
+        let (head, rest) = reply.split_at(reply.len().min(2));
+        match head {
+            [d] if d == "dead" => return Ok(None),
+            [t, _] if t == "take" => {}
+            _ => return Err(bad_reply("take", &reply)),
+        }
+        let n: usize = head[1].parse().map_err(|_| bad_reply("take", &reply))?;
+        let (granted, queued) = rest.split_at(n.min(rest.len()));
+        let parse =
+            |json: &str| TaskPayload::from_json(json).map_err(|_| bad_reply("take", &reply));
+        let mut poll = Poll::default();
+        for g in granted {
+            let mut parts = g.splitn(3, '\n');
+            let (Some(slot), Some(waited), Some(json)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad_reply("take", &reply));
+            };
+            let mut payload = parse(json)?;
+            payload.slot = Some(slot.to_string());
+            poll.granted.push(Granted {
+                payload,
+                waited_ms: waited.parse().unwrap_or(0.0),
+            });
+        }
+        for q in queued {
+            poll.queued.push(parse(q)?);
+        }
+        Ok(Some(poll))
+    }
+
+    /// Ends run `run` on the account (its queue is dropped, its share goes to whoever waits); its counts.
+    pub async fn unregister(&self, run: &str) -> StoreResult<Counts> {
+        let reply = self
+            .call(&["unregister".into(), run.into(), Self::ms(self.slot_ttl)])
+            .await?;
+        Self::counts(&reply)
+    }
+
+    /// Run `run`'s counts so far.
+    pub async fn counts_of(&self, run: &str) -> StoreResult<Counts> {
+        let reply = self.call(&["stats".into(), run.into()]).await?;
+        Self::counts(&reply)
+    }
+
+    fn counts(reply: &[String]) -> StoreResult<Counts> {
+        let Some((head, fields)) = reply.split_first() else {
+            return Err(bad_reply("stats", reply));
+        };
+        if head != "stats" {
+            return Err(bad_reply("stats", reply));
+        }
+        let mut c = Counts::default();
+        for pair in fields.chunks(2) {
+            let n = pair.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+            match pair[0].as_str() {
+                "admitted" => c.admitted = n,
+                "queued" => c.queued = n,
+                "granted" => c.granted = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,163 @@
+//! The account governor's policy on a real `redis-server`: slots up to the limit, a queue beyond it, freed slots to
+//! the highest priority then the fewest held, high runs' demand kept free, leases that expire, runs that die.
+
+use e2e_tests::redis_server::RedisServer;
+use slice_worker::governor::{Admission, Governor, Priority};
+use slice_worker::store::{MemoryStore, RedisStore, Store};
+use slice_worker::task::{TaskId, TaskPayload};
+use std::sync::Arc;
+use std::time::Duration;
+
+const RUN_TTL: Duration = Duration::from_secs(60);
+
+fn task(run: &str, mb: usize) -> TaskPayload {
+    TaskPayload::new(
+        run,
+        TaskId::F {
+            step: 1,
+            slice: 0,
+            mb,
+        },
+        1,
+    )
+}
+
+async fn governor(server: &RedisServer, slot_ttl: Duration) -> Governor {
+    let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&server.url()).await.expect("redis"));
+    Governor::new(store, slot_ttl)
+}
+
+async fn slot(g: &Governor, p: &TaskPayload) -> String {
+    match g.admit(p).await.expect("admit") {
+        Admission::Slot(s) => s,
+        other => panic!("{} {}: {other:?}, expected a slot", p.run, p.task),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_limit_tasks_wait_and_a_freed_slot_is_granted_to_the_waiting_one() {
+    let server = RedisServer::start(&[]);
+    let g = governor(&server, Duration::from_secs(60)).await;
+    g.register("a", Priority::Normal, 4, RUN_TTL, 3)
+        .await
+        .expect("registered");
+    let slots = [
+        slot(&g, &task("a", 0)).await,
+        slot(&g, &task("a", 1)).await,
+        slot(&g, &task("a", 2)).await,
+    ];
+    let waiting = task("a", 3).relaying(vec![TaskId::F {
+        step: 1,
+        slice: 0,
+        mb: 4,
+    }]);
+    assert_eq!(g.admit(&waiting).await.expect("admit"), Admission::Queued);
+    let poll = g.take("a", RUN_TTL).await.expect("take").expect("alive");
+    assert!(poll.granted.is_empty());
+    assert_eq!(poll.queued, vec![waiting.clone()]);
+    assert_eq!(g.release(&slots[0]).await.expect("released"), 1);
+    let poll = g.take("a", RUN_TTL).await.expect("take").expect("alive");
+    assert_eq!(poll.granted.len(), 1);
+    let granted = &poll.granted[0].payload;
+    // The task as it was queued (its relay too), now holding a slot of its own.
+    assert_eq!(
+        (granted.task, &granted.relay),
+        (waiting.task, &waiting.relay)
+    );
+    assert!(granted.slot.is_some() && granted.slot.as_deref() != Some(slots[0].as_str()));
+    assert!(poll.queued.is_empty());
+    let counts = g.unregister("a").await.expect("unregistered");
+    assert_eq!((counts.admitted, counts.queued, counts.granted), (3, 1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_high_runs_demand_is_kept_free_and_freed_slots_go_to_the_run_holding_fewest() {
+    let server = RedisServer::start(&[]);
+    let g = governor(&server, Duration::from_secs(60)).await;
+    for (run, priority, demand) in [
+        ("high", Priority::High, 4),
+        ("b", Priority::Normal, 8),
+        ("c", Priority::Normal, 8),
+    ] {
+        g.register(run, priority, demand, RUN_TTL, 8)
+            .await
+            .expect("registered");
+    }
+    // Normal runs share what the high run's demand leaves: 4 of 8.
+    let mut b_slots = Vec::new();
+    for mb in 0..4 {
+        b_slots.push(slot(&g, &task("b", mb)).await);
+    }
+    assert_eq!(
+        g.admit(&task("b", 4)).await.expect("admit"),
+        Admission::Queued
+    );
+    assert_eq!(
+        g.admit(&task("c", 0)).await.expect("admit"),
+        Admission::Queued
+    );
+    // The high run finds its four free.
+    for mb in 0..4 {
+        slot(&g, &task("high", mb)).await;
+    }
+    // A slot b frees goes to c, which holds none (not back to b, which holds three).
+    g.release(&b_slots[0]).await.expect("released");
+    let c = g.take("c", RUN_TTL).await.expect("take").expect("alive");
+    assert_eq!(c.granted.len(), 1, "{c:?}");
+    let b = g.take("b", RUN_TTL).await.expect("take").expect("alive");
+    assert!(b.granted.is_empty() && b.queued.len() == 1, "{b:?}");
+    // A new task of b waits behind c's turn and its own queue.
+    assert_eq!(
+        g.admit(&task("b", 5)).await.expect("admit"),
+        Admission::Queued
+    );
+    // A high task waiting goes before any normal one.
+    assert_eq!(
+        g.admit(&task("high", 4)).await.expect("admit"),
+        Admission::Queued
+    );
+    g.release(&b_slots[1]).await.expect("released");
+    let high = g.take("high", RUN_TTL).await.expect("take").expect("alive");
+    assert_eq!(high.granted.len(), 1, "{high:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrenewed_slot_and_a_run_that_stopped_renewing_give_their_share_back() {
+    let server = RedisServer::start(&[]);
+    let g = governor(&server, Duration::from_millis(300)).await;
+    g.register("gone", Priority::Normal, 2, Duration::from_millis(300), 2)
+        .await
+        .expect("registered");
+    g.register("next", Priority::Normal, 2, RUN_TTL, 2)
+        .await
+        .expect("registered");
+    let kept = slot(&g, &task("gone", 0)).await;
+    slot(&g, &task("gone", 1)).await;
+    assert_eq!(
+        g.admit(&task("next", 0)).await.expect("admit"),
+        Admission::Queued
+    );
+    // One slot renewed, one not; the run itself is not renewed (its driver died).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    g.renew(&kept).await.expect("renewed");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let next = g.take("next", RUN_TTL).await.expect("take").expect("alive");
+    assert_eq!(
+        next.granted.len(),
+        1,
+        "the unrenewed slot expired: {next:?}"
+    );
+    assert_eq!(
+        g.admit(&task("gone", 2)).await.expect("admit"),
+        Admission::Dead,
+        "a run past its registration starts nothing more"
+    );
+    assert!(g.take("gone", RUN_TTL).await.expect("take").is_none());
+}
+
+#[tokio::test]
+async fn the_in_memory_store_has_no_governor_and_says_so() {
+    let g = Governor::new(Arc::new(MemoryStore::new()), Duration::from_secs(1));
+    let err = g.admit(&task("a", 0)).await.expect_err("no governor");
+    assert!(err.to_string().contains("needs a Redis store"), "{err}");
+}
