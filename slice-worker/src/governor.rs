@@ -72,6 +72,8 @@ pub struct Counts {
     pub queued: u64,
     /// Queued tasks later granted a slot.
     pub granted: u64,
+    /// Their time in the queue, summed, ms (the store's clock).
+    pub waited_ms: u64,
 }
 
 /// The governor, through a store that has one (a Redis store).
@@ -82,12 +84,36 @@ pub struct Governor {
     slot_ttl: Duration,
 }
 
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor")
+            .field("store", &self.store.describe())
+            .field("slot_ttl", &self.slot_ttl)
+            .finish()
+    }
+}
+
 fn bad_reply(op: &str, reply: &[String]) -> StoreError {
     StoreError::Command {
         url: String::new(),
         command: "governor",
         reason: format!("unexpected answer to {op}: {reply:?}"),
     }
+}
+
+/// A granted entry: `slot \n waited ms \n payload`.
+fn parse_granted(entry: &str, reply: &[String]) -> StoreResult<Granted> {
+    let mut parts = entry.splitn(3, '\n');
+    let (Some(slot), Some(waited), Some(json)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad_reply("a granted task", reply));
+    };
+    let mut payload =
+        TaskPayload::from_json(json).map_err(|_| bad_reply("a granted task", reply))?;
+    payload.slot = Some(slot.to_string());
+    Ok(Granted {
+        payload,
+        waited_ms: waited.parse().unwrap_or(0.0),
+    })
 }
 
 impl Governor {
@@ -147,13 +173,21 @@ impl Governor {
         }
     }
 
-    /// Gives `slot` back; free slots go to waiting tasks. Returns how many were granted.
-    pub async fn release(&self, slot: &str) -> StoreResult<usize> {
+    /// Gives `slot` of run `run` back; free slots go to waiting tasks. Returns the tasks of `run` granted a slot,
+    /// for the caller to start (the other runs' drivers start theirs).
+    pub async fn release(&self, slot: &str, run: &str) -> StoreResult<Vec<Granted>> {
         let reply = self
-            .call(&["release".into(), slot.into(), Self::ms(self.slot_ttl)])
+            .call(&[
+                "release".into(),
+                slot.into(),
+                Self::ms(self.slot_ttl),
+                run.into(),
+            ])
             .await?;
-        match reply.as_slice() {
-            [g, n] if g == "granted" => n.parse().map_err(|_| bad_reply("release", &reply)),
+        match reply.split_first() {
+            Some((g, rest)) if g == "granted" && !rest.is_empty() => {
+                rest[1..].iter().map(|e| parse_granted(e, &reply)).collect()
+            }
             _ => Err(bad_reply("release", &reply)),
         }
     }
@@ -184,24 +218,13 @@ impl Governor {
         }
         let n: usize = head[1].parse().map_err(|_| bad_reply("take", &reply))?;
         let (granted, queued) = rest.split_at(n.min(rest.len()));
-        let parse =
-            |json: &str| TaskPayload::from_json(json).map_err(|_| bad_reply("take", &reply));
         let mut poll = Poll::default();
         for g in granted {
-            let mut parts = g.splitn(3, '\n');
-            let (Some(slot), Some(waited), Some(json)) = (parts.next(), parts.next(), parts.next())
-            else {
-                return Err(bad_reply("take", &reply));
-            };
-            let mut payload = parse(json)?;
-            payload.slot = Some(slot.to_string());
-            poll.granted.push(Granted {
-                payload,
-                waited_ms: waited.parse().unwrap_or(0.0),
-            });
+            poll.granted.push(parse_granted(g, &reply)?);
         }
         for q in queued {
-            poll.queued.push(parse(q)?);
+            poll.queued
+                .push(TaskPayload::from_json(q).map_err(|_| bad_reply("take", &reply))?);
         }
         Ok(Some(poll))
     }
@@ -234,6 +257,7 @@ impl Governor {
                 "admitted" => c.admitted = n,
                 "queued" => c.queued = n,
                 "granted" => c.granted = n,
+                "waited_ms" => c.waited_ms = n,
                 _ => {}
             }
         }

@@ -12,6 +12,7 @@ use crate::alloc::HeapMark;
 use crate::event::{Crash, Status, TaskEvent};
 use crate::executor::{Outcome, TaskError};
 use crate::fanout;
+use crate::governor::{Admission, Governor};
 use crate::invoker::Fault;
 use crate::store::{Keys, Store};
 use crate::task::{TaskId, TaskPayload};
@@ -55,6 +56,9 @@ pub struct Invocation {
     pub event_ttl: Duration,
     /// Invokes this invocation has in flight at once before a fan-out becomes a tree ([`crate::fanout`]).
     pub fanout_width: usize,
+    /// The account governor, when the run is governed: successors are started with a slot or queued, and this
+    /// invocation's slot is renewed while it runs and given back when it ends.
+    pub governor: Option<Governor>,
 }
 
 /// How an invocation ended.
@@ -91,11 +95,27 @@ async fn report(store: &dyn Store, run: &str, event: &TaskEvent, ttl: Duration) 
 /// Starts `tasks` (attempt 1 each) as [`fanout::starts`] plans them, every invoke in flight at once; the last
 /// refusal, if any invoke was refused after the platform's retries, as the invocation's failure (the refused task is
 /// late, not lost: the run driver's deadline invokes it again).
-async fn start_all(host: &dyn Host, run: &str, tasks: Vec<TaskId>, width: usize) -> Ended {
+async fn start_all(
+    host: &dyn Host,
+    run: &str,
+    tasks: Vec<TaskId>,
+    width: usize,
+    governor: Option<&Governor>,
+) -> Ended {
     let invokes = fanout::starts(tasks, width)
         .into_iter()
         .map(|s| async move {
-            let payload = TaskPayload::new(run, s.task, 1).relaying(s.relay);
+            let mut payload = TaskPayload::new(run, s.task, 1).relaying(s.relay);
+            if let Some(g) = governor {
+                match g.admit(&payload).await {
+                    Ok(Admission::Slot(slot)) => payload.slot = Some(slot),
+                    // Its driver starts it when a slot is granted; a dead run starts nothing more.
+                    Ok(Admission::Queued | Admission::Dead) => return Ok(()),
+                    // The store that holds the slots is the store the task needs: unreachable, the task could not
+                    // run anyway; the driver's deadline invokes it again.
+                    Err(e) => return Err((s.task, format!("the account governor: {e}"))),
+                }
+            }
             host.start(payload).await.map_err(|reason| (s.task, reason))
         });
     let refused = futures_util::future::join_all(invokes)
@@ -123,11 +143,40 @@ pub async fn run(
     let relay = std::mem::take(&mut first.relay);
     let relayed = relay.len() as u32;
     let run = first.run.clone();
+    let governor = inv.governor.clone();
+    let slot = first.slot.take();
     // Relayed invokes first in the join, so that they are sent before the task's first computation.
-    let (relayed, ended) = tokio::join!(
-        start_all(host, &run, relay, inv.fanout_width),
-        run_tasks(host, store, first, &inv, relayed)
-    );
+    let work = async {
+        tokio::join!(
+            start_all(host, &run, relay, inv.fanout_width, governor.as_ref()),
+            run_tasks(host, store, first, &inv, relayed)
+        )
+    };
+    let (relayed, ended) = match (&governor, &slot) {
+        (Some(g), Some(slot)) => {
+            // The slot outlives a long task only if renewed; a worker that dies stops renewing and it expires.
+            let renew = async {
+                loop {
+                    tokio::time::sleep(g.slot_ttl() / 3).await;
+                    let _ = g.renew(slot).await;
+                }
+            };
+            tokio::select! {
+                done = work => done,
+                never = renew => never,
+            }
+        }
+        _ => work.await,
+    };
+    if let (Some(g), Some(slot)) = (&governor, &slot) {
+        // Not given back (the store gone): it expires with its lease. This run's tasks granted the freed slots
+        // start from here, without waiting for the driver's poll.
+        if let Ok(granted) = g.release(slot, &run).await {
+            for task in granted {
+                let _ = host.start(task.payload).await;
+            }
+        }
+    }
     match (ended, relayed) {
         (Ended::Done, refused @ Ended::Failed { .. }) => refused,
         (ended, _) => ended,
@@ -213,8 +262,14 @@ async fn run_tasks(
                 next = Some(TaskPayload::new(&p.run, successors.remove(i), 1));
             }
         }
-        if let refused @ Ended::Failed { .. } =
-            start_all(host, &p.run, successors, inv.fanout_width).await
+        if let refused @ Ended::Failed { .. } = start_all(
+            host,
+            &p.run,
+            successors,
+            inv.fanout_width,
+            inv.governor.as_ref(),
+        )
+        .await
         {
             ended = refused;
         }

@@ -11,6 +11,7 @@
 
 use async_trait::async_trait;
 use slice_worker::executor::{Outcome, TaskError, Worker};
+use slice_worker::governor::Governor;
 use slice_worker::handler::{self, Ended, Host, Invocation};
 use slice_worker::invoker::lambda::{Backoff, LambdaClient, LambdaSettings};
 use slice_worker::store::{Store, StoreUrl};
@@ -117,7 +118,7 @@ impl Host for LambdaHost {
 /// Runs one invocation of `payload`.
 async fn serve_one(
     worker: &Arc<Worker>,
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     client: Option<Arc<LambdaClient>>,
     payload: TaskPayload,
     instance: &str,
@@ -147,8 +148,11 @@ async fn serve_one(
         become_successor: plan.become_successor,
         event_ttl: Duration::from_secs(plan.ttl_s),
         fanout_width: plan.fanout_width,
+        governor: plan
+            .slot_lease_ms
+            .map(|ms| Governor::new(store.clone(), Duration::from_millis(ms))),
     };
-    handler::run(&host, store, payload, invocation).await
+    handler::run(&host, store.as_ref(), payload, invocation).await
 }
 
 /// The answer to `{"probe": true}` (a synchronous invoke after deploy): the function runs and reaches its store.
@@ -264,16 +268,7 @@ async fn lambda_main(settings: Settings) -> Result<(), String> {
                     .map_err(|e| format!("malformed task payload: {e}"))?;
                 let cold = fresh.swap(false, Ordering::Relaxed);
                 let task = payload.task.to_string();
-                match serve_one(
-                    &worker,
-                    store.as_ref(),
-                    Some(client),
-                    payload,
-                    &instance,
-                    cold,
-                )
-                .await
-                {
+                match serve_one(&worker, &store, Some(client), payload, &instance, cold).await {
                     Ended::Done => Ok::<serde_json::Value, lambda_runtime::Error>(
                         serde_json::json!({ "task": task, "ended": "done" }),
                     ),
@@ -294,7 +289,7 @@ async fn local_main(settings: Settings, payload: TaskPayload) -> Result<(), Stri
         .await
         .map_err(|e| e.to_string())?;
     let worker = Arc::new(Worker::new(store.clone()));
-    match serve_one(&worker, store.as_ref(), None, payload, "local", true).await {
+    match serve_one(&worker, &store, None, payload, "local", true).await {
         Ended::Done => Ok(()),
         Ended::Failed { task, reason } => Err(format!("{task}: {reason}")),
         Ended::Crashed => Err("crashed".into()),

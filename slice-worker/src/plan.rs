@@ -53,6 +53,10 @@ pub struct RunPlan {
     /// Invokes one invocation has in flight before a fan-out of successors becomes a tree ([`crate::fanout`]).
     #[serde(default = "fanout_width")]
     pub fanout_width: usize,
+    /// The account governor's slot lease, ms, when the run is governed ([`crate::governor`]): each task is started
+    /// with a slot, and gives it back when its invocation ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_lease_ms: Option<u64>,
 }
 
 fn fanout_width() -> usize {
@@ -105,6 +109,7 @@ impl RunPlan {
             weight_cache: crate::weight_cache::WEIGHT_CACHE,
             functions: Vec::new(),
             fanout_width: crate::fanout::FANOUT_WIDTH,
+            slot_lease_ms: None,
         }
     }
 

@@ -55,17 +55,21 @@ async fn beyond_the_limit_tasks_wait_and_a_freed_slot_is_granted_to_the_waiting_
     let poll = g.take("a", RUN_TTL).await.expect("take").expect("alive");
     assert!(poll.granted.is_empty());
     assert_eq!(poll.queued, vec![waiting.clone()]);
-    assert_eq!(g.release(&slots[0]).await.expect("released"), 1);
+    // Released by a task of run a: the task it freed the slot for is handed to it to start.
+    let handed = g.release(&slots[0], "a").await.expect("released");
+    assert_eq!(handed.len(), 1);
     let poll = g.take("a", RUN_TTL).await.expect("take").expect("alive");
-    assert_eq!(poll.granted.len(), 1);
-    let granted = &poll.granted[0].payload;
+    assert!(
+        poll.granted.is_empty() && poll.queued.is_empty(),
+        "{poll:?}"
+    );
+    let granted = &handed[0].payload;
     // The task as it was queued (its relay too), now holding a slot of its own.
     assert_eq!(
         (granted.task, &granted.relay),
         (waiting.task, &waiting.relay)
     );
     assert!(granted.slot.is_some() && granted.slot.as_deref() != Some(slots[0].as_str()));
-    assert!(poll.queued.is_empty());
     let counts = g.unregister("a").await.expect("unregistered");
     assert_eq!((counts.admitted, counts.queued, counts.granted), (3, 1, 1));
 }
@@ -101,7 +105,12 @@ async fn a_high_runs_demand_is_kept_free_and_freed_slots_go_to_the_run_holding_f
         slot(&g, &task("high", mb)).await;
     }
     // A slot b frees goes to c, which holds none (not back to b, which holds three).
-    g.release(&b_slots[0]).await.expect("released");
+    // Released by b's task: nothing of b's is handed back to it.
+    assert!(g
+        .release(&b_slots[0], "b")
+        .await
+        .expect("released")
+        .is_empty());
     let c = g.take("c", RUN_TTL).await.expect("take").expect("alive");
     assert_eq!(c.granted.len(), 1, "{c:?}");
     let b = g.take("b", RUN_TTL).await.expect("take").expect("alive");
@@ -116,7 +125,11 @@ async fn a_high_runs_demand_is_kept_free_and_freed_slots_go_to_the_run_holding_f
         g.admit(&task("high", 4)).await.expect("admit"),
         Admission::Queued
     );
-    g.release(&b_slots[1]).await.expect("released");
+    assert!(g
+        .release(&b_slots[1], "b")
+        .await
+        .expect("released")
+        .is_empty());
     let high = g.take("high", RUN_TTL).await.expect("take").expect("alive");
     assert_eq!(high.granted.len(), 1, "{high:?}");
 }

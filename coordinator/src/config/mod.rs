@@ -10,6 +10,7 @@ mod error;
 mod lambda;
 mod plan;
 mod platform;
+mod qos;
 mod runtime;
 mod train;
 
@@ -20,6 +21,7 @@ pub use error::ConfigError;
 pub use lambda::{Architecture, LambdaConfig};
 pub use plan::{Objective, PlanConfig, Slices, UpdateShards};
 pub use platform::{Platform, PlatformKind, Pricing};
+pub use qos::{Governed, QosConfig};
 pub use runtime::{DeadlineMode, InvokerKind, RuntimeConfig};
 pub use train::{microbatch_candidates, Microbatches, OptimizerKind, ScheduleKind, TrainConfig};
 
@@ -59,9 +61,23 @@ pub struct Config {
     /// `[emulator]`: `trainer emulate`'s settings, and the time dilation a run on it must know.
     #[serde(default)]
     pub emulator: EmulatorConfig,
+    /// `[qos]`: sharing the account's concurrency with other runs (the governor).
+    #[serde(default)]
+    pub qos: QosConfig,
 }
 
 impl Config {
+    /// Whether the run goes through the account governor (`qos.governor`): Lambda runs unless it is off, local runs
+    /// when it is on. Runs in one process (one slice) never do.
+    pub fn governed(&self) -> bool {
+        self.plan.is_split()
+            && match self.qos.governor {
+                Governed::Off => false,
+                Governed::On => true,
+                Governed::Auto => self.runtime.invoker == InvokerKind::Lambda,
+            }
+    }
+
     /// Whether the planner chooses the split (`plan.slices = "auto"` without cuts, or `train.microbatches =
     /// "auto"`): the split run plans at its start, `trainer deploy` plans alike.
     pub fn planner_picks_split(&self) -> bool {
@@ -83,7 +99,21 @@ impl Config {
         }
         self.runtime.validate(split)?;
         self.emulator.validate()?;
+        self.qos.validate()?;
         let lambda = self.runtime.invoker == InvokerKind::Lambda;
+        if self.governed() && !self.runtime.store.is_shared() {
+            return Err(bad(
+                "qos.governor",
+                "the account governor keeps its slots in the store the runs share: runtime.store must be a redis:// \
+                 or rediss:// URL (or qos.governor = \"off\")",
+            ));
+        }
+        if self.governed() && !lambda && self.qos.account_limit.is_none() {
+            return Err(bad(
+                "qos.account_limit",
+                "a local run under the governor must say how many tasks the runs sharing its store may run at once",
+            ));
+        }
         if lambda && self.planner_picks_split() && self.plan.profile.is_none() {
             return Err(bad(
                 "plan.profile",

@@ -129,6 +129,22 @@ pub struct RuntimeStats {
     /// Runs on Lambda: the instances brought up before the first step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_pool: Option<WarmPool>,
+    /// Governed runs: how their tasks got slots on the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<QosStats>,
+}
+
+/// A governed run's share of the account, from the governor's counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct QosStats {
+    /// Tasks started with a slot at once.
+    pub admitted: u64,
+    /// Tasks that waited in the run's queue for a slot (never sent to be throttled).
+    pub queued: u64,
+    /// Queued tasks later granted a slot and started.
+    pub granted: u64,
+    /// Their time in the queue, summed, ms (undilated).
+    pub queue_wait_ms: f64,
 }
 
 /// What a warm pool did before the first step: per function, the instances wanted and brought up, and what holding

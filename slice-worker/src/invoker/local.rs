@@ -32,6 +32,8 @@ pub struct LocalOptions {
     pub event_ttl: Duration,
     /// Invokes one invocation has in flight before a fan-out becomes a tree (`runtime.fanout_width`).
     pub fanout_width: usize,
+    /// The account governor, when the run is governed (`[qos]`).
+    pub governor: Option<crate::governor::Governor>,
 }
 
 struct Container {
@@ -148,6 +150,7 @@ impl LocalInvoker {
             become_successor: self.opts.become_successor,
             event_ttl: self.opts.event_ttl,
             fanout_width: self.opts.fanout_width,
+            governor: self.opts.governor.clone(),
         };
         let host = LocalHost {
             invoker: self.clone(),

@@ -108,6 +108,7 @@ local function grant(runs, ttl)
     redis.call('RPUSH', P .. 'granted:' .. run, slot .. '\n' .. (now - tonumber(since)) .. '\n' .. payload)
     touch(P .. 'granted:' .. run)
     redis.call('HINCRBY', P .. 'stats:' .. run, 'granted', 1)
+    redis.call('HINCRBY', P .. 'stats:' .. run, 'waited_ms', now - tonumber(since))
     n = n + 1
   end
   return n
@@ -152,10 +153,17 @@ elseif op == 'admit' then
   touch(P .. 'stats:' .. run)
   return { 'queued' }
 elseif op == 'release' then
-  -- slot slot_ttl_ms: the slot goes back, and free slots to whoever waits
+  -- slot slot_ttl_ms run: the slot goes back and free slots to whoever waits; what was granted to the releaser's own
+  -- run is handed to it to start (no wait for its driver's poll): 'granted', n, then its entries
   drop_slot(ARGV[2])
   prune()
-  return { 'granted', tostring(grant(registered(), tonumber(ARGV[3]))) }
+  local n = grant(registered(), tonumber(ARGV[3]))
+  local out = { 'granted', tostring(n) }
+  for _, g in ipairs(redis.call('LRANGE', P .. 'granted:' .. ARGV[4], 0, -1)) do
+    out[#out + 1] = g
+  end
+  redis.call('DEL', P .. 'granted:' .. ARGV[4])
+  return out
 elseif op == 'renew' then
   -- slot ttl_ms
   redis.call('ZADD', P .. 'slots', 'XX', now + tonumber(ARGV[3]), ARGV[2])

@@ -14,6 +14,7 @@ use models::shard::SliceLayout;
 use models::{Model, OptimizerState, UnitTensors};
 use slice_worker::codec::{decode_loss, decode_slice_shards, encode_targets, encode_tensor};
 use slice_worker::executor::{forward_dependencies, record_completion};
+use slice_worker::governor::{Admission, Governor};
 use slice_worker::invoker::Invoker;
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, Store};
@@ -43,6 +44,8 @@ pub(super) struct Driver<'a> {
     pub threads: usize,
     /// What the warm pool did before the first step (runs on Lambda).
     pub warm_pool: Option<WarmPool>,
+    /// The account governor, when the run is governed: every invocation is admitted with a slot or queued.
+    pub governor: Option<Governor>,
 }
 
 impl Driver<'_> {
@@ -105,10 +108,49 @@ impl Driver<'_> {
         Ok(())
     }
 
-    /// Invokes `task` (attempt `attempt`) on its function.
+    /// Invokes `task` (attempt `attempt`) on its function — on a governed run with a slot, or it waits in the
+    /// run's queue until [`Driver::start_granted`] starts it.
     pub fn invoke(&self, task: TaskId, attempt: u32) {
-        self.invoker
-            .invoke(TaskPayload::new(&self.plan.run_id, task, attempt));
+        let payload = TaskPayload::new(&self.plan.run_id, task, attempt);
+        let Some(governor) = self.governor.clone() else {
+            self.invoker.invoke(payload);
+            return;
+        };
+        let invoker = self.invoker.clone();
+        tokio::spawn(async move {
+            match governor.admit(&payload).await {
+                Ok(Admission::Slot(slot)) => invoker.invoke(TaskPayload {
+                    slot: Some(slot),
+                    ..payload
+                }),
+                Ok(Admission::Queued | Admission::Dead) => {}
+                // The store that holds the slots is unreachable: invoking without one keeps the task going; the
+                // store's loss is the driver's to notice.
+                Err(_) => invoker.invoke(payload),
+            }
+        });
+    }
+
+    /// A governed run's poll of the governor (which also renews the run's registration): starts the queued tasks
+    /// granted a slot; returns the tasks still queued (waiting, not late).
+    pub async fn start_granted(&self) -> Result<Vec<TaskId>, RunError> {
+        let Some(governor) = &self.governor else {
+            return Ok(Vec::new());
+        };
+        let Some(poll) = governor
+            .take(&self.plan.run_id, governor.slot_ttl())
+            .await?
+        else {
+            return Err(RunError::Stalled(format!(
+                "the account governor no longer knows run {} (its registration lapsed: the driver was held up \
+                 longer than qos.lease_s); resume it",
+                self.plan.run_id
+            )));
+        };
+        for granted in poll.granted {
+            self.invoker.invoke(granted.payload);
+        }
+        Ok(poll.queued.iter().map(|p| p.task).collect())
     }
 
     /// Step `step`'s loss: the micro-batch shares the last slice wrote, summed in micro-batch order as the

@@ -3,7 +3,7 @@
 //! (deleting what an interrupted run left), the run plan the tasks read, the run folder's files, and the invoker.
 
 use super::driver::Driver;
-use super::warm_pool;
+use super::{qos, warm_pool};
 use crate::config::{Config, ConfigError, InvokerKind, Microbatches, Slices, UpdateShards};
 use crate::error::RunError;
 use crate::job::{initial_state, Job};
@@ -17,6 +17,7 @@ use crate::run::record::{Observer, WarmPool};
 use crate::run::resume::resume_point;
 use data::Batch;
 use models::{OptimizerState, UnitTensors};
+use slice_worker::governor::Governor;
 use slice_worker::invoker::{
     Faults, InvokeError, Invoker, LambdaClient, LambdaInvoker, LambdaSettings, LocalInvoker,
     LocalOptions,
@@ -174,7 +175,11 @@ pub(super) async fn prepare<'a>(
         }
     };
     let ttl = Duration::from_secs(plan.ttl_s);
-    let (invoker, warm_pool) = open_invoker(&cfg, store.clone(), &plan, ttl, observer).await?;
+    let Opened {
+        invoker,
+        warm_pool,
+        governor,
+    } = open_invoker(&cfg, store.clone(), &plan, ttl, observer).await?;
     let keys = Keys::new(&plan.run_id).unwrap_or_else(|| unreachable!("digits and a dash"));
     let lock = lock.unwrap_or_else(|| unreachable!("both launches lock the folder"));
     Ok(Prepared {
@@ -194,6 +199,7 @@ pub(super) async fn prepare<'a>(
             started,
             threads,
             warm_pool,
+            governor,
         },
         logs,
         from: StartingPoint {
@@ -426,6 +432,7 @@ fn run_plan(
             .unwrap_or(slice_worker::weight_cache::WEIGHT_CACHE),
         functions,
         fanout_width: cfg.runtime.fanout_width,
+        slot_lease_ms: cfg.governed().then(|| qos::lease(cfg).as_millis() as u64),
     })
 }
 
@@ -485,15 +492,22 @@ fn lambda_on_this_host(cfg: &Config) -> bool {
         .is_some_and(super::admission::is_on_this_host)
 }
 
+/// What a run starts its tasks with.
+struct Opened {
+    invoker: Arc<dyn Invoker>,
+    warm_pool: Option<WarmPool>,
+    governor: Option<Governor>,
+}
+
 /// The configured invoker: the functions of `[lambda]` (warmed first, unless `runtime.warm_pool` is off), or the
-/// local pool with its injected faults.
+/// local pool with its injected faults; and the account governor, the run registered, when the run is governed.
 async fn open_invoker(
     cfg: &Config,
     store: Arc<dyn Store>,
     plan: &RunPlan,
     ttl: Duration,
     observer: &mut dyn Observer,
-) -> Result<(Arc<dyn Invoker>, Option<WarmPool>), RunError> {
+) -> Result<Opened, RunError> {
     let r = &cfg.runtime;
     if r.invoker == InvokerKind::Lambda {
         let l = &cfg.lambda;
@@ -515,6 +529,7 @@ async fn open_invoker(
             slice_worker::invoker::lambda::Backoff::default().stretched(cfg.emulator.dilation);
         let client = LambdaClient::new(&settings, r.concurrency, backoff).await;
         probe_functions(&client, &plan.functions).await?;
+        let governor = qos::open(cfg, &store, plan, Some(&client)).await?;
         let wants = warm_pool::wants(cfg, plan);
         let keys = Keys::new(&plan.run_id).unwrap_or_else(|| unreachable!("digits and a dash"));
         let pool = if wants.is_empty() {
@@ -532,8 +547,13 @@ async fn open_invoker(
         };
         let invoker: Arc<dyn Invoker> =
             LambdaInvoker::new(Arc::new(client), plan.functions.clone());
-        return Ok((invoker, pool));
+        return Ok(Opened {
+            invoker,
+            warm_pool: pool,
+            governor,
+        });
     }
+    let governor = qos::open(cfg, &store, plan, None).await?;
     let local: Arc<dyn Invoker> = LocalInvoker::new(
         store,
         LocalOptions {
@@ -550,7 +570,12 @@ async fn open_invoker(
             become_successor: cfg.plan.become_successor,
             event_ttl: ttl,
             fanout_width: r.fanout_width,
+            governor: governor.clone(),
         },
     );
-    Ok((local, None))
+    Ok(Opened {
+        invoker: local,
+        warm_pool: None,
+        governor,
+    })
 }

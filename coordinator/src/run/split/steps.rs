@@ -12,7 +12,9 @@ use crate::config::{DeadlineMode, InvokerKind};
 use crate::error::RunError;
 use crate::planner::calibration::{compare, TaskTimes};
 use crate::run::evaluate::evaluate;
-use crate::run::record::{summarize, Observer, RunFigures, StepRecord, Summary, TrainState};
+use crate::run::record::{
+    summarize, Observer, QosStats, RunFigures, StepRecord, Summary, TrainState,
+};
 use models::shard::SliceLayout;
 use models::{OptimizerState, UnitTensors};
 use slice_worker::codec::{encode_plan, encode_slice_shards};
@@ -298,6 +300,9 @@ async fn follow_events(
         }
     };
     let now = Instant::now();
+    // Governed runs: start what was granted a slot; what still waits for one is not late.
+    let queued = d.start_granted().await?;
+    p.tracker.queued(&queued, now);
     if now.duration_since(p.instance_checked) > INSTANCE_CHECK {
         p.instance_checked = now;
         d.check_instance().await?;
@@ -495,7 +500,18 @@ async fn finish_run(
         threads: d.threads,
     };
     let mut summary = summarize(&d.cfg, &d.model, &run, &eval);
-    summary.runtime = Some(p.tracker.stats.clone());
+    let mut stats = p.tracker.stats.clone();
+    if let Some(governor) = &d.governor {
+        // The run's share goes back now rather than when its registration lapses.
+        let counts = governor.unregister(&plan.run_id).await?;
+        stats.qos = Some(QosStats {
+            admitted: counts.admitted,
+            queued: counts.queued,
+            granted: counts.granted,
+            queue_wait_ms: d.cfg.emulator.undilate_ms(counts.waited_ms as f64),
+        });
+    }
+    summary.runtime = Some(stats);
     summary.calibration = d
         .prediction
         .as_ref()

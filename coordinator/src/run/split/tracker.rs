@@ -378,6 +378,16 @@ impl Tracker {
         (self.due.len() as f64 / self.concurrency as f64).max(1.0)
     }
 
+    /// Tasks the account governor holds in their run's queue: they wait for a slot, they are not late — their
+    /// deadlines count from `now`.
+    pub fn queued(&mut self, tasks: &[TaskId], now: Instant) {
+        for task in tasks {
+            if let Some(due) = self.due.get_mut(task) {
+                due.since = now;
+            }
+        }
+    }
+
     /// How many tasks are due and unreported: invoked, queued or running (or lost).
     pub fn in_flight(&self) -> usize {
         self.due.len()
