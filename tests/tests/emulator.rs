@@ -129,10 +129,14 @@ fn check_events(dir: &Path) -> usize {
         checked.crashes, 0,
         "only the local invoker injects crashes into events"
     );
-    // Invocation latency crosses processes on the sender's clock: a cold start (a new worker process) shows in it.
+    // Invocation latency crosses processes on the sender's clock (the warm pool started the first instances, so
+    // few tasks, if any, start cold).
     assert!(
-        checked.events.iter().any(|e| e.cold && e.invoke_ms > 0.0),
-        "cold starts show in invoke_ms"
+        checked
+            .events
+            .iter()
+            .any(|e| !e.became && e.invoke_ms > 0.0),
+        "invocation latency shows in invoke_ms"
     );
     // Each worker process runs one task at a time and counts its heap: every task that ran says what it held.
     assert!(

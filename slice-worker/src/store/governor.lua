@@ -1,7 +1,7 @@
 -- The account governor (slice_worker::governor): the concurrency slots every run on this store shares, as leases
 -- with expiry times; the tasks that find no slot wait in their run's queue and are granted one, best run first,
 -- when a slot frees. ARGV[1] is the operation, ARGV[2..] its arguments; every key lives under the {trainer-qos}
--- hash tag (one cluster slot) and expires a day after it was last written.
+-- hash tag (one cluster slot), expires a day after it was last written, and goes when no run and no slot is left.
 local P = '{trainer-qos}:'
 local DAY = 86400000
 local t = redis.call('TIME')
@@ -39,7 +39,7 @@ local function prune()
     local expiry = tonumber(string.match(runs[i + 1], '%d+ %d+ (%d+)'))
     if expiry < now then
       redis.call('HDEL', P .. 'runs', runs[i])
-      redis.call('DEL', P .. 'queue:' .. runs[i], P .. 'granted:' .. runs[i])
+      redis.call('DEL', P .. 'queue:' .. runs[i], P .. 'granted:' .. runs[i], P .. 'stats:' .. runs[i])
     end
   end
 end
@@ -114,6 +114,13 @@ local function grant(runs, ttl)
   return n
 end
 
+-- An account with no run and no slot keeps nothing.
+local function tidy()
+  if redis.call('HLEN', P .. 'runs') == 0 and redis.call('ZCARD', P .. 'slots') == 0 then
+    redis.call('DEL', P .. 'limit', P .. 'next', P .. 'held', P .. 'owner', P .. 'runs', P .. 'slots')
+  end
+end
+
 local function stats(run)
   local s = redis.call('HGETALL', P .. 'stats:' .. run)
   local out = { 'stats' }
@@ -163,6 +170,7 @@ elseif op == 'release' then
     out[#out + 1] = g
   end
   redis.call('DEL', P .. 'granted:' .. ARGV[4])
+  tidy()
   return out
 elseif op == 'renew' then
   -- slot ttl_ms
@@ -191,12 +199,15 @@ elseif op == 'take' then
   end
   return out
 elseif op == 'unregister' then
-  -- run slot_ttl_ms: the run's share goes to whoever waits; its counts are returned and kept a day
+  -- run slot_ttl_ms: the run's share goes to whoever waits; its counts are returned, and go
   redis.call('HDEL', P .. 'runs', ARGV[2])
   redis.call('DEL', P .. 'queue:' .. ARGV[2], P .. 'granted:' .. ARGV[2])
   prune()
   grant(registered(), tonumber(ARGV[3]))
-  return stats(ARGV[2])
+  local out = stats(ARGV[2])
+  redis.call('DEL', P .. 'stats:' .. ARGV[2])
+  tidy()
+  return out
 elseif op == 'stats' then
   return stats(ARGV[2])
 end

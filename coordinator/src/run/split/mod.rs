@@ -182,6 +182,18 @@ async fn drive(
     if result.as_ref().is_err_and(RunError::store_lost) {
         return result;
     }
+    if let Some(governor) = &driver.governor {
+        // The run's share of the account goes back now (a finished run has already left; this one is for the rest),
+        // and the interrupted run's too, whose chains may still be asking for slots.
+        let runs = std::iter::once(driver.plan.run_id.as_str()).chain(
+            old_prefix
+                .as_deref()
+                .and_then(|p| p.strip_prefix("run:")?.strip_suffix(':')),
+        );
+        for run in runs {
+            let _ = governor.unregister(run).await;
+        }
+    }
     let store = &driver.store;
     let mut cleanup = store.delete_prefix(driver.keys.prefix()).await;
     // A task of the interrupted run may have outlived its deletion (on Lambda, a chain of tasks goes on for up to two

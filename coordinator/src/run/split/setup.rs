@@ -529,13 +529,18 @@ async fn open_invoker(
             slice_worker::invoker::lambda::Backoff::default().stretched(cfg.emulator.dilation);
         let client = LambdaClient::new(&settings, r.concurrency, backoff).await;
         probe_functions(&client, &plan.functions).await?;
-        let governor = qos::open(cfg, &store, plan, Some(&client)).await?;
         let wants = warm_pool::wants(cfg, plan);
         let keys = Keys::new(&plan.run_id).unwrap_or_else(|| unreachable!("digits and a dash"));
         let pool = if wants.is_empty() {
             None
         } else {
-            let pool = warm_pool::warm(&client, &keys, &wants, cfg).await;
+            // One try per probe: a throttled probe means the pool cannot be completed, and says so at once.
+            let once = slice_worker::invoker::lambda::Backoff {
+                tries: 1,
+                ..slice_worker::invoker::lambda::Backoff::default()
+            };
+            let probes = LambdaClient::new(&settings, r.concurrency, once).await;
+            let pool = warm_pool::warm(&probes, store.as_ref(), &keys, &wants, cfg).await;
             for f in pool.functions.iter().filter(|f| f.instances < f.wanted) {
                 observer.warn(&format!(
                     "warm pool: {} brought up {} of the {} instances the plan runs at once; the first step starts \
@@ -545,6 +550,8 @@ async fn open_invoker(
             }
             Some(pool)
         };
+        // Registered after the pool: the registration lives a lease, the pool may take longer.
+        let governor = qos::open(cfg, &store, plan, Some(&client)).await?;
         let invoker: Arc<dyn Invoker> =
             LambdaInvoker::new(Arc::new(client), plan.functions.clone());
         return Ok(Opened {

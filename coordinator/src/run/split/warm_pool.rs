@@ -6,14 +6,15 @@
 //! function's probes never wait behind another's for the client's invoke slots.
 //!
 //! A pool that could not be completed (the account's concurrency, a throttle, a probe that failed) is reported as
-//! far as it got; the run goes on and pays the cold starts it did not avoid.
+//! far as it got — a failed probe opens the barrier at once, so the others stop holding — and the run goes on and
+//! pays the cold starts it did not avoid.
 
 use crate::config::{Config, InvokerKind, LambdaConfig};
 use crate::planner::costs::instances_at_once;
 use crate::run::record::{WarmPool, WarmedFunction};
 use slice_worker::invoker::LambdaClient;
 use slice_worker::plan::RunPlan;
-use slice_worker::store::Keys;
+use slice_worker::store::{Keys, Store};
 use slice_worker::warm::{Held, WarmProbe};
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,13 @@ pub fn wants(cfg: &Config, plan: &RunPlan) -> Vec<Want> {
 
 /// Brings every function of `wants` to its instances; `dilation` stretches the probes' wait and is divided out of
 /// the times reported.
-pub async fn warm(client: &LambdaClient, keys: &Keys, wants: &[Want], cfg: &Config) -> WarmPool {
+pub async fn warm(
+    client: &LambdaClient,
+    store: &dyn Store,
+    keys: &Keys,
+    wants: &[Want],
+    cfg: &Config,
+) -> WarmPool {
     let dilation = cfg.emulator.dilation;
     let started = Instant::now();
     let mut pool = WarmPool::default();
@@ -59,8 +66,22 @@ pub async fn warm(client: &LambdaClient, keys: &Keys, wants: &[Want], cfg: &Conf
             wait_ms: HOLD_AT_MOST.mul_f64(dilation).as_millis() as u64,
         };
         let body = serde_json::json!({ "probe": probe }).to_string();
-        let calls =
-            (0..want.instances).map(|_| client.invoke_sync(&want.function, body.as_bytes()));
+        // A probe that fails (throttled: the function or account cannot run that many at once) means the barrier
+        // cannot complete: it is opened at once, so that the held instances do not wait out their hold.
+        let all = format!("{}:all", probe.barrier);
+        let calls = (0..want.instances).map(|_| async {
+            let answer = client.invoke_sync(&want.function, body.as_bytes()).await;
+            if answer.is_err() {
+                let _ = store
+                    .put(
+                        &all,
+                        bytes::Bytes::from_static(b"1"),
+                        Duration::from_secs(600),
+                    )
+                    .await;
+            }
+            answer
+        });
         let held: Vec<Held> = futures_util::future::join_all(calls)
             .await
             .into_iter()
