@@ -76,6 +76,14 @@ pub struct Counts {
     pub waited_ms: u64,
 }
 
+/// What the account allows: tasks at once, and starts per second (burst smoothing; 0: no limit) on the store's
+/// clock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Account {
+    pub limit: usize,
+    pub starts_per_s: f64,
+}
+
 /// The governor, through a store that has one (a Redis store).
 #[derive(Clone)]
 pub struct Governor {
@@ -134,14 +142,14 @@ impl Governor {
     }
 
     /// Registers (or renews) run `run` with its priority and the slots it runs at once, for `ttl` unless renewed;
-    /// sets the account's limit.
+    /// sets the account's limit and its start rate (`account`).
     pub async fn register(
         &self,
         run: &str,
         priority: Priority,
         demand: usize,
         ttl: Duration,
-        limit: usize,
+        account: Account,
     ) -> StoreResult<()> {
         self.call(&[
             "register".into(),
@@ -149,7 +157,8 @@ impl Governor {
             priority.class().to_string(),
             demand.to_string(),
             Self::ms(ttl),
-            limit.to_string(),
+            account.limit.to_string(),
+            account.starts_per_s.to_string(),
         ])
         .await
         .map(|_| ())

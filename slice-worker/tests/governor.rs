@@ -2,13 +2,20 @@
 //! the highest priority then the fewest held, high runs' demand kept free, leases that expire, runs that die.
 
 use e2e_tests::redis_server::RedisServer;
-use slice_worker::governor::{Admission, Governor, Priority};
+use slice_worker::governor::{Account, Admission, Governor, Priority};
 use slice_worker::store::{MemoryStore, RedisStore, Store};
 use slice_worker::task::{TaskId, TaskPayload};
 use std::sync::Arc;
 use std::time::Duration;
 
 const RUN_TTL: Duration = Duration::from_secs(60);
+
+fn account(limit: usize) -> Account {
+    Account {
+        limit,
+        starts_per_s: 0.0,
+    }
+}
 
 fn task(run: &str, mb: usize) -> TaskPayload {
     TaskPayload::new(
@@ -38,7 +45,7 @@ async fn slot(g: &Governor, p: &TaskPayload) -> String {
 async fn beyond_the_limit_tasks_wait_and_a_freed_slot_is_granted_to_the_waiting_one() {
     let server = RedisServer::start(&[]);
     let g = governor(&server, Duration::from_secs(60)).await;
-    g.register("a", Priority::Normal, 4, RUN_TTL, 3)
+    g.register("a", Priority::Normal, 4, RUN_TTL, account(3))
         .await
         .expect("registered");
     let slots = [
@@ -83,7 +90,7 @@ async fn a_high_runs_demand_is_kept_free_and_freed_slots_go_to_the_run_holding_f
         ("b", Priority::Normal, 8),
         ("c", Priority::Normal, 8),
     ] {
-        g.register(run, priority, demand, RUN_TTL, 8)
+        g.register(run, priority, demand, RUN_TTL, account(8))
             .await
             .expect("registered");
     }
@@ -138,10 +145,16 @@ async fn a_high_runs_demand_is_kept_free_and_freed_slots_go_to_the_run_holding_f
 async fn an_unrenewed_slot_and_a_run_that_stopped_renewing_give_their_share_back() {
     let server = RedisServer::start(&[]);
     let g = governor(&server, Duration::from_millis(300)).await;
-    g.register("gone", Priority::Normal, 2, Duration::from_millis(300), 2)
-        .await
-        .expect("registered");
-    g.register("next", Priority::Normal, 2, RUN_TTL, 2)
+    g.register(
+        "gone",
+        Priority::Normal,
+        2,
+        Duration::from_millis(300),
+        account(2),
+    )
+    .await
+    .expect("registered");
+    g.register("next", Priority::Normal, 2, RUN_TTL, account(2))
         .await
         .expect("registered");
     let kept = slot(&g, &task("gone", 0)).await;
@@ -173,4 +186,33 @@ async fn the_in_memory_store_has_no_governor_and_says_so() {
     let g = Governor::new(Arc::new(MemoryStore::new()), Duration::from_secs(1));
     let err = g.admit(&task("a", 0)).await.expect_err("no governor");
     assert!(err.to_string().contains("needs a Redis store"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_beyond_the_accounts_rate_wait_for_the_bucket_to_refill() {
+    let server = RedisServer::start(&[]);
+    let g = governor(&server, Duration::from_secs(60)).await;
+    // Ten starts per second, a second's worth at once: the eleventh of a burst waits.
+    let smooth = Account {
+        limit: 100,
+        starts_per_s: 10.0,
+    };
+    g.register("burst", Priority::Normal, 100, RUN_TTL, smooth)
+        .await
+        .expect("registered");
+    for mb in 0..10 {
+        slot(&g, &task("burst", mb)).await;
+    }
+    assert_eq!(
+        g.admit(&task("burst", 10)).await.expect("admit"),
+        Admission::Queued
+    );
+    // A tenth of a second refills a token; the driver's poll grants it.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let poll = g
+        .take("burst", RUN_TTL)
+        .await
+        .expect("take")
+        .expect("alive");
+    assert_eq!(poll.granted.len(), 1, "{poll:?}");
 }

@@ -29,6 +29,9 @@ pub struct QosConfig {
     /// How long a slot or a run's registration lives unless renewed, seconds (a dead worker's slot and a dead
     /// driver's share come back within it).
     pub lease_s: f64,
+    /// Burst smoothing: the most task starts per second on the account (a second's worth may start at once; the
+    /// rest wait in their queues); 0: no limit. Set by the last run to register.
+    pub max_starts_per_s: f64,
 }
 
 impl Default for QosConfig {
@@ -38,6 +41,7 @@ impl Default for QosConfig {
             priority: Priority::Normal,
             account_limit: None,
             lease_s: 10.0,
+            max_starts_per_s: 0.0,
         }
     }
 }
@@ -52,6 +56,15 @@ impl QosConfig {
             return Err(bad(
                 "qos.lease_s",
                 format!("must be at least 1 second, got {}", self.lease_s),
+            ));
+        }
+        if !(self.max_starts_per_s.is_finite() && self.max_starts_per_s >= 0.0) {
+            return Err(bad(
+                "qos.max_starts_per_s",
+                format!(
+                    "must be a number of starts per second, 0 (no limit) or more, got {}",
+                    self.max_starts_per_s
+                ),
             ));
         }
         Ok(())

@@ -82,6 +82,26 @@ local function next_waiting(runs)
   return best, best_class, best_held
 end
 
+-- Burst smoothing: starts take a token from a bucket that refills at the account's rate (tokens per second, a
+-- second's worth at most); no rate set, no limit.
+local function take_token()
+  local rate = tonumber(redis.call('GET', P .. 'rate') or '0')
+  if rate <= 0 then
+    return true
+  end
+  local b = redis.call('HMGET', P .. 'bucket', 'tokens', 'at')
+  local tokens = tonumber(b[1] or rate)
+  local at = tonumber(b[2] or now)
+  tokens = math.min(rate, tokens + (now - at) * rate / 1000)
+  local took = tokens >= 1
+  if took then
+    tokens = tokens - 1
+  end
+  redis.call('HSET', P .. 'bucket', 'tokens', tostring(tokens), 'at', tostring(now))
+  touch(P .. 'bucket')
+  return took
+end
+
 local function take_slot(run, ttl)
   local slot = tostring(redis.call('INCR', P .. 'next'))
   redis.call('ZADD', P .. 'slots', now + ttl, slot)
@@ -99,7 +119,7 @@ local function grant(runs, ttl)
   local n = 0
   while true do
     local run, class = next_waiting(runs)
-    if not run or free_for(class, runs) <= 0 then
+    if not run or free_for(class, runs) <= 0 or not take_token() then
       break
     end
     local entry = redis.call('LPOP', P .. 'queue:' .. run)
@@ -117,7 +137,8 @@ end
 -- An account with no run and no slot keeps nothing.
 local function tidy()
   if redis.call('HLEN', P .. 'runs') == 0 and redis.call('ZCARD', P .. 'slots') == 0 then
-    redis.call('DEL', P .. 'limit', P .. 'next', P .. 'held', P .. 'owner', P .. 'runs', P .. 'slots')
+    redis.call('DEL', P .. 'limit', P .. 'rate', P .. 'bucket', P .. 'next', P .. 'held', P .. 'owner', P .. 'runs',
+      P .. 'slots')
   end
 end
 
@@ -131,9 +152,11 @@ local function stats(run)
 end
 
 if op == 'register' then
-  -- run class demand ttl_ms limit
+  -- run class demand ttl_ms limit starts_per_s
   redis.call('HSET', P .. 'runs', ARGV[2], ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. (now + tonumber(ARGV[5])))
   redis.call('SET', P .. 'limit', ARGV[6])
+  redis.call('SET', P .. 'rate', ARGV[7])
+  touch(P .. 'rate')
   touch(P .. 'runs')
   touch(P .. 'limit')
   prune()
@@ -149,7 +172,7 @@ elseif op == 'admit' then
   end
   local waiting, wclass, wheld = next_waiting(runs)
   local ahead = waiting and (waiting == run or wclass > me.class or (wclass == me.class and wheld < held(run)))
-  if free_for(me.class, runs) > 0 and not ahead then
+  if free_for(me.class, runs) > 0 and not ahead and take_token() then
     redis.call('HINCRBY', P .. 'stats:' .. run, 'admitted', 1)
     touch(P .. 'stats:' .. run)
     return { 'slot', take_slot(run, tonumber(ARGV[3])) }

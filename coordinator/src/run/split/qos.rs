@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::error::RunError;
 use crate::run::split::admission::Fleet;
-use slice_worker::governor::Governor;
+use slice_worker::governor::{Account, Governor};
 use slice_worker::invoker::LambdaClient;
 use slice_worker::plan::RunPlan;
 use slice_worker::store::Store;
@@ -40,7 +40,17 @@ pub async fn open(
     let governor = Governor::new(store.clone(), lease(cfg));
     let demand = Fleet::tasks_at_once(cfg)?;
     governor
-        .register(&plan.run_id, cfg.qos.priority, demand, lease(cfg), limit)
+        .register(
+            &plan.run_id,
+            cfg.qos.priority,
+            demand,
+            lease(cfg),
+            Account {
+                limit,
+                // Starts per second of the undilated world: D times fewer on this clock.
+                starts_per_s: cfg.qos.max_starts_per_s / cfg.emulator.dilation,
+            },
+        )
         .await?;
     Ok(Some(governor))
 }
