@@ -122,7 +122,7 @@ async fn start_all(
         .await
         .into_iter()
         .filter_map(Result::err)
-        .last();
+        .next_back();
     match refused {
         // Not the invoking task's failure: its work is done and recorded.
         Some((task, reason)) => Ended::Failed {

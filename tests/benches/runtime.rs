@@ -113,6 +113,7 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
             slice: 1,
             mb: 5,
         }],
+        relayed: 0,
         weights_cached: true,
         bytes_in: 4_259_840,
         bytes_out: 4_259_840,
