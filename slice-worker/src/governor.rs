@@ -201,6 +201,24 @@ impl Governor {
         }
     }
 
+    /// Up to `n` slots for run `run` now, as its share allows, none queued (a warm pool's probes hold instances
+    /// like tasks do); an empty list for a run no longer registered.
+    pub async fn reserve(&self, run: &str, n: usize) -> StoreResult<Vec<String>> {
+        let reply = self
+            .call(&[
+                "reserve".into(),
+                run.into(),
+                n.to_string(),
+                Self::ms(self.slot_ttl),
+            ])
+            .await?;
+        match reply.split_first() {
+            Some((r, slots)) if r == "reserved" => Ok(slots.to_vec()),
+            Some((d, _)) if d == "dead" => Ok(Vec::new()),
+            _ => Err(bad_reply("reserve", &reply)),
+        }
+    }
+
     /// Keeps `slot` another lease.
     pub async fn renew(&self, slot: &str) -> StoreResult<()> {
         self.call(&["renew".into(), slot.into(), Self::ms(self.slot_ttl)])

@@ -216,3 +216,29 @@ async fn starts_beyond_the_accounts_rate_wait_for_the_bucket_to_refill() {
         .expect("alive");
     assert_eq!(poll.granted.len(), 1, "{poll:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_takes_what_the_share_allows_and_queues_nothing() {
+    let server = RedisServer::start(&[]);
+    let g = governor(&server, Duration::from_secs(60)).await;
+    g.register("pool", Priority::Normal, 8, RUN_TTL, account(5))
+        .await
+        .expect("registered");
+    let held = slot(&g, &task("pool", 0)).await;
+    let reserved = g.reserve("pool", 8).await.expect("reserved");
+    assert_eq!(reserved.len(), 4, "five slots, one held: {reserved:?}");
+    assert!(!reserved.contains(&held));
+    assert!(g.reserve("pool", 1).await.expect("reserved").is_empty());
+    let poll = g.take("pool", RUN_TTL).await.expect("take").expect("alive");
+    assert!(
+        poll.queued.is_empty(),
+        "a reservation queues nothing: {poll:?}"
+    );
+    for s in &reserved {
+        g.release(s, "pool").await.expect("released");
+    }
+    assert_eq!(
+        g.reserve("nobody", 1).await.expect("reserved"),
+        Vec::<String>::new()
+    );
+}

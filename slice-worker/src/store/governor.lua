@@ -195,6 +195,23 @@ elseif op == 'release' then
   redis.call('DEL', P .. 'granted:' .. ARGV[4])
   tidy()
   return out
+elseif op == 'reserve' then
+  -- run n slot_ttl_ms: up to n slots now, none queued (a warm pool's probes): 'reserved', then the slots
+  prune()
+  local runs = registered()
+  local me = runs[ARGV[2]]
+  if not me then
+    return { 'dead' }
+  end
+  local out = { 'reserved' }
+  for _ = 1, tonumber(ARGV[3]) do
+    local waiting = next_waiting(runs)
+    if free_for(me.class, runs) <= 0 or (waiting and waiting ~= ARGV[2]) or not take_token() then
+      break
+    end
+    out[#out + 1] = take_slot(ARGV[2], tonumber(ARGV[4]))
+  end
+  return out
 elseif op == 'renew' then
   -- slot ttl_ms
   redis.call('ZADD', P .. 'slots', 'XX', now + tonumber(ARGV[3]), ARGV[2])

@@ -24,6 +24,11 @@ impl Keys {
         &self.prefix
     }
 
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.prefix["run:".len()..self.prefix.len() - 1]
+    }
+
     /// Shard `shard` of slice `slice`'s weights at version `version` (= after `version` updates).
     pub fn weights(&self, slice: usize, version: u64, shard: usize) -> String {
         format!("{}w:{slice}:{version}:{shard}", self.prefix)
@@ -139,7 +144,9 @@ mod tests {
     #[test]
     fn keys_stay_inside_the_run_namespace() {
         let k = Keys::new("r1").unwrap();
+        assert_eq!(k.run_id(), "r1");
         for key in [
+            k.warm("trainer-1024mb"),
             k.weights(0, 3, 1),
             k.optimizer(1, 0, 0),
             k.grad_sum(1, 0, 2),

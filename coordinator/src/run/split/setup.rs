@@ -529,6 +529,7 @@ async fn open_invoker(
             slice_worker::invoker::lambda::Backoff::default().stretched(cfg.emulator.dilation);
         let client = LambdaClient::new(&settings, r.concurrency, backoff).await;
         probe_functions(&client, &plan.functions).await?;
+        let governor = qos::open(cfg, &store, plan, Some(&client)).await?;
         let wants = warm_pool::wants(cfg, plan);
         let keys = Keys::new(&plan.run_id).unwrap_or_else(|| unreachable!("digits and a dash"));
         let pool = if wants.is_empty() {
@@ -540,7 +541,28 @@ async fn open_invoker(
                 ..slice_worker::invoker::lambda::Backoff::default()
             };
             let probes = LambdaClient::new(&settings, r.concurrency, once).await;
-            let pool = warm_pool::warm(&probes, store.as_ref(), &keys, &wants, cfg).await;
+            // The registration lives a lease; the pool may hold longer: renewed meanwhile.
+            let renewing = governor.clone().map(|g| {
+                let (run, lease) = (plan.run_id.clone(), qos::lease(cfg));
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(lease / 3).await;
+                        let _ = g.take(&run, lease).await;
+                    }
+                })
+            });
+            let pool = warm_pool::warm(
+                &probes,
+                store.as_ref(),
+                &keys,
+                &wants,
+                cfg,
+                governor.as_ref(),
+            )
+            .await;
+            if let Some(r) = renewing {
+                r.abort();
+            }
             for f in pool.functions.iter().filter(|f| f.instances < f.wanted) {
                 observer.warn(&format!(
                     "warm pool: {} brought up {} of the {} instances the plan runs at once; the first step starts \
@@ -550,8 +572,6 @@ async fn open_invoker(
             }
             Some(pool)
         };
-        // Registered after the pool: the registration lives a lease, the pool may take longer.
-        let governor = qos::open(cfg, &store, plan, Some(&client)).await?;
         let invoker: Arc<dyn Invoker> =
             LambdaInvoker::new(Arc::new(client), plan.functions.clone());
         return Ok(Opened {

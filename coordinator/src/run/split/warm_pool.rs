@@ -5,6 +5,9 @@
 //! instances force new ones — and they hold no longer than that. Functions are warmed one after another, so that a
 //! function's probes never wait behind another's for the client's invoke slots.
 //!
+//! On a governed run the probes take slots of the account like tasks (`Governor::reserve`: what the run's share
+//! allows now, nothing queued), and give them back when the pool is up.
+//!
 //! A pool that could not be completed (the account's concurrency, a throttle, a probe that failed) is reported as
 //! far as it got — a failed probe opens the barrier at once, so the others stop holding — and the run goes on and
 //! pays the cold starts it did not avoid.
@@ -12,6 +15,7 @@
 use crate::config::{Config, InvokerKind, LambdaConfig};
 use crate::planner::costs::instances_at_once;
 use crate::run::record::{WarmPool, WarmedFunction};
+use slice_worker::governor::Governor;
 use slice_worker::invoker::LambdaClient;
 use slice_worker::plan::RunPlan;
 use slice_worker::store::{Keys, Store};
@@ -54,22 +58,45 @@ pub async fn warm(
     keys: &Keys,
     wants: &[Want],
     cfg: &Config,
+    governor: Option<&Governor>,
 ) -> WarmPool {
     let dilation = cfg.emulator.dilation;
     let started = Instant::now();
     let mut pool = WarmPool::default();
     let mut probes = 0usize;
     for want in wants {
+        // On a governed run the probes hold slots like tasks: as many as the run's share of the account allows.
+        let slots = match governor {
+            Some(g) => g
+                .reserve(keys.run_id(), want.instances)
+                .await
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let instances = if governor.is_some() {
+            slots.len()
+        } else {
+            want.instances
+        };
+        if instances == 0 {
+            pool.functions.push(WarmedFunction {
+                function: want.function.clone(),
+                memory_mb: want.memory_mb,
+                wanted: want.instances,
+                ..WarmedFunction::default()
+            });
+            continue;
+        }
         let probe = WarmProbe {
             barrier: keys.warm(&want.function),
-            of: want.instances,
+            of: instances,
             wait_ms: HOLD_AT_MOST.mul_f64(dilation).as_millis() as u64,
         };
         let body = serde_json::json!({ "probe": probe }).to_string();
         // A probe that fails (throttled: the function or account cannot run that many at once) means the barrier
         // cannot complete: it is opened at once, so that the held instances do not wait out their hold.
         let all = format!("{}:all", probe.barrier);
-        let calls = (0..want.instances).map(|_| async {
+        let calls = (0..instances).map(|_| async {
             let answer = client.invoke_sync(&want.function, body.as_bytes()).await;
             if answer.is_err() {
                 let _ = store
@@ -87,7 +114,12 @@ pub async fn warm(
             .into_iter()
             .filter_map(|answer| serde_json::from_slice(&answer.ok()?.payload).ok())
             .collect();
-        probes += want.instances;
+        probes += instances;
+        if let Some(g) = governor {
+            for slot in &slots {
+                let _ = g.release(slot, keys.run_id()).await;
+            }
+        }
         let mut instances: Vec<&str> = held.iter().map(|h| h.instance.as_str()).collect();
         instances.sort_unstable();
         instances.dedup();
