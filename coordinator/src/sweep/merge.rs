@@ -49,8 +49,9 @@ pub fn merge(parts: Vec<Part>) -> Result<Results, MergeError> {
     if parts.len() < 2 {
         return Err(MergeError::TooFew(parts.len()));
     }
+    let mut other_hosts = false;
     for other in &parts[1..] {
-        same_base(first, other)?;
+        other_hosts |= same_base(first, other)?;
     }
     let mut points: Vec<(Row, String)> = Vec::new();
     let mut bytes_references: Vec<Row> = Vec::new();
@@ -105,7 +106,18 @@ pub fn merge(parts: Vec<Part>) -> Result<Results, MergeError> {
         reference,
         bytes_references,
         pick,
-        legend: first.results.legend.clone(),
+        legend: {
+            let mut legend = first.results.legend.clone();
+            if other_hosts {
+                legend.push(
+                    "parts: run on hosts whose in-process runs differ in their last bits (another instruction set \
+                     rounds differently; the losses agree): each point's bytes were checked against its own part's \
+                     in-process run"
+                        .into(),
+                );
+            }
+            legend
+        },
     })
 }
 
@@ -122,8 +134,11 @@ fn located(row: &Row, part: &Part) -> Row {
     row
 }
 
-/// Refuses `other` unless it is a sweep of `first`'s base.
-fn same_base(first: &Part, other: &Part) -> Result<(), MergeError> {
+/// How close two parts' in-process final losses must be for their references to count as one base on two hosts.
+const SAME_LOSS: f64 = 1e-5;
+
+/// Refuses `other` unless it is a sweep of `first`'s base; whether its in-process bits differ (another host).
+fn same_base(first: &Part, other: &Part) -> Result<bool, MergeError> {
     let differ = |what: &'static str, a: String, b: String| MergeError::DifferentBase {
         first: first.folder.display().to_string(),
         other: other.folder.display().to_string(),
@@ -142,29 +157,37 @@ fn same_base(first: &Part, other: &Part) -> Result<(), MergeError> {
             b.steps_per_epoch.to_string(),
         ));
     }
-    let weights = |r: &Results| r.reference.as_ref().and_then(|r| r.weights_sha256.clone());
-    if let (Some(wa), Some(wb)) = (weights(a), weights(b)) {
-        if wa != wb {
-            return Err(differ("the in-process references' final weights", wa, wb));
+    // The in-process runs of one base on two hosts may differ in their last bits (another instruction set rounds
+    // differently) but not in their loss; another base (another seed) differs in both.
+    let mut other_bits = false;
+    let pairs = a
+        .reference
+        .iter()
+        .zip(&b.reference)
+        .chain(a.bytes_references.iter().flat_map(|ra| {
+            b.bytes_references
+                .iter()
+                .filter(move |rb| rb.microbatches == ra.microbatches)
+                .map(move |rb| (ra, rb))
+        }));
+    for (ra, rb) in pairs {
+        if ra.weights_sha256 == rb.weights_sha256 {
+            continue;
         }
-    }
-    // Two parts that checked bytes at the same micro-batch count must have checked them against the same bytes.
-    for ra in &a.bytes_references {
-        for rb in b
-            .bytes_references
-            .iter()
-            .filter(|rb| rb.microbatches == ra.microbatches)
-        {
-            if ra.weights_sha256 != rb.weights_sha256 {
-                return Err(differ(
-                    "the in-process weights at one micro-batch count",
-                    format!("{:?}", ra.weights_sha256),
-                    format!("{:?}", rb.weights_sha256),
-                ));
-            }
+        let (la, lb) = (
+            ra.final_loss.unwrap_or(f64::NAN),
+            rb.final_loss.unwrap_or(f64::NAN),
+        );
+        if (la - lb).abs() > SAME_LOSS * la.abs().max(lb.abs()) || la.is_nan() {
+            return Err(differ(
+                "the in-process references' final weights and losses",
+                format!("{:?}, loss {la}", ra.weights_sha256),
+                format!("{:?}, loss {lb}", rb.weights_sha256),
+            ));
         }
+        other_bits = true;
     }
-    Ok(())
+    Ok(other_bits)
 }
 
 #[cfg(test)]
@@ -185,18 +208,23 @@ mod tests {
         }
     }
 
-    fn reference(weights: &str, microbatches: usize) -> Row {
+    fn reference(weights: &str, microbatches: usize, loss: f64) -> Row {
         Row {
             point: "reference".into(),
             kind: RowKind::Reference,
             status: RowStatus::Done,
             microbatches: Microbatches::Count(microbatches),
             weights_sha256: Some(weights.into()),
+            final_loss: Some(loss),
             ..Row::default()
         }
     }
 
     fn part(folder: &str, points: Vec<Row>, weights: &str) -> Part {
+        part_with_loss(folder, points, weights, 2.0)
+    }
+
+    fn part_with_loss(folder: &str, points: Vec<Row>, weights: &str, loss: f64) -> Part {
         Part {
             folder: PathBuf::from(folder),
             results: Results {
@@ -205,8 +233,8 @@ mod tests {
                 steps_per_epoch: 100,
                 memory_cap_mb: 10_240,
                 points,
-                reference: Some(reference(weights, 8)),
-                bytes_references: vec![reference("m4", 4)],
+                reference: Some(reference(weights, 8, loss)),
+                bytes_references: vec![reference("m4", 4, 1.5)],
                 pick: Some(Pick {
                     objective: "latency".into(),
                     quantile: 0.5,
@@ -251,7 +279,7 @@ mod tests {
     fn parts_of_different_bases_or_sharing_a_point_are_refused_with_both_folders_named() {
         let err = merge(vec![
             part("a", vec![row("s1", 1.0, 1.0, 3.0)], "w"),
-            part("b", vec![row("s2", 1.0, 1.0, 3.0)], "other"),
+            part_with_loss("b", vec![row("s2", 1.0, 1.0, 3.0)], "other", 2.5),
         ])
         .expect_err("different references");
         let text = err.to_string();
@@ -273,5 +301,28 @@ mod tests {
 
         let err = merge(vec![part("a", Vec::new(), "w")]).expect_err("one part");
         assert!(matches!(err, MergeError::TooFew(1)), "{err}");
+    }
+
+    #[test]
+    fn parts_from_hosts_whose_bits_differ_but_losses_agree_join_and_say_so() {
+        let merged = merge(vec![
+            part("a", vec![row("s1", 1.0, 1.0, 3.0)], "w"),
+            part_with_loss("b", vec![row("s2", 1.0, 1.0, 3.0)], "w-on-avx2", 2.0 + 4e-8),
+        ])
+        .expect("one base on two hosts");
+        assert!(
+            merged
+                .legend
+                .iter()
+                .any(|l| l.contains("differ in their last bits")),
+            "{:?}",
+            merged.legend
+        );
+        let same = merge(vec![
+            part("a", vec![row("s1", 1.0, 1.0, 3.0)], "w"),
+            part("b", vec![row("s2", 1.0, 1.0, 3.0)], "w"),
+        ])
+        .expect("one base on one host");
+        assert_eq!(same.legend, legend());
     }
 }
