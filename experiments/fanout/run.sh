@@ -23,7 +23,10 @@ cp target/release/slice-worker "$out/bootstrap"
 (cd "$out" && python3 -m zipfile -c bootstrap.zip bootstrap)
 export AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator
 cfg=$here/fanout.toml
-: > "$here/results.jsonl"
+# KEEP=1 appends to results.jsonl; MODEL_SETS adds --set overrides for the model (M = 256 with the default model
+# would hold more memory than this host admits: 256 instances at its planned 75 MB peak).
+[ "${KEEP:-0}" = 1 ] || : > "$here/results.jsonl"
+read -r -a model_sets <<< "${MODEL_SETS:-}"
 "$T" emulate --listen 127.0.0.1:0 --dir "$out/emulator" --dilation "$D" --store \
   2> "$out/emulate.log" > "$out/emulate.out" &
 emulate_pid=$!
@@ -34,11 +37,11 @@ url=$(sed -n 's/^Lambda emulator on \([^ ]*\).*/\1/p' "$out/emulate.log")
 store=$(sed -n 's/^store //p' "$out/emulate.out")
 echo "emulator $url at D = $D, store $store"
 for M in "${ms[@]}"; do
-  base=(--set train.steps=$steps --set train.microbatches=$M --set train.batch_size=$((2 * M)))
+  base=(--set train.steps=$steps --set train.microbatches=$M --set train.batch_size=$((2 * M)) "${model_sets[@]}")
   "$T" fit "$cfg" "${base[@]}" --out "$out/inprocess-m$M" --quiet > /dev/null
   for width in 32 1024; do
     name="m$M-w$width"
-    sets=("${base[@]}" --set plan.slices=1 --set runtime.invoker=lambda --set runtime.concurrency=$M
+    sets=("${base[@]}" --set "plan.cuts=[]" --set runtime.invoker=lambda --set runtime.concurrency=$M
           --set runtime.fanout_width=$width --set "runtime.store=\"$store\"" --set "lambda.endpoint_url=\"$url\""
           --set lambda.memory_mb=128 --set lambda.architecture=x86_64 --set lambda.region=us-east-1
           --set "lambda.role_arn=\"arn:aws:iam::000000000000:role/trainer\"" --set "emulator.dilation=$D")
@@ -74,7 +77,7 @@ for step in range(3, steps + 1):
     concurrent.append(most)
 summary = json.load(open(f"{run}/summary.json"))
 print(json.dumps({
-    "microbatches": M, "fanout_width": width, "dilation": D, "steady_steps": len(gaps),
+    "microbatches": M, "fanout_width": width, "model": json.load(open(f"{run}/../inprocess-m{M}/summary.json")).get("params"), "dilation": D, "steady_steps": len(gaps),
     "start_gap_ms_p50": statistics.median(gaps) if gaps else None,
     "start_gap_ms_max": max(gaps) if gaps else None,
     "start_gap_in_invoke_latencies_p50": statistics.median(gaps) / 25.0 if gaps else None,
