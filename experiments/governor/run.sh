@@ -39,12 +39,14 @@ b=(--set train.microbatches=8 --set train.seed=2)
 c=(--set train.microbatches=8 --set train.seed=3)
 "$T" deploy "$cfg" "${common[@]}" --zip "$out/bootstrap.zip" >> "$out/deploy.log" 2>&1
 for run in a b c; do
+  unset -n extra 2>/dev/null || true
   declare -n extra=$run
   "$T" fit "$cfg" --set train.steps=$steps "${extra[@]}" --out "$out/inprocess-$run" --quiet > /dev/null
 done
 "$T" fit "$cfg" "${common[@]}" "${a[@]}" --out "$out/a-alone" --quiet > /dev/null 2>> "$out/a-alone.log"
 pids=()
 for run in a b c; do
+  unset -n extra 2>/dev/null || true
   declare -n extra=$run
   "$T" fit "$cfg" "${common[@]}" "${extra[@]}" --out "$out/$run-shared" --quiet > /dev/null 2>> "$out/$run-shared.log" &
   pids+=($!)
