@@ -5,12 +5,13 @@
 //! Floors (each imports only from those before it): [`deadlines`] (when a due task is late) → [`tracker`] (the run
 //! as its events show it) → [`status`] (`status.json`) → `driver` (what
 //! an attempt holds, and its few store calls) → `warm_pool` (instances brought up before the first step), `qos`
-//! (the run on the account governor) → `setup` (planner choices, store, starting point, plan, invoker) →
+//! (the run on the account governor) → `invoker` (the invoker a run starts its tasks with) → `setup` (planner choices, store, starting point, plan, invoker) →
 //! `steps` (the step loop) → this file (launching, and going on from the checkpoint after a lost store).
 
 pub mod admission;
 pub mod deadlines;
 mod driver;
+mod invoker;
 mod qos;
 mod setup;
 pub mod status;
