@@ -16,6 +16,14 @@ pub struct WarmProbe {
     pub wait_ms: u64,
 }
 
+impl WarmProbe {
+    /// The key whose presence opens the barrier: written by the instance that completes it, or by the driver when a
+    /// probe failed and the barrier cannot complete.
+    pub fn opened_key(&self) -> String {
+        format!("{}:all", self.barrier)
+    }
+}
+
 /// How a warm probe ended.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Held {
@@ -41,7 +49,7 @@ pub async fn hold(
     ttl: Duration,
 ) -> StoreResult<Held> {
     let started = Instant::now();
-    let done = format!("{}:all", probe.barrier);
+    let done = probe.opened_key();
     let mut all = store
         .complete_dependency(&probe.barrier, instance, probe.of, ttl)
         .await?;

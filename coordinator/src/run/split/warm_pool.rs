@@ -95,7 +95,7 @@ pub async fn warm(
         let body = serde_json::json!({ "probe": probe }).to_string();
         // A probe that fails (throttled: the function or account cannot run that many at once) means the barrier
         // cannot complete: it is opened at once, so that the held instances do not wait out their hold.
-        let all = format!("{}:all", probe.barrier);
+        let all = probe.opened_key();
         let calls = (0..instances).map(|_| async {
             let answer = client.invoke_sync(&want.function, body.as_bytes()).await;
             if answer.is_err() {
