@@ -4,7 +4,8 @@
 //! Times are milliseconds: `invoke_ms` from the invocation to the start of the handler (queueing under the
 //! concurrency limit plus any cold start), then the handler's `fetch_ms` (reading inputs), `compute_ms` and
 //! `store_ms` (writing outputs, recording completions, cleaning up), which add up to `run_ms`; `cpu_ms` is the part
-//! of `run_ms` the handler spent on a CPU.
+//! of `run_ms` the handler spent on a CPU. Of `fetch_ms`, `probe_ms` is the idempotence probe's round trips, and of
+//! `store_ms`, `record_ms` the fan-in record: the protocol's own calls, apart from the tensor bytes.
 
 use crate::task::TaskId;
 use rand::RngExt;
@@ -75,6 +76,12 @@ pub struct TaskEvent {
     pub fetch_ms: f64,
     pub compute_ms: f64,
     pub store_ms: f64,
+    /// Of `fetch_ms`: the idempotence probe (which keys exist). 0 in files written before it existed.
+    #[serde(default)]
+    pub probe_ms: f64,
+    /// Of `store_ms`: recording completions in the successors' dependency sets. 0 in files written before it existed.
+    #[serde(default)]
+    pub record_ms: f64,
     pub run_ms: f64,
     /// CPU time the handler's thread used (the handler runs on one thread): `run_ms` minus waiting, including
     /// waiting for a core that other tasks share. 0 where unknown.
@@ -122,6 +129,8 @@ impl TaskEvent {
             fetch_ms: 0.0,
             compute_ms: 0.0,
             store_ms: 0.0,
+            probe_ms: 0.0,
+            record_ms: 0.0,
             run_ms: 0.0,
             cpu_ms: 0.0,
             start_unix_ms: 0.0,
@@ -217,6 +226,8 @@ mod tests {
             fetch_ms: 1.0,
             compute_ms: 2.0,
             store_ms: 0.25,
+            probe_ms: 0.125,
+            record_ms: 0.0625,
             run_ms: 3.25,
             cpu_ms: 3.0,
             start_unix_ms: 1.8e12,

@@ -245,6 +245,8 @@ async fn run_tasks(
         event.bytes_out = outcome.bytes_out;
         event.fetch_ms = ms(outcome.fetch);
         event.store_ms = ms(outcome.store);
+        event.probe_ms = ms(outcome.probe);
+        event.record_ms = ms(outcome.record);
         event.compute_ms = ms(run.saturating_sub(outcome.fetch + outcome.store));
         event.loss = outcome.loss;
         event.grad_norm = outcome.grad_norm;

@@ -9,6 +9,10 @@
 //! 3. **Step time**: an MLP of 4 units (784-1024-1024-1024-10), batch 128, trained monolithically and split into
 //!    S = 4 slices with M = 8 micro-batches through the local invoker and a real Redis; the split step vs the
 //!    monolithic step plus the transfer floor (bytes the run moved ÷ `redis-benchmark` throughput at 4 MiB).
+//! 4. **Where the time goes**: per step, the CPU the host had (cores × wall) against what the run's process and
+//!    `redis-server` used (`/proc`), and the tasks' own clocks split into compute, tensor reads, tensor writes, the
+//!    idempotence probe and the fan-in records — for the monolithic run, the split with one task at a time (a
+//!    task's reads and writes with nothing competing but Redis), and the split as it runs (4 at once).
 //!
 //! Prints a Markdown report and one JSON line (`--json FILE` appends it). `--steps N` sets the steps per run.
 
@@ -121,6 +125,8 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
         fetch_ms: 1.5,
         compute_ms: 20.25,
         store_ms: 1.75,
+        probe_ms: 0.25,
+        record_ms: 0.5,
         run_ms: 23.5,
         cpu_ms: 21.0,
         start_unix_ms: 0.0,
@@ -182,6 +188,112 @@ fn floor_of(run: &Summary, steps: u64, rates: &[(usize, f64, f64)]) -> f64 {
 fn train(toml_text: &str, dir: &std::path::Path) -> Summary {
     let cfg: Config = toml::from_str(toml_text).expect("valid config");
     fit(&cfg, &RunDir::new(dir), &mut Quiet, &AtomicBool::new(false)).expect("run")
+}
+
+/// CPU milliseconds process `pid` has used so far (user + system, from `/proc/PID/stat`).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are fields 14, 15.
+    let rest = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // SAFETY: sysconf only reads a constant of the system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks * 1e3 / hz
+}
+
+/// The host's cores.
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+}
+
+/// One run's time per step, from its wall clock, the two processes' CPU clocks and its tasks' events: where the
+/// time of a split step goes.
+#[derive(Default)]
+struct Account {
+    wall_ms: f64,
+    step_p50_ms: f64,
+    process_cpu_ms: f64,
+    redis_cpu_ms: f64,
+    tasks: f64,
+    run_ms: f64,
+    task_cpu_ms: f64,
+    work_ms: f64,
+    read_ms: f64,
+    write_ms: f64,
+    probe_ms: f64,
+    record_ms: f64,
+    bytes_in: f64,
+    bytes_out: f64,
+}
+
+/// Trains `toml_text` and accounts for its time per step.
+fn train_accounted(toml_text: &str, dir: &std::path::Path, steps: u64, redis_pid: u32) -> (Summary, Account) {
+    let me = std::process::id();
+    let (cpu0, redis0, t0) = (cpu_ms(me), cpu_ms(redis_pid), Instant::now());
+    let summary = train(toml_text, dir);
+    let per = |x: f64| x / steps as f64;
+    let mut a = Account {
+        wall_ms: per(t0.elapsed().as_secs_f64() * 1e3),
+        step_p50_ms: summary.step_ms_p50,
+        process_cpu_ms: per(cpu_ms(me) - cpu0),
+        redis_cpu_ms: per(cpu_ms(redis_pid) - redis0),
+        ..Account::default()
+    };
+    let Ok(text) = std::fs::read_to_string(dir.join("events.jsonl")) else {
+        return (summary, a); // an in-process run has no tasks
+    };
+    for e in text.lines().map(|l| serde_json::from_str::<TaskEvent>(l).expect("event line")) {
+        a.tasks += per(1.0);
+        a.run_ms += per(e.run_ms);
+        a.task_cpu_ms += per(e.cpu_ms);
+        a.work_ms += per(e.run_ms - e.fetch_ms - e.store_ms);
+        a.read_ms += per(e.fetch_ms - e.probe_ms);
+        a.write_ms += per(e.store_ms - e.record_ms);
+        a.probe_ms += per(e.probe_ms);
+        a.record_ms += per(e.record_ms);
+        a.bytes_in += per(e.bytes_in as f64);
+        a.bytes_out += per(e.bytes_out as f64);
+    }
+    (summary, a)
+}
+
+/// The Markdown table of where the time of each accounted run goes, one column per run.
+fn account_table(runs: &[(&str, &Account)]) -> String {
+    let mut t = format!(
+        "| per step (ms; averaged over the run, set-up and evaluation included) | {} |\n|---|{}\n",
+        runs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(runs.len())
+    );
+    let rows: [(&str, fn(&Account) -> f64); 14] = [
+        ("step p50 (the run's own clock)", |a| a.step_p50_ms),
+        ("wall (run ÷ steps)", |a| a.wall_ms),
+        ("cores × wall (the CPU there was)", |a| cores() * a.wall_ms),
+        ("CPU of the run's process (tasks, driver, I/O threads)", |a| a.process_cpu_ms),
+        ("CPU of redis-server", |a| a.redis_cpu_ms),
+        ("idle: cores × wall − both", |a| cores() * a.wall_ms - a.process_cpu_ms - a.redis_cpu_ms),
+        ("tasks per step", |a| a.tasks),
+        ("Σ task wall (run_ms)", |a| a.run_ms),
+        ("Σ task CPU (cpu_ms, the handler thread)", |a| a.task_cpu_ms),
+        ("… of which: compute, encode, decode (wall)", |a| a.work_ms),
+        ("… tensor reads (wall)", |a| a.read_ms),
+        ("… tensor writes and clean-up (wall)", |a| a.write_ms),
+        ("… idempotence probe (wall)", |a| a.probe_ms),
+        ("… fan-in records (wall)", |a| a.record_ms),
+    ];
+    for (name, f) in rows {
+        t += &format!(
+            "| {name} | {} |\n",
+            runs.iter().map(|(_, a)| format!("{:.1}", f(a))).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    let rate = |bytes: f64, ms: f64| if ms > 0.0 { bytes / ms / 1e6 } else { 0.0 };
+    t += &format!(
+        "| tensor read rate inside tasks (GB/s) | {} |\n| tensor write rate inside tasks (GB/s) | {} |\n",
+        runs.iter().map(|(_, a)| format!("{:.2}", rate(a.bytes_in, a.read_ms))).collect::<Vec<_>>().join(" | "),
+        runs.iter().map(|(_, a)| format!("{:.2}", rate(a.bytes_out, a.write_ms))).collect::<Vec<_>>().join(" | ")
+    );
+    t
 }
 
 fn main() {
@@ -254,36 +366,46 @@ fn main() {
          train = {{ steps = {steps}, batch_size = 128, microbatches = 8, optimizer = \"sgd\", lr = 0.01, \
          momentum = 0.9, seed = 1, eval_samples = 64 }}\n"
     );
-    let mono = train(&base, &dir.path().join("mono"));
+    let pid = server.pid();
+    let (mono, mono_acc) = train_accounted(&base, &dir.path().join("mono"), steps, pid);
     let split_cfg = format!(
         "{base}[plan]\nslices = 4\n[runtime]\nstore = {:?}\n",
         server.url()
     );
-    let split_dir = dir.path().join("split");
-    let split = train(&split_cfg, &split_dir);
-    let cached = train(
+    let (split, split_acc) = train_accounted(&split_cfg, &dir.path().join("split"), steps, pid);
+    let (cached, cached_acc) = train_accounted(
         &split_cfg.replace("slices = 4\n", "slices = 4\nrecompute = false\n"),
         &dir.path().join("split-cached"),
+        steps,
+        pid,
+    );
+    // The same split with one task at a time: each task's reads and writes without other tasks competing for the
+    // two cores (Redis still has one of them).
+    let (_, alone_acc) = train_accounted(
+        &format!("{split_cfg}concurrency = 1\n"),
+        &dir.path().join("split-alone"),
+        steps,
+        pid,
     );
     let cached_ratio = cached.step_ms_p50 / (mono.step_ms_p50 + floor_of(&cached, steps, &rates));
     let rt_stats = split
         .runtime
         .clone()
         .expect("split runs report runtime counters");
-    let events: Vec<TaskEvent> = std::fs::read_to_string(split_dir.join("events.jsonl"))
-        .expect("events.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("event line"))
-        .collect();
-    let fetch_s: f64 = events.iter().map(|e| e.fetch_ms).sum::<f64>() / 1e3;
-    let store_s: f64 = events.iter().map(|e| e.store_ms).sum::<f64>() / 1e3;
     let (_, set4, get4) = rates[2];
     let per_step_in = rt_stats.bytes_in as f64 / steps as f64;
     let per_step_out = rt_stats.bytes_out as f64 / steps as f64;
     let floor_ms = floor_of(&split, steps, &rates);
     let ratio = split.step_ms_p50 / (mono.step_ms_p50 + floor_ms);
-    let run_get = rt_stats.bytes_in as f64 / fetch_s / 1e9;
-    let run_set = rt_stats.bytes_out as f64 / store_s / 1e9;
+    let tensor_rate = |bytes: f64, ms: f64| bytes / ms / 1e6;
+    let (run_get, run_set) = (
+        tensor_rate(split_acc.bytes_in, split_acc.read_ms),
+        tensor_rate(split_acc.bytes_out, split_acc.write_ms),
+    );
+    let (alone_get, alone_set) = (
+        tensor_rate(alone_acc.bytes_in, alone_acc.read_ms),
+        tensor_rate(alone_acc.bytes_out, alone_acc.write_ms),
+    );
     line(format!(
         "\n## Step time: MLP 784-1024-1024-1024-10, batch 128, {steps} steps\n\n\
          | run | step p50 ms |\n|---|---|\n\
@@ -292,20 +414,43 @@ fn main() {
          | … with stored caches (`recompute = false`) | {:.1} (÷ its floor: {cached_ratio:.2}) |\n\n\
          Moved per step: {:.1} MB in, {:.1} MB out; transfer floor at redis-benchmark 4 MiB rates: {floor_ms:.1} ms.\n\
          Split / (monolithic + floor) = **{ratio:.2}** (goal ≤ 1.15).\n\n\
-         Redis rates inside the run (bytes ÷ time tasks spent reading / writing, incl. probes and fan-in records): \
-         GET {run_get:.2} GB/s ({:.0} % of redis-benchmark), SET {run_set:.2} GB/s ({:.0} %).\n\
-         Tasks: {} ran, {} became, weight-cache hits {}.",
+         Tensor rates inside tasks (bytes ÷ time in tensor GET/MGET and SET, probes and fan-in records apart): \
+         one task at a time GET {alone_get:.2} GB/s ({:.0} % of redis-benchmark at 4 MiB), SET {alone_set:.2} GB/s \
+         ({:.0} %); four at once GET {run_get:.2} GB/s ({:.0} %), SET {run_set:.2} GB/s ({:.0} %).\n\
+         Tasks: {} ran, {} became, weight-cache hits {}.\n\n\
+         ### Where the time goes\n\n{}",
         mono.step_ms_p50,
         split.step_ms_p50,
         cached.step_ms_p50,
         per_step_in / 1e6,
         per_step_out / 1e6,
+        100.0 * alone_get / get4,
+        100.0 * alone_set / set4,
         100.0 * run_get / get4,
         100.0 * run_set / set4,
         rt_stats.tasks_ran,
         rt_stats.became,
         rt_stats.weights_cache_hits,
+        account_table(&[
+            ("monolithic", &mono_acc),
+            ("split, 1 task at a time", &alone_acc),
+            ("split, 4 at once", &split_acc),
+            ("split, stored caches", &cached_acc),
+        ]),
     ));
+    for (name, a) in [("mono", &mono_acc), ("alone", &alone_acc), ("split", &split_acc), ("cached", &cached_acc)] {
+        json.insert(
+            format!("account_{name}"),
+            serde_json::json!({
+                "wall_ms": a.wall_ms, "step_p50_ms": a.step_p50_ms, "process_cpu_ms": a.process_cpu_ms,
+                "redis_cpu_ms": a.redis_cpu_ms, "tasks": a.tasks, "run_ms": a.run_ms, "task_cpu_ms": a.task_cpu_ms,
+                "work_ms": a.work_ms, "read_ms": a.read_ms, "write_ms": a.write_ms, "probe_ms": a.probe_ms,
+                "record_ms": a.record_ms, "bytes_in": a.bytes_in, "bytes_out": a.bytes_out,
+            }),
+        );
+    }
+    json.insert("alone_get_gbs".into(), alone_get.into());
+    json.insert("alone_set_gbs".into(), alone_set.into());
     json.insert("steps".into(), steps.into());
     json.insert("mono_step_ms_p50".into(), mono.step_ms_p50.into());
     json.insert("split_step_ms_p50".into(), split.step_ms_p50.into());

@@ -159,6 +159,11 @@ impl RedisServer {
     }
 
     /// `redis://` or, for a TLS server, `rediss://`, without credentials.
+    /// The server's process id (to read its CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self) -> String {
         let scheme = if self.ca.is_some() { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}", self.port)

@@ -101,6 +101,10 @@ pub struct Outcome {
     pub fetch: Duration,
     /// Time spent writing outputs, recording completions and cleaning up.
     pub store: Duration,
+    /// Of `fetch`, the idempotence probe's round trips (what exists) — protocol, not tensor bytes.
+    pub probe: Duration,
+    /// Of `store`, recording completions in the successors' dependency sets (the fan-in script).
+    pub record: Duration,
     /// Whether the slice's weights came from this container's cache instead of the store.
     pub weights_cached: bool,
 }
@@ -346,6 +350,7 @@ impl Worker {
         let t0 = Instant::now();
         let found = self.store.exists_many(&marks).await;
         out.fetch += t0.elapsed();
+        out.probe += t0.elapsed();
         Ok(found?.into_iter().any(|done| done))
     }
 
@@ -358,6 +363,7 @@ impl Worker {
         let t0 = Instant::now();
         let found = self.store.exists_many(keys).await;
         out.fetch += t0.elapsed();
+        out.probe += t0.elapsed();
         Ok(match found?.as_slice() {
             [true, _] => Some(Skip::Superseded),
             [false, true] => Some(Skip::OutputsExist),
@@ -407,6 +413,7 @@ impl Worker {
             .complete_dependencies(&sets, &task.to_string(), ctx.ttl())
             .await;
         out.store += t0.elapsed();
+        out.record += t0.elapsed();
         for ((t, _), fired) in next.iter().zip(fired?) {
             if fired {
                 out.successors.push(*t);

@@ -344,6 +344,8 @@ fn undilate(event: &mut TaskEvent, dilation: f64) {
         &mut event.fetch_ms,
         &mut event.compute_ms,
         &mut event.store_ms,
+        &mut event.probe_ms,
+        &mut event.record_ms,
         &mut event.run_ms,
     ] {
         *ms /= dilation;
