@@ -49,6 +49,72 @@ impl<T: Float> View for TensorView<'_, T> {
     }
 }
 
+/// A 1-D run of values viewed as a safetensors tensor: what [`slices_to_bytes`] writes without copying it first.
+struct SliceView<'a, T> {
+    values: &'a [T],
+    shape: [usize; 1],
+}
+
+impl<T: Float> View for SliceView<'_, T> {
+    fn dtype(&self) -> Dtype {
+        T::DTYPE
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        crate::float::le_bytes(self.values)
+    }
+    fn data_len(&self) -> usize {
+        self.values.len() * T::BYTES
+    }
+}
+
+/// Serialises named runs of values as 1-D tensors: the same bytes as [`tensors_to_bytes`] of 1-D tensors holding
+/// them, without building those tensors (a shard of a slice's gradients is written straight from the gradients).
+pub fn slices_to_bytes<T: Float>(named: &[(String, &[T])]) -> Result<Vec<u8>> {
+    let sorted: BTreeMap<&str, SliceView<T>> = named
+        .iter()
+        .map(|(n, v)| {
+            let view = SliceView {
+                values: *v,
+                shape: [v.len()],
+            };
+            (n.as_str(), view)
+        })
+        .collect();
+    safetensors::serialize(sorted, None).map_err(|e| ModelError::Format {
+        source_name: "(serialising)".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Calls `each(name, shape, little-endian bytes)` for every tensor of a safetensors buffer of dtype `T`, in name
+/// order, without copying the values out (the stored dtype must match).
+pub fn for_each_tensor<T: Float>(
+    bytes: &[u8],
+    source_name: &str,
+    mut each: impl FnMut(&str, &[usize], &[u8]) -> Result<()>,
+) -> Result<()> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Format {
+        source_name: source_name.into(),
+        reason: e.to_string(),
+    })?;
+    let mut tensors = st.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, view) in tensors {
+        if view.dtype() != T::DTYPE {
+            return Err(ModelError::Checkpoint {
+                source_name: source_name.into(),
+                tensor: name,
+                reason: format!("dtype {:?}, expected {:?}", view.dtype(), T::DTYPE),
+            });
+        }
+        each(&name, view.shape(), view.data())?;
+    }
+    Ok(())
+}
+
 /// Serialises named tensors; `metadata` is at most one key so the bytes are deterministic.
 pub fn tensors_to_bytes<T: Float>(
     named: &[(String, &Tensor<T>)],

@@ -211,6 +211,29 @@ impl SliceLayout {
         self.gather_with(r, |unit, param| &full[unit][param])
     }
 
+    /// The values of shard `r` as borrowed runs of the slice's tensors `full` (copied only where a tensor is not
+    /// contiguous): what [`SliceLayout::gather`] returns, without the copy.
+    pub fn piece_values<'a, T: Float>(
+        &self,
+        full: &'a [Vec<Tensor<T>>],
+        r: &Range<usize>,
+    ) -> Vec<std::borrow::Cow<'a, [T]>> {
+        self.pieces(r)
+            .iter()
+            .map(|p| {
+                let s = &self.spans[p.param];
+                match elements(&full[s.unit][s.param]) {
+                    std::borrow::Cow::Borrowed(v) => {
+                        std::borrow::Cow::Borrowed(&v[p.start..p.start + p.len])
+                    }
+                    std::borrow::Cow::Owned(v) => {
+                        std::borrow::Cow::Owned(v[p.start..p.start + p.len].to_vec())
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// [`SliceLayout::gather`] from tensors found by `(unit, param)` — e.g. one slot of optimizer state.
     pub fn gather_with<'a, T: Float + 'a>(
         &self,

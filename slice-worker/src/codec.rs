@@ -19,8 +19,8 @@ use bytes::Bytes;
 use models::cache_codec::{caches_from_bytes, caches_to_bytes};
 use models::checkpoint::TRAIN_STATE_KEY;
 use models::checkpoint::{
-    optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
-    tensors_from_bytes, tensors_to_bytes,
+    for_each_tensor, optimizer_from_bytes, optimizer_to_bytes, params_from_bytes, params_to_bytes,
+    slices_to_bytes, tensors_from_bytes, tensors_to_bytes,
 };
 use models::shard::SliceLayout;
 use models::{Model, ModelError, OptimizerState, Tensor, UnitCache, UnitTensors};
@@ -101,13 +101,32 @@ pub fn encode_shard(
     range: &Range<usize>,
     pieces: &[Tensor<f32>],
 ) -> Result<Bytes, ModelError> {
-    let names: Vec<String> = layout
+    let values: Vec<_> = pieces.iter().map(models::shard::elements).collect();
+    pieces_to_bytes(layout, range, &values)
+}
+
+/// Shard `range` of a slice's whole tensors `full` (e.g. a backward's parameter gradients) as store bytes: the bytes
+/// of [`encode_shard`] of [`SliceLayout::gather`], written straight from `full` without gathering a copy first.
+pub fn encode_shard_of(
+    layout: &SliceLayout,
+    range: &Range<usize>,
+    full: &[Vec<Tensor<f32>>],
+) -> Result<Bytes, ModelError> {
+    pieces_to_bytes(layout, range, &layout.piece_values(full, range))
+}
+
+fn pieces_to_bytes(
+    layout: &SliceLayout,
+    range: &Range<usize>,
+    values: &[std::borrow::Cow<'_, [f32]>],
+) -> Result<Bytes, ModelError> {
+    let named: Vec<(String, &[f32])> = layout
         .pieces(range)
         .iter()
         .map(|p| layout.piece_name(p))
+        .zip(values.iter().map(|v| v.as_ref()))
         .collect();
-    let named: Vec<(String, &Tensor<f32>)> = names.into_iter().zip(pieces).collect();
-    Ok(Bytes::from(tensors_to_bytes(&named, None)?))
+    Ok(Bytes::from(slices_to_bytes(&named)?))
 }
 
 /// Takes the tensor `name` of `len` elements out of `map`, or says what is wrong with it.
@@ -156,6 +175,51 @@ pub fn decode_shard(
         .collect::<Result<Vec<_>, _>>()?;
     no_extra(&map, key)?;
     Ok(pieces)
+}
+
+/// Adds a shard's pieces in store bytes to `acc` element by element (`a += g`, as [`models::train::accumulate`]
+/// does, so a sum built this way has its bits), reading the values where they lie instead of decoding a copy first:
+/// the update's sum over micro-batches. Checks what [`decode_shard`] checks: every piece of `range` there, with its
+/// length, none extra.
+pub fn add_shard(
+    layout: &SliceLayout,
+    range: &Range<usize>,
+    bytes: &[u8],
+    key: &str,
+    acc: &mut [Tensor<f32>],
+) -> Result<(), ModelError> {
+    let pieces = layout.pieces(range);
+    let names: std::collections::HashMap<String, usize> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (layout.piece_name(p), i))
+        .collect();
+    let err = |tensor: &str, reason: String| ModelError::Checkpoint {
+        source_name: key.into(),
+        tensor: tensor.into(),
+        reason,
+    };
+    let mut seen = vec![false; pieces.len()];
+    for_each_tensor::<f32>(bytes, key, |name, shape, data| {
+        let i = *names
+            .get(name)
+            .ok_or_else(|| err(name, "not a piece of this shard".into()))?;
+        if shape != [pieces[i].len] || acc[i].len() != pieces[i].len {
+            return Err(err(name, format!("shape {shape:?}, expected [{}]", pieces[i].len)));
+        }
+        seen[i] = true;
+        let sum = acc[i]
+            .as_slice_mut()
+            .ok_or_else(|| err(name, "the running sum is not contiguous".into()))?;
+        for (a, g) in sum.iter_mut().zip(data.chunks_exact(4)) {
+            *a += f32::from_le_bytes([g[0], g[1], g[2], g[3]]);
+        }
+        Ok(())
+    })?;
+    match seen.iter().position(|s| !s) {
+        Some(i) => Err(err(&layout.piece_name(&pieces[i]), "missing".into())),
+        None => Ok(()),
+    }
 }
 
 /// One shard's optimizer state (`state[piece][slot]`) after step `step` as store bytes.
@@ -358,6 +422,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("run:x:l:1:0") && e.contains("8 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_shard_written_from_whole_tensors_and_summed_from_bytes_has_the_copying_paths_bits() {
+        use models::{Activation, ModelSpec};
+        let model = ModelSpec::Mlp {
+            widths: vec![100, 70, 9],
+            activation: Activation::Relu,
+        }
+        .build()
+        .unwrap();
+        let layout = SliceLayout::new(&model, 0..2);
+        let grads: Vec<_> = (1..=3).map(|seed| model.init::<f32>(seed)).collect();
+        // Three shards: the middle one cuts a weight matrix on both sides.
+        for r in &layout.shards(3).unwrap() {
+            let gathered: Vec<_> = grads.iter().map(|g| layout.gather(g, r)).collect();
+            let bytes: Vec<Bytes> = grads
+                .iter()
+                .map(|g| encode_shard_of(&layout, r, g).unwrap())
+                .collect();
+            for (b, pieces) in bytes.iter().zip(&gathered) {
+                assert_eq!(*b, encode_shard(&layout, r, pieces).unwrap());
+            }
+            let mut copied = None;
+            for pieces in &gathered {
+                models::train::add_in_order(&mut copied, vec![pieces.clone()]);
+            }
+            let mut summed = decode_shard(&layout, r, &bytes[0], "k").unwrap();
+            for b in &bytes[1..] {
+                add_shard(&layout, r, b, "k", &mut summed).unwrap();
+            }
+            let copied = copied.unwrap().pop().unwrap();
+            let bits = |ts: &[Tensor<f32>]| -> Vec<u32> {
+                ts.iter().flat_map(|t| t.iter().map(|v| v.to_bits())).collect()
+            };
+            assert_eq!(bits(&summed), bits(&copied));
+        }
+        // Another shard's bytes, or another layout's, are refused naming the key and the piece.
+        let ranges = layout.shards(2).unwrap();
+        let other = encode_shard_of(&layout, &ranges[1], &grads[0]).unwrap();
+        let mut sum = layout.gather(&grads[0], &ranges[0]);
+        let e = add_shard(&layout, &ranges[0], &other, "run:x:pg:1:0:0:0", &mut sum)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("run:x:pg:1:0:0:0") && e.contains("layers."), "{e}");
+        let mut sum = layout.gather(&grads[0], &ranges[1]);
+        let short = encode_shard_of(&layout, &ranges[1], &grads[0]).unwrap();
+        let e = add_shard(&layout, &ranges[1], &short[..short.len() - 4], "k", &mut sum)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("k"), "{e}");
     }
 
     #[test]

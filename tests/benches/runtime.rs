@@ -8,7 +8,8 @@
 //!    and tensor transfer; median over many tasks, on the in-memory store and on Redis.
 //! 3. **Step time**: an MLP of 4 units (784-1024-1024-1024-10), batch 128, trained monolithically and split into
 //!    S = 4 slices with M = 8 micro-batches through the local invoker and a real Redis; the split step vs the
-//!    monolithic step plus the transfer floor (bytes the run moved ÷ `redis-benchmark` throughput at 4 MiB).
+//!    monolithic step plus the transfer floor (bytes the run moved ÷ `redis-benchmark` throughput at 4 MiB), in
+//!    `--reps N` repetitions (default 3), each with the floor's rates measured beside its own runs; the median.
 //! 4. **Where the time goes**: per step, the CPU the host had (cores × wall) against what the run's process and
 //!    `redis-server` used (`/proc`), and the tasks' own clocks split into compute, tensor reads, tensor writes, the
 //!    idempotence probe and the fan-in records — for the monolithic run, the split with one task at a time (a
@@ -176,8 +177,7 @@ async fn scheduling_overhead(store: Arc<dyn Store>, n: usize, probe: bool) -> f6
 }
 
 /// Milliseconds per step to move a run's bytes at `redis-benchmark`'s 4 MiB SET and GET rates.
-fn floor_of(run: &Summary, steps: u64, rates: &[(usize, f64, f64)]) -> f64 {
-    let (_, set4, get4) = rates[2];
+fn floor_of(run: &Summary, steps: u64, (set4, get4): (f64, f64)) -> f64 {
     let r = run
         .runtime
         .as_ref()
@@ -200,6 +200,26 @@ fn cpu_ms(pid: u32) -> f64 {
     // SAFETY: sysconf only reads a constant of the system.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     ticks * 1e3 / hz
+}
+
+/// One repetition of the step comparison: the floor's rates measured beside its own runs.
+struct Rep {
+    floor_rates: (f64, f64),
+    floor_ms: f64,
+    cached_floor_ms: f64,
+    ratio: f64,
+    cached_ratio: f64,
+    mono: Summary,
+    mono_acc: Account,
+    split: Summary,
+    split_acc: Account,
+    cached: Summary,
+    cached_acc: Account,
+}
+
+/// `1.23, 1.45, …`
+fn fmt_list(v: &[f64]) -> String {
+    v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The host's cores.
@@ -305,6 +325,7 @@ fn main() {
             .cloned()
     };
     let steps: u64 = opt("--steps").and_then(|s| s.parse().ok()).unwrap_or(20);
+    let reps: usize = opt("--reps").and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let server = RedisServer::start(&[]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -326,7 +347,6 @@ fn main() {
     line("## Store throughput (GB/s; ours: one connection, sequential)\n".into());
     line("| value | ours SET | ours GET | redis-benchmark SET/GET, 1 client | ours / rb (SET, GET) | redis-benchmark SET/GET, 4 clients |".into());
     line("|---|---|---|---|---|---|".into());
-    let mut rates = Vec::new();
     for size in [64 << 10, MIB, 4 * MIB] {
         let n = (512 * MIB / size).clamp(64, 2000);
         let (s, g) = rt.block_on(our_throughput(redis.as_ref(), size, n));
@@ -342,7 +362,6 @@ fn main() {
             format!("throughput_{}k", size >> 10),
             serde_json::json!({"ours_set": s, "ours_get": g, "rb1_set": rs1, "rb1_get": rg1, "rb4_set": rs4, "rb4_get": rg4}),
         );
-        rates.push((size, rs1, rg1));
     }
 
     let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -367,18 +386,37 @@ fn main() {
          momentum = 0.9, seed = 1, eval_samples = 64 }}\n"
     );
     let pid = server.pid();
-    let (mono, mono_acc) = train_accounted(&base, &dir.path().join("mono"), steps, pid);
     let split_cfg = format!(
         "{base}[plan]\nslices = 4\n[runtime]\nstore = {:?}\n",
         server.url()
     );
-    let (split, split_acc) = train_accounted(&split_cfg, &dir.path().join("split"), steps, pid);
-    let (cached, cached_acc) = train_accounted(
-        &split_cfg.replace("slices = 4\n", "slices = 4\nrecompute = false\n"),
-        &dir.path().join("split-cached"),
-        steps,
-        pid,
-    );
+    let cached_cfg = split_cfg.replace("slices = 4\n", "slices = 4\nrecompute = false\n");
+    // This host's pace moves between runs (a shared VM: redis-benchmark's 4 MiB rates moved by 1.5x between two
+    // runs of this bench), so each repetition measures the floor's rates beside its own runs and has its own ratio.
+    let mut reps: Vec<Rep> = (0..reps)
+        .map(|r| {
+            let floor_rates = redis_benchmark(server.port, 4 * MIB, 128, 1);
+            let at = |name: &str| dir.path().join(format!("{name}-{r}"));
+            let (mono, mono_acc) = train_accounted(&base, &at("mono"), steps, pid);
+            let (split, split_acc) = train_accounted(&split_cfg, &at("split"), steps, pid);
+            let (cached, cached_acc) = train_accounted(&cached_cfg, &at("cached"), steps, pid);
+            let floor_ms = floor_of(&split, steps, floor_rates);
+            let cached_floor_ms = floor_of(&cached, steps, floor_rates);
+            Rep {
+                ratio: split.step_ms_p50 / (mono.step_ms_p50 + floor_ms),
+                cached_ratio: cached.step_ms_p50 / (mono.step_ms_p50 + cached_floor_ms),
+                floor_rates,
+                floor_ms,
+                cached_floor_ms,
+                mono,
+                mono_acc,
+                split,
+                split_acc,
+                cached,
+                cached_acc,
+            }
+        })
+        .collect();
     // The same split with one task at a time: each task's reads and writes without other tasks competing for the
     // two cores (Redis still has one of them).
     let (_, alone_acc) = train_accounted(
@@ -387,16 +425,44 @@ fn main() {
         steps,
         pid,
     );
-    let cached_ratio = cached.step_ms_p50 / (mono.step_ms_p50 + floor_of(&cached, steps, &rates));
+    let mut rep_rows = String::new();
+    for (i, r) in reps.iter().enumerate() {
+        rep_rows += &format!(
+            "| {} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} | **{:.2}** | {:.1} | {:.1} | {:.2} |\n",
+            i + 1,
+            r.floor_rates.0,
+            r.floor_rates.1,
+            r.mono.step_ms_p50,
+            r.split.step_ms_p50,
+            r.floor_ms,
+            r.ratio,
+            r.cached.step_ms_p50,
+            r.cached_floor_ms,
+            r.cached_ratio
+        );
+    }
+    let cached_ratios: Vec<f64> = reps.iter().map(|r| r.cached_ratio).collect();
+    let cached_ratio = median(&mut cached_ratios.clone());
+    reps.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
+    let all_ratios: Vec<f64> = reps.iter().map(|r| r.ratio).collect();
+    let Rep {
+        mono,
+        mono_acc,
+        split,
+        split_acc,
+        cached,
+        cached_acc,
+        floor_rates: (set4, get4),
+        floor_ms,
+        ratio,
+        ..
+    } = reps.swap_remove(reps.len() / 2);
     let rt_stats = split
         .runtime
         .clone()
         .expect("split runs report runtime counters");
-    let (_, set4, get4) = rates[2];
     let per_step_in = rt_stats.bytes_in as f64 / steps as f64;
     let per_step_out = rt_stats.bytes_out as f64 / steps as f64;
-    let floor_ms = floor_of(&split, steps, &rates);
-    let ratio = split.step_ms_p50 / (mono.step_ms_p50 + floor_ms);
     let tensor_rate = |bytes: f64, ms: f64| bytes / ms / 1e6;
     let (run_get, run_set) = (
         tensor_rate(split_acc.bytes_in, split_acc.read_ms),
@@ -407,18 +473,24 @@ fn main() {
         tensor_rate(alone_acc.bytes_out, alone_acc.write_ms),
     );
     line(format!(
-        "\n## Step time: MLP 784-1024-1024-1024-10, batch 128, {steps} steps\n\n\
-         | run | step p50 ms |\n|---|---|\n\
-         | monolithic (1 process) | {:.1} |\n\
-         | split S = 4, M = 8, local invoker, Redis (recompute) | {:.1} |\n\
-         | … with stored caches (`recompute = false`) | {:.1} (÷ its floor: {cached_ratio:.2}) |\n\n\
-         Moved per step: {:.1} MB in, {:.1} MB out; transfer floor at redis-benchmark 4 MiB rates: {floor_ms:.1} ms.\n\
-         Split / (monolithic + floor) = **{ratio:.2}** (goal ≤ 1.15).\n\n\
+        "\n## Step time: MLP 784-1024-1024-1024-10, batch 128, {steps} steps, {} repetitions\n\n\
+         Each repetition measures redis-benchmark's 4 MiB SET / GET rates (1 client), then trains the monolithic \
+         run, the split (S = 4, M = 8, local invoker, Redis, recompute) and the split with stored caches \
+         (`recompute = false`); its floor is the bytes its split moved at those rates.\n\n\
+         | rep | rb 4 MiB SET / GET GB/s | monolithic p50 ms | split p50 ms | floor ms | split ÷ (mono + floor) | stored caches p50 ms | its floor ms | ÷ (mono + its floor) |\n\
+         |---|---|---|---|---|---|---|---|---|\n{rep_rows}\n\
+         Median split / (monolithic + floor) = **{ratio:.2}** (all: {}; goal ≤ 1.15); with stored caches \
+         {cached_ratio:.2} (all: {}).\n\n\
+         The median repetition: monolithic {:.1} ms, split {:.1} ms, stored caches {:.1} ms; moved per step \
+         {:.1} MB in, {:.1} MB out; floor {floor_ms:.1} ms.\n\n\
          Tensor rates inside tasks (bytes ÷ time in tensor GET/MGET and SET, probes and fan-in records apart): \
          one task at a time GET {alone_get:.2} GB/s ({:.0} % of redis-benchmark at 4 MiB), SET {alone_set:.2} GB/s \
          ({:.0} %); four at once GET {run_get:.2} GB/s ({:.0} %), SET {run_set:.2} GB/s ({:.0} %).\n\
          Tasks: {} ran, {} became, weight-cache hits {}.\n\n\
-         ### Where the time goes\n\n{}",
+         ### Where the time goes (the median repetition; one task at a time: a run of its own)\n\n{}",
+        all_ratios.len(),
+        fmt_list(&all_ratios),
+        fmt_list(&cached_ratios),
         mono.step_ms_p50,
         split.step_ms_p50,
         cached.step_ms_p50,

@@ -2,7 +2,7 @@
 
 use super::{Outcome, RunCtx, TaskError, Worker};
 use crate::codec::{
-    decode_caches, decode_targets, decode_tensor, encode_caches, encode_loss, encode_shard,
+    decode_caches, decode_targets, decode_tensor, encode_caches, encode_loss, encode_shard_of,
     encode_tensor,
 };
 use crate::dag;
@@ -116,8 +116,7 @@ impl Worker {
         // exist" mark, and a pipeline runs in order.
         let layout = &ctx.layouts[slice];
         for (k, r) in ctx.shards[slice].iter().enumerate() {
-            let pieces = layout.gather(&grads, r);
-            let pg = encode_shard(layout, r, &pieces).map_err(Self::model_err(task))?;
+            let pg = encode_shard_of(layout, r, &grads).map_err(Self::model_err(task))?;
             outputs.push((ctx.keys.param_grads(step, slice, mb, k), pg));
         }
         drop(grads);

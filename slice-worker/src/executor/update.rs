@@ -1,17 +1,18 @@
 //! The update side of a step, per shard of a slice's parameters: the gradient sum streamed micro-batch by
 //! micro-batch (`U`, or `R` when the plan clips), the clip barrier (`C`), and the optimizer on the shard (`U`).
 //!
-//! The sum reads one micro-batch's shard at a time, in micro-batch order, into a running sum
-//! ([`models::train::add_in_order`]): each element is then the in-process sum, and the task holds one gradient
-//! shard beside the sum instead of all M.
+//! The sum reads one micro-batch's shard at a time, in micro-batch order, into a running sum (the additions of
+//! [`models::train::add_in_order`], each later shard added from its bytes as they lie): each element is then the
+//! in-process sum, and the task holds one gradient shard beside the sum instead of all M.
 
 use super::{Outcome, RunCtx, TaskError, Worker};
 use crate::codec::{
-    decode_f64s, decode_shard, decode_shard_state, encode_f64s, encode_shard, encode_shard_state,
+    add_shard, decode_f64s, decode_shard, decode_shard_state, encode_f64s, encode_shard,
+    encode_shard_state,
 };
 use crate::task::TaskId;
 use bytes::Bytes;
-use models::train::{add_in_order, clip_factor, global_norm, scale};
+use models::train::{clip_factor, global_norm, scale};
 use models::Tensor;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,17 +31,24 @@ impl Worker {
         out: &mut Outcome,
     ) -> Result<Pieces, TaskError> {
         let (layout, range) = (&ctx.layouts[slice], &ctx.shards[slice][shard]);
-        let mut acc: Option<Vec<Pieces>> = None;
+        // The first micro-batch's gradient becomes the sum; each later one is added from its bytes as they lie (the
+        // order and the additions of `models::train::add_in_order`, without a decoded copy of each).
+        let mut sum: Option<Pieces> = None;
         for mb in 0..ctx.plan.microbatches {
             let key = ctx.keys.param_grads(step, slice, mb, shard);
             let bytes = self.fetch(&task, &key, out).await?;
-            let g = decode_shard(layout, range, &bytes, &key).map_err(Self::model_err(task))?;
-            drop(bytes);
-            add_in_order(&mut acc, vec![g]);
+            match sum.as_mut() {
+                None => {
+                    sum = Some(
+                        decode_shard(layout, range, &bytes, &key).map_err(Self::model_err(task))?,
+                    )
+                }
+                Some(acc) => {
+                    add_shard(layout, range, &bytes, &key, acc).map_err(Self::model_err(task))?
+                }
+            }
         }
-        let sum = acc
-            .and_then(|mut units| units.pop())
-            .unwrap_or_else(|| unreachable!("a plan has at least one micro-batch"));
+        let sum = sum.unwrap_or_else(|| unreachable!("a plan has at least one micro-batch"));
         let pieces = layout.pieces(range);
         if let Some(p) = pieces
             .iter()
