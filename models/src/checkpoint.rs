@@ -77,7 +77,7 @@ pub fn slices_to_bytes<T: Float>(named: &[(String, &[T])]) -> Result<Vec<u8>> {
         .iter()
         .map(|(n, v)| {
             let view = SliceView {
-                values: *v,
+                values: v,
                 shape: [v.len()],
             };
             (n.as_str(), view)

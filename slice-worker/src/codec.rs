@@ -205,7 +205,10 @@ pub fn add_shard(
             .get(name)
             .ok_or_else(|| err(name, "not a piece of this shard".into()))?;
         if shape != [pieces[i].len] || acc[i].len() != pieces[i].len {
-            return Err(err(name, format!("shape {shape:?}, expected [{}]", pieces[i].len)));
+            return Err(err(
+                name,
+                format!("shape {shape:?}, expected [{}]", pieces[i].len),
+            ));
         }
         seen[i] = true;
         let sum = acc[i]
@@ -455,7 +458,9 @@ mod tests {
             }
             let copied = copied.unwrap().pop().unwrap();
             let bits = |ts: &[Tensor<f32>]| -> Vec<u32> {
-                ts.iter().flat_map(|t| t.iter().map(|v| v.to_bits())).collect()
+                ts.iter()
+                    .flat_map(|t| t.iter().map(|v| v.to_bits()))
+                    .collect()
             };
             assert_eq!(bits(&summed), bits(&copied));
         }
@@ -466,12 +471,21 @@ mod tests {
         let e = add_shard(&layout, &ranges[0], &other, "run:x:pg:1:0:0:0", &mut sum)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("run:x:pg:1:0:0:0") && e.contains("layers."), "{e}");
+        assert!(
+            e.contains("run:x:pg:1:0:0:0") && e.contains("layers."),
+            "{e}"
+        );
         let mut sum = layout.gather(&grads[0], &ranges[1]);
         let short = encode_shard_of(&layout, &ranges[1], &grads[0]).unwrap();
-        let e = add_shard(&layout, &ranges[1], &short[..short.len() - 4], "k", &mut sum)
-            .unwrap_err()
-            .to_string();
+        let e = add_shard(
+            &layout,
+            &ranges[1],
+            &short[..short.len() - 4],
+            "k",
+            &mut sum,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("k"), "{e}");
     }
 

@@ -196,7 +196,8 @@ fn cpu_ms(pid: u32) -> f64 {
     // Fields after the command name (which may hold spaces) start at field 3; utime and stime are fields 14, 15.
     let rest = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
     // SAFETY: sysconf only reads a constant of the system.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     ticks * 1e3 / hz
@@ -219,7 +220,10 @@ struct Rep {
 
 /// `1.23, 1.45, …`
 fn fmt_list(v: &[f64]) -> String {
-    v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|x| format!("{x:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The host's cores.
@@ -248,7 +252,12 @@ struct Account {
 }
 
 /// Trains `toml_text` and accounts for its time per step.
-fn train_accounted(toml_text: &str, dir: &std::path::Path, steps: u64, redis_pid: u32) -> (Summary, Account) {
+fn train_accounted(
+    toml_text: &str,
+    dir: &std::path::Path,
+    steps: u64,
+    redis_pid: u32,
+) -> (Summary, Account) {
     let me = std::process::id();
     let (cpu0, redis0, t0) = (cpu_ms(me), cpu_ms(redis_pid), Instant::now());
     let summary = train(toml_text, dir);
@@ -263,7 +272,10 @@ fn train_accounted(toml_text: &str, dir: &std::path::Path, steps: u64, redis_pid
     let Ok(text) = std::fs::read_to_string(dir.join("events.jsonl")) else {
         return (summary, a); // an in-process run has no tasks
     };
-    for e in text.lines().map(|l| serde_json::from_str::<TaskEvent>(l).expect("event line")) {
+    for e in text
+        .lines()
+        .map(|l| serde_json::from_str::<TaskEvent>(l).expect("event line"))
+    {
         a.tasks += per(1.0);
         a.run_ms += per(e.run_ms);
         a.task_cpu_ms += per(e.cpu_ms);
@@ -278,6 +290,9 @@ fn train_accounted(toml_text: &str, dir: &std::path::Path, steps: u64, redis_pid
     (summary, a)
 }
 
+/// One row of the accounting table: what it shows of a run.
+type Measure = fn(&Account) -> f64;
+
 /// The Markdown table of where the time of each accounted run goes, one column per run.
 fn account_table(runs: &[(&str, &Account)]) -> String {
     let mut t = format!(
@@ -285,17 +300,26 @@ fn account_table(runs: &[(&str, &Account)]) -> String {
         runs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "),
         "---|".repeat(runs.len())
     );
-    let rows: [(&str, fn(&Account) -> f64); 14] = [
+    let rows: [(&str, Measure); 14] = [
         ("step p50 (the run's own clock)", |a| a.step_p50_ms),
         ("wall (run ÷ steps)", |a| a.wall_ms),
         ("cores × wall (the CPU there was)", |a| cores() * a.wall_ms),
-        ("CPU of the run's process (tasks, driver, I/O threads)", |a| a.process_cpu_ms),
+        (
+            "CPU of the run's process (tasks, driver, I/O threads)",
+            |a| a.process_cpu_ms,
+        ),
         ("CPU of redis-server", |a| a.redis_cpu_ms),
-        ("idle: cores × wall − both", |a| cores() * a.wall_ms - a.process_cpu_ms - a.redis_cpu_ms),
+        ("idle: cores × wall − both", |a| {
+            cores() * a.wall_ms - a.process_cpu_ms - a.redis_cpu_ms
+        }),
         ("tasks per step", |a| a.tasks),
         ("Σ task wall (run_ms)", |a| a.run_ms),
-        ("Σ task CPU (cpu_ms, the handler thread)", |a| a.task_cpu_ms),
-        ("… of which: compute, encode, decode (wall)", |a| a.work_ms),
+        ("Σ task CPU (cpu_ms, the handler thread)", |a| {
+            a.task_cpu_ms
+        }),
+        ("… of which: compute, encode, decode (wall)", |a| {
+            a.work_ms
+        }),
         ("… tensor reads (wall)", |a| a.read_ms),
         ("… tensor writes and clean-up (wall)", |a| a.write_ms),
         ("… idempotence probe (wall)", |a| a.probe_ms),
@@ -304,7 +328,10 @@ fn account_table(runs: &[(&str, &Account)]) -> String {
     for (name, f) in rows {
         t += &format!(
             "| {name} | {} |\n",
-            runs.iter().map(|(_, a)| format!("{:.1}", f(a))).collect::<Vec<_>>().join(" | ")
+            runs.iter()
+                .map(|(_, a)| format!("{:.1}", f(a)))
+                .collect::<Vec<_>>()
+                .join(" | ")
         );
     }
     let rate = |bytes: f64, ms: f64| if ms > 0.0 { bytes / ms / 1e6 } else { 0.0 };
@@ -325,7 +352,10 @@ fn main() {
             .cloned()
     };
     let steps: u64 = opt("--steps").and_then(|s| s.parse().ok()).unwrap_or(20);
-    let reps: usize = opt("--reps").and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    let reps: usize = opt("--reps")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let server = RedisServer::start(&[]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -510,7 +540,12 @@ fn main() {
             ("split, stored caches", &cached_acc),
         ]),
     ));
-    for (name, a) in [("mono", &mono_acc), ("alone", &alone_acc), ("split", &split_acc), ("cached", &cached_acc)] {
+    for (name, a) in [
+        ("mono", &mono_acc),
+        ("alone", &alone_acc),
+        ("split", &split_acc),
+        ("cached", &cached_acc),
+    ] {
         json.insert(
             format!("account_{name}"),
             serde_json::json!({
