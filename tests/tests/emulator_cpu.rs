@@ -10,14 +10,15 @@ use slice_worker::task::TaskId;
 use std::path::Path;
 use std::time::Duration;
 
-/// Three wide layers in the first slice (the second holds the last, small one), three micro-batches of 512 MNIST
-/// images: each forward task of the first slice is about 1.3 s of compute on one thread of this machine, its
-/// backward twice that. The first of them also pays for touching its buffers for the first time; the comparison
+/// Three wide layers in the first slice (the second holds the last, small one), three micro-batches of 768 MNIST
+/// images: each forward task of the first slice is 0.8–2 s of compute on one thread of the hosts this ran on (512
+/// images gave 0.53–0.73 s on a fast one, too short to measure a share against the quota's period), its backward
+/// twice that. The first of them also pays for touching its buffers for the first time; the comparison
 /// takes the median of the three.
 const WIDE_MLP: &str = r#"
 model = { kind = "mlp", widths = [784, 4096, 4096, 4096, 10] }
 data = { kind = "mnist" }
-train = { steps = 1, batch_size = 1536, microbatches = 3, optimizer = "sgd", lr = 0.01, seed = 1 }
+train = { steps = 1, batch_size = 2304, microbatches = 3, optimizer = "sgd", lr = 0.01, seed = 1 }
 "#;
 
 /// The platform's memory sizes the test compares: half a vCPU, one, two.
@@ -182,8 +183,10 @@ fn a_forward_task_runs_at_the_cpu_share_of_its_memory() {
         m[0].forward_ms / m[1].forward_ms,
         m[2].forward_ms / m[1].forward_ms
     );
+    // The quota is enforced per 100 ms period, so an invocation's wall can be off by at most one period's quota (50
+    // ms of CPU at half a vCPU): 600 ms of CPU keeps that under 8.5 % of the ratio, inside the 12.5 % tolerated.
     assert!(
-        m.iter().all(|x| x.handler_cpu_ms > 900.0),
+        m.iter().all(|x| x.handler_cpu_ms > 600.0),
         "the forward task is too short to measure a CPU share:\n{table}"
     );
     assert!(
