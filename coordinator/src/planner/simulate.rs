@@ -1,8 +1,9 @@
 //! A step's latency and cost by seeded Monte Carlo: each draw samples every task of one steady-state step from its
 //! slice's model and runs the step's DAG through a list scheduler with the platform's parallelism (Lambda: the
 //! concurrency limit, each function on its own CPU; local: the invoker's slots sharing the machine's cores),
-//! earliest-ready first. The makespans give p50 / p95 / p99; the task times
-//! give GB-seconds and the bill.
+//! earliest-ready first. On Lambda an invoked task's invoke latency delays it without holding a slot (a request in
+//! flight holds no instance), and a task that invokes others holds its slot, billed, until the Invoke API replies.
+//! The makespans give p50 / p95 / p99; the task times give GB-seconds and the bill.
 
 use super::latency::{PlanShape, SliceModel};
 use crate::config::Pricing;
@@ -87,25 +88,43 @@ impl StepGraph {
     }
 }
 
-/// Makespan of one draw when every task has its own CPU: earliest-ready-first list scheduling on `slots`.
-fn run_slots(g: &StepGraph, dur: &[f64], slots: usize) -> f64 {
-    let total = dur.len();
-    let (mut ready, mut deg) = g.start();
+/// What one task of a draw costs where every task has its own CPU (Lambda).
+#[derive(Clone, Copy, Default)]
+struct SlotTask {
+    /// From the moment its last input is recorded until it can start: the invoke latency, a request in flight that
+    /// holds no instance (0 when its predecessor *becomes* it).
+    delay: f64,
+    /// Time on its instance before its outputs are recorded: a cold start's init, then the run.
+    work: f64,
+    /// Time on its instance after: waiting for the Invoke API's reply while it starts its successors (on Lambda
+    /// an `Event` invoke returns once the request is queued, an invoke latency later), billed and holding the slot.
+    reply: f64,
+}
+
+/// Makespan of one draw when every task has its own CPU: earliest-ready-first list scheduling on `slots`. A task
+/// holds a slot for its work and its reply wait; its successors are ready when its work ends plus their own delay.
+fn run_slots(g: &StepGraph, tasks: &[SlotTask], slots: usize) -> f64 {
+    let total = tasks.len();
+    let (_, mut deg) = g.start();
+    let mut ready: ReadyQueue = (0..total)
+        .filter(|&t| g.exists[t] && g.indegree[t] == 0)
+        .map(|t| Reverse((Time(tasks[t].delay), t)))
+        .collect();
     let mut free: BinaryHeap<Reverse<Time>> = (0..slots.max(1).min(total.max(1)))
         .map(|_| Reverse(Time(0.0)))
         .collect();
-    let mut ready_at = vec![0.0f64; total];
+    let mut inputs_at = vec![0.0f64; total];
     let mut end = 0.0f64;
     while let Some(Reverse((Time(r), t))) = ready.pop() {
         let Reverse(Time(slot)) = free.pop().unwrap_or(Reverse(Time(0.0)));
-        let finish = r.max(slot) + dur[t];
-        free.push(Reverse(Time(finish)));
-        end = end.max(finish);
+        let done = r.max(slot) + tasks[t].work;
+        free.push(Reverse(Time(done + tasks[t].reply)));
+        end = end.max(done);
         for &n in &g.succ[t] {
-            ready_at[n] = ready_at[n].max(finish);
+            inputs_at[n] = inputs_at[n].max(done);
             deg[n] -= 1;
             if deg[n] == 0 {
-                ready.push(Reverse((Time(ready_at[n]), n)));
+                ready.push(Reverse((Time(inputs_at[n] + tasks[n].delay), n)));
             }
         }
     }
@@ -254,6 +273,7 @@ pub fn simulate(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut makespans = Vec::with_capacity(draws);
     let (mut gb_s, mut requests) = (0.0, 0.0);
+    let mut tasks = vec![SlotTask::default(); total];
     let mut dur = vec![0.0f64; total];
     // Each task's own run time (what its event's `run_ms` reports), and which kind it is.
     let mut run_ms = vec![0.0f64; total];
@@ -267,48 +287,71 @@ pub fn simulate(
         let phase = slices.first().map_or(1.0, |sl| sl.step_factor(&mut rng));
         for (s, sl) in slices.iter().enumerate() {
             let gb = f64::from(sl.memory_mb) / 1024.0;
-            let mut start = |rng: &mut rand_chacha::ChaCha8Rng, became: bool| -> f64 {
-                if became {
-                    return 0.0;
-                }
-                invocations += 1.0;
-                let cold = if rng.random::<f64>() < sl.cold_probability {
-                    sl.cold_ms
-                } else {
-                    0.0
+            // An invoked task waits its invoke latency with no instance, then starts warm or cold; a task its
+            // predecessor becomes does neither.
+            let mut launch =
+                |rng: &mut rand_chacha::ChaCha8Rng, became: bool, work: f64, reply: f64| {
+                    if became {
+                        return SlotTask {
+                            delay: 0.0,
+                            work,
+                            reply,
+                        };
+                    }
+                    invocations += 1.0;
+                    let cold = if rng.random::<f64>() < sl.cold_probability {
+                        sl.cold_ms
+                    } else {
+                        0.0
+                    };
+                    SlotTask {
+                        delay: sl.invoke_ms,
+                        work: cold + work,
+                        reply,
+                    }
                 };
-                sl.invoke_ms + cold
-            };
+            // Which tasks invoke a successor on another function, and so wait for the Invoke API's reply: every
+            // forward and backward but slice 0's last (which records into its own slice's update, and becomes it);
+            // slice 0's update starts the next step's forwards.
+            let reply_after = |invokes: bool| if invokes { sl.invoke_ms } else { 0.0 };
             for m in 0..m_n {
                 let run = phase * sl.sample(0, &mut rng) + if m == 0 { sl.weights_ms } else { 0.0 };
-                dur[f_id(s, m)] = start(&mut rng, false) + run;
-                billed_ms_gb += billed(run) * gb;
+                let reply = reply_after(s + 1 < s_n || s > 0);
+                tasks[f_id(s, m)] = launch(&mut rng, false, run, reply);
+                billed_ms_gb += billed(run + reply) * gb;
                 run_ms[f_id(s, m)] = run;
                 if s + 1 < s_n {
                     let run = phase * sl.sample(1, &mut rng);
-                    dur[b_id(s, m)] = start(&mut rng, false) + run;
-                    billed_ms_gb += billed(run) * gb;
+                    let reply = reply_after(s > 0);
+                    tasks[b_id(s, m)] = launch(&mut rng, false, run, reply);
+                    billed_ms_gb += billed(run + reply) * gb;
                     run_ms[b_id(s, m)] = run;
                 }
             }
             // The update's K shards start together once the slice's last backward is done (the first may be
             // become by it); the slice's update ends with its slowest shard, and each is billed.
-            let (mut longest, mut slowest_run) = (0.0f64, 0.0f64);
+            let (mut slowest, mut slowest_run) = (SlotTask::default(), 0.0f64);
+            let reply = reply_after(s == 0);
             for k in 0..sl.shards.max(1) {
                 let run = phase * sl.sample(2, &mut rng);
-                let d = start(&mut rng, k == 0 && shape.become_successor) + run;
-                billed_ms_gb += billed(run) * gb;
-                if d > longest {
-                    (longest, slowest_run) = (d, run);
+                let shard = launch(&mut rng, k == 0 && shape.become_successor, run, reply);
+                billed_ms_gb += billed(run + reply) * gb;
+                if shard.delay + shard.work >= slowest.delay + slowest.work {
+                    (slowest, slowest_run) = (shard, run);
                 }
             }
-            dur[u_id(s)] = longest;
+            tasks[u_id(s)] = slowest;
             run_ms[u_id(s)] = slowest_run;
         }
         let end = match par.cores {
-            None => run_slots(&graph, &dur, par.slots),
-            // Sharing the cores stretches every task's own clock too.
-            Some(_) => run_shared(&graph, &dur, par, &mut run_ms),
+            None => run_slots(&graph, &tasks, par.slots),
+            // Sharing the cores stretches every task's own clock too (the local invoker: no invoke latency).
+            Some(_) => {
+                for (d, t) in dur.iter_mut().zip(&tasks) {
+                    *d = t.delay + t.work + t.reply;
+                }
+                run_shared(&graph, &dur, par, &mut run_ms)
+            }
         };
         for t in (0..total).filter(|&t| graph.exists[t]) {
             kind_samples[kind_of(t)].push(run_ms[t]);
@@ -490,6 +533,61 @@ mod tests {
     /// With a run's measured ratios, a task's time is its modelled median times one of them: a quarter of the
     /// ratios at 4× puts the step's p95 at 4× its p50, where the log-normal fitted to the same ratios (its spread
     /// added to the constant) stays well below.
+    /// On Lambda a request in flight holds no instance: M forwards invoked at once wait their invoke latency side
+    /// by side, not one after another in the slot they will use; a task that invokes another waits for the Invoke
+    /// API's reply on its instance (billed), and its successor starts one invoke latency after its work, not two.
+    #[test]
+    fn invoke_latency_delays_tasks_without_holding_a_slot() {
+        let shape = |m| PlanShape {
+            microbatches: m,
+            recompute: true,
+            become_successor: true,
+            clip: false,
+            shards: None,
+            weight_cache: None,
+        };
+        let invoked = |f, b, u, last| SliceModel {
+            invoke_ms: 25.0,
+            ..slice(f, b, u, last)
+        };
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        let p = Pricing::default();
+        // One slot, four forwards of 10 ms: all four requests arrive at 25 ms, then run in turn; the update is
+        // become (no latency) and waits 25 ms for its reply after starting the next step's forwards.
+        let one = simulate(
+            &[invoked(10.0, 0.0, 5.0, true)],
+            shape(4),
+            Parallelism {
+                slots: 1,
+                cores: None,
+            },
+            &p,
+            3,
+            0,
+        );
+        close(one.step_ms_p50, 25.0 + 4.0 * 10.0 + 5.0);
+        close(one.gb_seconds, (4.0 * 10.0 + 5.0 + 25.0) / 1e3);
+        // A chain F0 → F1 (with its backward) → B0, updates become: each hop one latency after the work before it.
+        let two = simulate(
+            &[
+                invoked(10.0, 10.0, 5.0, false),
+                invoked(10.0, 0.0, 5.0, true),
+            ],
+            shape(1),
+            Parallelism {
+                slots: 100,
+                cores: None,
+            },
+            &p,
+            3,
+            0,
+        );
+        close(
+            two.step_ms_p50,
+            25.0 + 10.0 + 25.0 + 10.0 + 25.0 + 10.0 + 5.0,
+        );
+    }
+
     #[test]
     fn measured_ratios_carry_their_tail_into_the_step_quantiles() {
         let shape = PlanShape {
