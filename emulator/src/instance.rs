@@ -39,7 +39,7 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// CPU time of a process from `/proc/{pid}/stat` (utime + stime), ns: the fallback where no cgroup counts it.
-fn process_cpu_ns(pid: u32) -> u64 {
+pub fn process_cpu_ns(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };

@@ -192,15 +192,7 @@ fn train(toml_text: &str, dir: &std::path::Path) -> Summary {
 
 /// CPU milliseconds process `pid` has used so far (user + system, from `/proc/PID/stat`).
 fn cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are fields 14, 15.
-    let rest = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    // SAFETY: sysconf only reads a constant of the system.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks * 1e3 / hz
+    lambda_emulator::instance::process_cpu_ns(pid) as f64 / 1e6
 }
 
 /// One repetition of the step comparison: the floor's rates measured beside its own runs.
