@@ -141,21 +141,13 @@ pub fn tensors_from_bytes<T: Float>(
         reason,
     };
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fmt(e.to_string()))?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| fmt(e.to_string()))?;
     let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != T::DTYPE {
-            return Err(ModelError::Checkpoint {
-                source_name: source_name.into(),
-                tensor: name,
-                reason: format!("dtype {:?}, expected {:?}", view.dtype(), T::DTYPE),
-            });
-        }
-        let data: Vec<T> = crate::float::from_le_bytes(view.data());
-        let t = Tensor::from_shape_vec(ndarray::IxDyn(view.shape()), data)
+    for_each_tensor::<T>(bytes, source_name, |name, shape, data| {
+        let t = Tensor::from_shape_vec(ndarray::IxDyn(shape), crate::float::from_le_bytes(data))
             .map_err(|e| fmt(format!("tensor `{name}`: {e}")))?;
-        out.insert(name, t);
-    }
+        out.insert(name.to_string(), t);
+        Ok(())
+    })?;
     Ok((out, header.metadata().clone().unwrap_or_default()))
 }
 
