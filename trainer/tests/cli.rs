@@ -633,11 +633,7 @@ fn a_split_run_over_tls_as_an_acl_user_matches_and_hides_the_password() {
             out.to_str().unwrap(),
             "--quiet",
         ])
-        // Fixed deadlines: this test is about TLS, ACLs and the password, and on a loaded CI machine the adaptive
-        // deadlines (16 ms here, the same for every attempt) once ran out six attempts in a row — a flaw of the
-        // deadlines that their own tests are to show, not this one.
         .args(["--set", "plan.slices=2", "--set", &store])
-        .args(["--set", "runtime.deadline=\"fixed\""])
         .env("REDIS_PASSWORD", "tls-s3cr3t")
         .env("TRAINER_REDIS_CA", &ca)
         .output()

@@ -295,6 +295,22 @@ impl Deadlines {
         }
     }
 
+    /// The limits of `task` after `lates` of its attempts passed their deadline unreported: the deadline doubles
+    /// with each (up to the cap), the speculation threshold stays. A host stalled for longer than one deadline
+    /// then costs a retry or two, not every attempt — with one deadline for all of them, a loaded CI machine ran
+    /// six attempts of 16 ms out in a row on a task that was only waiting for a core.
+    pub fn limits_after(&mut self, task: TaskId, lates: u32) -> Limits {
+        let limits = self.limits(task);
+        let Policy::Auto { cap } = self.policy else {
+            return limits;
+        };
+        let factor = 2f64.powi(lates.min(30) as i32);
+        Limits {
+            deadline: limits.deadline.mul_f64(factor).min(cap.max(limits.deadline)),
+            ..limits
+        }
+    }
+
     /// Each kind's measured latency quantiles (p50, p95, p99), ms, for the status view.
     pub fn quantiles(&self) -> Vec<(TaskKind, usize, [f64; 3])> {
         let mut out: Vec<(TaskKind, usize, [f64; 3])> = self

@@ -30,6 +30,9 @@ struct Due {
     reinvoked: bool,
     /// Whether a speculative copy of the current attempt window is running.
     copy: bool,
+    /// How many of its attempts passed their deadline: each doubles the next one's (see
+    /// [`Deadlines::limits_after`]).
+    lates: u32,
 }
 
 /// Why the driver invokes a task.
@@ -129,6 +132,7 @@ impl Tracker {
                 attempt: if orphan { 2 } else { 1 },
                 reinvoked: orphan,
                 copy: false,
+                lates: 0,
             },
         );
         if orphan {
@@ -258,6 +262,7 @@ impl Tracker {
                 }
                 self.stats.retries += 1;
                 let attempt = e.attempt + 1;
+                let lates = self.due.get(&e.task).map_or(0, |d| d.lates);
                 self.due.insert(
                     e.task,
                     Due {
@@ -265,6 +270,7 @@ impl Tracker {
                         attempt,
                         reinvoked: true,
                         copy: false,
+                        lates,
                     },
                 );
                 out.push(Invoke {
@@ -290,7 +296,7 @@ impl Tracker {
         let mut stragglers = Vec::new();
         let load = self.load();
         for (task, due) in &self.due {
-            let limits = self.deadlines.limits(*task).stretched(load);
+            let limits = self.deadlines.limits_after(*task, due.lates).stretched(load);
             let waited = now.duration_since(due.since);
             if waited >= limits.deadline {
                 if due.attempt >= self.max_attempts {
@@ -347,6 +353,9 @@ impl Tracker {
         } else {
             due.since = now;
             due.copy = false;
+            if why == Why::Late {
+                due.lates += 1;
+            }
             self.stats.late_retries += 1;
         }
         let attempt = due.attempt;
@@ -361,7 +370,7 @@ impl Tracker {
         let mut next: Option<Instant> = None;
         let load = self.load();
         for (task, due) in &self.due {
-            let limits = self.deadlines.limits(*task).stretched(load);
+            let limits = self.deadlines.limits_after(*task, due.lates).stretched(load);
             let mut at = due.since + limits.deadline;
             if let Some(s) = limits.speculate.filter(|_| !due.copy) {
                 at = at.min(due.since + s);
@@ -663,6 +672,33 @@ mod tests {
         assert!(late.iter().all(|i| i.why == Why::Late && i.attempt == 3));
         assert_eq!(tr.stats.speculative_copies, 2);
         assert_eq!(tr.stats.retries, 4);
+    }
+
+    #[test]
+    fn each_late_attempt_doubles_the_next_deadline_up_to_the_cap() {
+        let p = plan();
+        let ms = Duration::from_millis;
+        let mut d = Deadlines::new(Policy::Auto { cap: ms(200) }, Initial::NONE);
+        for _ in 0..MIN_SAMPLES {
+            d.sample(leaves(&p, 1)[0], ms(20));
+        }
+        let mut tr = Tracker::new(p.clone(), d, 4, 20);
+        let f = leaves(&p, 1)[0];
+        let mut t = Instant::now();
+        tr.fed(1, &[f], t);
+        let mut late = |at: Instant| {
+            tr.overdue(at)
+                .unwrap()
+                .iter()
+                .any(|i| i.task == f && i.why == Why::Late)
+        };
+        // 3 × p99 = 60 ms, then 120, then 200 (the cap) and 200 again, each from the attempt before it
+        // (speculative copies in between leave the deadline where it is).
+        for deadline in [60, 120, 200, 200] {
+            assert!(!late(t + ms(deadline - 1)), "late before {deadline} ms");
+            assert!(late(t + ms(deadline)), "not late at {deadline} ms");
+            t += ms(deadline);
+        }
     }
 
     #[test]
