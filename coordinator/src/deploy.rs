@@ -136,7 +136,7 @@ pub fn describe_destroy(functions: &[FunctionPlan]) -> Vec<String> {
         .collect()
 }
 
-fn sdk_err<E, R>(what: &str, function: &str, e: aws_sdk_lambda::error::SdkError<E, R>) -> RunError
+pub(crate) fn sdk_err<E, R>(what: &str, function: &str, e: aws_sdk_lambda::error::SdkError<E, R>) -> RunError
 where
     E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -290,7 +290,7 @@ const STILL_WAITING_EVERY: Duration = Duration::from_secs(5);
 
 /// Polls until the function is active and its last update succeeded (at most 5 minutes), saying on `progress`
 /// every few seconds what it waits for.
-async fn wait_active(
+pub(crate) async fn wait_active(
     client: &LambdaClient,
     name: &str,
     progress: &mut dyn FnMut(&str),

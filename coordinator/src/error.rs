@@ -55,6 +55,10 @@ pub enum RunError {
     /// A Lambda management call failed (the message names the call and the function).
     #[error("deploy: {0}")]
     Deploy(String),
+    /// A calibration that cannot run or whose measurements cannot be fitted (the message names the flag, the
+    /// function or the probe).
+    #[error("calibrate: {0}")]
+    Calibrate(String),
 }
 
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {

@@ -3,7 +3,7 @@
 //! Owns the run configuration ([`config::Config`], the TOML users write), the [`planner`] (profile as data,
 //! platform, latency model, Monte Carlo, search, calibration, costs), measuring a [`profiling`] profile, the runs
 //! ([`run::fit`]: the single-process reference loop and the split-run driver, their run folder
-//! [`run::dir::RunDir`], resume, evaluation), [`sweep`]s and [`deploy`] (the Lambda functions of a config).
+//! [`run::dir::RunDir`], resume, evaluation), [`sweep`]s and [`deploy`] (the Lambda functions of a config) and [`calibrate`] (the platform's constants measured on them).
 //!
 //! Floors, each importing only from the ones above it in this list (the test `tools/floors` checks that no module
 //! imports in a circle):
@@ -17,6 +17,7 @@
 //! profiling/   measures a Profile on this machine and store; plan_config (profile, then plan)
 //! run/         evaluate → record → checkpoint → dir → resume → local | split/ (tracker → driver → setup → steps)
 //! sweep/, deploy   whole grids of runs; the Lambda functions of a config
+//! calibrate/   the platform's constants measured on deployed functions (`trainer calibrate`)
 //! ```
 //!
 //! Must not know about: the command line (flags, progress bars, exit codes belong to `trainer`).
@@ -32,6 +33,7 @@
 //! println!("test accuracy {:?}", summary.test_accuracy);
 //! ```
 
+pub mod calibrate;
 pub mod config;
 pub mod deploy;
 pub mod error;

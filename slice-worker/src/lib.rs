@@ -6,12 +6,13 @@
 //! [`fanout`]) and the invokers (the local
 //! pool with injected faults; AWS Lambda through the SDK). The `slice-worker` binary (`src/main.rs`) is the function:
 //! the same handler under the Lambda runtime; [`alloc`] is the allocator setting it and `trainer` start with; [`warm`]
-//! is a warm pool's probe on an instance.
+//! is a warm pool's probe on an instance; [`calibrate`] the probes `trainer calibrate` measures a platform with.
 //!
 //! Must not know about: the planner or the CLI. It keeps no state between tasks except an explicit warm-container
 //! cache of weights keyed by version ([`weight_cache`], bounded by the size of the slice it serves).
 
 pub mod alloc;
+pub mod calibrate;
 pub mod codec;
 pub mod cpu_clock;
 pub mod dag;

@@ -16,7 +16,7 @@ use slice_worker::handler::{self, Ended, Host, Invocation};
 use slice_worker::invoker::lambda::{Backoff, LambdaClient, LambdaSettings};
 use slice_worker::store::{Store, StoreUrl};
 use slice_worker::task::TaskPayload;
-use slice_worker::warm;
+use slice_worker::{calibrate, warm};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -227,6 +227,37 @@ async fn probe_transfer(
     }))
 }
 
+/// The answer to a calibration probe (`{"probe": {"burn": …}}` or `{"probe": {"stamp": …}}`, [`calibrate`]).
+async fn calibration_probe(
+    store: &dyn Store,
+    ask: &serde_json::Value,
+    dilation: f64,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    let probe: calibrate::Probe = serde_json::from_value(ask.clone())
+        .map_err(|e| format!("malformed calibration probe {ask}: {e}"))?;
+    let answer = match probe {
+        calibrate::Probe::Burn {
+            iterations,
+            threads,
+        } => serde_json::to_value(calibrate::burn(iterations, threads, dilation)),
+        calibrate::Probe::Stamp { key } => {
+            let unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3);
+            store
+                .put(
+                    &key,
+                    bytes::Bytes::from(unix_ms.to_string()),
+                    Duration::from_secs(600),
+                )
+                .await
+                .map_err(|e| format!("stamp {key}: {e}"))?;
+            serde_json::to_value(calibrate::Stamped { unix_ms, dilation })
+        }
+    };
+    Ok(answer.unwrap_or_else(|e| unreachable!("plain struct: {e}")))
+}
+
 async fn lambda_main(settings: Settings) -> Result<(), String> {
     let store = slice_worker::store::open_dilated(&settings.store, settings.dilation)
         .await
@@ -243,6 +274,7 @@ async fn lambda_main(settings: Settings) -> Result<(), String> {
     let instance = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
         .unwrap_or_else(|_| format!("pid-{}", std::process::id()));
     let fresh = Arc::new(AtomicBool::new(true));
+    let dilation = settings.dilation;
     let handler = lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let (worker, store, client, instance, fresh) = (
@@ -255,6 +287,11 @@ async fn lambda_main(settings: Settings) -> Result<(), String> {
             async move {
                 match event.payload.get("probe") {
                     Some(serde_json::Value::Bool(true)) => return probe(store.as_ref()).await,
+                    Some(ask @ serde_json::Value::Object(_))
+                        if ask.get("burn").is_some() || ask.get("stamp").is_some() =>
+                    {
+                        return calibration_probe(store.as_ref(), ask, dilation).await;
+                    }
                     Some(ask @ serde_json::Value::Object(_)) if ask.get("barrier").is_some() => {
                         let cold = fresh.swap(false, Ordering::Relaxed);
                         return warm_probe(store.as_ref(), ask, &instance, cold).await;

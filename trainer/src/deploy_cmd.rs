@@ -39,7 +39,7 @@ fn functions(cfg: &Config) -> Result<Vec<FunctionPlan>> {
 }
 
 /// Builds the worker package with cargo-lambda, from the workspace the trainer runs in.
-fn build_package(cfg: &Config) -> Result<PathBuf> {
+pub(crate) fn build_package(cfg: &Config) -> Result<PathBuf> {
     let cmd = deploy::package_command(cfg);
     eprintln!("packaging the worker: {}", cmd.join(" "));
     let status = std::process::Command::new(&cmd[0])

@@ -60,15 +60,22 @@ pub fn load_config(path: &Path, sets: &[String]) -> Result<Config> {
 fn parse_config(path: &Path, sets: &[String]) -> Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
-    let cfg: Config = if sets.is_empty() {
+    let mut doc: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let calibrated = doc
+        .get("platform")
+        .and_then(|p| p.get("calibrated"))
+        .is_some();
+    let cfg: Config = if sets.is_empty() && !calibrated {
         // Parsing the text directly keeps line and column numbers in the error.
         toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
     } else {
-        let mut doc: toml::Table =
-            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         for s in sets {
             apply_set(&mut doc, s)?;
         }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        coordinator::config::take_in_calibrated(&mut doc, dir)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         // Parsed again from text, so that an error shows the offending key and line like one in the file does.
         let merged = toml::to_string(&doc)
             .map_err(|e| anyhow!("{} (with --set overrides): {e}", path.display()))?;

@@ -3,6 +3,7 @@
 //! Thin binary: parses flags (stage one), loads and validates the config (stage two, [`load`]), and hands the run to
 //! `coordinator`. Only this crate uses `anyhow`, prints, and chooses exit codes.
 
+mod calibrate_cmd;
 mod deploy_cmd;
 mod emulate_cmd;
 mod load;
@@ -17,6 +18,7 @@ mod threads;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use coordinator::calibrate::request::Request;
 use coordinator::run::dir::RunDir;
 use coordinator::run::fit;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,44 @@ enum Command {
         /// A split run's folder whose events.jsonl corrects the model (measured ÷ modelled task times).
         #[arg(long, value_name = "RUN_DIR")]
         events: Option<PathBuf>,
+        /// Override a config value (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Measure the platform's constants (invoke latency, cold start, CPU and bandwidth per memory size, their
+    /// spread) on functions deployed for it and deleted after → a [platform] file for `platform.calibrated`.
+    Calibrate {
+        config: PathBuf,
+        /// Where to write the [platform] table and the samples behind it.
+        #[arg(long, default_value = "platform.toml")]
+        out: PathBuf,
+        /// Memory sizes to measure, MB (comma-separated, ascending; at least two).
+        #[arg(long, value_delimiter = ',', default_values_t = Request::default().sizes)]
+        memory: Vec<u32>,
+        /// Samples of each warm measurement per size.
+        #[arg(long, default_value_t = Request::default().samples)]
+        samples: usize,
+        /// Instances started at once in each cold round.
+        #[arg(long, default_value_t = Request::default().instances)]
+        instances: usize,
+        /// Cold rounds per size (each a configuration update, so the platform starts new instances).
+        #[arg(long, default_value_t = Request::default().cold_rounds)]
+        cold_rounds: usize,
+        /// One burn's length on a whole vCPU as fast as this machine's core, ms.
+        #[arg(long, default_value_t = Request::default().burn_ms)]
+        burn_ms: f64,
+        /// MB each transfer probe writes and reads.
+        #[arg(long, default_value_t = 16)]
+        transfer_mb: usize,
+        /// Leave the calibration functions deployed.
+        #[arg(long)]
+        keep: bool,
+        /// A worker package (bootstrap.zip) instead of building one with cargo-lambda.
+        #[arg(long)]
+        zip: Option<PathBuf>,
+        /// Say what would be deployed and invoked and what it would cost; needs no credentials.
+        #[arg(long)]
+        dry_run: bool,
         /// Override a config value (repeatable).
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         sets: Vec<String>,
@@ -301,6 +341,35 @@ fn run(cli: Cli) -> Result<()> {
             events,
             sets,
         } => plan_cmd::run_profile(&config, &sets, &out, reps, events.as_deref()),
+        Command::Calibrate {
+            config,
+            out,
+            memory,
+            samples,
+            instances,
+            cold_rounds,
+            burn_ms,
+            transfer_mb,
+            keep,
+            zip,
+            dry_run,
+            sets,
+        } => calibrate_cmd::run_calibrate(calibrate_cmd::CalibrateArgs {
+            config: &config,
+            sets: &sets,
+            request: Request {
+                sizes: memory,
+                samples,
+                instances,
+                cold_rounds,
+                burn_ms,
+                transfer_bytes: transfer_mb.saturating_mul(1_000_000),
+                keep,
+            },
+            out: &out,
+            zip: zip.as_deref(),
+            dry_run,
+        }),
         Command::Sweep {
             sweep,
             out,

@@ -4,6 +4,7 @@
 //! Every table rejects unknown keys (`deny_unknown_fields`), so a typo is an error that names the key.
 //! The floor under everything in the crate: it imports nothing of the crate.
 
+mod calibrated;
 mod checkpoint;
 mod emulator;
 mod error;
@@ -14,6 +15,7 @@ mod qos;
 mod runtime;
 mod train;
 
+pub use calibrated::{parse_config, take_in_calibrated};
 pub use checkpoint::CheckpointConfig;
 pub use emulator::EmulatorConfig;
 use error::bad;

@@ -39,6 +39,10 @@ pub struct Platform {
     pub runtime_mb: f64,
     /// `"local"` only: how many tasks can compute at once (this machine's cores; 0 = detect).
     pub cores: usize,
+    /// A file `trainer calibrate` wrote: its `[platform]` keys fill those this table does not set (resolved when
+    /// the config is read, relative to the config's folder; kept as an absolute path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<std::path::PathBuf>,
 }
 
 /// Which platform the model describes.
@@ -66,6 +70,7 @@ impl Default for Platform {
             cold_start_ms: 300.0,
             runtime_mb: 64.0,
             cores: 0,
+            calibrated: None,
         }
     }
 }

@@ -194,8 +194,9 @@ impl Sweep {
         let base_path = dir.join(&spec.base);
         let base_text = std::fs::read_to_string(&base_path)
             .map_err(|e| err(file, format!("base = {:?}: {e}", spec.base.display())))?;
-        let base: Config = toml::from_str(&base_text)
-            .map_err(|e| err(file, format!("base config {}: {e}", base_path.display())))?;
+        let base: Config =
+            crate::config::parse_config(&base_text, base_path.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| err(file, format!("base config {}: {e}", base_path.display())))?;
         // Every point runs split (one slice is `cuts = []`): check the base as such, so split-only settings
         // (injected faults) are accepted.
         let mut as_split = base.clone();

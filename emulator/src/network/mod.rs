@@ -85,6 +85,11 @@ impl Network {
                 last = e;
                 continue;
             }
+            // `k` is ours now: any instance link or namespace of that number is an earlier emulator's, left when
+            // the kernel kept a deleted namespace alive (its last sockets closing) past that emulator's exit —
+            // measured: four links still there minutes after a test's emulator was dropped.
+            remove_instance_links(k);
+            remove_namespaces(k);
             let gateway = Ipv4Addr::new(10, 96 + k as u8, 0, 1);
             let alias = format!("{ALIAS}{}", std::process::id());
             let made = run("ip", &strings(&["link", "set", &bridge, "alias", &alias]))
@@ -227,6 +232,29 @@ fn remove_abandoned() {
         if owner.is_some_and(|pid| !alive(pid)) {
             let _ = run("ip", &strings(&["link", "del", name]));
             remove_namespaces(k);
+        }
+    }
+}
+
+/// Removes the host ends of instance links `lemu{k}v*` (each takes its peer with it).
+fn remove_instance_links(k: u32) {
+    let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() else {
+        return;
+    };
+    let prefix = format!("lemu{k}v");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line
+            .split(": ")
+            .nth(1)
+            .map(|n| n.split('@').next().unwrap_or(n))
+        else {
+            continue;
+        };
+        if name
+            .strip_prefix(&prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let _ = run("ip", &strings(&["link", "del", name]));
         }
     }
 }
