@@ -145,4 +145,6 @@ fn calibration_recovers_the_emulators_constants_and_a_config_plans_with_them() {
         "{}",
         String::from_utf8_lossy(&plan.stderr)
     );
+    // The table it printed, for experiments/calibration (`--nocapture`).
+    eprintln!("{said}");
 }

@@ -92,8 +92,8 @@ impl Request {
 
     /// Invocations per size (the largest adds its multi-threaded burns).
     fn invocations_per_size(&self) -> usize {
-        // Cold rounds and one warm round of barrier probes; stamps, burns, a write and reads.
-        (self.cold_rounds + 1) * self.instances + 3 * self.samples + 1
+        // Cold rounds and one warm round of barrier probes; stamps, burns, writes and reads; deploy's probe.
+        (self.cold_rounds + 1) * self.instances + 4 * self.samples + 1
     }
 
     /// What the calibration would do and cost on `cfg`'s account, by the config's `[platform]` and `[pricing]`.
@@ -136,7 +136,7 @@ impl Request {
         let bandwidth = p
             .bandwidth_bytes_per_ms(mb)
             .unwrap_or(100_000.0);
-        let transfer_s = (self.samples + 1) as f64 * self.transfer_bytes as f64 / bandwidth / 1e3;
+        let transfer_s = 2.0 * self.samples as f64 * self.transfer_bytes as f64 / bandwidth / 1e3;
         let probes_s = ((self.cold_rounds + 1) * self.instances + self.samples) as f64
             * (p.invoke_ms + p.cold_start_ms / (self.cold_rounds as f64 + 1.0))
             / 1e3;
