@@ -136,7 +136,11 @@ pub fn describe_destroy(functions: &[FunctionPlan]) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn sdk_err<E, R>(what: &str, function: &str, e: aws_sdk_lambda::error::SdkError<E, R>) -> RunError
+pub(crate) fn sdk_err<E, R>(
+    what: &str,
+    function: &str,
+    e: aws_sdk_lambda::error::SdkError<E, R>,
+) -> RunError
 where
     E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -21,7 +21,9 @@ pub enum Probe {
 impl Probe {
     /// The invocation payload that asks for it.
     pub fn payload(&self) -> Vec<u8> {
-        serde_json::json!({ "probe": self }).to_string().into_bytes()
+        serde_json::json!({ "probe": self })
+            .to_string()
+            .into_bytes()
     }
 }
 
@@ -64,7 +66,10 @@ pub fn checksum(iterations: u64, threads: usize) -> u64 {
             .collect();
         chains
             .into_iter()
-            .map(|c| c.join().unwrap_or_else(|_| unreachable!("a chain does not panic")))
+            .map(|c| {
+                c.join()
+                    .unwrap_or_else(|_| unreachable!("a chain does not panic"))
+            })
             .fold(0, |a, b| a ^ b)
     })
 }
@@ -113,6 +118,9 @@ mod tests {
         let stamp = Probe::Stamp { key: "k".into() };
         let v: serde_json::Value = serde_json::from_slice(&stamp.payload()).expect("json");
         assert_eq!(v, serde_json::json!({"probe": {"stamp": {"key": "k"}}}));
-        assert!(serde_json::from_value::<Probe>(serde_json::json!({"burn": {"iterations": 1}})).is_err());
+        assert!(
+            serde_json::from_value::<Probe>(serde_json::json!({"burn": {"iterations": 1}}))
+                .is_err()
+        );
     }
 }

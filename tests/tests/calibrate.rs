@@ -97,12 +97,20 @@ fn calibration_recovers_the_emulators_constants_and_a_config_plans_with_them() {
     let text = std::fs::read_to_string(&out).expect("the file is written");
     let file: toml::Table = toml::from_str(&text).expect("valid TOML");
     let p = &file["platform"];
-    let get = |k: &str| p[k].as_float().unwrap_or_else(|| panic!("platform.{k} in {text}"));
+    let get = |k: &str| {
+        p[k].as_float()
+            .unwrap_or_else(|| panic!("platform.{k} in {text}"))
+    };
     let mut misses: Vec<String> = [
         within("mb_per_vcpu", get("mb_per_vcpu"), 1000.0, 0.10),
         within("max_vcpus", get("max_vcpus"), 1.5, 0.10),
         within("invoke_ms", get("invoke_ms"), 40.0, 0.10),
-        within("bandwidth_mb_s_at_1gb", get("bandwidth_mb_s_at_1gb"), 100.0, 0.10),
+        within(
+            "bandwidth_mb_s_at_1gb",
+            get("bandwidth_mb_s_at_1gb"),
+            100.0,
+            0.10,
+        ),
         within("max_bandwidth_mb_s", get("max_bandwidth_mb_s"), 150.0, 0.10),
     ]
     .into_iter()
@@ -117,34 +125,57 @@ fn calibration_recovers_the_emulators_constants_and_a_config_plans_with_them() {
         .collect();
     assert!(!inits.is_empty(), "the calibration started instances");
     let init = inits.iter().sum::<f64>() / inits.len() as f64;
-    misses.extend(within("cold_start_ms", get("cold_start_ms"), 300.0 + init, 0.10));
+    misses.extend(within(
+        "cold_start_ms",
+        get("cold_start_ms"),
+        300.0 + init,
+        0.10,
+    ));
     assert!(misses.is_empty(), "{}\n\n{said}\n{text}", misses.join("\n"));
     // The functions are gone, and the samples are in the file.
     for mb in [512, 768, 2048] {
-        assert!(said.contains(&format!("deleted cal-calibrate-{mb}mb")), "{said}");
+        assert!(
+            said.contains(&format!("deleted cal-calibrate-{mb}mb")),
+            "{said}"
+        );
     }
-    assert_eq!(file["calibration"]["dilation"].as_float(), Some(1.0), "{text}");
+    assert_eq!(
+        file["calibration"]["dilation"].as_float(),
+        Some(1.0),
+        "{text}"
+    );
 
-    // A config that names the file plans with its constants; its own keys win.
-    let planned = dir.path().join("planned.toml");
+    // A config that names the file runs with its constants (its run folder's resolved config holds them); the
+    // config's own keys win.
+    let named = dir.path().join("named.toml");
     std::fs::write(
-        &planned,
-        format!(
-            "model = {{ kind = \"mlp\", widths = [784, 16, 10] }}\ntrain = {{ steps = 1, batch_size = 8, lr = 0.1 }}\n\
-             [platform]\ncalibrated = \"platform.toml\"\ninvoke_ms = 5.0\n"
-        ),
+        &named,
+        "model = { kind = \"mlp\", widths = [784, 16, 10] }\ntrain = { steps = 1, batch_size = 8, lr = 0.1 }\n\
+         [platform]\ncalibrated = \"platform.toml\"\ninvoke_ms = 5.0\n",
     )
     .expect("config written");
-    let plan = std::process::Command::new(&trainer)
-        .args(["plan", "--json"])
-        .arg(&planned)
+    let run_dir = dir.path().join("run");
+    let fit = std::process::Command::new(&trainer)
+        .arg("fit")
+        .arg(&named)
+        .arg("--out")
+        .arg(&run_dir)
+        .arg("--quiet")
         .output()
-        .expect("trainer plan runs");
+        .expect("trainer fit runs");
     assert!(
-        plan.status.success(),
+        fit.status.success(),
         "{}",
-        String::from_utf8_lossy(&plan.stderr)
+        String::from_utf8_lossy(&fit.stderr)
     );
+    let resolved: toml::Table = toml::from_str(
+        &std::fs::read_to_string(run_dir.join("config.resolved.toml")).expect("resolved config"),
+    )
+    .expect("valid TOML");
+    let used = &resolved["platform"];
+    assert_eq!(used["mb_per_vcpu"].as_float(), Some(get("mb_per_vcpu")));
+    assert_eq!(used["cold_start_ms"].as_float(), Some(get("cold_start_ms")));
+    assert_eq!(used["invoke_ms"].as_float(), Some(5.0));
     // The table it printed, for experiments/calibration (`--nocapture`).
     eprintln!("{said}");
 }

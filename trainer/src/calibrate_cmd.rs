@@ -56,16 +56,33 @@ pub fn run_calibrate(args: CalibrateArgs<'_>) -> Result<()> {
     let mut say = |line: &str| eprintln!("{line}");
     let measured = rt.block_on(async {
         let store = slice_worker::store::open(&cfg.runtime.store).await?;
-        let client = LambdaClient::new(&settings, args.request.instances.max(4), Backoff::default()).await;
-        calibrate::calibrate(&cfg, &args.request, &client, store.as_ref(), &zip, &stop, &mut say)
-            .await
-            .map_err(anyhow::Error::from)
+        let client =
+            LambdaClient::new(&settings, args.request.instances.max(4), Backoff::default()).await;
+        calibrate::calibrate(
+            &cfg,
+            &args.request,
+            &client,
+            store.as_ref(),
+            &zip,
+            &stop,
+            &mut say,
+        )
+        .await
+        .map_err(anyhow::Error::from)
     })?;
     let fitted = result::fit(&measured, &cfg.platform);
-    println!("{:<24} {:>12} {:>12}  how", "constant", "assumed", "measured");
+    println!(
+        "{:<24} {:>12} {:>12}  how",
+        "constant", "assumed", "measured"
+    );
     for f in &fitted.findings {
-        let measured = f.measured.map_or("(kept)".to_string(), |v| format!("{v:.2}"));
-        println!("{:<24} {:>12} {:>12}  {}", f.key, f.assumed, measured, f.how);
+        let measured = f
+            .measured
+            .map_or("(kept)".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "{:<24} {:>12} {:>12}  {}",
+            f.key, f.assumed, measured, f.how
+        );
     }
     let made_by = format!(
         "Measured by `trainer calibrate {}` at Unix time {} against {} (sizes {:?} MB).",
@@ -80,7 +97,8 @@ pub fn run_calibrate(args: CalibrateArgs<'_>) -> Result<()> {
     // Written whole or not at all.
     let tmp = args.out.with_extension("toml.partial");
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    std::fs::rename(&tmp, args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!(
         "wrote {}: use it with [platform] calibrated = {:?}",
         args.out.display(),

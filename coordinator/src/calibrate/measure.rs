@@ -104,13 +104,19 @@ impl Prober<'_> {
     fn check_stop(&self) -> Result<(), RunError> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(RunError::Calibrate(
-                "stopped by request; nothing was written (the functions are deleted unless --keep)".into(),
+                "stopped by request; nothing was written (the functions are deleted unless --keep)"
+                    .into(),
             ));
         }
         Ok(())
     }
 
-    async fn sync(&self, function: &str, what: &str, payload: &[u8]) -> Result<(serde_json::Value, f64), RunError> {
+    async fn sync(
+        &self,
+        function: &str,
+        what: &str,
+        payload: &[u8],
+    ) -> Result<(serde_json::Value, f64), RunError> {
         let t = Instant::now();
         let answer = self
             .client
@@ -119,26 +125,43 @@ impl Prober<'_> {
             .map_err(|e| failed(function, what, e))?;
         let rtt = ms_since(t);
         let value = serde_json::from_slice(&answer.payload).map_err(|e| {
-            failed(function, what, format!("the answer is not JSON ({e}): {}", String::from_utf8_lossy(&answer.payload)))
+            failed(
+                function,
+                what,
+                format!(
+                    "the answer is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&answer.payload)
+                ),
+            )
         })?;
         Ok((value, rtt))
     }
 
     /// `instances` barrier probes at once: each answer's overhead (round trip less the time it held), and whether
     /// it started its instance.
-    async fn barrier_round(&self, function: &str, barrier: String) -> Result<Vec<(bool, f64)>, RunError> {
+    async fn barrier_round(
+        &self,
+        function: &str,
+        barrier: String,
+    ) -> Result<Vec<(bool, f64)>, RunError> {
         let probe = WarmProbe {
             barrier,
             of: self.request.instances,
             wait_ms: 120_000,
         };
         let payload = serde_json::json!({ "probe": probe }).to_string();
-        let calls = (0..self.request.instances).map(|_| self.sync(function, "warm-barrier", payload.as_bytes()));
+        let calls = (0..self.request.instances)
+            .map(|_| self.sync(function, "warm-barrier", payload.as_bytes()));
         let mut out = Vec::new();
         for answer in futures_util::future::join_all(calls).await {
             let (value, rtt) = answer?;
-            let held: Held = serde_json::from_value(value.clone())
-                .map_err(|e| failed(function, "warm-barrier", format!("unexpected answer {value}: {e}")))?;
+            let held: Held = serde_json::from_value(value.clone()).map_err(|e| {
+                failed(
+                    function,
+                    "warm-barrier",
+                    format!("unexpected answer {value}: {e}"),
+                )
+            })?;
             if !held.all {
                 return Err(failed(
                     function,
@@ -172,14 +195,22 @@ impl Prober<'_> {
         crate::deploy::wait_active(self.client, function, &mut |_| {}).await
     }
 
-    async fn starts(&self, function: &str, mb: u32, m: &mut SizeMeasurements) -> Result<(), RunError> {
+    async fn starts(
+        &self,
+        function: &str,
+        mb: u32,
+        m: &mut SizeMeasurements,
+    ) -> Result<(), RunError> {
         for round in 0..=self.request.cold_rounds {
             self.check_stop()?;
             let cold_round = round < self.request.cold_rounds;
             if cold_round {
                 self.renew(function, round + 1).await?;
             }
-            for (cold, overhead) in self.barrier_round(function, self.key(&format!("{mb}:barrier{round}"))).await? {
+            for (cold, overhead) in self
+                .barrier_round(function, self.key(&format!("{mb}:barrier{round}")))
+                .await?
+            {
                 if cold {
                     m.cold_overhead_ms.samples.push(overhead);
                 } else {
@@ -190,7 +221,12 @@ impl Prober<'_> {
         Ok(())
     }
 
-    async fn events(&self, function: &str, mb: u32, m: &mut SizeMeasurements) -> Result<(), RunError> {
+    async fn events(
+        &self,
+        function: &str,
+        mb: u32,
+        m: &mut SizeMeasurements,
+    ) -> Result<(), RunError> {
         for i in 0..self.request.samples {
             self.check_stop()?;
             let key = self.key(&format!("{mb}:stamp{i}"));
@@ -203,12 +239,16 @@ impl Prober<'_> {
             m.event_reply_ms.samples.push(ms_since(t));
             let started = loop {
                 if let Some(v) = self.store.get(&key).await? {
-                    break String::from_utf8_lossy(&v)
-                        .parse::<f64>()
-                        .map_err(|e| failed(function, "stamp", format!("{key} holds no time: {e}")))?;
+                    break String::from_utf8_lossy(&v).parse::<f64>().map_err(|e| {
+                        failed(function, "stamp", format!("{key} holds no time: {e}"))
+                    })?;
                 }
                 if t.elapsed() > Duration::from_secs(120) {
-                    return Err(failed(function, "stamp", format!("no stamp in {key} within 120 s")));
+                    return Err(failed(
+                        function,
+                        "stamp",
+                        format!("no stamp in {key} within 120 s"),
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             };
@@ -239,14 +279,24 @@ impl Prober<'_> {
                 ),
             ));
         }
-        Ok((self.iterations as f64 * threads as f64 / burned.ms.max(1e-6), burned.dilation))
+        Ok((
+            self.iterations as f64 * threads as f64 / burned.ms.max(1e-6),
+            burned.dilation,
+        ))
     }
 
-    async fn transfers(&self, function: &str, mb: u32, m: &mut SizeMeasurements) -> Result<(), RunError> {
+    async fn transfers(
+        &self,
+        function: &str,
+        mb: u32,
+        m: &mut SizeMeasurements,
+    ) -> Result<(), RunError> {
         let key = self.key(&format!("{mb}:bytes"));
         let bytes = self.request.transfer_bytes;
         let rate = |v: &serde_json::Value, what: &str| -> Result<f64, RunError> {
-            let ms = v["ms"].as_f64().ok_or_else(|| failed(function, what, format!("unexpected answer {v}")))?;
+            let ms = v["ms"]
+                .as_f64()
+                .ok_or_else(|| failed(function, what, format!("unexpected answer {v}")))?;
             Ok(bytes as f64 / 1e6 / (ms.max(1e-6) / 1e3))
         };
         for _ in 0..self.request.samples {
@@ -257,7 +307,11 @@ impl Prober<'_> {
             let read = serde_json::json!({"probe": {"read": key}}).to_string();
             let (v, _) = self.sync(function, "read", read.as_bytes()).await?;
             if v["bytes"].as_u64() != Some(bytes as u64) {
-                return Err(failed(function, "read", format!("read {} bytes of {bytes}", v["bytes"])));
+                return Err(failed(
+                    function,
+                    "read",
+                    format!("read {} bytes of {bytes}", v["bytes"]),
+                ));
             }
             m.read_mb_s.samples.push(rate(&v, "read")?);
         }
@@ -299,7 +353,11 @@ impl Prober<'_> {
             ));
             out.sizes.push(m);
         }
-        let largest = *self.request.sizes.last().unwrap_or_else(|| unreachable!("validated: two sizes or more"));
+        let largest = *self
+            .request
+            .sizes
+            .last()
+            .unwrap_or_else(|| unreachable!("validated: two sizes or more"));
         let threads = cap_threads(&self.cfg.platform, largest);
         let function = Request::function(self.cfg, largest);
         out.cap = CapBurn {

@@ -52,11 +52,15 @@ impl Request {
         if self.sizes.len() < 2 {
             return bad(
                 "--memory",
-                "needs at least two sizes: a rate that grows with memory cannot be fitted from one".into(),
+                "needs at least two sizes: a rate that grows with memory cannot be fitted from one"
+                    .into(),
             );
         }
         if !self.sizes.windows(2).all(|w| w[0] < w[1]) {
-            return bad("--memory", format!("sizes must be distinct and ascending, got {:?}", self.sizes));
+            return bad(
+                "--memory",
+                format!("sizes must be distinct and ascending, got {:?}", self.sizes),
+            );
         }
         for &mb in &self.sizes {
             if mb < platform.min_memory_mb || mb > platform.max_memory_mb {
@@ -70,16 +74,28 @@ impl Request {
             }
         }
         if self.samples < 3 {
-            return bad("--samples", format!("at least 3 (a median and a spread), got {}", self.samples));
+            return bad(
+                "--samples",
+                format!("at least 3 (a median and a spread), got {}", self.samples),
+            );
         }
         if self.instances == 0 || self.cold_rounds == 0 {
             return bad("--instances / --cold-rounds", "each at least 1".into());
         }
         if !(self.burn_ms.is_finite() && self.burn_ms >= 10.0) {
-            return bad("--burn-ms", format!("at least 10 ms (shorter burns measure the clock), got {}", self.burn_ms));
+            return bad(
+                "--burn-ms",
+                format!(
+                    "at least 10 ms (shorter burns measure the clock), got {}",
+                    self.burn_ms
+                ),
+            );
         }
         if self.transfer_bytes < 1_000_000 {
-            return bad("--transfer-mb", "at least 1 MB (smaller transfers measure latency, not bandwidth)".into());
+            return bad(
+                "--transfer-mb",
+                "at least 1 MB (smaller transfers measure latency, not bandwidth)".into(),
+            );
         }
         Ok(())
     }
@@ -117,7 +133,10 @@ impl Request {
             ));
         }
         if !self.keep {
-            lines.push(format!("DeleteFunction for each of the {} functions", self.sizes.len()));
+            lines.push(format!(
+                "DeleteFunction for each of the {} functions",
+                self.sizes.len()
+            ));
         }
         lines.push(cost_line(gb_s, requests, &cfg.pricing));
         lines
@@ -133,9 +152,7 @@ impl Request {
         } else {
             0.0
         };
-        let bandwidth = p
-            .bandwidth_bytes_per_ms(mb)
-            .unwrap_or(100_000.0);
+        let bandwidth = p.bandwidth_bytes_per_ms(mb).unwrap_or(100_000.0);
         let transfer_s = 2.0 * self.samples as f64 * self.transfer_bytes as f64 / bandwidth / 1e3;
         let probes_s = ((self.cold_rounds + 1) * self.instances + self.samples) as f64
             * (p.invoke_ms + p.cold_start_ms / (self.cold_rounds as f64 + 1.0))
@@ -174,7 +191,9 @@ mod tests {
         let lines = r.describe(&cfg);
         assert_eq!(lines.len(), r.sizes.len() + 2, "{lines:#?}");
         assert!(lines[0].starts_with("CreateFunction trainer-calibrate-256mb (256 MB"));
-        assert!(lines.last().is_some_and(|l| l.starts_with("cost: about ") && l.contains(" USD")));
+        assert!(lines
+            .last()
+            .is_some_and(|l| l.starts_with("cost: about ") && l.contains(" USD")));
         // 10 GB functions for a few seconds and a few hundred requests: cents, not dollars.
         let usd: f64 = lines
             .last()

@@ -33,14 +33,22 @@ pub struct Calibrated {
 }
 
 /// Every size's samples of one quantity pooled.
-fn pooled(m: &Measurements, of: impl Fn(&super::measure::SizeMeasurements) -> &Measured) -> Measured {
+fn pooled(
+    m: &Measurements,
+    of: impl Fn(&super::measure::SizeMeasurements) -> &Measured,
+) -> Measured {
     Measured {
         samples: m.sizes.iter().flat_map(|s| of(s).samples.clone()).collect(),
     }
 }
 
 fn spread(m: &Measured) -> String {
-    format!("{} samples, median {:.1}, log-σ {:.2}", m.samples.len(), m.median(), m.log_sigma())
+    format!(
+        "{} samples, median {:.1}, log-σ {:.2}",
+        m.samples.len(),
+        m.median(),
+        m.log_sigma()
+    )
 }
 
 /// What a dilated emulator does to the CPU constants: CPU quotas cap a cgroup, not a thread, so one thread of a
@@ -71,12 +79,18 @@ pub fn fit(m: &Measurements, base: &Platform) -> Calibrated {
 
     let event = pooled(m, |s| &s.event_start_ms);
     p.invoke_ms = event.median();
-    finding("invoke_ms", base.invoke_ms, Some(p.invoke_ms), format!("Event invoke to handler start: {}", spread(&event)));
+    finding(
+        "invoke_ms",
+        base.invoke_ms,
+        Some(p.invoke_ms),
+        format!("Event invoke to handler start: {}", spread(&event)),
+    );
 
     let cold = pooled(m, |s| &s.cold_overhead_ms);
     let warm = pooled(m, |s| &s.warm_overhead_ms);
     let cold_start = (cold.median() - warm.median()).max(0.0);
-    let cold_measured = (!cold.samples.is_empty() && !warm.samples.is_empty()).then_some(cold_start);
+    let cold_measured =
+        (!cold.samples.is_empty() && !warm.samples.is_empty()).then_some(cold_start);
     if let Some(c) = cold_measured {
         p.cold_start_ms = c;
     }
@@ -91,8 +105,11 @@ pub fn fit(m: &Measurements, base: &Platform) -> Calibrated {
         ),
     );
 
-    let cpu_points: Vec<(f64, f64)> =
-        m.sizes.iter().map(|s| (f64::from(s.memory_mb), s.burn_per_ms.median())).collect();
+    let cpu_points: Vec<(f64, f64)> = m
+        .sizes
+        .iter()
+        .map(|s| (f64::from(s.memory_mb), s.burn_per_ms.median()))
+        .collect();
     let cpu = fit_saturating(&cpu_points);
     let core = cpu.and_then(|f| f.cap);
     match (cpu, core) {
@@ -127,10 +144,20 @@ pub fn fit(m: &Measurements, base: &Platform) -> Calibrated {
                 p.max_vcpus = vcpus;
                 finding("max_vcpus", base.max_vcpus, Some(vcpus), how);
             } else {
-                finding("max_vcpus", base.max_vcpus, None, format!("not reached: {how}"));
+                finding(
+                    "max_vcpus",
+                    base.max_vcpus,
+                    None,
+                    format!("not reached: {how}"),
+                );
             }
         }
-        None => finding("max_vcpus", base.max_vcpus, None, "needs a whole core measured first".into()),
+        None => finding(
+            "max_vcpus",
+            base.max_vcpus,
+            None,
+            "needs a whole core measured first".into(),
+        ),
     }
 
     let net_points: Vec<(f64, f64)> = m
@@ -138,7 +165,13 @@ pub fn fit(m: &Measurements, base: &Platform) -> Calibrated {
         .iter()
         .map(|s| {
             let both = Measured {
-                samples: s.read_mb_s.samples.iter().chain(&s.write_mb_s.samples).copied().collect(),
+                samples: s
+                    .read_mb_s
+                    .samples
+                    .iter()
+                    .chain(&s.write_mb_s.samples)
+                    .copied()
+                    .collect(),
             };
             (f64::from(s.memory_mb), both.median())
         })
@@ -170,7 +203,12 @@ pub fn fit(m: &Measurements, base: &Platform) -> Calibrated {
                 ),
             }
         }
-        None => finding("bandwidth_mb_s_at_1gb", base.bandwidth_mb_s_at_1gb, None, "no transfer measured".into()),
+        None => finding(
+            "bandwidth_mb_s_at_1gb",
+            base.bandwidth_mb_s_at_1gb,
+            None,
+            "no transfer measured".into(),
+        ),
     }
 
     Calibrated {
@@ -192,7 +230,10 @@ impl Calibrated {
         );
         for f in &self.findings {
             match f.measured {
-                Some(v) => out.push_str(&format!("# {} = {v:.4} (assumed {}): {}\n", f.key, f.assumed, f.how)),
+                Some(v) => out.push_str(&format!(
+                    "# {} = {v:.4} (assumed {}): {}\n",
+                    f.key, f.assumed, f.how
+                )),
                 None => out.push_str(&format!("# {} kept at {}: {}\n", f.key, f.assumed, f.how)),
             }
         }

@@ -18,27 +18,43 @@ pub fn take_in_calibrated(doc: &mut toml::Table, config_dir: &Path) -> Result<bo
     let Some(named) = platform.get(KEY) else {
         return Ok(false);
     };
-    let named = named
-        .as_str()
-        .ok_or_else(|| bad("platform.calibrated", format!("must be a file name, got {named}")))?;
-    let path = config_dir.join(named);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| bad("platform.calibrated", format!("cannot read {}: {e}", path.display())))?;
-    let file: toml::Table = toml::from_str(&text)
-        .map_err(|e| bad("platform.calibrated", format!("{}: {e}", path.display())))?;
-    let measured = file.get("platform").and_then(|p| p.as_table()).ok_or_else(|| {
+    let named = named.as_str().ok_or_else(|| {
         bad(
             "platform.calibrated",
-            format!("{} has no [platform] table (write one with trainer calibrate)", path.display()),
+            format!("must be a file name, got {named}"),
         )
     })?;
+    let path = config_dir.join(named);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        bad(
+            "platform.calibrated",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let file: toml::Table = toml::from_str(&text)
+        .map_err(|e| bad("platform.calibrated", format!("{}: {e}", path.display())))?;
+    let measured = file
+        .get("platform")
+        .and_then(|p| p.as_table())
+        .ok_or_else(|| {
+            bad(
+                "platform.calibrated",
+                format!(
+                    "{} has no [platform] table (write one with trainer calibrate)",
+                    path.display()
+                ),
+            )
+        })?;
     for (k, v) in measured {
         if k != KEY && !platform.contains_key(k) {
             platform.insert(k.clone(), v.clone());
         }
     }
     let absolute = std::path::absolute(&path).unwrap_or(path);
-    platform.insert(KEY.into(), toml::Value::String(absolute.display().to_string()));
+    platform.insert(
+        KEY.into(),
+        toml::Value::String(absolute.display().to_string()),
+    );
     Ok(true)
 }
 
@@ -80,18 +96,33 @@ mod tests {
         assert_eq!(cfg.platform.mb_per_vcpu, 1000.0);
         assert_eq!(cfg.platform.invoke_ms, 7.0, "the config's own key wins");
         let kept = cfg.platform.calibrated.expect("kept");
-        assert!(kept.is_absolute() && kept.ends_with("cal.toml"), "{}", kept.display());
+        assert!(
+            kept.is_absolute() && kept.ends_with("cal.toml"),
+            "{}",
+            kept.display()
+        );
     }
 
     #[test]
     fn a_missing_or_tableless_calibration_is_named() {
         let dir = tempfile::tempdir().expect("temp dir");
         let e = parse_config(CONFIG, dir.path()).expect_err("no file");
-        assert!(e.contains("platform.calibrated") && e.contains("cal.toml"), "{e}");
-        std::fs::write(dir.path().join("cal.toml"), "[calibration]\ndilation = 1.0\n").expect("written");
+        assert!(
+            e.contains("platform.calibrated") && e.contains("cal.toml"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join("cal.toml"),
+            "[calibration]\ndilation = 1.0\n",
+        )
+        .expect("written");
         let e = parse_config(CONFIG, dir.path()).expect_err("no table");
         assert!(e.contains("has no [platform] table"), "{e}");
-        std::fs::write(dir.path().join("cal.toml"), "[platform]\nmb_per_vcpu = \"fast\"\n").expect("written");
+        std::fs::write(
+            dir.path().join("cal.toml"),
+            "[platform]\nmb_per_vcpu = \"fast\"\n",
+        )
+        .expect("written");
         let e = parse_config(CONFIG, dir.path()).expect_err("bad value");
         assert!(e.contains("mb_per_vcpu"), "{e}");
     }

@@ -306,7 +306,10 @@ impl Deadlines {
         };
         let factor = 2f64.powi(lates.min(30) as i32);
         Limits {
-            deadline: limits.deadline.mul_f64(factor).min(cap.max(limits.deadline)),
+            deadline: limits
+                .deadline
+                .mul_f64(factor)
+                .min(cap.max(limits.deadline)),
             ..limits
         }
     }

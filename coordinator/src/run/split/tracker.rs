@@ -296,7 +296,10 @@ impl Tracker {
         let mut stragglers = Vec::new();
         let load = self.load();
         for (task, due) in &self.due {
-            let limits = self.deadlines.limits_after(*task, due.lates).stretched(load);
+            let limits = self
+                .deadlines
+                .limits_after(*task, due.lates)
+                .stretched(load);
             let waited = now.duration_since(due.since);
             if waited >= limits.deadline {
                 if due.attempt >= self.max_attempts {
@@ -370,7 +373,10 @@ impl Tracker {
         let mut next: Option<Instant> = None;
         let load = self.load();
         for (task, due) in &self.due {
-            let limits = self.deadlines.limits_after(*task, due.lates).stretched(load);
+            let limits = self
+                .deadlines
+                .limits_after(*task, due.lates)
+                .stretched(load);
             let mut at = due.since + limits.deadline;
             if let Some(s) = limits.speculate.filter(|_| !due.copy) {
                 at = at.min(due.since + s);
