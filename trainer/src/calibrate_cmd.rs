@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use coordinator::calibrate::{self, request::Request, result};
-use slice_worker::invoker::lambda::{Backoff, LambdaClient, LambdaSettings};
+use slice_worker::invoker::lambda::{Backoff, LambdaClient};
 use std::path::Path;
 
 /// What `trainer calibrate` was asked to do.
@@ -39,13 +39,7 @@ pub fn run_calibrate(args: CalibrateArgs<'_>) -> Result<()> {
         Some(z) => z.to_path_buf(),
         None => crate::deploy_cmd::build_package(&cfg)?,
     };
-    let l = &cfg.lambda;
-    let settings = LambdaSettings {
-        region: l.region.clone(),
-        profile: l.profile.clone(),
-        endpoint_url: l.endpoint_url.clone(),
-        static_credentials: None,
-    };
+    let settings = crate::deploy_cmd::client_settings(&cfg);
     let stop = crate::signals::install(
         "stopping after the probe in hand and deleting the calibration functions",
         "Nothing was written".to_string(),
@@ -90,7 +84,7 @@ pub fn run_calibrate(args: CalibrateArgs<'_>) -> Result<()> {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        l.endpoint_url.as_deref().unwrap_or("AWS Lambda"),
+        cfg.lambda.endpoint_url.as_deref().unwrap_or("AWS Lambda"),
         args.request.sizes
     );
     let text = fitted.to_toml(&measured, &made_by);

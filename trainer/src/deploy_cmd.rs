@@ -38,6 +38,17 @@ fn functions(cfg: &Config) -> Result<Vec<FunctionPlan>> {
     Ok(deploy::functions(cfg, None, slices))
 }
 
+/// The SDK client settings of the config's `[lambda]`, credentials from the SDK's chain (deploy-time calls).
+pub(crate) fn client_settings(cfg: &Config) -> LambdaSettings {
+    let l = &cfg.lambda;
+    LambdaSettings {
+        region: l.region.clone(),
+        profile: l.profile.clone(),
+        endpoint_url: l.endpoint_url.clone(),
+        static_credentials: None,
+    }
+}
+
 /// Builds the worker package with cargo-lambda, from the workspace the trainer runs in.
 pub(crate) fn build_package(cfg: &Config) -> Result<PathBuf> {
     let cmd = deploy::package_command(cfg);
@@ -89,13 +100,7 @@ pub fn run_deploy(args: DeployArgs<'_>) -> Result<()> {
         (false, Some(z)) => Some(z.to_path_buf()),
         (false, None) => Some(build_package(&cfg)?),
     };
-    let l = &cfg.lambda;
-    let settings = LambdaSettings {
-        region: l.region.clone(),
-        profile: l.profile.clone(),
-        endpoint_url: l.endpoint_url.clone(),
-        static_credentials: None,
-    };
+    let settings = client_settings(&cfg);
     let stop = crate::signals::install(
         "finishing the function in hand, then stopping",
         "Functions already created or updated stay as they are; running the same command again finishes the \

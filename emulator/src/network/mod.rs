@@ -203,21 +203,25 @@ fn host_addresses() -> Vec<String> {
         .collect()
 }
 
+/// Every link of this host (`ip -o link show`): its name (without `@peer`) and its whole line.
+fn links() -> Vec<(String, String)> {
+    let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            // `7: lemu3: <…> … \    alias lambda-emulator pid=123`
+            let name = line.split(": ").nth(1)?;
+            let name = name.split('@').next().unwrap_or(name);
+            Some((name.to_string(), line.to_string()))
+        })
+        .collect()
+}
+
 /// Removes the bridges (and namespaces) of emulators whose process is gone.
 fn remove_abandoned() {
-    let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() else {
-        return;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    for line in text.lines() {
-        // `7: lemu3: <…> … \    alias lambda-emulator pid=123`
-        let Some(name) = line
-            .split(": ")
-            .nth(1)
-            .map(|n| n.split('@').next().unwrap_or(n))
-        else {
-            continue;
-        };
+    for (name, line) in links() {
         let Some(k) = name
             .strip_prefix("lemu")
             .and_then(|k| k.parse::<u32>().ok())
@@ -230,7 +234,7 @@ fn remove_abandoned() {
             .and_then(|p| p.split_whitespace().next())
             .and_then(|p| p.parse::<u32>().ok());
         if owner.is_some_and(|pid| !alive(pid)) {
-            let _ = run("ip", &strings(&["link", "del", name]));
+            let _ = run("ip", &strings(&["link", "del", &name]));
             remove_namespaces(k);
         }
     }
@@ -238,23 +242,13 @@ fn remove_abandoned() {
 
 /// Removes the host ends of instance links `lemu{k}v*` (each takes its peer with it).
 fn remove_instance_links(k: u32) {
-    let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() else {
-        return;
-    };
     let prefix = format!("lemu{k}v");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(name) = line
-            .split(": ")
-            .nth(1)
-            .map(|n| n.split('@').next().unwrap_or(n))
-        else {
-            continue;
-        };
+    for (name, _) in links() {
         if name
             .strip_prefix(&prefix)
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         {
-            let _ = run("ip", &strings(&["link", "del", name]));
+            let _ = run("ip", &strings(&["link", "del", &name]));
         }
     }
 }
