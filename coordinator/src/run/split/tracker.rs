@@ -7,7 +7,7 @@
 //! limits of both from [`super::deadlines`], keeps the runtime's counters for `summary.json`, and counts how often
 //! each task was *fired* (its last input recorded): the exactly-once fan-in invariant says once.
 //!
-//! One file over 600 lines on purpose: about 400 are the tracker, one concept (which due task to invoke, when and
+//! One file over 600 lines on purpose: about 450 are the tracker, one concept (which due task to invoke, when and
 //! why), and the rest are its tests, which drive it through a small simulated platform and belong beside it.
 
 use super::deadlines::Deadlines;
