@@ -41,6 +41,7 @@ fn profile(n: usize) -> Profile {
         },
         codec: vec![point(1 << 10), point(16 << 20)],
         task_overhead_ms: vec![0.22, 0.25, 0.3],
+        runtime_task_ms: Vec::new(),
         observed: None,
     }
 }

@@ -194,6 +194,7 @@ fn synthetic_profile(n: usize) -> Profile {
         },
         codec: vec![point(1 << 10), point(4 << 20)],
         task_overhead_ms: vec![0.2, 0.25, 0.3],
+        runtime_task_ms: Vec::new(),
         observed: None,
     }
 }

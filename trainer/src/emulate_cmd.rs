@@ -20,7 +20,7 @@ pub struct EmulateArgs<'a> {
     pub dir: &'a Path,
     pub listen: SocketAddr,
     pub account_concurrency: usize,
-    pub idle_reap_s: f64,
+    pub idle_reap_s: Option<f64>,
     pub no_freeze: bool,
     /// Overrides of the config's `[emulator]` (a flag only turns a setting on).
     pub dilation: Option<f64>,
@@ -80,6 +80,7 @@ pub fn settings_of(
             invoke: Duration::from_secs_f64(platform.invoke_ms / 1e3),
             cold_start: Duration::from_secs_f64(platform.cold_start_ms / 1e3),
         },
+        idle_reap: Duration::from_secs_f64(platform.idle_reap_s),
         bandwidth: emulated.shape_network.then_some(Bandwidth {
             mb_s_at_1gb: platform.bandwidth_mb_s_at_1gb,
             max_mb_s: platform.max_bandwidth_mb_s,
@@ -122,10 +123,10 @@ pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
         print_bill(&bill);
         return Ok(());
     }
-    if !(args.idle_reap_s.is_finite() && args.idle_reap_s > 0.0) {
+    let idle_reap_s = args.idle_reap_s.unwrap_or(platform.idle_reap_s);
+    if !(idle_reap_s.is_finite() && idle_reap_s > 0.0) {
         return Err(anyhow!(
-            "--idle-reap-s: must be a positive number of seconds, got {}",
-            args.idle_reap_s
+            "--idle-reap-s: must be a positive number of seconds, got {idle_reap_s}"
         ));
     }
     if args.account_concurrency == 0 {
@@ -136,7 +137,7 @@ pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
     let settings = Settings {
         account_concurrency: args.account_concurrency,
         unreserved_minimum: (args.account_concurrency / 10).min(100),
-        idle_reap: Duration::from_secs_f64(args.idle_reap_s),
+        idle_reap: Duration::from_secs_f64(idle_reap_s),
         freeze: !args.no_freeze,
         dir: Some(args.dir.to_path_buf()),
         listen: args.listen,
@@ -157,7 +158,7 @@ pub fn run_emulate(args: EmulateArgs<'_>) -> Result<()> {
         resources.max_vcpus,
         args.account_concurrency,
         !args.no_freeze,
-        args.idle_reap_s
+        idle_reap_s
     );
     eprintln!(
         "time dilation {} (instances get 1/{} of their CPU{}; latencies {:.0} ms invoke, {:.0} ms cold start, \

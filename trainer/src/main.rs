@@ -187,9 +187,10 @@ enum Command {
         /// The account's concurrency limit (Lambda's default: 1,000).
         #[arg(long, default_value_t = 1000)]
         account_concurrency: usize,
-        /// Seconds an idle instance lives before it is reaped (its function's next call is a cold start).
-        #[arg(long, default_value_t = 600.0)]
-        idle_reap_s: f64,
+        /// Seconds an idle instance lives before it is reaped (its function's next call is a cold start); default:
+        /// the config's platform.idle_reap_s (600).
+        #[arg(long)]
+        idle_reap_s: Option<f64>,
         /// Leave idle instances running instead of freezing them between invocations.
         #[arg(long)]
         no_freeze: bool,

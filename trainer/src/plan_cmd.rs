@@ -29,6 +29,17 @@ pub fn run_profile(
             eprintln!("  {line}");
         }
     })?;
+    let cores = cfg.platform.local_cores();
+    eprintln!(
+        "  runtime: a short split run of tiny tasks at concurrency {} on {cores} core(s)…",
+        cfg.runtime.concurrency
+    );
+    p.runtime_task_ms = coordinator::run::task_cost::measure_task_cost(&cfg, cores)?;
+    eprintln!(
+        "  runtime: {:.3} ms a task (median of {} steps)",
+        coordinator::stats::median(&p.runtime_task_ms),
+        p.runtime_task_ms.len()
+    );
     if let Some(run) = events {
         let o = coordinator::run::observe_run(&cfg, &p, run)?;
         eprintln!(
@@ -91,11 +102,34 @@ fn describe(p: &PlannedStep) -> String {
     )
 }
 
+/// The whole run as the run simulator sees it (Lambda plans), in one line.
+fn describe_run(p: &PlannedStep) -> Option<String> {
+    let r = p.run.as_ref()?;
+    Some(format!(
+        "whole run ({} steps simulated): steps p50 {:.1} / p95 {:.1} ms, first step {:.1} ms, wall {:.2} s, {:.1} \
+         cold start(s) in the steps + {} warm-pool instance(s), at most {:.0} functions at once, {:.0} ms queued, \
+         ${:.3e} for the steps",
+        r.steps,
+        r.step_ms_p50,
+        r.step_ms_p95,
+        r.first_step_ms,
+        r.wall_s,
+        r.cold_starts,
+        r.warm_pool_instances,
+        r.peak_concurrency,
+        r.queued_ms,
+        r.cost_usd
+    ))
+}
+
 fn print_human(o: &PlanOutcome) {
     let c = &o.chosen;
     println!("objective: {:?} at quantile {}", o.objective, o.quantile);
     println!("chosen: {}", describe(c));
     println!("  cuts {:?}, micro-batches {}", c.cuts(), c.microbatches);
+    if let Some(run) = describe_run(c) {
+        println!("  {run}");
+    }
     for s in &c.slices {
         let t = &s.task_peaks_mb;
         // The last slice's forward task runs its backward: one figure for both.
@@ -139,6 +173,9 @@ fn print_human(o: &PlanOutcome) {
     );
     for a in &o.alternatives {
         println!("  {}", describe(a));
+        if let Some(run) = describe_run(a) {
+            println!("    {run}");
+        }
         if let Some(why) = &a.lost_because {
             println!("    lost: {why}");
         }

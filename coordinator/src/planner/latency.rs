@@ -289,7 +289,17 @@ impl<'a> TaskModel<'a> {
             encode: codec_fit(&profile.codec, true),
             decode: codec_fit(&profile.codec, false),
             accumulate: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.accumulate_ms))),
-            overhead: LogNormal::fit(&profile.task_overhead_ms),
+            // On the local invoker every task also costs the runtime's own work (driver, invoker, handler,
+            // thread hops) on the machine's shared cores, measured apart from the store's round trips. On Lambda
+            // the handler's part runs on the task's own function and is not modelled (tens of µs against a 25 ms
+            // invoke).
+            overhead: match platform.kind {
+                PlatformKind::Local => sum_of(&[
+                    LogNormal::fit(&profile.task_overhead_ms),
+                    LogNormal::fit(&profile.runtime_task_samples()),
+                ]),
+                PlatformKind::Lambda => LogNormal::fit(&profile.task_overhead_ms),
+            },
             forward: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.forward_ms))),
             backward: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.backward_ms))),
             update: Prefix::new(u.iter().map(|x| LogNormal::fit(&x.update_ms))),

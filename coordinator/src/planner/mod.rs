@@ -8,20 +8,25 @@
 //! - [`latency`] turns both into per-task latency distributions and per-slice memory needs;
 //! - [`simulate`] gives a step's latency quantiles and cost by Monte Carlo over the step's task graph;
 //! - [`search`] picks cuts, slice count and memory per slice for the objective;
+//! - [`whole_run`] simulates whole runs — steps chained, the account's limit, instances started cold, kept warm
+//!   and reaped ([`fleet`]) — and [`run_rank`] ranks the best candidates again by them (Lambda);
 //! - [`calibration`] sets a run's prediction beside what it measured, [`costs`] prices measured tasks, and
 //!   [`observe`] turns a finished run's events into the correction `trainer profile --events` keeps.
 
 pub mod calibration;
 pub mod costs;
+pub mod fleet;
 pub mod latency;
 pub mod lognormal;
 pub mod observe;
 pub mod profile;
+pub mod run_rank;
 pub mod search;
 pub mod segment;
 pub mod simulate;
+pub mod whole_run;
 
-use crate::config::{Config, ConfigError, LambdaConfig, Objective, PlatformKind, Slices};
+use crate::config::{Config, ConfigError, LambdaConfig, PlatformKind, Slices};
 use crate::error::RunError;
 use latency::{PlanShape, TaskModel};
 use profile::Profile;
@@ -96,10 +101,7 @@ fn plan_any_microbatches(
             Err(e) => last_err = Some(e),
         }
     }
-    let key = |s: &search::PlannedStep| match p.objective {
-        Objective::Cost => s.cost_usd_per_step,
-        Objective::Latency => search::quantile_of(&s.predicted, p.quantile),
-    };
+    let key = |s: &search::PlannedStep| run_rank::key(cfg, s);
     outcomes.sort_by(|a, b| key(&a.chosen).total_cmp(&key(&b.chosen)));
     let mut rest = outcomes.into_iter();
     let Some(mut best) = rest.next() else {
@@ -145,12 +147,16 @@ fn plan_with(
     }
     let req = request(cfg, profile, steps_per_epoch, microbatches);
     let model = TaskModel::new(profile, &cfg.platform);
-    search::plan(&model, &cfg.pricing, &req).map_err(|e| {
+    let mut outcome = search::plan(&model, &cfg.pricing, &req).map_err(|e| {
         RunError::Config(ConfigError {
             field: e.key,
             reason: e.reason,
         })
-    })
+    })?;
+    if cfg.platform.kind == PlatformKind::Lambda {
+        run_rank::rerank(cfg, &model, &req, &mut outcome);
+    }
+    Ok(outcome)
 }
 
 /// The planner's request for `cfg` at `microbatches`: objective and constraints from `[plan]`, parallelism from the
@@ -228,5 +234,9 @@ pub fn evaluate_split(
         bounds: bounds.to_vec(),
         memory: memory.to_vec(),
     };
-    Ok(search::evaluate(&model, &cfg.pricing, &req, &seg))
+    let mut planned = search::evaluate(&model, &cfg.pricing, &req, &seg);
+    if cfg.platform.kind == PlatformKind::Lambda {
+        planned.run = Some(run_rank::predict(cfg, &model, &req, &planned));
+    }
+    Ok(planned)
 }

@@ -26,6 +26,11 @@ pub struct Profile {
     pub codec: Vec<TransferPoint>,
     /// Per-task scheduling overhead on the store: idempotence probe, fan-in record, completion event (ms).
     pub task_overhead_ms: Vec<f64>,
+    /// The local runtime's own cost per task — driver, invoker, handler, thread hops — ms per step of a short split
+    /// run of tiny tasks (`crate::run::task_cost`; `trainer profile` measures it). Empty in profiles that did not
+    /// (a quick profile at `trainer fit`): the local model then takes [`DEFAULT_RUNTIME_TASK_MS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_task_ms: Vec<f64>,
     /// From a previous run's `events.jsonl` (`trainer profile --events RUN`): measured ÷ modelled task time, by
     /// kind. The model scales each kind by the median ratio and widens its spread by the ratios' spread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,7 +88,20 @@ pub struct TransferPoint {
     pub get_ms: Vec<f64>,
 }
 
+/// The local runtime's cost per task where a profile did not measure it, ms: measured on a 2-core host (60–80 µs,
+/// experiments/decisions.md "Latency model, open errors"; experiments/planner_calibration).
+pub const DEFAULT_RUNTIME_TASK_MS: f64 = 0.07;
+
 impl Profile {
+    /// The local runtime's cost per task, ms: the measured samples, or [`DEFAULT_RUNTIME_TASK_MS`].
+    pub fn runtime_task_samples(&self) -> Vec<f64> {
+        if self.runtime_task_ms.is_empty() {
+            vec![DEFAULT_RUNTIME_TASK_MS]
+        } else {
+            self.runtime_task_ms.clone()
+        }
+    }
+
     /// The profile as if measured at `samples` per micro-batch: compute and activation sizes scale linearly with
     /// the samples (parameters do not) — an approximation that ignores per-call fixed costs. At the profile's own
     /// size it is the profile unchanged (every factor is exactly 1).

@@ -95,6 +95,9 @@ pub struct PlannedStep {
     /// For an alternative: why the chosen plan beat it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_because: Option<String>,
+    /// On Lambda, the whole run simulated ([`super::run_rank`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<super::whole_run::RunPrediction>,
 }
 
 /// The planner's answer: the chosen plan and the three best alternatives.
@@ -529,6 +532,7 @@ pub fn evaluate(
         predicted,
         store_peak_bytes,
         lost_because: None,
+        run: None,
     }
 }
 

@@ -317,8 +317,16 @@ pub fn simulate(
             // forward and backward but slice 0's last (which records into its own slice's update, and becomes it);
             // slice 0's update starts the next step's forwards.
             let reply_after = |invokes: bool| if invokes { sl.invoke_ms } else { 0.0 };
+            // On functions each instance reads a step's weights once, and a slice's forwards run on as many
+            // instances as there are micro-batches (up to the concurrency); on the local invoker the first forward
+            // stands for them all (its containers' caches are not modelled).
+            let readers = match par.cores {
+                None => m_n.min(par.slots.max(1)),
+                Some(_) => 1,
+            };
             for m in 0..m_n {
-                let run = phase * sl.sample(0, &mut rng) + if m == 0 { sl.weights_ms } else { 0.0 };
+                let run =
+                    phase * sl.sample(0, &mut rng) + if m < readers { sl.weights_ms } else { 0.0 };
                 // A forward invokes the next slice's forward, the last slice's the backward below it.
                 let reply = reply_after(s_n > 1);
                 tasks[f_id(s, m)] = launch(&mut rng, false, run, reply);

@@ -343,6 +343,7 @@ pub async fn profile_async(
         store,
         codec: profile_codec(reps.max(1))?,
         task_overhead_ms,
+        runtime_task_ms: Vec::new(),
         observed: None,
     })
 }

@@ -39,6 +39,23 @@ pub fn read_events(dir: &Path) -> Result<Vec<slice_worker::event::TaskEvent>, Ru
         .collect()
 }
 
+/// Each step's wall time, ms, from a run folder's `metrics.jsonl`, in step order; errors name the file and line.
+pub fn read_step_walls(dir: &Path) -> Result<Vec<f64>, RunError> {
+    let path = dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["wall_ms"].as_f64())
+                .ok_or_else(|| {
+                    RunError::Mismatch(format!("{} line {}: no wall_ms", path.display(), i + 1))
+                })
+        })
+        .collect()
+}
+
 /// The plan the split run in `dir` ran with (`plan.json`), typed and as written (the written one may carry the
 /// planner's choice beside the plan the tasks read).
 pub fn read_run_plan(dir: &Path) -> Result<(RunPlan, serde_json::Value), RunError> {

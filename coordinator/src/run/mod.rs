@@ -3,8 +3,8 @@
 //! ([`dir`], which owns every write into it, checkpoints included — their format is [`checkpoint`]'s).
 //!
 //! Floors inside (each imports only from those before it): `evaluate` → `record` → `checkpoint` → `dir` →
-//! `resume` → `local`, `split` → this dispatcher. Below the whole floor: `config`, `error`, `planner`, `job`,
-//! `profiling`.
+//! `resume` → `local`, `split` → `task_cost` (the runtime's cost per task, by a short split run) → this
+//! dispatcher. Below the whole floor: `config`, `error`, `planner`, `job`, `profiling`.
 
 pub mod checkpoint;
 pub mod dir;
@@ -14,6 +14,7 @@ mod observe;
 pub mod record;
 pub mod resume;
 pub mod split;
+pub mod task_cost;
 
 pub use observe::observe_run;
 

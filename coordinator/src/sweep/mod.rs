@@ -73,6 +73,7 @@ fn measured(
     };
     row.measured_step_ms_p50 = Some(p50);
     row.measured_step_ms_p95 = Some(p95);
+    row.measured_train_s = Some(summary.train_s);
     let steps = summary.steps.max(1);
     if let Some(rt) = &summary.runtime {
         row.tasks = Some(rt.tasks_ran + rt.tasks_skipped + rt.tasks_failed);

@@ -91,6 +91,7 @@ impl Predicted {
             projected_gb_seconds_per_step: lambda.predicted.gb_seconds,
             projected_cost_usd_per_step: lambda.cost_usd_per_step,
             projected_cost_usd_per_epoch: lambda.cost_usd_per_epoch,
+            projected_run: lambda.run.clone(),
             ..Row::default()
         }
     }

@@ -122,6 +122,12 @@ pub struct Row {
     pub wall_s: Option<f64>,
     pub measured_step_ms_p50: Option<f64>,
     pub measured_step_ms_p95: Option<f64>,
+    /// The step loop's wall time, from the first invocation to the last step's end, s (undilated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_train_s: Option<f64>,
+    /// The whole run on Lambda as the run simulator predicts it (first step, wall time, cold starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected_run: Option<crate::planner::whole_run::RunPrediction>,
     pub predicted_step_ms_p50: f64,
     pub predicted_step_ms_p95: f64,
     pub projected_step_ms_p50: f64,
@@ -258,6 +264,10 @@ pub fn to_csv(results: &Results) -> String {
         "same_weights_as_reference",
         "outside_cpu_s",
         "wall_s",
+        "measured_train_s",
+        "projected_train_s",
+        "projected_first_step_ms",
+        "projected_cold_starts",
         "error",
     ];
     let mut out = header.join(",");
@@ -312,6 +322,13 @@ pub fn to_csv(results: &Results) -> String {
             opt(&r.same_weights_as_reference),
             opt(&r.outside_cpu_s),
             opt(&r.wall_s),
+            opt(&r.measured_train_s),
+            opt(&r.projected_run.as_ref().map(|x| x.wall_s_for(r.steps))),
+            opt(&r.projected_run.as_ref().map(|x| x.first_step_ms)),
+            opt(&r
+                .projected_run
+                .as_ref()
+                .map(|x| x.cold_starts + x.warm_pool_instances as f64)),
             opt(&r.error),
         ];
         let line: Vec<String> = cells.iter().map(|c| field(c)).collect();
