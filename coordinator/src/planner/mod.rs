@@ -26,7 +26,7 @@ pub mod segment;
 pub mod simulate;
 pub mod whole_run;
 
-use crate::config::{Config, ConfigError, LambdaConfig, PlatformKind, Slices};
+use crate::config::{Config, ConfigError, PlatformKind, Slices};
 use crate::error::RunError;
 use latency::{PlanShape, TaskModel};
 use profile::Profile;
@@ -56,24 +56,7 @@ fn warm_pool_for(cfg: &Config, chosen: &search::PlannedStep) -> Option<search::W
     if !cfg.runtime.warm_pool {
         return None;
     }
-    let memory: Vec<u32> = chosen.slices.iter().map(|s| s.memory_mb).collect();
-    let slices = memory.len();
-    let names: Vec<String> = cfg
-        .lambda
-        .functions(Some(memory), slices)
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    let pool: Vec<(u32, usize)> =
-        costs::instances_at_once(&names, chosen.microbatches, cfg.runtime.concurrency)
-            .into_iter()
-            .map(|(f, n)| {
-                (
-                    LambdaConfig::memory_of(&f).unwrap_or(cfg.lambda.memory_mb),
-                    n,
-                )
-            })
-            .collect();
+    let pool = run_rank::warm_pool(cfg, chosen);
     Some(search::WarmPoolPlan {
         instances: pool.iter().map(|(_, n)| n).sum(),
         cost_usd: costs::warm_pool_cost(&pool, &cfg.platform, &cfg.pricing),

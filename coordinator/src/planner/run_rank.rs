@@ -16,17 +16,40 @@ use crate::config::{Config, LambdaConfig, Objective};
 pub const STEPS: usize = 50;
 pub const REPLICAS: usize = 8;
 
+/// The function of each slice of `planned`, as `[lambda]` names them (slices of one memory size share one unless
+/// `function_per_slice`).
+fn function_names(cfg: &Config, planned: &PlannedStep) -> Vec<String> {
+    let memory: Vec<u32> = planned.slices.iter().map(|s| s.memory_mb).collect();
+    let slices = memory.len();
+    cfg.lambda
+        .functions(Some(memory), slices)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The warm pool `planned` brings up: per function (its memory, MB), the instances the plan runs on it at once.
+pub fn warm_pool(cfg: &Config, planned: &PlannedStep) -> Vec<(u32, usize)> {
+    costs::instances_at_once(
+        &function_names(cfg, planned),
+        planned.microbatches,
+        cfg.runtime.concurrency,
+    )
+    .into_iter()
+    .map(|(f, n)| {
+        (
+            LambdaConfig::memory_of(&f).unwrap_or(cfg.lambda.memory_mb),
+            n,
+        )
+    })
+    .collect()
+}
+
 /// What a whole run of `planned` is simulated with, for `cfg`: its functions as `[lambda]` names them, the
 /// account's limit (`runtime.concurrency`), the warm pool `runtime.warm_pool` brings up, `platform.idle_reap_s`
 /// and the instances' warm-up.
 pub fn run_spec(cfg: &Config, planned: &PlannedStep, shape: PlanShape, steps: usize) -> RunSpec {
-    let memory: Vec<u32> = planned.slices.iter().map(|s| s.memory_mb).collect();
-    let names: Vec<String> = cfg
-        .lambda
-        .functions(Some(memory.clone()), memory.len())
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
+    let names = function_names(cfg, planned);
     let mut distinct: Vec<String> = Vec::new();
     let function_of = names
         .iter()
@@ -117,24 +140,7 @@ pub fn warm_pool_cost(cfg: &Config, p: &PlannedStep) -> f64 {
     if !cfg.runtime.warm_pool {
         return 0.0;
     }
-    let memory: Vec<u32> = p.slices.iter().map(|s| s.memory_mb).collect();
-    let names: Vec<String> = cfg
-        .lambda
-        .functions(Some(memory.clone()), memory.len())
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    let pool: Vec<(u32, usize)> =
-        costs::instances_at_once(&names, p.microbatches, cfg.runtime.concurrency)
-            .into_iter()
-            .map(|(f, n)| {
-                (
-                    LambdaConfig::memory_of(&f).unwrap_or(cfg.lambda.memory_mb),
-                    n,
-                )
-            })
-            .collect();
-    costs::warm_pool_cost(&pool, &cfg.platform, &cfg.pricing)
+    costs::warm_pool_cost(&warm_pool(cfg, p), &cfg.platform, &cfg.pricing)
 }
 
 /// Whether `p` meets the objective's constraint by its whole run (the SLO for cost, the budget for latency).

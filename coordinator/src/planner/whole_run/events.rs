@@ -2,7 +2,7 @@
 //! due (or become them), releases that let queued tasks start.
 
 use super::graph::{Node, Template};
-use super::RunSpec;
+use super::spec::RunSpec;
 use crate::planner::fleet::{Fleet, Start};
 use crate::planner::latency::SliceModel;
 use crate::planner::simulate::billed;

@@ -2,7 +2,7 @@
 //! describe the same steady step.
 
 use super::*;
-use crate::planner::latency::TaskPeaks;
+use crate::planner::latency::{PlanShape, TaskPeaks};
 use crate::planner::lognormal::LogNormal;
 use crate::planner::simulate::{simulate, Parallelism};
 
