@@ -8,7 +8,7 @@ cd "$here/../.."
 cargo build --release -q -p trainer
 t=./target/release/trainer
 work="$(mktemp -d)"
-echo "| profile | runtime ms a task | predicted p50 ms | measured p50 ms (runs of 8 steps) |"
+echo "| profile | runtime ms a task | predicted p50 ms | measured p50 ms (runs of 30 steps) |"
 echo "|---|---|---|---|"
 for i in 1 2 3; do
   "$t" profile "$here/load.toml" --out "$work/p$i.json" >/dev/null 2>&1

@@ -372,13 +372,35 @@ fn profile_then_plan_prints_a_plan_and_its_json() {
     let (prof, plan) = profile_and_plan(dir.path(), &cfg);
     assert!(plan["slices"][0]["memory_mb"].as_u64().unwrap() >= 128);
     assert!(plan["predicted"]["step_ms_p95"].as_f64().unwrap() > 0.0);
+    // On Lambda (the default platform) the chosen plan and each alternative carry their whole run: as many steps
+    // as the config trains (up to the simulator's 50), the warm pool's instances, a wall time that is the steps'.
+    let steps = plan["run"]["steps"].as_u64().unwrap();
+    assert!((1..=50).contains(&steps), "{}", plan["run"]);
+    let (first, p50) = (
+        plan["run"]["first_step_ms"].as_f64().unwrap(),
+        plan["run"]["step_ms_p50"].as_f64().unwrap(),
+    );
+    let wall_ms = plan["run"]["wall_s"].as_f64().unwrap() * 1e3;
+    assert!(
+        first > 0.0 && wall_ms >= first + (steps - 1) as f64 * 0.5 * p50,
+        "{}",
+        plan["run"]
+    );
+    assert!(plan["run"]["warm_pool_instances"].as_u64().unwrap() >= 1);
+    for alt in plan["alternatives"].as_array().unwrap() {
+        assert!(alt["run"]["wall_s"].as_f64().unwrap() > 0.0, "{alt}");
+    }
     let o = trainer(&[
         "plan",
         cfg.to_str().unwrap(),
         "--profile",
         prof.to_str().unwrap(),
     ]);
-    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("chosen:"));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("chosen:") && text.contains("whole run ("),
+        "{text}"
+    );
     // A file that is not a profile, and an impossible SLO: clear errors, non-zero exits.
     let bad = write(dir.path(), "bad.json", "{\"units\": 3}");
     let o = trainer(&[

@@ -166,9 +166,12 @@ fn sweep_profile(
     }
     log("profiling this machine for the predictions (kept as profile.json in the sweep folder)");
     let batch = crate::profiling::first_batch(ds.as_ref(), sampler)?;
-    let profile = crate::profiling::profile_with(&sweep.base, &batch, 5, &mut |line| {
-        log(&format!("  profile: {line}"))
-    })?;
+    let profile = crate::profiling::profile_with(
+        &sweep.base,
+        &batch,
+        crate::profiling::QUICK_PROFILE_REPS,
+        &mut |line| log(&format!("  profile: {line}")),
+    )?;
     Ok((profile, kept, true))
 }
 

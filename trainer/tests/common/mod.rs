@@ -67,6 +67,16 @@ pub fn profile(dir: &Path, config: &Path) -> PathBuf {
         "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The runtime's cost per task, from its own short split run: one sample a step after the first.
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).unwrap()).unwrap();
+    let costs = p["runtime_task_ms"].as_array().unwrap();
+    assert!(
+        costs.len() == 15
+            && costs
+                .iter()
+                .all(|c| c.as_f64().is_some_and(|ms| ms > 0.0 && ms < 100.0)),
+        "{costs:?}"
+    );
     prof
 }
 

@@ -12,7 +12,7 @@ use crate::planner::calibration::predict_with_peaks;
 use crate::planner::profile::{read_profile_for, Profile};
 use crate::planner::search::PlanOutcome;
 use crate::planner::simulate::StepPrediction;
-use crate::profiling::{first_batch, profile_async};
+use crate::profiling::{first_batch, profile_async, QUICK_PROFILE_REPS};
 use crate::run::dir::{read_run_plan, JsonlWriter, RunDir, RunLock};
 use crate::run::record::Observer;
 use crate::run::resume::resume_point;
@@ -240,7 +240,7 @@ async fn resolve_choices(
     } else if cfg.planner_picks_split() {
         let used = match profile.take() {
             Some(p) => p,
-            None => profile_async(cfg, batch, 3, &mut |_| {}).await?,
+            None => profile_async(cfg, batch, QUICK_PROFILE_REPS, &mut |_| {}).await?,
         };
         let outcome = crate::planner::plan_for(cfg, &used, steps_per_epoch)?;
         resolved.train.microbatches = Microbatches::Count(outcome.chosen.microbatches);
@@ -287,7 +287,7 @@ async fn predict_run(
 ) -> Result<(StepPrediction, Vec<f64>), RunError> {
     let profile = match profile {
         Some(p) => p,
-        None => profile_async(cfg, batch, 3, &mut |_| {}).await?,
+        None => profile_async(cfg, batch, QUICK_PROFILE_REPS, &mut |_| {}).await?,
     };
     predict_with_peaks(cfg, &profile, cuts)
 }
