@@ -82,9 +82,7 @@ fn check_fit(model: &Model, ds: &dyn Dataset) -> Result<(), RunError> {
 
 /// The steps `cfg` trains: `train.steps`, or `train.epochs` (default 1) of `steps_per_epoch`.
 pub(crate) fn total_steps(cfg: &Config, steps_per_epoch: u64) -> u64 {
-    let t = &cfg.train;
-    t.steps
-        .unwrap_or_else(|| t.epochs.unwrap_or(1) * steps_per_epoch)
+    cfg.train.total_steps(steps_per_epoch)
 }
 
 /// Step 0: the seed's initial weights (PyTorch's initialisation) and a fresh optimizer state.

@@ -170,6 +170,12 @@ fn eps() -> f64 {
 }
 
 impl TrainConfig {
+    /// The steps this trains: `steps`, or `epochs` (default 1) of `steps_per_epoch`.
+    pub fn total_steps(&self, steps_per_epoch: u64) -> u64 {
+        self.steps
+            .unwrap_or_else(|| self.epochs.unwrap_or(1) * steps_per_epoch)
+    }
+
     /// The optimizer with its hyper-parameters.
     pub fn optimizer_spec(&self) -> OptimizerSpec {
         match self.optimizer {

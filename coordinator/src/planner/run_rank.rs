@@ -107,18 +107,17 @@ pub fn predict(
             )
         })
         .collect();
-    let total = cfg
-        .train
-        .steps
-        .or_else(|| cfg.train.epochs.map(|e| e * req.steps_per_epoch))
-        .unwrap_or(STEPS as u64);
+    let total = cfg.train.total_steps(req.steps_per_epoch);
     let steps = (total as usize).clamp(1, STEPS);
     let spec = run_spec(cfg, planned, req.shape, steps);
-    simulate_run(&slices, &spec, &cfg.pricing)
+    RunPrediction {
+        total_steps: total.max(steps as u64),
+        ..simulate_run(&slices, &spec, &cfg.pricing)
+    }
 }
 
-/// A candidate's figure for the objective from its whole run: the steps' quantile, or the cost per step with the
-/// warm pool spread over the run's steps.
+/// A candidate's figure for the objective from its whole run: the steps' quantile, or its cost per step over the
+/// whole training ([`cost_per_step`]).
 pub fn key(cfg: &Config, p: &PlannedStep) -> f64 {
     let Some(run) = &p.run else {
         return match cfg.plan.objective {
@@ -128,11 +127,16 @@ pub fn key(cfg: &Config, p: &PlannedStep) -> f64 {
     };
     match cfg.plan.objective {
         Objective::Latency => run.quantile(cfg.plan.quantile),
-        Objective::Cost => {
-            let pool = warm_pool_cost(cfg, p);
-            (run.cost_usd + pool) / run.steps.max(1) as f64
-        }
+        Objective::Cost => cost_per_step(cfg, p, run),
     }
+}
+
+/// `p`'s cost per step over the whole training by its `run`: the simulated steps (first step and cold starts
+/// included), the rest at the steady step's cost, the warm pool once.
+fn cost_per_step(cfg: &Config, p: &PlannedStep, run: &RunPrediction) -> f64 {
+    let simulated = run.steps.max(1) as f64;
+    let total = (run.total_steps as f64).max(simulated);
+    (run.cost_usd + (total - simulated) * p.cost_usd_per_step + warm_pool_cost(cfg, p)) / total
 }
 
 /// The one-time cost of `p`'s warm pool under `cfg` (0 without one).
@@ -156,7 +160,7 @@ fn meets_constraint(cfg: &Config, p: &PlannedStep) -> bool {
         Objective::Latency => cfg
             .plan
             .budget_usd_per_step
-            .is_none_or(|b| (run.cost_usd / run.steps.max(1) as f64) <= b),
+            .is_none_or(|b| cost_per_step(cfg, p, run) <= b),
     }
 }
 

@@ -38,7 +38,10 @@ pub const MULTIPLIER: f64 = 3.0;
 /// over replicas.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunPrediction {
+    /// Steps simulated, and the steps of the whole training (more: the rest at the steady step).
     pub steps: usize,
+    #[serde(default)]
+    pub total_steps: u64,
     pub step_ms_p50: f64,
     pub step_ms_p95: f64,
     pub step_ms_p99: f64,
@@ -74,7 +77,8 @@ impl RunPrediction {
         }
     }
 
-    /// The wall time of a run of `total` steps, s: the simulated steps, then each further one at the steady mean.
+    /// The wall time of a run of `total` steps, s: the simulated steps, then each further one at the steady mean
+    /// (`total_steps` is the training's own).
     pub fn wall_s_for(&self, total: u64) -> f64 {
         let more = total.saturating_sub(self.steps as u64) as f64;
         self.wall_s + more * self.steady_step_ms / 1e3
@@ -155,6 +159,7 @@ fn summarize(replicas: &[Replica], spec: &RunSpec, pricing: &Pricing) -> RunPred
     let requests = mean(&|x| x.requests);
     RunPrediction {
         steps: spec.steps,
+        total_steps: spec.steps as u64,
         step_ms_p50: quantile_sorted(&steps, 0.5),
         step_ms_p95: quantile_sorted(&steps, 0.95),
         step_ms_p99: quantile_sorted(&steps, 0.99),
