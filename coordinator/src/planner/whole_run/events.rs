@@ -179,6 +179,8 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// Bills `ms` of `slice`'s function. Rounded up per piece (a task's run, its reply wait), not per invocation
+    /// as Lambda does: at most a millisecond more per invocation.
     fn bill(&mut self, slice: usize, ms: f64) {
         self.out.gb_seconds += billed(ms) * f64::from(self.slices[slice].memory_mb) / 1024.0 / 1e3;
     }
