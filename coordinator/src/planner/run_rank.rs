@@ -50,23 +50,18 @@ pub fn warm_pool(cfg: &Config, planned: &PlannedStep) -> Vec<(u32, usize)> {
 /// and the instances' warm-up.
 pub fn run_spec(cfg: &Config, planned: &PlannedStep, shape: PlanShape, steps: usize) -> RunSpec {
     let names = function_names(cfg, planned);
-    let mut distinct: Vec<String> = Vec::new();
+    // One entry per function, in the order its slices first name it: the functions' numbers.
+    let at_once = costs::instances_at_once(&names, shape.microbatches, cfg.runtime.concurrency);
     let function_of = names
         .iter()
-        .map(|n| match distinct.iter().position(|d| d == n) {
-            Some(i) => i,
-            None => {
-                distinct.push(n.clone());
-                distinct.len() - 1
-            }
+        .map(|n| {
+            at_once.iter().position(|(f, _)| f == n).unwrap_or_else(|| {
+                unreachable!("instances_at_once lists every function it was given")
+            })
         })
         .collect();
     let warm_pool = if cfg.runtime.warm_pool {
-        let at_once = costs::instances_at_once(&names, shape.microbatches, cfg.runtime.concurrency);
-        distinct
-            .iter()
-            .map(|d| at_once.iter().find(|(f, _)| f == d).map_or(0, |(_, n)| *n))
-            .collect()
+        at_once.iter().map(|(_, n)| *n).collect()
     } else {
         Vec::new()
     };
