@@ -14,6 +14,9 @@
 //!    `redis-server` used (`/proc`), and the tasks' own clocks split into compute, tensor reads, tensor writes, the
 //!    idempotence probe and the fan-in records — for the monolithic run, the split with one task at a time (a
 //!    task's reads and writes with nothing competing but Redis), and the split as it runs (4 at once).
+//! 5. **A Redis that keeps freed pages**: the split and its floor again on a second `redis-server` whose jemalloc
+//!    keeps freed pages (`KEEP_FREED_PAGES`) — the setting the README recommends for a Redis of one's own — beside
+//!    the one with Redis's defaults.
 //!
 //! Prints a Markdown report and one JSON line (`--json FILE` appends it). `--steps N` sets the steps per run.
 
@@ -21,7 +24,7 @@ use coordinator::config::Config;
 use coordinator::run::dir::RunDir;
 use coordinator::run::fit;
 use coordinator::run::record::{Quiet, Summary};
-use e2e_tests::redis_server::RedisServer;
+use e2e_tests::redis_server::{RedisServer, KEEP_FREED_PAGES};
 use slice_worker::event::TaskEvent;
 use slice_worker::store::{Keys, MemoryStore, RedisStore, Store};
 use slice_worker::task::TaskId;
@@ -199,6 +202,11 @@ fn cpu_ms(pid: u32) -> f64 {
 struct Rep {
     floor_rates: (f64, f64),
     floor_ms: f64,
+    kept_floor_rates: (f64, f64),
+    kept_floor_ms: f64,
+    kept_ratio: f64,
+    kept: Summary,
+    kept_acc: Account,
     cached_floor_ms: f64,
     ratio: f64,
     cached_ratio: f64,
@@ -349,6 +357,19 @@ fn main() {
         .unwrap_or(3)
         .max(1);
     let server = RedisServer::start(&[]);
+    let kept_server = RedisServer::start_keeping_freed_pages(&[]);
+    // Redis built against a prefixed jemalloc (its bundled copy) reads `JE_MALLOC_CONF`, not `MALLOC_CONF`: say so
+    // rather than compare two servers that are the same.
+    let stats = Command::new("redis-cli")
+        .args([
+            "-p",
+            &kept_server.port.to_string(),
+            "memory",
+            "malloc-stats",
+        ])
+        .output()
+        .expect("redis-cli runs (apt-get install redis-tools)");
+    let kept_applies = String::from_utf8_lossy(&stats.stdout).contains("opt.dirty_decay_ms: -1");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -413,18 +434,28 @@ fn main() {
         server.url()
     );
     let cached_cfg = split_cfg.replace("slices = 4\n", "slices = 4\nrecompute = false\n");
+    let kept_cfg = split_cfg.replace(&server.url(), &kept_server.url());
     // This host's pace moves between runs (a shared VM: redis-benchmark's 4 MiB rates moved by 1.5x between two
     // runs of this bench), so each repetition measures the floor's rates beside its own runs and has its own ratio.
     let mut reps: Vec<Rep> = (0..reps)
         .map(|r| {
             let floor_rates = redis_benchmark(server.port, 4 * MIB, 128, 1);
+            let kept_floor_rates = redis_benchmark(kept_server.port, 4 * MIB, 128, 1);
             let at = |name: &str| dir.path().join(format!("{name}-{r}"));
             let (mono, mono_acc) = train_accounted(&base, &at("mono"), steps, pid);
             let (split, split_acc) = train_accounted(&split_cfg, &at("split"), steps, pid);
+            let (kept, kept_acc) =
+                train_accounted(&kept_cfg, &at("kept"), steps, kept_server.pid());
             let (cached, cached_acc) = train_accounted(&cached_cfg, &at("cached"), steps, pid);
             let floor_ms = floor_of(&split, steps, floor_rates);
+            let kept_floor_ms = floor_of(&kept, steps, kept_floor_rates);
             let cached_floor_ms = floor_of(&cached, steps, floor_rates);
             Rep {
+                kept_ratio: kept.step_ms_p50 / (mono.step_ms_p50 + kept_floor_ms),
+                kept_floor_rates,
+                kept_floor_ms,
+                kept,
+                kept_acc,
                 ratio: split.step_ms_p50 / (mono.step_ms_p50 + floor_ms),
                 cached_ratio: cached.step_ms_p50 / (mono.step_ms_p50 + cached_floor_ms),
                 floor_rates,
@@ -450,7 +481,7 @@ fn main() {
     let mut rep_rows = String::new();
     for (i, r) in reps.iter().enumerate() {
         rep_rows += &format!(
-            "| {} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} | **{:.2}** | {:.1} | {:.1} | {:.2} |\n",
+            "| {} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} | **{:.2}** | {:.2} / {:.2} | {:.1} | {:.1} | **{:.2}** | {:.1} | {:.1} | {:.2} |\n",
             i + 1,
             r.floor_rates.0,
             r.floor_rates.1,
@@ -458,6 +489,11 @@ fn main() {
             r.split.step_ms_p50,
             r.floor_ms,
             r.ratio,
+            r.kept_floor_rates.0,
+            r.kept_floor_rates.1,
+            r.kept.step_ms_p50,
+            r.kept_floor_ms,
+            r.kept_ratio,
             r.cached.step_ms_p50,
             r.cached_floor_ms,
             r.cached_ratio
@@ -465,6 +501,8 @@ fn main() {
     }
     let cached_ratios: Vec<f64> = reps.iter().map(|r| r.cached_ratio).collect();
     let cached_ratio = median(&mut cached_ratios.clone());
+    let kept_ratios: Vec<f64> = reps.iter().map(|r| r.kept_ratio).collect();
+    let kept_ratio = median(&mut kept_ratios.clone());
     reps.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
     let all_ratios: Vec<f64> = reps.iter().map(|r| r.ratio).collect();
     let Rep {
@@ -474,6 +512,7 @@ fn main() {
         split_acc,
         cached,
         cached_acc,
+        kept_acc,
         floor_rates: (set4, get4),
         floor_ms,
         ratio,
@@ -494,15 +533,22 @@ fn main() {
         tensor_rate(alone_acc.bytes_in, alone_acc.read_ms),
         tensor_rate(alone_acc.bytes_out, alone_acc.write_ms),
     );
+    if !kept_applies {
+        line("\n**The second server did not take `MALLOC_CONF` (its jemalloc reports another dirty decay): its \
+              columns measure Redis's defaults.**"
+            .into());
+    }
     line(format!(
         "\n## Step time: MLP 784-1024-1024-1024-10, batch 128, {steps} steps, {} repetitions\n\n\
-         Each repetition measures redis-benchmark's 4 MiB SET / GET rates (1 client), then trains the monolithic \
-         run, the split (S = 4, M = 8, local invoker, Redis, recompute) and the split with stored caches \
-         (`recompute = false`); its floor is the bytes its split moved at those rates.\n\n\
-         | rep | rb 4 MiB SET / GET GB/s | monolithic p50 ms | split p50 ms | floor ms | split ÷ (mono + floor) | stored caches p50 ms | its floor ms | ÷ (mono + its floor) |\n\
-         |---|---|---|---|---|---|---|---|---|\n{rep_rows}\n\
-         Median split / (monolithic + floor) = **{ratio:.2}** (all: {}; goal ≤ 1.15); with stored caches \
-         {cached_ratio:.2} (all: {}).\n\n\
+         Each repetition measures redis-benchmark's 4 MiB SET / GET rates (1 client) on two servers — Redis's \
+         defaults, and jemalloc keeping freed pages (`MALLOC_CONF={KEEP_FREED_PAGES}`) — then trains the \
+         monolithic run, the split (S = 4, M = 8, local invoker, Redis, recompute) on each server, and the split \
+         with stored caches (`recompute = false`, defaults); a split's floor is the bytes it moved at its server's \
+         rates.\n\n\
+         | rep | rb 4 MiB SET / GET GB/s | monolithic p50 ms | split p50 ms | floor ms | split ÷ (mono + floor) | pages kept: rb GB/s | split p50 ms | floor ms | ÷ (mono + floor) | stored caches p50 ms | its floor ms | ÷ (mono + its floor) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n{rep_rows}\n\
+         Median split / (monolithic + floor) = **{ratio:.2}** (all: {}; goal ≤ 1.15); on the Redis keeping freed \
+         pages **{kept_ratio:.2}** (all: {}); with stored caches {cached_ratio:.2} (all: {}).\n\n\
          The median repetition: monolithic {:.1} ms, split {:.1} ms, stored caches {:.1} ms; moved per step \
          {:.1} MB in, {:.1} MB out; floor {floor_ms:.1} ms.\n\n\
          Tensor rates inside tasks (bytes ÷ time in tensor GET/MGET and SET, probes and fan-in records apart): \
@@ -512,6 +558,7 @@ fn main() {
          ### Where the time goes (the median repetition; one task at a time: a run of its own)\n\n{}",
         all_ratios.len(),
         fmt_list(&all_ratios),
+        fmt_list(&kept_ratios),
         fmt_list(&cached_ratios),
         mono.step_ms_p50,
         split.step_ms_p50,
@@ -529,6 +576,7 @@ fn main() {
             ("monolithic", &mono_acc),
             ("split, 1 task at a time", &alone_acc),
             ("split, 4 at once", &split_acc),
+            ("split, Redis keeping freed pages", &kept_acc),
             ("split, stored caches", &cached_acc),
         ]),
     ));
@@ -536,6 +584,7 @@ fn main() {
         ("mono", &mono_acc),
         ("alone", &alone_acc),
         ("split", &split_acc),
+        ("kept", &kept_acc),
         ("cached", &cached_acc),
     ] {
         json.insert(
@@ -559,6 +608,7 @@ fn main() {
     json.insert("ratio_to_floor".into(), ratio.into());
     json.insert("cached_step_ms_p50".into(), cached.step_ms_p50.into());
     json.insert("cached_ratio_to_floor".into(), cached_ratio.into());
+    json.insert("kept_ratio_to_floor".into(), kept_ratio.into());
     json.insert("run_get_gbs".into(), run_get.into());
     json.insert("run_set_gbs".into(), run_set.into());
     let text = serde_json::Value::Object(json).to_string();

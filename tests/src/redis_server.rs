@@ -1,5 +1,12 @@
 //! A real `redis-server` for tests: started on a free loopback port, with nothing on disk, stopped on drop.
 
+/// jemalloc's setting (`MALLOC_CONF`) for a Redis that holds a training run's tensors: keep freed pages for reuse
+/// instead of returning them to the kernel. A split step frees and allocates about 100 MB of values (each step's
+/// gradients replace the last's); with jemalloc's default decay Redis spent a third of its CPU in page faults and
+/// `madvise` for them (experiments/bench_runtime). README, *Running on AWS Lambda*, recommends it for a Redis of
+/// one's own.
+pub const KEEP_FREED_PAGES: &str = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +23,13 @@ impl RedisServer {
     /// Starts `redis-server` (extra arguments appended, e.g. `["--requirepass", "pw"]`) and waits until it answers.
     pub fn start(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::spawn(dir, extra, false)
+        Self::spawn(dir, extra, false, None)
+    }
+
+    /// [`RedisServer::start`] with jemalloc keeping freed pages ([`KEEP_FREED_PAGES`]).
+    pub fn start_keeping_freed_pages(extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn(dir, extra, false, Some(KEEP_FREED_PAGES))
     }
 
     /// Starts `redis-server` serving TLS only, with a certificate for 127.0.0.1 signed by a throwaway CA made with
@@ -92,17 +105,22 @@ impl RedisServer {
             "no",
         ];
         args.extend_from_slice(extra);
-        let mut server = Self::spawn(dir, &args, true);
+        let mut server = Self::spawn(dir, &args, true, None);
         server.ca = Some(server._dir.path().join("ca.crt"));
         server
     }
 
-    fn spawn(dir: tempfile::TempDir, extra: &[&str], tls: bool) -> RedisServer {
+    fn spawn(
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        tls: bool,
+        malloc_conf: Option<&str>,
+    ) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        Self::spawn_on(port, dir, extra, tls)
+        Self::spawn_on(port, dir, extra, tls, malloc_conf)
     }
 
     /// Kills the server (SIGKILL: nothing saved, every key gone) and starts a new one on the same port, as a
@@ -112,7 +130,7 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = tempfile::tempdir().expect("temp dir");
-        let fresh = Self::spawn_on(self.port, dir, &[], false);
+        let fresh = Self::spawn_on(self.port, dir, &[], false, None);
         let old = std::mem::replace(self, fresh);
         // The old value's child is already reaped; its drop only kills a finished process.
         drop(old);
@@ -124,14 +142,24 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    fn spawn_on(port: u16, dir: tempfile::TempDir, extra: &[&str], tls: bool) -> RedisServer {
+    fn spawn_on(
+        port: u16,
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        tls: bool,
+        malloc_conf: Option<&str>,
+    ) -> RedisServer {
         let port_s = port.to_string();
         let ports: [&str; 4] = if tls {
             ["--port", "0", "--tls-port", &port_s]
         } else {
             ["--port", &port_s, "--tls-port", "0"]
         };
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some(conf) = malloc_conf {
+            cmd.env("MALLOC_CONF", conf);
+        }
+        let child = cmd
             .args(ports)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -158,12 +186,12 @@ impl RedisServer {
         server
     }
 
-    /// `redis://` or, for a TLS server, `rediss://`, without credentials.
     /// The server's process id (to read its CPU time from `/proc`).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// `redis://` or, for a TLS server, `rediss://`, without credentials.
     pub fn url(&self) -> String {
         let scheme = if self.ca.is_some() { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}", self.port)
