@@ -182,11 +182,14 @@ impl Host for LocalHost {
     /// Runs the handler on a blocking-pool thread, like a function's own process: the handler computes for
     /// milliseconds, and on an async worker it would hold back the tasks queued behind it there (tokio keeps the
     /// task a worker spawned last in that worker's own slot — a started backward waited 11 ms beside an idle core
-    /// for the update its own invocation became). A panic is a crash of the function, reported as its failure.
+    /// for the update its own invocation became). The thread is the task's own while it runs, so the store's tensor
+    /// calls block it directly ([`crate::store::TaskThread`]). A panic is a crash of the function, reported as its
+    /// failure.
     async fn execute(&self, payload: &TaskPayload) -> (Result<Outcome, TaskError>, Duration) {
         let (worker, payload) = (self.worker.clone(), payload.clone());
         let handle = tokio::runtime::Handle::current();
         let run = move || {
+            let _own = crate::store::TaskThread::enter();
             let cpu = crate::cpu_clock::ThreadCpu::start();
             let result = handle.block_on(worker.execute(&payload));
             (result, cpu.elapsed())

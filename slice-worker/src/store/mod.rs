@@ -13,6 +13,7 @@ mod open;
 mod redis_store;
 mod url;
 
+pub use bulk::TaskThread;
 pub use keys::Keys;
 pub use memory::MemoryStore;
 pub use open::{open, open_dilated};

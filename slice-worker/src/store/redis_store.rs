@@ -110,7 +110,7 @@ pub struct RedisStore {
     /// The account governor's script (`governor.lua`, [`crate::governor`]).
     governor: redis::Script,
     /// Tensor traffic (SET / GET / MGET) on our own RESP connections, for plain-TCP servers.
-    bulk: Option<BulkPool>,
+    bulk: Option<std::sync::Arc<BulkPool>>,
     /// How long a call is retried on a lost connection: [`RETRY_FOR`], stretched by a time dilation.
     retry_for: Duration,
 }
