@@ -50,7 +50,7 @@ def main():
                 r50 = m["measured_step_ms_p50"] / p["projected_step_ms_p50"]
                 r95 = m["measured_step_ms_p95"] / p["projected_step_ms_p95"]
                 rgb = m["measured_gb_seconds_per_step"] / p["projected_gb_seconds_per_step"]
-                print(f"| {name} | {p['point']} | {r50:.2f} | {r95:.2f} | {rgb:.2f} |")
+                print(f"| {name} | {p['point']} | {r50:.3f} | {r95:.3f} | {rgb:.3f} |")
                 q = "p95" if quantile >= 0.7 else "p50"
                 key_pred[p["point"]] = p[f"projected_step_ms_{q}"] if latency else p["projected_cost_usd_per_step"]
                 key_meas[p["point"]] = m[f"measured_step_ms_{q}"] if latency else m["measured_cost_usd_per_step"]
