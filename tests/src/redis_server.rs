@@ -1,15 +1,15 @@
 //! A real `redis-server` for tests: started on a free loopback port, with nothing on disk, stopped on drop.
 
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
 /// jemalloc's setting (`MALLOC_CONF`) for a Redis that holds a training run's tensors: keep freed pages for reuse
 /// instead of returning them to the kernel. A split step frees and allocates about 100 MB of values (each step's
 /// gradients replace the last's); with jemalloc's default decay Redis spent a third of its CPU in page faults and
 /// `madvise` for them (experiments/bench_runtime). README, *Running on AWS Lambda*, recommends it for a Redis of
 /// one's own.
 pub const KEEP_FREED_PAGES: &str = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
-
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     child: Child,
