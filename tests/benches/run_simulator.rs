@@ -37,6 +37,7 @@ fn slice(forward: f64, backward: f64, update: f64, last: bool) -> SliceModel {
             reduce: 0.0,
         },
         store_bytes: 0.0,
+        weight_bytes: 0.0,
         last,
         tails: None,
     }

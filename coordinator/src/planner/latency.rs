@@ -42,6 +42,8 @@ pub struct SliceModel {
     pub update: LogNormal,
     /// Extra time of a slice's first task in a step: fetching the new weights.
     pub weights_ms: f64,
+    /// The slice's weights decoded, bytes: what a container's weight cache holds per version.
+    pub weight_bytes: f64,
     /// Invocation latency of every task (warm), and the cold-start extra with its probability.
     pub invoke_ms: f64,
     pub cold_ms: f64,
@@ -649,6 +651,7 @@ impl<'a> TaskModel<'a> {
             backward,
             update,
             weights_ms: tw,
+            weight_bytes: z.params,
             invoke_ms,
             cold_ms,
             cold_probability,

@@ -127,11 +127,12 @@ pub fn key(cfg: &Config, p: &PlannedStep) -> f64 {
 }
 
 /// `p`'s cost per step over the whole training by its `run`: the simulated steps (first step and cold starts
-/// included), the rest at the steady step's cost, the warm pool once.
+/// included), the rest at the whole run's steady step's cost (its instances' caches counted, which the step
+/// simulator's per-step figure leaves out), the warm pool once.
 fn cost_per_step(cfg: &Config, p: &PlannedStep, run: &RunPrediction) -> f64 {
     let simulated = run.steps.max(1) as f64;
     let total = (run.total_steps as f64).max(simulated);
-    (run.cost_usd + (total - simulated) * p.cost_usd_per_step + warm_pool_cost(cfg, p)) / total
+    (run.cost_usd + (total - simulated) * run.steady_cost_usd_per_step + warm_pool_cost(cfg, p)) / total
 }
 
 /// The one-time cost of `p`'s warm pool under `cfg` (0 without one).

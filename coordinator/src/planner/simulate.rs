@@ -440,6 +440,7 @@ mod tests {
                 reduce: 0.0,
             },
             store_bytes: 0.0,
+            weight_bytes: 0.0,
             last,
             tails: None,
         }

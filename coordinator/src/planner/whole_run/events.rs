@@ -7,6 +7,7 @@ use crate::planner::fleet::{Fleet, Start};
 use crate::planner::latency::SliceModel;
 use crate::planner::simulate::billed;
 use rand::RngExt;
+use slice_worker::weight_cache::WeightCache;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -56,6 +57,9 @@ pub(super) struct Replica {
     pub(super) retries: u64,
     pub(super) gb_seconds: f64,
     pub(super) requests: f64,
+    /// The GB-seconds and requests of each step's own tasks (a task counts in the step it belongs to).
+    pub(super) step_gb_seconds: Vec<f64>,
+    pub(super) step_requests: Vec<f64>,
 }
 
 /// The state of one replica as its events unfold.
@@ -72,9 +76,11 @@ pub(super) struct Sim<'a> {
     seq: u64,
     waiting: VecDeque<(usize, f64)>,
     missing: Vec<usize>,
-    /// Per instance: invocations started on it, and per slice the step whose weights it holds, plus one (0: none).
+    /// Per instance: invocations started on it, and the weight versions its container keeps decoded, by (slice,
+    /// version) — the worker's own cache and eviction rule, so that a version another slice's tasks pushed out
+    /// is read again as it would be.
     served: Vec<u32>,
-    weights: Vec<Vec<usize>>,
+    weights: Vec<WeightCache<(usize, usize), ()>>,
     left_in_step: Vec<usize>,
     step_end: Vec<f64>,
     phase: Vec<f64>,
@@ -121,6 +127,8 @@ impl<'a> Sim<'a> {
                 retries: 0,
                 gb_seconds: 0.0,
                 requests: 0.0,
+                step_gb_seconds: vec![0.0; spec.steps],
+                step_requests: vec![0.0; spec.steps],
             },
         }
     }
@@ -141,19 +149,14 @@ impl<'a> Sim<'a> {
     }
 
     /// The task's own run time in this draw on `instance`, in that instance's invocation number `nth` (from 0): its
-    /// slice's model and the step's phase; for a forward or backward, the step's weights read unless the instance
-    /// holds them already (each instance reads each version once: the runs measured 122 of 160 forwards reading
-    /// them at M = 4, 602 of 640 at M = 16), and the instance's warm-up.
+    /// slice's model and the step's phase; for a forward or backward, the step's weights read unless the instance's
+    /// cache holds them; and the instance's warm-up. The runs measured what the cache saves: at M = 4 on 4 instances
+    /// 3 reads per slice and step where the update's instance, keeping the version it wrote, serves a forward before
+    /// other slices' versions push it out, 4 where they do (`experiments/sweeps_emulated`, "512 MB measured again").
     fn run_ms(&mut self, task: usize, instance: usize, nth: u32) -> f64 {
         let (step, node) = self.node(task);
         let sl = &self.slices[node.slice];
-        let holds = &mut self.weights[instance][node.slice];
-        let weights = if node.kind < 2 && *holds != step + 1 {
-            *holds = step + 1;
-            sl.weights_ms
-        } else {
-            0.0
-        };
+        let weights = self.through_cache(instance, step, node);
         // Updates are long and barely warm up (measured 1.0–1.1 × on their instance's first runs).
         let warmup = if node.kind == 2 {
             1.0
@@ -161,6 +164,30 @@ impl<'a> Sim<'a> {
             self.spec.warmup.factor(nth)
         };
         warmup * (self.phase[step] * sl.sample(node.kind, &mut self.rng) + weights)
+    }
+
+    /// What `node` of `step` does with `instance`'s weight cache, as the worker does it (`slice_worker::executor`),
+    /// and the weights' read time it costs: a forward or backward uses the step's version (version `step`) from the
+    /// cache or reads and keeps it; an update shard looks it up (a hit trims the cache, a miss reads one shard's
+    /// pieces, in the update's own time) and, as the slice's only shard, keeps the version it writes.
+    fn through_cache(&mut self, instance: usize, step: usize, node: Node) -> f64 {
+        let sl = &self.slices[node.slice];
+        let (capacity, bytes) = (sl.weight_cache, sl.weight_bytes as usize);
+        let cache = &mut self.weights[instance];
+        let version = (node.slice, step);
+        if node.kind == 2 {
+            cache.get(&version, capacity);
+            if sl.shards <= 1 {
+                cache.put_sized((node.slice, step + 1), (), bytes, capacity);
+            }
+            return 0.0;
+        }
+        if cache.get(&version, capacity).is_some() {
+            return 0.0;
+        }
+        cache.make_room(bytes, capacity);
+        cache.put_sized(version, (), bytes, capacity);
+        sl.weights_ms
     }
 
     /// The Invoke API wait after the task's work: it invokes a successor on another function (a forward when
@@ -181,13 +208,17 @@ impl<'a> Sim<'a> {
 
     /// Bills `ms` of `slice`'s function. Rounded up per piece (a task's run, its reply wait), not per invocation
     /// as Lambda does: at most a millisecond more per invocation.
-    fn bill(&mut self, slice: usize, ms: f64) {
-        self.out.gb_seconds += billed(ms) * f64::from(self.slices[slice].memory_mb) / 1024.0 / 1e3;
+    fn bill(&mut self, step: usize, slice: usize, ms: f64) {
+        let gb_s = billed(ms) * f64::from(self.slices[slice].memory_mb) / 1024.0 / 1e3;
+        self.out.gb_seconds += gb_s;
+        self.out.step_gb_seconds[step] += gb_s;
     }
 
     /// An invoked task reaches the account.
     fn arrive(&mut self, task: usize, now: f64) {
         self.out.requests += 1.0;
+        let step = self.node(task).0;
+        self.out.step_requests[step] += 1.0;
         if self.fleet.has_room() {
             self.start(task, now);
         } else {
@@ -204,7 +235,7 @@ impl<'a> Sim<'a> {
         let instance = taken.instance;
         while self.served.len() <= instance {
             self.served.push(0);
-            self.weights.push(vec![0; self.slices.len()]);
+            self.weights.push(WeightCache::default());
         }
         let nth = self.served[instance];
         self.served[instance] += 1;
@@ -220,7 +251,7 @@ impl<'a> Sim<'a> {
         let work = init + self.run_ms(task, instance, nth);
         if self.rng.random::<f64>() < self.spec.loss_probability {
             self.out.retries += 1;
-            self.bill(node.slice, work);
+            self.bill(step, node.slice, work);
             self.at(
                 now + work,
                 Event::Release {
@@ -242,7 +273,7 @@ impl<'a> Sim<'a> {
                 instance,
             },
         );
-        self.bill(node.slice, work);
+        self.bill(step, node.slice, work);
     }
 
     /// The task's outputs are recorded: its step may end, its successors may be due; the first update shard it
@@ -291,7 +322,7 @@ impl<'a> Sim<'a> {
                 // The same invocation: the same instance and invocation number.
                 let nth = self.served[instance].saturating_sub(1);
                 let work = self.run_ms(g, instance, nth);
-                self.bill(node.slice, work);
+                self.bill(step, node.slice, work);
                 self.at(
                     now + work,
                     Event::Done {
@@ -302,7 +333,7 @@ impl<'a> Sim<'a> {
                 );
             }
             None => {
-                self.bill(node.slice, reply);
+                self.bill(step, node.slice, reply);
                 let function = self.spec.function_of[node.slice];
                 self.at(
                     now + reply,

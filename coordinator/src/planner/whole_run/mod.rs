@@ -61,6 +61,12 @@ pub struct RunPrediction {
     pub queued_ms: f64,
     pub retries: f64,
     pub gb_seconds: f64,
+    /// What a step after the first bills (its own tasks' GB-seconds and requests, the store for the steady step's
+    /// time): each further step of a longer run at this price.
+    #[serde(default)]
+    pub steady_gb_seconds_per_step: f64,
+    #[serde(default)]
+    pub steady_cost_usd_per_step: f64,
     /// Functions and requests of the steps (the warm pool priced apart), and the store for the wall time.
     pub cost_usd: f64,
 }
@@ -155,6 +161,14 @@ fn summarize(replicas: &[Replica], spec: &RunSpec, pricing: &Pricing) -> RunPred
         .collect();
     steps.sort_by(f64::total_cmp);
     let wall_ms = median(&|x| x.wall_ms);
+    // The steps after the first, or the only one.
+    let later = |v: &[f64]| {
+        let v = &v[usize::from(v.len() > 1)..];
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let steady_gb_seconds = mean(&|x| later(&x.step_gb_seconds));
+    let steady_requests = mean(&|x| later(&x.step_requests));
+    let steady_step_ms = mean(&|x| later(&x.step_ms));
     let gb_seconds = mean(&|x| x.gb_seconds);
     let requests = mean(&|x| x.requests);
     RunPrediction {
@@ -163,10 +177,7 @@ fn summarize(replicas: &[Replica], spec: &RunSpec, pricing: &Pricing) -> RunPred
         step_ms_p50: quantile_sorted(&steps, 0.5),
         step_ms_p95: quantile_sorted(&steps, 0.95),
         step_ms_p99: quantile_sorted(&steps, 0.99),
-        steady_step_ms: mean(&|x| {
-            let later = &x.step_ms[x.step_ms.len().min(1)..];
-            later.iter().sum::<f64>() / later.len().max(1) as f64
-        }),
+        steady_step_ms,
         first_step_ms: median(&|x| x.step_ms.first().copied().unwrap_or(0.0)),
         wall_s: wall_ms / 1e3,
         cold_starts: mean(&|x| x.cold_starts as f64),
@@ -177,6 +188,10 @@ fn summarize(replicas: &[Replica], spec: &RunSpec, pricing: &Pricing) -> RunPred
         queued_ms: mean(&|x| x.queued_ms),
         retries: mean(&|x| x.retries as f64),
         gb_seconds,
+        steady_gb_seconds_per_step: steady_gb_seconds,
+        steady_cost_usd_per_step: steady_gb_seconds * pricing.usd_per_gb_s
+            + steady_requests * pricing.usd_per_request
+            + pricing.store_usd_per_hour * steady_step_ms / 3.6e6,
         cost_usd: gb_seconds * pricing.usd_per_gb_s
             + requests * pricing.usd_per_request
             + pricing.store_usd_per_hour * wall_ms / 3.6e6,
