@@ -6,7 +6,9 @@
 //! dir = "../shared/data/tinyshakespeare"   # default: data_root()/<kind's folder>
 //! file = "input.txt"         # text only; default "input.txt"
 //! context = 64               # text and synthetic tokens: window length; default 64
-//! val_fraction = 0.1         # text only: the LAST 10% of characters are validation
+//! val_fraction = 0.1         # text only: the LAST 10% of tokens are validation
+//! tokenizer = "char"         # text only: "char" (default) or "bpe" (subwords trained on the train split)
+//! vocab_size = 2048          # text with tokenizer = "bpe" only: tokens (model.vocab must match); default 2048
 //! normalize = "unit"         # mnist, fashion-mnist: "unit" (default) or "standardize"
 //!
 //! [data.synthetic]           # synthetic only; every field defaulted (see SyntheticConfig)
@@ -18,11 +20,14 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::synthetic::SyntheticConfig;
+use crate::tokenizer::TokenizerKind;
 
 /// Default window length for text (and synthetic token) data.
 pub const DEFAULT_CONTEXT: usize = 64;
 /// Default text file inside `dir`.
 pub const DEFAULT_TEXT_FILE: &str = "input.txt";
+/// Default vocabulary of a BPE tokenizer: subwords enough for Tiny Shakespeare's common words whole.
+pub const DEFAULT_VOCAB_SIZE: usize = 2048;
 /// Default fraction of the text held out for validation (taken from the end).
 pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
 
@@ -91,9 +96,15 @@ pub struct DataConfig {
     /// Text and synthetic tokens: window length `T`. Default 64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<usize>,
-    /// Text: fraction of the characters, taken from the end, used for validation. Default 0.1.
+    /// Text: fraction of the tokens, taken from the end, used for validation. Default 0.1.
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
+    /// Text: how the text becomes tokens. Default `"char"`.
+    #[serde(default, skip_serializing_if = "TokenizerKind::is_char")]
+    pub tokenizer: TokenizerKind,
+    /// Text with `tokenizer = "bpe"`: the vocabulary's size. Default [`DEFAULT_VOCAB_SIZE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab_size: Option<usize>,
     /// Synthetic: generator settings, all defaulted.
     #[serde(default)]
     pub synthetic: SyntheticConfig,
@@ -112,6 +123,8 @@ impl Default for DataConfig {
             normalize: Normalize::default(),
             context: None,
             val_fraction: DEFAULT_VAL_FRACTION,
+            tokenizer: TokenizerKind::default(),
+            vocab_size: None,
             synthetic: SyntheticConfig::default(),
         }
     }
@@ -136,6 +149,11 @@ impl DataConfig {
         }
     }
 
+    /// A BPE tokenizer's vocabulary: `vocab_size` or [`DEFAULT_VOCAB_SIZE`].
+    pub fn resolved_vocab_size(&self) -> usize {
+        self.vocab_size.unwrap_or(DEFAULT_VOCAB_SIZE)
+    }
+
     /// The window length: `context` or 64.
     pub fn resolved_context(&self) -> usize {
         self.context.unwrap_or(DEFAULT_CONTEXT)
@@ -154,6 +172,9 @@ impl DataConfig {
                         .unwrap_or_else(|| DEFAULT_TEXT_FILE.to_string()),
                 );
                 out.context = Some(self.resolved_context());
+                if self.tokenizer == TokenizerKind::Bpe {
+                    out.vocab_size = Some(self.resolved_vocab_size());
+                }
             }
             DataKind::Synthetic => out.context = Some(self.resolved_context()),
             _ => {}

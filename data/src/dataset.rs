@@ -47,8 +47,8 @@ pub trait Dataset: Send + Sync {
     fn train_batch(&self, indices: &[usize]) -> Result<Batch>;
     /// Gather eval examples by index (each `< eval_len()`), in the order given.
     fn eval_batch(&self, indices: &[usize]) -> Result<Batch>;
-    /// The character vocabulary of a text dataset (token id = position), `None` otherwise.
-    fn vocab(&self) -> Option<&[char]> {
+    /// The tokenizer of a text dataset (its vocabulary and saved form), `None` otherwise.
+    fn tokenizer(&self) -> Option<&crate::tokenizer::Tokenizer> {
         None
     }
 }

@@ -117,11 +117,11 @@ pub enum DataError {
     NotUtf8 { path: PathBuf, offset: usize },
 
     /// A text corpus is too small for the requested context and validation fraction
-    /// (an empty file lands here with `chars == 0`).
-    #[error("{path}: {chars} characters is too small: {reason}")]
+    /// (an empty file lands here with `tokens == 0`).
+    #[error("{path}: {tokens} tokens is too small: {reason}")]
     CorpusTooSmall {
         path: PathBuf,
-        chars: usize,
+        tokens: usize,
         reason: String,
     },
 

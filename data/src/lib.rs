@@ -2,9 +2,10 @@
 //!
 //! # What this crate owns
 //! - **Datasets** behind one trait, [`Dataset`]: MNIST and Fashion-MNIST from IDX files
-//!   ([`Mnist`]), scikit-learn's 8x8 [`Digits`], a character-level text corpus
-//!   ([`TextDataset`], [`TextCorpus`] for encoding and decoding), and generated data that needs
-//!   no files ([`Synthetic`]). [`open`] builds one from the trainer's `[data]` table,
+//!   ([`Mnist`]), scikit-learn's 8x8 [`Digits`], a text corpus in characters or BPE subwords
+//!   ([`TextDataset`], [`TextCorpus`]; [`Tokenizer`] encodes, decodes and saves the vocabulary,
+//!   [`bpe`] trains subwords on the corpus), and generated data that needs no files
+//!   ([`Synthetic`]). [`open`] builds one from the trainer's `[data]` table,
 //!   [`DataConfig`]; [`data_root`] says where the files live.
 //! - **Deterministic order**: [`epoch_order`] is a permutation keyed only by `(seed, epoch)`;
 //!   [`Sampler`] maps a global step to its epoch and example indices. Any process can recompute
@@ -34,6 +35,7 @@
 //! ```
 
 mod batch;
+pub mod bpe;
 mod config;
 mod dataset;
 pub mod digits;
@@ -48,10 +50,12 @@ mod root;
 mod sampler;
 pub mod synthetic;
 pub mod text;
+mod tokenizer;
 
 pub use batch::Batch;
 pub use config::{
     DataConfig, DataKind, Normalize, DEFAULT_CONTEXT, DEFAULT_TEXT_FILE, DEFAULT_VAL_FRACTION,
+    DEFAULT_VOCAB_SIZE,
 };
 pub use dataset::{Dataset, Task};
 pub use digits::Digits;
@@ -68,3 +72,4 @@ pub use root::{data_root, DATA_DIR_ENV};
 pub use sampler::Sampler;
 pub use synthetic::{Synthetic, SyntheticConfig, SyntheticTask};
 pub use text::{TextCorpus, TextDataset};
+pub use tokenizer::{Tokenizer, TokenizerKind};

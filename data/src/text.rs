@@ -1,43 +1,70 @@
-//! A character-level text corpus (e.g. Tiny Shakespeare's `input.txt`) for next-token prediction.
+//! A text corpus (e.g. Tiny Shakespeare's `input.txt`) as token ids, for next-token prediction.
 //!
-//! - Vocabulary: the distinct characters (Unicode scalar values) of the whole file, sorted, so
-//!   token id = position in the sorted list; the same file always gives the same ids.
-//! - Split: the first `floor(n * (1 - val_fraction))` characters are train, the rest validation
+//! - Tokens: by the corpus's [`Tokenizer`] — its characters by default (the distinct characters of the whole
+//!   file, sorted, so token id = position in the sorted list), or BPE subwords ([`crate::bpe`]) trained on the
+//!   train split's text over the whole file's characters. The same file (and vocabulary size) always gives the
+//!   same ids.
+//! - Split: the first `floor(n * (1 - val_fraction))` tokens are train, the rest validation
 //!   (with `val_fraction = 0.1`, the last 10%, as nanoGPT's `int(n * 0.9)` does).
-//! - Train example `i` (`0 <= i < train_chars - T`) is the window starting at character `i`:
-//!   inputs `chars[i..i+T]`, targets `chars[i+1..i+T+1]`, so every position is a start.
+//! - Train example `i` (`0 <= i < train_tokens - T`) is the window starting at token `i`:
+//!   inputs `ids[i..i+T]`, targets `ids[i+1..i+T+1]`, so every position is a start.
 //! - Eval example `j` is the non-overlapping window starting at `j*T` of the validation split;
-//!   `eval_len = (val_chars - 1) / T`, so evaluating `0..eval_len` covers the split once.
+//!   `eval_len = (val_tokens - 1) / T`, so evaluating `0..eval_len` covers the split once.
 
 use std::path::{Path, PathBuf};
 
 use crate::batch::{check_indices, Batch};
+use crate::bpe::Bpe;
 use crate::dataset::{Dataset, Task};
 use crate::error::{DataError, Result, Split};
 use crate::read::read_maybe_gz;
+use crate::tokenizer::{Tokenizer, TokenizerKind};
 
-/// A text as token ids over its own sorted character vocabulary.
+/// A text as token ids, with the tokenizer that made them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TextCorpus {
-    vocab: Vec<char>,
+    tokenizer: Tokenizer,
     ids: Vec<u32>,
 }
 
 impl TextCorpus {
-    /// Build the vocabulary of `text` and encode it.
+    /// `text` over its own sorted character vocabulary.
     pub fn from_text(text: &str) -> Self {
-        let mut vocab: Vec<char> = text.chars().collect();
-        vocab.sort_unstable();
-        vocab.dedup();
-        let ids = text
-            .chars()
-            .map(|c| vocab.binary_search(&c).map_or(0, |i| i as u32))
-            .collect();
-        TextCorpus { vocab, ids }
+        let tokenizer = Tokenizer::chars_of(text);
+        let ids = tokenizer
+            .encode(text)
+            .unwrap_or_else(|e| unreachable!("every character of the text is in its vocabulary: {e}"));
+        TextCorpus { tokenizer, ids }
     }
 
-    /// Read a UTF-8 file (raw or gzip). A non-UTF-8 or empty file is an error.
+    /// `text` in BPE subwords: `vocab_size` tokens trained on its first `1 − val_fraction` of characters (the
+    /// train split; the held-out text does not shape the vocabulary) over all its characters.
+    pub fn with_bpe(text: &str, vocab_size: usize, val_fraction: f64) -> Result<Self> {
+        let alphabet = Tokenizer::chars_of(text);
+        let chars = text.chars().count();
+        let train_chars = (chars as f64 * (1.0 - val_fraction.clamp(0.0, 1.0))) as usize;
+        let train_end = text.char_indices().nth(train_chars).map_or(text.len(), |(i, _)| i);
+        let bpe = Bpe::train(&text[..train_end], alphabet.base(), vocab_size)?;
+        let ids = bpe.encode(text)?;
+        Ok(TextCorpus {
+            tokenizer: Tokenizer::Bpe(bpe),
+            ids,
+        })
+    }
+
+    /// Read a UTF-8 file (raw or gzip) as characters. A non-UTF-8 or empty file is an error.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, TokenizerKind::Char, 0, 0.0)
+    }
+
+    /// Read a UTF-8 file (raw or gzip) with the tokenizer `kind` (`vocab_size` and `val_fraction` for BPE; see
+    /// [`TextCorpus::with_bpe`]). A non-UTF-8 or empty file is an error.
+    pub fn load_with(
+        path: &Path,
+        kind: TokenizerKind,
+        vocab_size: usize,
+        val_fraction: f64,
+    ) -> Result<Self> {
         let bytes = read_maybe_gz(path)?;
         let text = std::str::from_utf8(&bytes).map_err(|e| DataError::NotUtf8 {
             path: path.to_path_buf(),
@@ -46,21 +73,30 @@ impl TextCorpus {
         if text.is_empty() {
             return Err(DataError::CorpusTooSmall {
                 path: path.to_path_buf(),
-                chars: 0,
+                tokens: 0,
                 reason: "the file is empty".into(),
             });
         }
-        Ok(Self::from_text(text))
+        match kind {
+            TokenizerKind::Char => Ok(Self::from_text(text)),
+            TokenizerKind::Bpe => Self::with_bpe(text, vocab_size, val_fraction),
+        }
     }
 
-    /// The sorted distinct characters; token id `k` is `vocab()[k]`.
+    /// The tokenizer (vocabulary, saved form).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The sorted distinct characters: the whole vocabulary of a character corpus (token id `k` is `vocab()[k]`),
+    /// the base of a BPE one.
     pub fn vocab(&self) -> &[char] {
-        &self.vocab
+        self.tokenizer.base()
     }
 
-    /// Number of distinct characters.
+    /// Number of tokens in the vocabulary.
     pub fn vocab_size(&self) -> usize {
-        self.vocab.len()
+        self.tokenizer.vocab_size()
     }
 
     /// The whole text as token ids.
@@ -68,7 +104,7 @@ impl TextCorpus {
         &self.ids
     }
 
-    /// Number of characters in the text.
+    /// Number of tokens in the text.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -80,29 +116,12 @@ impl TextCorpus {
 
     /// Token ids of `text`; a character outside the vocabulary is [`DataError::UnknownChar`].
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        text.chars()
-            .map(|ch| {
-                self.vocab
-                    .binary_search(&ch)
-                    .map(|i| i as u32)
-                    .map_err(|_| DataError::UnknownChar { ch })
-            })
-            .collect()
+        self.tokenizer.encode(text)
     }
 
     /// The text of token ids; an id `>= vocab_size()` is [`DataError::UnknownToken`].
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        ids.iter()
-            .map(|&id| {
-                self.vocab
-                    .get(id as usize)
-                    .copied()
-                    .ok_or(DataError::UnknownToken {
-                        id,
-                        vocab: self.vocab.len(),
-                    })
-            })
-            .collect()
+        self.tokenizer.decode(ids)
     }
 }
 
@@ -110,31 +129,46 @@ impl TextCorpus {
 impl std::fmt::Debug for TextCorpus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextCorpus")
-            .field("vocab", &self.vocab.iter().collect::<String>())
-            .field("chars", &self.ids.len())
+            .field("tokenizer", &self.tokenizer.kind())
+            .field("base", &self.vocab().iter().collect::<String>())
+            .field("vocab_size", &self.vocab_size())
+            .field("tokens", &self.ids.len())
             .finish()
     }
 }
 
-/// A [`TextCorpus`] cut into train and validation windows of `context` characters.
+/// A [`TextCorpus`] cut into train and validation windows of `context` tokens.
 #[derive(Clone, Debug)]
 pub struct TextDataset {
     path: PathBuf,
     corpus: TextCorpus,
     context: usize,
-    train_chars: usize,
+    train_tokens: usize,
 }
 
 impl TextDataset {
-    /// Load `path` and split it (see the module docs).
+    /// Load `path` as characters and split it (see the module docs).
     pub fn open(path: &Path, context: usize, val_fraction: f64) -> Result<Self> {
         Self::new(path, TextCorpus::load(path)?, context, val_fraction)
+    }
+
+    /// Load `path` with the tokenizer `kind` (`vocab_size` tokens for BPE, trained on the train split) and split
+    /// it.
+    pub fn open_with(
+        path: &Path,
+        context: usize,
+        val_fraction: f64,
+        kind: TokenizerKind,
+        vocab_size: usize,
+    ) -> Result<Self> {
+        let corpus = TextCorpus::load_with(path, kind, vocab_size, val_fraction)?;
+        Self::new(path, corpus, context, val_fraction)
     }
 
     /// Split an already loaded corpus; `path` is used in error messages only.
     ///
     /// Needs `context >= 1`, `0 < val_fraction < 1`, at least one train window
-    /// (`train_chars > context`) and one validation window (`val_chars > context`).
+    /// (`train_tokens > context`) and one validation window (`val_tokens > context`).
     pub fn new(path: &Path, corpus: TextCorpus, context: usize, val_fraction: f64) -> Result<Self> {
         if context == 0 {
             return Err(DataError::Config {
@@ -149,14 +183,14 @@ impl TextDataset {
             });
         }
         let n = corpus.len();
-        let train_chars = (n as f64 * (1.0 - val_fraction)) as usize;
-        let val_chars = n - train_chars.min(n);
-        if train_chars <= context || val_chars <= context {
+        let train_tokens = (n as f64 * (1.0 - val_fraction)) as usize;
+        let val_tokens = n - train_tokens.min(n);
+        if train_tokens <= context || val_tokens <= context {
             return Err(DataError::CorpusTooSmall {
                 path: path.to_path_buf(),
-                chars: n,
+                tokens: n,
                 reason: format!(
-                    "{train_chars} train and {val_chars} validation characters; each split needs \
+                    "{train_tokens} train and {val_tokens} validation tokens; each split needs \
                      more than context = {context} for one window"
                 ),
             });
@@ -165,7 +199,7 @@ impl TextDataset {
             path: path.to_path_buf(),
             corpus,
             context,
-            train_chars,
+            train_tokens,
         })
     }
 
@@ -186,12 +220,12 @@ impl TextDataset {
 
     /// Token ids of the train split (the first part of the text).
     pub fn train_ids(&self) -> &[u32] {
-        &self.corpus.ids[..self.train_chars]
+        &self.corpus.ids[..self.train_tokens]
     }
 
     /// Token ids of the validation split (the rest of the text).
     pub fn val_ids(&self) -> &[u32] {
-        &self.corpus.ids[self.train_chars..]
+        &self.corpus.ids[self.train_tokens..]
     }
 
     fn gather(&self, split: Split, indices: &[usize]) -> Result<Batch> {
@@ -230,11 +264,11 @@ impl Dataset for TextDataset {
     }
 
     fn train_len(&self) -> usize {
-        self.train_chars - self.context
+        self.train_tokens - self.context
     }
 
     fn eval_len(&self) -> usize {
-        (self.corpus.len() - self.train_chars - 1) / self.context
+        (self.corpus.len() - self.train_tokens - 1) / self.context
     }
 
     fn train_batch(&self, indices: &[usize]) -> Result<Batch> {
@@ -245,8 +279,8 @@ impl Dataset for TextDataset {
         self.gather(Split::Eval, indices)
     }
 
-    fn vocab(&self) -> Option<&[char]> {
-        Some(self.corpus.vocab())
+    fn tokenizer(&self) -> Option<&Tokenizer> {
+        Some(self.corpus.tokenizer())
     }
 }
 

@@ -228,7 +228,7 @@ fn bad_text_files() {
     std::fs::write(&path, b"").unwrap();
     let err = data::TextDataset::open(&path, 2, 0.5).unwrap_err();
     assert!(
-        matches!(&err, DataError::CorpusTooSmall { path: p, chars: 0, .. } if *p == path),
+        matches!(&err, DataError::CorpusTooSmall { path: p, tokens: 0, .. } if *p == path),
         "{err:?}"
     );
 }
