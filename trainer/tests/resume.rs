@@ -458,3 +458,78 @@ fn a_store_gone_for_good_stops_the_run_with_a_resumable_error() {
     assert!(std::fs::read(out.join("model.safetensors")).unwrap() == expected);
     assert_eq!(metric_steps(&out), (1..=1200).collect::<Vec<_>>());
 }
+
+/// A made-up corpus of `words` words over a small vocabulary of English words, lines and punctuation, from a seeded
+/// generator (so the test needs no data files).
+fn corpus(words: usize, seed: u64) -> String {
+    const WORDS: [&str; 24] = [
+        "the", "king", "and", "queen", "shall", "speak", "to", "my", "lord", "of", "York", "thou", "art", "a", "fool",
+        "what", "say", "you", "now", "good", "night", "sweet", "prince", "come",
+    ];
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut text = String::new();
+    for i in 0..words {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let w = WORDS[(x >> 33) as usize % WORDS.len()];
+        text.push_str(w);
+        text.push_str(match (x >> 20) % 9 {
+            0 => ",\n",
+            1 => ".\n",
+            _ if i + 1 == words => "\n",
+            _ => " ",
+        });
+    }
+    text
+}
+
+/// A subword GPT run keeps its vocabulary beside its weights (`tokenizer.json`; its sha256 in every checkpoint):
+/// resumed on a corpus that now tokenizes otherwise it is refused, naming the vocabulary, and `trainer eval`
+/// too; with the corpus back, it resumes and finishes.
+#[test]
+fn a_subword_run_keeps_its_vocabulary_and_refuses_a_changed_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("corpus");
+    std::fs::create_dir_all(&data).unwrap();
+    let original = corpus(6000, 1);
+    std::fs::write(data.join("input.txt"), &original).unwrap();
+    let text = format!(
+        "model = {{ kind = \"gpt\", vocab = 96, context = 16, d_model = 16, n_layers = 1, n_heads = 2 }}\n\
+         data = {{ kind = \"text\", dir = {:?}, context = 16, tokenizer = \"bpe\", vocab_size = 96 }}\n\
+         train = {{ steps = 300, batch_size = 4, optimizer = \"adamw\", lr = 0.001, seed = 3 }}\n\
+         checkpoint = {{ every = 10 }}\n",
+        data.display().to_string()
+    );
+    let cfg = write(dir.path(), "bpe.toml", &text);
+    let out = dir.path().join("run");
+    let mut child = start_fit(&cfg, &out, &[] as &[&str]);
+    wait_for_steps(&mut child, &out, 25);
+    let o = interrupt(child, "-KILL");
+    assert!(!o.status.success());
+    let saved = std::fs::read_to_string(out.join("tokenizer.json")).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(saved["kind"], "bpe");
+    let base = saved["base"].as_str().unwrap().chars().count();
+    assert_eq!(base + saved["merges"].as_array().unwrap().len(), 96);
+
+    // Another corpus of the same characters: other merges, so other ids.
+    std::fs::write(data.join("input.txt"), corpus(6000, 2)).unwrap();
+    let o = resume(&cfg, &out, &[] as &[&str]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("vocabulary") && err.contains("tokenizer.json"),
+        "{err}"
+    );
+    let o = trainer(&["eval", out.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("vocabulary"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::fs::write(data.join("input.txt"), &original).unwrap();
+    let o = resume(&cfg, &out, &[] as &[&str]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metric_steps(&out), (1..=300).collect::<Vec<_>>());
+    let o = trainer(&["eval", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

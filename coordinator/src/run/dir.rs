@@ -5,6 +5,8 @@
 //! metrics.jsonl          one JSON line per step, flushed every step
 //! events.jsonl           split runs: one JSON line per task execution (slice_worker::event::TaskEvent)
 //! plan.json              split runs: the run plan the tasks read (cuts, micro-batches, optimizer)
+//! tokenizer.json         text data: the vocabulary the token ids mean (data::Tokenizer's saved form); each
+//!                        checkpoint records its sha256 in the training state
 //! summary.json           written once, when the run ends
 //! model.safetensors      the weights only, PyTorch state_dict names; bytes depend on the weights alone
 //! optimizer.safetensors  optimizer state `{param}.{slot}` + the training state (step, epoch, seed, data order)
@@ -185,6 +187,14 @@ impl RunDir {
     pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), RunError> {
         let path = self.path.join(name);
         write_atomic(&path, bytes).map_err(RunError::from)
+    }
+
+    /// Writes `tokenizer.json`, the vocabulary the run's token ids mean (text data; nothing for other data).
+    pub fn write_tokenizer(&self, ds: &dyn data::Dataset) -> Result<(), RunError> {
+        match ds.tokenizer() {
+            Some(t) => self.write_bytes("tokenizer.json", format!("{}\n", t.to_json()).as_bytes()),
+            None => Ok(()),
+        }
     }
 
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RunError> {

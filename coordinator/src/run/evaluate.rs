@@ -46,6 +46,18 @@ pub fn evaluate(
     })
 }
 
+/// Refuses to evaluate a run whose `tokenizer.json` differs from the vocabulary its data now gives (the ids its
+/// weights learnt would be read as other tokens); a run folder without one (other data, or older runs) passes.
+fn same_vocabulary(run: &std::path::Path, ds: &dyn data::Dataset) -> Result<(), RunError> {
+    let path = run.join("tokenizer.json");
+    if ds.tokenizer().is_none() || !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&path).map_err(crate::error::io(&path))?;
+    let then = data::Tokenizer::from_json(&text, &path)?;
+    super::resume::check_vocabulary(run, Some(&then.sha256()), ds)
+}
+
 /// Evaluates the weights of a run folder (its `config.resolved.toml` and `model.safetensors`, or another
 /// checkpoint of the same model) on the whole held-out split.
 pub fn evaluate_run(
@@ -62,6 +74,7 @@ pub fn evaluate_run(
     })?;
     let model = cfg.model.build()?;
     let ds = data::open(&cfg.data)?;
+    same_vocabulary(run, ds.as_ref())?;
     let weights = checkpoint
         .map(|p| p.to_path_buf())
         .unwrap_or_else(|| run.join("model.safetensors"));

@@ -31,6 +31,7 @@ pub(crate) fn fit(
     let opt = cfg.train.optimizer_spec();
     out.create(cfg)?;
     let _lock = out.lock()?;
+    out.write_tokenizer(job.ds.as_ref())?;
     let metrics = out.jsonl_writer("metrics.jsonl")?;
     let (params, state) = initial_state(&job.model, &opt, cfg.train.seed);
     let from = Start {
@@ -58,7 +59,7 @@ pub(crate) fn resume(
     let opt = cfg.train.optimizer_spec();
     let _lock = out.lock()?;
     let (params, state, done) =
-        resume_point(cfg, out.path(), &job.model, &opt, job.total, observer)?;
+        resume_point(cfg, out.path(), (&job.model, job.ds.as_ref()), &opt, job.total, observer)?;
     let losses = out.keep_metrics_up_to(done)?;
     let metrics = out.jsonl_appender("metrics.jsonl")?;
     let from = Start {
@@ -253,7 +254,7 @@ fn train_from(
                 &params,
                 &opt,
                 &state,
-                &TrainState::new(cfg, step, epoch),
+                &TrainState::new(cfg, ds.as_ref(), step, epoch),
             )?;
         }
         if stopping {
@@ -261,7 +262,7 @@ fn train_from(
         }
     }
     let train_s = train_start.elapsed().as_secs_f64();
-    let final_state = TrainState::new(cfg, total, epoch);
+    let final_state = TrainState::new(cfg, ds.as_ref(), total, epoch);
     check_weights(&model, &params, total)?;
     out.checkpoint(&model, &params, &opt, &state, &final_state)?;
     let eval = evaluate(&model, &params, ds.as_ref(), None, 500)?;

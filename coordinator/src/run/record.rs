@@ -84,6 +84,10 @@ pub struct TrainState {
     pub microbatches: Microbatches,
     /// How the data order is derived: a permutation per epoch keyed by (seed, epoch).
     pub data_order: String,
+    /// Text data: the sha256 of the tokenizer's saved form (the run folder's `tokenizer.json`), so that the ids the
+    /// weights were trained on are known and a resume on a corpus that now tokenizes differently is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary_sha256: Option<String>,
 }
 
 /// Counters of a split run, from its events.
@@ -178,8 +182,8 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl TrainState {
-    /// The training state after `step` steps of `cfg`, in epoch `epoch`.
-    pub fn new(cfg: &Config, step: u64, epoch: u64) -> TrainState {
+    /// The training state after `step` steps of `cfg` on `ds`, in epoch `epoch`.
+    pub fn new(cfg: &Config, ds: &dyn data::Dataset, step: u64, epoch: u64) -> TrainState {
         let t = &cfg.train;
         TrainState {
             step,
@@ -189,6 +193,7 @@ impl TrainState {
             microbatches: t.microbatches,
             data_order: "epoch_order(seed, epoch) over the train split; batch k of the epoch"
                 .into(),
+            vocabulary_sha256: ds.tokenizer().map(data::Tokenizer::sha256),
         }
     }
 }

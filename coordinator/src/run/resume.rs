@@ -7,6 +7,7 @@ use super::record::Observer;
 use crate::config::Config;
 use crate::error::{io, RunError};
 use crate::job::initial_state;
+use data::Dataset;
 use models::{Model, OptimizerSpec, OptimizerState, UnitTensors};
 use std::path::Path;
 
@@ -50,11 +51,12 @@ pub fn check_same_config(cfg: &Config, dir: &Path) -> Result<Config, RunError> {
 }
 
 /// The weights, optimizer state and step a resumed run starts from: the run folder's checkpoint, or step 0 (the
-/// seed's initial weights) when the run stopped before its first one. Refuses a run that already finished.
+/// seed's initial weights) when the run stopped before its first one. Refuses a run that already finished, and one
+/// whose checkpoint was trained on another vocabulary than `ds` now gives (the corpus file changed).
 pub(crate) fn resume_point(
     cfg: &Config,
     out: &Path,
-    model: &Model,
+    (model, ds): (&Model, &dyn Dataset),
     opt: &OptimizerSpec,
     total: u64,
     observer: &mut dyn Observer,
@@ -65,7 +67,10 @@ pub(crate) fn resume_point(
             out.display(),
             ck.train.step
         ))),
-        Some(ck) => Ok((ck.params, ck.state, ck.train.step)),
+        Some(ck) => {
+            check_vocabulary(out, ck.train.vocabulary_sha256.as_deref(), ds)?;
+            Ok((ck.params, ck.state, ck.train.step))
+        }
         None => {
             observer.warn(&format!(
                 "{}: no checkpoint yet; starting again from step 0 (the seed's initial weights)",
@@ -74,5 +79,24 @@ pub(crate) fn resume_point(
             let (params, state) = initial_state(model, opt, cfg.train.seed);
             Ok((params, state, 0))
         }
+    }
+}
+
+/// Refuses weights trained on vocabulary `recorded` (a sha256 of the tokenizer's saved form, `None` for data
+/// without one or checkpoints from before it was recorded) where `ds` now tokenizes otherwise.
+pub(crate) fn check_vocabulary(
+    out: &Path,
+    recorded: Option<&str>,
+    ds: &dyn Dataset,
+) -> Result<(), RunError> {
+    let now = ds.tokenizer().map(data::Tokenizer::sha256);
+    match (recorded, now.as_deref()) {
+        (Some(then), Some(now)) if then != now => Err(RunError::Mismatch(format!(
+            "{}: the checkpoint was trained on the vocabulary with sha256 {then} (the run's tokenizer.json), \
+             but the corpus now gives {now}: the text file or its tokenizer settings changed, so every token \
+             id would mean something else",
+            out.display()
+        ))),
+        _ => Ok(()),
     }
 }

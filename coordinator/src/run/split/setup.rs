@@ -121,7 +121,7 @@ pub(super) async fn prepare<'a>(
             })?;
             store.delete_prefix(old_keys.prefix()).await?;
             let (params, state, done) =
-                resume_point(&cfg, out.path(), &model, &opt, total, observer)?;
+                resume_point(&cfg, out.path(), (&model, ds.as_ref()), &opt, total, observer)?;
             let losses = out.keep_metrics_up_to(done)?;
             out.keep_events_up_to(done)?;
             (params, state, done, losses)
@@ -156,6 +156,7 @@ pub(super) async fn prepare<'a>(
         Launch::Fresh => {
             out.create(&cfg)?;
             lock = Some(out.lock()?);
+            out.write_tokenizer(ds.as_ref())?;
             out.write_json("plan.json", &plan_json)?;
             Logs {
                 metrics: out.jsonl_writer("metrics.jsonl")?,

@@ -195,7 +195,7 @@ async fn checkpoint_stopped(d: &Driver<'_>, p: &Progress) -> RunError {
     }
     let written = match d.pull(done).await {
         Ok((params, state)) => {
-            let ts = TrainState::new(&d.cfg, done, d.sampler.epoch(done - 1));
+            let ts = TrainState::new(&d.cfg, d.ds.as_ref(), done, d.sampler.epoch(done - 1));
             d.out
                 .checkpoint(&d.model, &params, &d.plan.optimizer, &state, &ts)
         }
@@ -435,7 +435,7 @@ async fn finish_step(
         let t = &d.cfg.train;
         let every = d.cfg.checkpoint.every;
         if every > 0 && step.is_multiple_of(every) {
-            let ts = TrainState::new(&d.cfg, step, epoch);
+            let ts = TrainState::new(&d.cfg, d.ds.as_ref(), step, epoch);
             d.out
                 .checkpoint(&d.model, &params, &plan.optimizer, &state, &ts)?;
             p.checkpointed = step;
@@ -488,7 +488,7 @@ async fn finish_run(
     let plan = &d.plan;
     let train_s = train_start.elapsed().as_secs_f64() / d.cfg.emulator.dilation;
     let (params, state) = d.pull(plan.steps).await?;
-    let train_state = TrainState::new(&d.cfg, plan.steps, d.sampler.epoch(plan.steps - 1));
+    let train_state = TrainState::new(&d.cfg, d.ds.as_ref(), plan.steps, d.sampler.epoch(plan.steps - 1));
     d.out
         .checkpoint(&d.model, &params, &plan.optimizer, &state, &train_state)?;
     let eval = evaluate(&d.model, &params, d.ds.as_ref(), None, 500)?;
