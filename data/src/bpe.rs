@@ -377,19 +377,32 @@ mod tests {
     fn bad_input_is_named() {
         let text = "abab";
         let bpe = Bpe::train(text, &alphabet(text), 3).unwrap();
-        assert!(matches!(bpe.encode("abc"), Err(DataError::UnknownChar { ch: 'c' })));
+        assert!(matches!(
+            bpe.encode("abc"),
+            Err(DataError::UnknownChar { ch: 'c' })
+        ));
         assert!(matches!(
             bpe.decode(&[3]),
             Err(DataError::UnknownToken { id: 3, vocab: 3 })
         ));
-        let small = Bpe::train(text, &alphabet(text), 1).unwrap_err().to_string();
-        assert!(small.contains("vocab_size") && small.contains("2 distinct"), "{small}");
-        let big = Bpe::train(text, &alphabet(text), 50).unwrap_err().to_string();
+        let small = Bpe::train(text, &alphabet(text), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            small.contains("vocab_size") && small.contains("2 distinct"),
+            "{small}"
+        );
+        let big = Bpe::train(text, &alphabet(text), 50)
+            .unwrap_err()
+            .to_string();
         assert!(big.contains("more than the text supports"), "{big}");
         let bad = Bpe::from_parts("ab", &[[0, 5]], "tokenizer.json merges")
             .unwrap_err()
             .to_string();
-        assert!(bad.contains("tokenizer.json merges") && bad.contains("merge 0"), "{bad}");
+        assert!(
+            bad.contains("tokenizer.json merges") && bad.contains("merge 0"),
+            "{bad}"
+        );
         assert!(Bpe::from_parts("ba", &[], "t").is_err());
     }
 

@@ -31,9 +31,9 @@ impl TextCorpus {
     /// `text` over its own sorted character vocabulary.
     pub fn from_text(text: &str) -> Self {
         let tokenizer = Tokenizer::chars_of(text);
-        let ids = tokenizer
-            .encode(text)
-            .unwrap_or_else(|e| unreachable!("every character of the text is in its vocabulary: {e}"));
+        let ids = tokenizer.encode(text).unwrap_or_else(|e| {
+            unreachable!("every character of the text is in its vocabulary: {e}")
+        });
         TextCorpus { tokenizer, ids }
     }
 
@@ -43,7 +43,10 @@ impl TextCorpus {
         let alphabet = Tokenizer::chars_of(text);
         let chars = text.chars().count();
         let train_chars = (chars as f64 * (1.0 - val_fraction.clamp(0.0, 1.0))) as usize;
-        let train_end = text.char_indices().nth(train_chars).map_or(text.len(), |(i, _)| i);
+        let train_end = text
+            .char_indices()
+            .nth(train_chars)
+            .map_or(text.len(), |(i, _)| i);
         let bpe = Bpe::train(&text[..train_end], alphabet.base(), vocab_size)?;
         let ids = bpe.encode(text)?;
         Ok(TextCorpus {

@@ -148,7 +148,9 @@ impl Tokenizer {
                 let t = Tokenizer::chars_of(&saved.base);
                 if t.base().iter().collect::<String>() != saved.base {
                     return Err(DataError::Shape {
-                        reason: format!("{source}: base must be distinct characters in sorted order"),
+                        reason: format!(
+                            "{source}: base must be distinct characters in sorted order"
+                        ),
                     });
                 }
                 Ok(t)
@@ -189,7 +191,10 @@ mod tests {
         let bad = Tokenizer::from_json("{\"kind\": \"wordpiece\", \"base\": \"ab\"}", path)
             .unwrap_err()
             .to_string();
-        assert!(bad.starts_with("run/tokenizer.json:") && bad.contains("wordpiece"), "{bad}");
+        assert!(
+            bad.starts_with("run/tokenizer.json:") && bad.contains("wordpiece"),
+            "{bad}"
+        );
         let unsorted = Tokenizer::from_json("{\"kind\": \"char\", \"base\": \"ba\"}", path)
             .unwrap_err()
             .to_string();

@@ -146,18 +146,35 @@ fn a_missing_folder_is_a_missing_file() {
 #[test]
 fn tokenizer_settings_parse_and_are_checked() {
     let cfg = parse("kind = \"text\"\ntokenizer = \"bpe\"\nvocab_size = 512").unwrap();
-    assert_eq!((cfg.tokenizer, cfg.vocab_size), (TokenizerKind::Bpe, Some(512)));
+    assert_eq!(
+        (cfg.tokenizer, cfg.vocab_size),
+        (TokenizerKind::Bpe, Some(512))
+    );
     assert_eq!(parse("").unwrap().tokenizer, TokenizerKind::Char);
     let bad = parse("tokenizer = \"wordpiece\"").unwrap_err().to_string();
     assert!(bad.contains("wordpiece"), "{bad}");
     // The resolved config writes the vocabulary out for BPE, and leaves the default tokenizer out.
-    let resolved = toml::to_string(&parse("kind = \"text\"\ntokenizer = \"bpe\"").unwrap().resolved()).unwrap();
-    assert!(resolved.contains("tokenizer = \"bpe\"") && resolved.contains("vocab_size = 2048"), "{resolved}");
+    let resolved = toml::to_string(
+        &parse("kind = \"text\"\ntokenizer = \"bpe\"")
+            .unwrap()
+            .resolved(),
+    )
+    .unwrap();
+    assert!(
+        resolved.contains("tokenizer = \"bpe\"") && resolved.contains("vocab_size = 2048"),
+        "{resolved}"
+    );
     let plain = toml::to_string(&DataConfig::new(DataKind::Text).resolved()).unwrap();
-    assert!(!plain.contains("tokenizer") && !plain.contains("vocab_size"), "{plain}");
+    assert!(
+        !plain.contains("tokenizer") && !plain.contains("vocab_size"),
+        "{plain}"
+    );
     let field = |cfg: DataConfig| match open(&cfg) {
         Err(DataError::Config { field, reason }) => format!("{field}: {reason}"),
-        other => panic!("expected a config error, got {:?}", other.map(|d| d.name().to_string())),
+        other => panic!(
+            "expected a config error, got {:?}",
+            other.map(|d| d.name().to_string())
+        ),
     };
     let on_mnist = field(DataConfig {
         tokenizer: TokenizerKind::Bpe,
@@ -168,12 +185,18 @@ fn tokenizer_settings_parse_and_are_checked() {
         vocab_size: Some(100),
         ..DataConfig::new(DataKind::Text)
     });
-    assert!(size_for_chars.starts_with("vocab_size:"), "{size_for_chars}");
+    assert!(
+        size_for_chars.starts_with("vocab_size:"),
+        "{size_for_chars}"
+    );
     // Below Tiny Shakespeare's 65 characters, the base of its subwords.
     let too_small = field(DataConfig {
         tokenizer: TokenizerKind::Bpe,
         vocab_size: Some(10),
         ..DataConfig::new(DataKind::Text)
     });
-    assert!(too_small.starts_with("vocab_size:") && too_small.contains("65 distinct"), "{too_small}");
+    assert!(
+        too_small.starts_with("vocab_size:") && too_small.contains("65 distinct"),
+        "{too_small}"
+    );
 }

@@ -211,7 +211,8 @@ fn tiny_shakespeare_vocab_windows_and_splits() {
 
 /// The sha256 of Tiny Shakespeare's 2,048-token BPE vocabulary (`Tokenizer::sha256`, over its saved form): an
 /// unintended change to the chunking, the training or its tie rule changes every id a checkpoint was trained on.
-const SHAKESPEARE_BPE_2048: &str = "edcd1fcc9d9c938098159fb265444f9ae4b278c5686059d3f4a01db231722459";
+const SHAKESPEARE_BPE_2048: &str =
+    "edcd1fcc9d9c938098159fb265444f9ae4b278c5686059d3f4a01db231722459";
 
 #[test]
 fn tiny_shakespeare_bpe_round_trips_with_a_stable_vocabulary() {
@@ -221,7 +222,10 @@ fn tiny_shakespeare_bpe_round_trips_with_a_stable_vocabulary() {
         ..DataConfig::new(DataKind::Text)
     };
     let ds = open(&cfg).unwrap();
-    eprintln!("training the BPE and encoding the corpus took {:?}", start.elapsed());
+    eprintln!(
+        "training the BPE and encoding the corpus took {:?}",
+        start.elapsed()
+    );
     let t = ds.tokenizer().unwrap();
     assert_eq!(t.vocab_size(), DEFAULT_VOCAB_SIZE);
     assert_eq!(
@@ -234,7 +238,11 @@ fn tiny_shakespeare_bpe_round_trips_with_a_stable_vocabulary() {
     assert_eq!(t.sha256(), SHAKESPEARE_BPE_2048);
     let text = std::fs::read_to_string(folder("tinyshakespeare").join("input.txt")).unwrap();
     let ids = t.encode(&text).unwrap();
-    assert_eq!(t.decode(&ids).unwrap(), text, "the whole corpus round-trips");
+    assert_eq!(
+        t.decode(&ids).unwrap(),
+        text,
+        "the whole corpus round-trips"
+    );
     let per_token = text.chars().count() as f64 / ids.len() as f64;
     eprintln!("{} tokens, {per_token:.2} characters each", ids.len());
     assert!(per_token > 2.5, "{per_token:.2} characters per token");

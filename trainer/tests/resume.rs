@@ -463,13 +463,18 @@ fn a_store_gone_for_good_stops_the_run_with_a_resumable_error() {
 /// generator (so the test needs no data files).
 fn corpus(words: usize, seed: u64) -> String {
     const WORDS: [&str; 24] = [
-        "the", "king", "and", "queen", "shall", "speak", "to", "my", "lord", "of", "York", "thou", "art", "a", "fool",
-        "what", "say", "you", "now", "good", "night", "sweet", "prince", "come",
+        "the", "king", "and", "queen", "shall", "speak", "to", "my", "lord", "of", "York", "thou",
+        "art", "a", "fool", "what", "say", "you", "now", "good", "night", "sweet", "prince",
+        "come",
     ];
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut text = String::new();
     for i in 0..words {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let w = WORDS[(x >> 33) as usize % WORDS.len()];
         text.push_str(w);
         text.push_str(match (x >> 20) % 9 {

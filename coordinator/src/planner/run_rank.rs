@@ -132,7 +132,8 @@ pub fn key(cfg: &Config, p: &PlannedStep) -> f64 {
 fn cost_per_step(cfg: &Config, p: &PlannedStep, run: &RunPrediction) -> f64 {
     let simulated = run.steps.max(1) as f64;
     let total = (run.total_steps as f64).max(simulated);
-    (run.cost_usd + (total - simulated) * run.steady_cost_usd_per_step + warm_pool_cost(cfg, p)) / total
+    (run.cost_usd + (total - simulated) * run.steady_cost_usd_per_step + warm_pool_cost(cfg, p))
+        / total
 }
 
 /// The one-time cost of `p`'s warm pool under `cfg` (0 without one).

@@ -55,7 +55,7 @@ fn same_vocabulary(run: &std::path::Path, ds: &dyn data::Dataset) -> Result<(), 
     }
     let text = std::fs::read_to_string(&path).map_err(crate::error::io(&path))?;
     let then = data::Tokenizer::from_json(&text, &path)?;
-    super::resume::check_vocabulary(run, Some(&then.sha256()), ds)
+    super::vocabulary::check(run, Some(&then.sha256()), ds)
 }
 
 /// Evaluates the weights of a run folder (its `config.resolved.toml` and `model.safetensors`, or another

@@ -58,8 +58,14 @@ pub(crate) fn resume(
     let job = Job::open(cfg)?;
     let opt = cfg.train.optimizer_spec();
     let _lock = out.lock()?;
-    let (params, state, done) =
-        resume_point(cfg, out.path(), (&job.model, job.ds.as_ref()), &opt, job.total, observer)?;
+    let (params, state, done) = resume_point(
+        cfg,
+        out.path(),
+        (&job.model, job.ds.as_ref()),
+        &opt,
+        job.total,
+        observer,
+    )?;
     let losses = out.keep_metrics_up_to(done)?;
     let metrics = out.jsonl_appender("metrics.jsonl")?;
     let from = Start {

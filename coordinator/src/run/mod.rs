@@ -15,6 +15,7 @@ pub mod record;
 pub mod resume;
 pub mod split;
 pub mod task_cost;
+mod vocabulary;
 
 pub use observe::observe_run;
 

@@ -68,7 +68,7 @@ pub(crate) fn resume_point(
             ck.train.step
         ))),
         Some(ck) => {
-            check_vocabulary(out, ck.train.vocabulary_sha256.as_deref(), ds)?;
+            super::vocabulary::check(out, ck.train.vocabulary_sha256.as_deref(), ds)?;
             Ok((ck.params, ck.state, ck.train.step))
         }
         None => {
@@ -79,24 +79,5 @@ pub(crate) fn resume_point(
             let (params, state) = initial_state(model, opt, cfg.train.seed);
             Ok((params, state, 0))
         }
-    }
-}
-
-/// Refuses weights trained on vocabulary `recorded` (a sha256 of the tokenizer's saved form, `None` for data
-/// without one or checkpoints from before it was recorded) where `ds` now tokenizes otherwise.
-pub(crate) fn check_vocabulary(
-    out: &Path,
-    recorded: Option<&str>,
-    ds: &dyn Dataset,
-) -> Result<(), RunError> {
-    let now = ds.tokenizer().map(data::Tokenizer::sha256);
-    match (recorded, now.as_deref()) {
-        (Some(then), Some(now)) if then != now => Err(RunError::Mismatch(format!(
-            "{}: the checkpoint was trained on the vocabulary with sha256 {then} (the run's tokenizer.json), \
-             but the corpus now gives {now}: the text file or its tokenizer settings changed, so every token \
-             id would mean something else",
-            out.display()
-        ))),
-        _ => Ok(()),
     }
 }

@@ -268,8 +268,15 @@ fn instances_read_a_version_their_cache_does_not_hold() {
     };
     let run = simulate_run(std::slice::from_ref(&sl), &wide, &Pricing::default());
     close(run.step_ms_p50, 20.0);
-    close(run.gb_seconds, (15.0 + 15.0 + 5.0 + 2.0 * (15.0 + 10.0 + 5.0)) / 1e3);
-    let narrow = simulate_run(std::slice::from_ref(&sl), &spec(1, 2, 3, 1), &Pricing::default());
+    close(
+        run.gb_seconds,
+        (15.0 + 15.0 + 5.0 + 2.0 * (15.0 + 10.0 + 5.0)) / 1e3,
+    );
+    let narrow = simulate_run(
+        std::slice::from_ref(&sl),
+        &spec(1, 2, 3, 1),
+        &Pricing::default(),
+    );
     close(narrow.first_step_ms, 30.0);
     close(narrow.step_ms_p50, 25.0);
     // A cache of 0 versions keeps nothing: every forward reads, and the narrow step is 15 + 15 + 5.

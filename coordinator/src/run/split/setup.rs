@@ -120,8 +120,14 @@ pub(super) async fn prepare<'a>(
                 ))
             })?;
             store.delete_prefix(old_keys.prefix()).await?;
-            let (params, state, done) =
-                resume_point(&cfg, out.path(), (&model, ds.as_ref()), &opt, total, observer)?;
+            let (params, state, done) = resume_point(
+                &cfg,
+                out.path(),
+                (&model, ds.as_ref()),
+                &opt,
+                total,
+                observer,
+            )?;
             let losses = out.keep_metrics_up_to(done)?;
             out.keep_events_up_to(done)?;
             (params, state, done, losses)

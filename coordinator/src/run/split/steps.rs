@@ -488,7 +488,12 @@ async fn finish_run(
     let plan = &d.plan;
     let train_s = train_start.elapsed().as_secs_f64() / d.cfg.emulator.dilation;
     let (params, state) = d.pull(plan.steps).await?;
-    let train_state = TrainState::new(&d.cfg, d.ds.as_ref(), plan.steps, d.sampler.epoch(plan.steps - 1));
+    let train_state = TrainState::new(
+        &d.cfg,
+        d.ds.as_ref(),
+        plan.steps,
+        d.sampler.epoch(plan.steps - 1),
+    );
     d.out
         .checkpoint(&d.model, &params, &plan.optimizer, &state, &train_state)?;
     let eval = evaluate(&d.model, &params, d.ds.as_ref(), None, 500)?;
