@@ -54,6 +54,19 @@ pub struct PlannedSlice {
     pub weight_cache: usize,
     /// What each task kind holds at its peak beside the runtime and the cached versions, MB.
     pub task_peaks_mb: TaskPeaksMb,
+    /// The model's median run time of each task kind, ms (for comparing with a run's events, task by task).
+    pub task_ms: TaskTimesMs,
+}
+
+/// A slice's median task times as the model has them, ms: each kind's run with its transfers (the last slice's
+/// forward runs its loss and backward, and it has no backward task), an update shard, and the weights' read a
+/// task adds when its container does not hold the step's version.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TaskTimesMs {
+    pub forward: f64,
+    pub backward: f64,
+    pub update: f64,
+    pub weights: f64,
 }
 
 /// [`TaskPeaks`] in MB, for `plan.json` and `trainer plan`.
@@ -524,6 +537,12 @@ pub fn evaluate(
                 shards: s.shards,
                 weight_cache: s.weight_cache,
                 task_peaks_mb: TaskPeaksMb::of(&s.task_peaks),
+                task_ms: TaskTimesMs {
+                    forward: s.forward.median(),
+                    backward: s.backward.median(),
+                    update: s.update.median(),
+                    weights: s.weights_ms,
+                },
             })
             .collect(),
         microbatches: req.shape.microbatches,
