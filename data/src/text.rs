@@ -40,9 +40,12 @@ impl TextCorpus {
     /// `text` in BPE subwords: `vocab_size` tokens trained on its first `1 − val_fraction` of characters (the
     /// train split; the held-out text does not shape the vocabulary) over all its characters.
     pub fn with_bpe(text: &str, vocab_size: usize, val_fraction: f64) -> Result<Self> {
+        // Checked here too, before training: a bad fraction would otherwise show as a vocabulary the (empty) train
+        // text cannot support.
+        check_val_fraction(val_fraction)?;
         let alphabet = Tokenizer::chars_of(text);
         let chars = text.chars().count();
-        let train_chars = (chars as f64 * (1.0 - val_fraction.clamp(0.0, 1.0))) as usize;
+        let train_chars = (chars as f64 * (1.0 - val_fraction)) as usize;
         let train_end = text
             .char_indices()
             .nth(train_chars)
@@ -140,6 +143,18 @@ impl std::fmt::Debug for TextCorpus {
     }
 }
 
+/// `0 < val_fraction < 1`, else [`DataError::Config`] naming it.
+fn check_val_fraction(val_fraction: f64) -> Result<()> {
+    if val_fraction > 0.0 && val_fraction < 1.0 {
+        Ok(())
+    } else {
+        Err(DataError::Config {
+            field: "val_fraction",
+            reason: format!("{val_fraction} is not strictly between 0 and 1"),
+        })
+    }
+}
+
 /// A [`TextCorpus`] cut into train and validation windows of `context` tokens.
 #[derive(Clone, Debug)]
 pub struct TextDataset {
@@ -179,12 +194,7 @@ impl TextDataset {
                 reason: "must be at least 1".into(),
             });
         }
-        if !(val_fraction > 0.0 && val_fraction < 1.0) {
-            return Err(DataError::Config {
-                field: "val_fraction",
-                reason: format!("{val_fraction} is not strictly between 0 and 1"),
-            });
-        }
+        check_val_fraction(val_fraction)?;
         let n = corpus.len();
         let train_tokens = (n as f64 * (1.0 - val_fraction)) as usize;
         let val_tokens = n - train_tokens.min(n);

@@ -199,4 +199,11 @@ fn tokenizer_settings_parse_and_are_checked() {
         too_small.starts_with("vocab_size:") && too_small.contains("65 distinct"),
         "{too_small}"
     );
+    // A bad split is named as such, not as a vocabulary its empty train text cannot support.
+    let no_train = field(DataConfig {
+        tokenizer: TokenizerKind::Bpe,
+        val_fraction: 1.0,
+        ..DataConfig::new(DataKind::Text)
+    });
+    assert!(no_train.starts_with("val_fraction:"), "{no_train}");
 }
