@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Burns MS of one thread's CPU time REPS times, each after GAP ms asleep, and prints the wall time it took (p10 / p50 /
 p90): inside a CPU-quota cgroup, how far a short invocation runs ahead of its share. Usage: burn.py MS REPS GAP"""
-import time, sys, os
-# burn `ms` of CPU time on one thread, report wall ms; repeat with idle gaps
+import sys
+import time
 ms=float(sys.argv[1]); reps=int(sys.argv[2]); gap=float(sys.argv[3])
 out=[]
 for _ in range(reps):
