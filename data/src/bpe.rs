@@ -161,15 +161,7 @@ impl Bpe {
 
     /// The tokens of one chunk, merges applied lowest rank first.
     fn encode_chunk(&self, chunk: &str) -> Result<Vec<u32>> {
-        let mut ids = chunk
-            .chars()
-            .map(|ch| {
-                self.base
-                    .binary_search(&ch)
-                    .map(|i| i as u32)
-                    .map_err(|_| DataError::UnknownChar { ch })
-            })
-            .collect::<Result<Vec<u32>>>()?;
+        let mut ids = char_ids(&self.base, chunk)?;
         loop {
             let best = ids
                 .windows(2)
@@ -220,6 +212,18 @@ impl std::fmt::Debug for Bpe {
             .field("merges", &self.merges.len())
             .finish()
     }
+}
+
+/// The ids of `text`'s characters in the sorted `base` (the character tokenizer's whole encoding, BPE's start); a
+/// character outside it is [`DataError::UnknownChar`].
+pub(crate) fn char_ids(base: &[char], text: &str) -> Result<Vec<u32>> {
+    text.chars()
+        .map(|ch| {
+            base.binary_search(&ch)
+                .map(|i| i as u32)
+                .map_err(|_| DataError::UnknownChar { ch })
+        })
+        .collect()
 }
 
 /// Replaces every non-overlapping occurrence of `pair` in `ids`, left to right, by `id`.

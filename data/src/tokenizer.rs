@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-use crate::bpe::Bpe;
+use crate::bpe::{char_ids, Bpe};
 use crate::error::{DataError, Result};
 
 /// Which tokenizer a text dataset uses (`[data] tokenizer`).
@@ -86,15 +86,7 @@ impl Tokenizer {
     /// Token ids of `text`; a character outside the vocabulary is [`DataError::UnknownChar`].
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         match self {
-            Tokenizer::Chars(vocab) => text
-                .chars()
-                .map(|ch| {
-                    vocab
-                        .binary_search(&ch)
-                        .map(|i| i as u32)
-                        .map_err(|_| DataError::UnknownChar { ch })
-                })
-                .collect(),
+            Tokenizer::Chars(vocab) => char_ids(vocab, text),
             Tokenizer::Bpe(b) => b.encode(text),
         }
     }
@@ -165,10 +157,7 @@ impl Tokenizer {
 
     /// Lower-case hex sha256 of the saved form: what a checkpoint records of its vocabulary.
     pub fn sha256(&self) -> String {
-        Sha256::digest(self.to_json().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::download::hex(&Sha256::digest(self.to_json().as_bytes()))
     }
 }
 
