@@ -45,7 +45,7 @@ impl<K, V> Default for WeightCache<K, V> {
     }
 }
 
-impl<K: PartialEq, V: Clone> WeightCache<K, V> {
+impl<K: PartialEq + Clone, V: Clone> WeightCache<K, V> {
     /// The version under `key`, if cached; the cache is then trimmed to `capacity` versions of its size.
     pub fn get<Q>(&mut self, key: &Q, capacity: usize) -> Option<V>
     where
@@ -71,14 +71,12 @@ impl<K: PartialEq, V: Clone> WeightCache<K, V> {
         if capacity == 0 {
             return;
         }
-        self.entries.push(Entry { key, bytes, value });
-        // The entry kept is the newest, the last in the list (its key moved in): the oldest others go first.
-        let budget = capacity.saturating_mul(bytes);
-        while self.entries.len() > 1
-            && (self.entries.len() > capacity || self.total_bytes() > budget)
-        {
-            self.entries.remove(0);
-        }
+        self.entries.push(Entry {
+            key: key.clone(),
+            bytes,
+            value,
+        });
+        self.trim(Some(&key), bytes, capacity);
     }
 
     /// Drops the oldest entries other than `keep` until at most `capacity` remain and they hold at most
