@@ -55,9 +55,8 @@ pub(super) struct Replica {
     pub(super) peak: usize,
     pub(super) queued_ms: f64,
     pub(super) retries: u64,
-    pub(super) gb_seconds: f64,
-    pub(super) requests: f64,
-    /// The GB-seconds and requests of each step's own tasks (a task counts in the step it belongs to).
+    /// The GB-seconds and requests of each step's own tasks (a task counts in the step it belongs to); the run's
+    /// are their sums.
     pub(super) step_gb_seconds: Vec<f64>,
     pub(super) step_requests: Vec<f64>,
 }
@@ -125,8 +124,6 @@ impl<'a> Sim<'a> {
                 peak: 0,
                 queued_ms: 0.0,
                 retries: 0,
-                gb_seconds: 0.0,
-                requests: 0.0,
                 step_gb_seconds: vec![0.0; spec.steps],
                 step_requests: vec![0.0; spec.steps],
             },
@@ -210,13 +207,11 @@ impl<'a> Sim<'a> {
     /// as Lambda does: at most a millisecond more per invocation.
     fn bill(&mut self, step: usize, slice: usize, ms: f64) {
         let gb_s = billed(ms) * f64::from(self.slices[slice].memory_mb) / 1024.0 / 1e3;
-        self.out.gb_seconds += gb_s;
         self.out.step_gb_seconds[step] += gb_s;
     }
 
     /// An invoked task reaches the account.
     fn arrive(&mut self, task: usize, now: f64) {
-        self.out.requests += 1.0;
         let step = self.node(task).0;
         self.out.step_requests[step] += 1.0;
         if self.fleet.has_room() {

@@ -169,8 +169,8 @@ fn summarize(replicas: &[Replica], spec: &RunSpec, pricing: &Pricing) -> RunPred
     let steady_gb_seconds = mean(&|x| later(&x.step_gb_seconds));
     let steady_requests = mean(&|x| later(&x.step_requests));
     let steady_step_ms = mean(&|x| later(&x.step_ms));
-    let gb_seconds = mean(&|x| x.gb_seconds);
-    let requests = mean(&|x| x.requests);
+    let gb_seconds = mean(&|x| x.step_gb_seconds.iter().sum());
+    let requests = mean(&|x| x.step_requests.iter().sum());
     RunPrediction {
         steps: spec.steps,
         total_steps: spec.steps as u64,
