@@ -10,7 +10,7 @@
 //!    the fastest (at `quantile`) under `budget_usd_per_step`. An infeasible request names the constraint and the
 //!    margin.
 //!
-//! One file past 600 lines on purpose: about 530 are the search, one concept (candidates, their ranking and the
+//! One file past 600 lines on purpose: about 555 are the search, one concept (candidates, their ranking and the
 //! objective's choice, with the types it answers in), and the rest are its tests, which belong beside it.
 
 use super::latency::{PlanShape, TaskModel, TaskPeaks};
